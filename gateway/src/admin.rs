@@ -1,0 +1,66 @@
+//! The admin listener: `/metrics`, `/healthz` and `/readyz`, kept off the public port.
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use async_trait::async_trait;
+use http::{Response, StatusCode};
+use pingora::apps::http_app::ServeHttp;
+use pingora::protocols::http::ServerSession;
+
+use crate::metrics;
+use crate::proxy::Runtime;
+
+pub(crate) struct AdminApp {
+    /// Shared with the proxy so readiness reflects the pools actually serving.
+    pub(crate) runtime: Arc<ArcSwap<Runtime>>,
+}
+
+fn reply(status: StatusCode, content_type: &str, body: Vec<u8>) -> Response<Vec<u8>> {
+    Response::builder()
+        .status(status)
+        .header(http::header::CONTENT_TYPE, content_type)
+        .header(http::header::CONTENT_LENGTH, body.len())
+        .body(body)
+        .unwrap_or_default()
+}
+
+impl AdminApp {
+    /// Ready when every pool has at least one endpoint passing its checks.
+    fn readiness(&self) -> Response<Vec<u8>> {
+        let rt = self.runtime.load();
+        let mut ready = true;
+        let pools: serde_json::Map<String, serde_json::Value> = rt
+            .pools
+            .iter()
+            .map(|pool| {
+                let healthy = pool.has_healthy_endpoint();
+                ready &= healthy;
+                let endpoints: Vec<serde_json::Value> = pool
+                    .endpoint_health()
+                    .into_iter()
+                    .map(|(addr, ok)| serde_json::json!({"endpoint": addr.to_string(), "healthy": ok}))
+                    .collect();
+                (
+                    pool.name().to_owned(),
+                    serde_json::json!({"ready": healthy, "endpoints": endpoints}),
+                )
+            })
+            .collect();
+        let body = serde_json::json!({"ready": ready, "pools": pools}).to_string();
+        let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+        reply(status, "application/json", body.into_bytes())
+    }
+}
+
+#[async_trait]
+impl ServeHttp for AdminApp {
+    async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
+        match session.req_header().uri.path() {
+            "/metrics" => reply(StatusCode::OK, "text/plain; version=0.0.4", metrics::render()),
+            "/healthz" => reply(StatusCode::OK, "text/plain", b"ok\n".to_vec()),
+            "/readyz" => self.readiness(),
+            _ => reply(StatusCode::NOT_FOUND, "text/plain", b"not found\n".to_vec()),
+        }
+    }
+}

@@ -1,0 +1,294 @@
+//! The serde mirror of `gateway.yaml`.
+//!
+//! These types exist only to be deserialized and handed to `validate`; nothing outside
+//! `config` sees them. Every struct rejects unknown keys, and defaults live here so the
+//! README reference and the code cannot drift apart silently.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+/// The top level of `gateway.yaml`.
+///
+/// Sections stay untyped here so that one broken route or pool does not hide the errors of
+/// the others: `config::load` deserializes each section (and each list element) on its own
+/// and collects every failure.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TopFile {
+    #[serde(default)]
+    pub(crate) server: Option<serde_yaml::Value>,
+    #[serde(default)]
+    pub(crate) listeners: Option<serde_yaml::Value>,
+    #[serde(default)]
+    pub(crate) limits: Option<serde_yaml::Value>,
+    #[serde(default)]
+    pub(crate) trusted_proxies: Option<serde_yaml::Value>,
+    #[serde(default)]
+    pub(crate) dns: Option<serde_yaml::Value>,
+    #[serde(default)]
+    pub(crate) pools: Option<serde_yaml::Mapping>,
+    #[serde(default)]
+    pub(crate) routes: Option<Vec<serde_yaml::Value>>,
+}
+
+/// `server:`: process-level settings, translated into Pingora's `ServerConf`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct ServerFile {
+    /// Worker threads for the proxy service.
+    pub(crate) threads: usize,
+    /// Upper bound on how long SIGTERM waits for in-flight requests.
+    #[serde(deserialize_with = "duration")]
+    pub(crate) shutdown_grace: Duration,
+    /// Idle upstream connections kept per worker thread (all pools together).
+    pub(crate) upstream_keepalive_pool_size: usize,
+}
+
+impl Default for ServerFile {
+    fn default() -> Self {
+        Self {
+            threads: 1,
+            shutdown_grace: Duration::from_secs(8),
+            upstream_keepalive_pool_size: 1024,
+        }
+    }
+}
+
+/// `listeners:`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct ListenersFile {
+    pub(crate) http: String,
+    pub(crate) admin: String,
+}
+
+impl Default for ListenersFile {
+    fn default() -> Self {
+        Self {
+            http: "0.0.0.0:80".into(),
+            admin: "127.0.0.1:9091".into(),
+        }
+    }
+}
+
+/// `limits:`: request-shape limits enforced before routing.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct LimitsFile {
+    pub(crate) max_uri_bytes: usize,
+    pub(crate) max_header_bytes: usize,
+}
+
+impl Default for LimitsFile {
+    fn default() -> Self {
+        Self {
+            max_uri_bytes: 8 * 1024,
+            max_header_bytes: 32 * 1024,
+        }
+    }
+}
+
+/// `dns:`: how pool host names are resolved.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct DnsFile {
+    /// `ip:port` of DNS servers to ask; empty means the system's resolv.conf.
+    pub(crate) nameservers: Vec<String>,
+}
+
+/// One entry of `pools:`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PoolFile {
+    pub(crate) endpoints: Vec<String>,
+    #[serde(default = "default_resolve_interval", deserialize_with = "duration")]
+    pub(crate) resolve_interval: Duration,
+    #[serde(default = "default_dns_grace", deserialize_with = "duration")]
+    pub(crate) dns_grace: Duration,
+    #[serde(default)]
+    pub(crate) balance: BalanceFile,
+    #[serde(default)]
+    pub(crate) hash_key: Option<String>,
+    #[serde(default)]
+    pub(crate) timeouts: TimeoutsFile,
+    #[serde(default)]
+    pub(crate) health_check: Option<HealthCheckFile>,
+    #[serde(default)]
+    pub(crate) passive_health: PassiveHealthFile,
+    #[serde(default)]
+    pub(crate) retries: RetriesFile,
+}
+
+fn default_resolve_interval() -> Duration {
+    Duration::from_secs(2)
+}
+
+fn default_dns_grace() -> Duration {
+    Duration::from_secs(30)
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum BalanceFile {
+    #[default]
+    RoundRobin,
+    Random,
+    ConsistentHash,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct TimeoutsFile {
+    #[serde(deserialize_with = "duration")]
+    pub(crate) connect: Duration,
+    #[serde(deserialize_with = "duration")]
+    pub(crate) read: Duration,
+    #[serde(deserialize_with = "duration")]
+    pub(crate) write: Duration,
+    #[serde(deserialize_with = "duration")]
+    pub(crate) idle: Duration,
+}
+
+impl Default for TimeoutsFile {
+    fn default() -> Self {
+        Self {
+            connect: Duration::from_secs(2),
+            read: Duration::from_secs(30),
+            write: Duration::from_secs(30),
+            idle: Duration::from_secs(60),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum HealthCheckKind {
+    Tcp,
+    Http,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct HealthCheckFile {
+    pub(crate) kind: HealthCheckKind,
+    #[serde(default)]
+    pub(crate) path: Option<String>,
+    #[serde(default)]
+    pub(crate) host: Option<String>,
+    #[serde(default)]
+    pub(crate) expect_status: Option<Vec<u16>>,
+    #[serde(default = "default_check_interval", deserialize_with = "duration")]
+    pub(crate) interval: Duration,
+    #[serde(default = "default_check_timeout", deserialize_with = "duration")]
+    pub(crate) timeout: Duration,
+    #[serde(default = "one")]
+    pub(crate) healthy_threshold: usize,
+    #[serde(default = "two")]
+    pub(crate) unhealthy_threshold: usize,
+}
+
+fn default_check_interval() -> Duration {
+    Duration::from_secs(2)
+}
+
+fn default_check_timeout() -> Duration {
+    Duration::from_secs(1)
+}
+
+fn one() -> usize {
+    1
+}
+
+fn two() -> usize {
+    2
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct PassiveHealthFile {
+    /// Consecutive connect failures or 5xx responses that eject an endpoint; 0 disables.
+    pub(crate) consecutive_failures: u32,
+    #[serde(deserialize_with = "duration")]
+    pub(crate) cooldown: Duration,
+}
+
+impl Default for PassiveHealthFile {
+    fn default() -> Self {
+        Self {
+            consecutive_failures: 5,
+            cooldown: Duration::from_secs(10),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RetriesFile {
+    /// Further attempts after the first one, each on a different endpoint when possible.
+    pub(crate) attempts: usize,
+    /// Retry idempotent methods (GET, HEAD) after a reset before any response byte.
+    pub(crate) idempotent_on_reset: bool,
+}
+
+impl Default for RetriesFile {
+    fn default() -> Self {
+        Self {
+            attempts: 2,
+            idempotent_on_reset: true,
+        }
+    }
+}
+
+/// One entry of `routes:`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RouteFile {
+    #[serde(default)]
+    pub(crate) name: Option<String>,
+    #[serde(rename = "match")]
+    pub(crate) matcher: MatchFile,
+    #[serde(default)]
+    pub(crate) pool: Option<String>,
+    #[serde(default)]
+    pub(crate) strip_prefix: bool,
+    #[serde(default)]
+    pub(crate) respond: Option<RespondFile>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct MatchFile {
+    #[serde(default)]
+    pub(crate) path_prefix: Option<String>,
+    #[serde(default)]
+    pub(crate) path: Option<String>,
+    #[serde(default)]
+    pub(crate) host: Option<String>,
+    #[serde(default)]
+    pub(crate) methods: Option<Vec<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RespondFile {
+    pub(crate) status: u16,
+    #[serde(default)]
+    pub(crate) body: String,
+    #[serde(default = "default_content_type")]
+    pub(crate) content_type: String,
+}
+
+fn default_content_type() -> String {
+    "text/plain; charset=utf-8".into()
+}
+
+/// Durations are written the human way: `250ms`, `2s`, `1m 30s`.
+fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let text = String::deserialize(d)?;
+    humantime::parse_duration(&text).map_err(|e| {
+        serde::de::Error::custom(format!(
+            "invalid duration {text:?} ({e}); write e.g. \"500ms\" or \"2s\""
+        ))
+    })
+}

@@ -1,0 +1,294 @@
+//! Configuration: `gateway.yaml` on disk -> a validated [`Config`] the proxy runs on.
+//!
+//! Loading happens in three steps, each collecting every error it can find:
+//! 1. YAML syntax (serde_yaml, with its own line and column);
+//! 2. shape: each section, pool and route is deserialized on its own through
+//!    `serde_path_to_error`, so one typo does not hide the next;
+//! 3. meaning (`validate`): unknown pools, duplicate routes, zero timeouts, bad addresses.
+//!
+//! Every error carries the file, the line and column (from [`spans::SpanIndex`]), the key path
+//! and the offending value.
+
+mod file;
+mod spans;
+mod validate;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderName, Method, StatusCode};
+use ipnet::IpNet;
+
+/// The validated configuration. Built only by [`load`] / [`parse`], so holding one means
+/// every cross-reference (route -> pool) resolves.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file this came from, for messages and reloads.
+    pub source: PathBuf,
+    pub server: ServerSettings,
+    pub listeners: Listeners,
+    pub limits: Limits,
+    /// Peers whose `X-Forwarded-For` is believed when finding the client IP.
+    pub trusted_proxies: Vec<IpNet>,
+    /// DNS servers for pool host names; empty means the system resolver configuration.
+    pub dns_nameservers: Vec<SocketAddr>,
+    pub pools: Vec<PoolConfig>,
+    pub routes: Vec<RouteConfig>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    pub threads: usize,
+    pub shutdown_grace: Duration,
+    pub upstream_keepalive_pool_size: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listeners {
+    pub http: SocketAddr,
+    pub admin: SocketAddr,
+}
+
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_uri_bytes: usize,
+    pub max_header_bytes: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct PoolConfig {
+    pub name: String,
+    pub endpoints: Vec<EndpointSpec>,
+    pub resolve_interval: Duration,
+    pub dns_grace: Duration,
+    pub balance: Balance,
+    pub timeouts: Timeouts,
+    pub health_check: Option<HealthCheck>,
+    pub passive: PassiveHealth,
+    pub retries: Retries,
+}
+
+/// An endpoint as written: a literal address, or a name re-resolved on the pool's timer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EndpointSpec {
+    Addr(SocketAddr),
+    Name { host: String, port: u16 },
+}
+
+impl fmt::Display for EndpointSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Addr(addr) => write!(f, "{addr}"),
+            Self::Name { host, port } => write!(f, "{host}:{port}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Balance {
+    RoundRobin,
+    Random,
+    ConsistentHash(HashKey),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HashKey {
+    ClientIp,
+    Path,
+    Header(HeaderName),
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    pub connect: Duration,
+    pub read: Duration,
+    pub write: Duration,
+    pub idle: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct HealthCheck {
+    pub probe: Probe,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub healthy_threshold: usize,
+    pub unhealthy_threshold: usize,
+}
+
+#[derive(Debug, Clone)]
+pub enum Probe {
+    Tcp,
+    Http {
+        path: String,
+        host: String,
+        expect_status: Vec<StatusCode>,
+    },
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct PassiveHealth {
+    /// 0 disables passive ejection.
+    pub consecutive_failures: u32,
+    pub cooldown: Duration,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Retries {
+    pub attempts: usize,
+    pub idempotent_on_reset: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct RouteConfig {
+    /// Metric and log label; defaults to the path.
+    pub name: String,
+    pub matcher: RouteMatch,
+    pub action: RouteAction,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteMatch {
+    pub path: PathMatch,
+    /// Lower-case host without port.
+    pub host: Option<String>,
+    /// `None` matches every method.
+    pub methods: Option<Vec<Method>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PathMatch {
+    Exact(String),
+    /// Matches the prefix itself and anything below it at a `/` boundary.
+    Prefix(String),
+}
+
+#[derive(Debug, Clone)]
+pub enum RouteAction {
+    Proxy {
+        /// Index into [`Config::pools`].
+        pool: usize,
+        strip_prefix: bool,
+    },
+    Respond {
+        status: StatusCode,
+        body: Bytes,
+        content_type: String,
+    },
+}
+
+/// One problem in a config file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// Key path such as `routes[2].pool`; empty for the whole document.
+    pub path: String,
+    pub message: String,
+    pub line: Option<usize>,
+    pub column: Option<usize>,
+}
+
+/// Every problem found in one config file.
+#[derive(Debug, Clone)]
+pub struct ConfigErrors {
+    pub file: PathBuf,
+    pub errors: Vec<ConfigError>,
+}
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.errors.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{}", self.file.display())?;
+            if let (Some(line), Some(column)) = (e.line, e.column) {
+                write!(f, ":{line}:{column}")?;
+            }
+            if e.path.is_empty() {
+                write!(f, ": {}", e.message)?;
+            } else {
+                write!(f, ": {}: {}", e.path, e.message)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+/// Read and validate `path`.
+pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => parse(path, &text),
+        Err(e) => Err(ConfigErrors {
+            file: path.to_owned(),
+            errors: vec![ConfigError {
+                path: String::new(),
+                message: format!("cannot read the file: {e}"),
+                line: None,
+                column: None,
+            }],
+        }),
+    }
+}
+
+/// Validate `text` as if it were the contents of `path`.
+pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
+    let spans = spans::SpanIndex::build(text);
+    validate::validate(path, text, &spans).map_err(|errors| ConfigErrors {
+        file: path.to_owned(),
+        errors,
+    })
+}
+
+impl Config {
+    /// A human summary for `gateway check`, in the spirit of `nginx -t`.
+    pub fn summary(&self) -> String {
+        use fmt::Write as _;
+        let mut out = String::new();
+        let _ = writeln!(out, "listeners: http {} admin {}", self.listeners.http, self.listeners.admin);
+        let _ = writeln!(out, "pools:");
+        for pool in &self.pools {
+            let endpoints: Vec<String> = pool.endpoints.iter().map(ToString::to_string).collect();
+            let check = match &pool.health_check {
+                None => "no active check".to_owned(),
+                Some(hc) => match &hc.probe {
+                    Probe::Tcp => format!("tcp check every {:?}", hc.interval),
+                    Probe::Http { path, .. } => format!("http check {path} every {:?}", hc.interval),
+                },
+            };
+            let _ = writeln!(
+                out,
+                "  {}: [{}] {:?}, {check}, {} retries",
+                pool.name,
+                endpoints.join(", "),
+                pool.balance,
+                pool.retries.attempts
+            );
+        }
+        let _ = writeln!(out, "routes:");
+        for route in &self.routes {
+            let path = match &route.matcher.path {
+                PathMatch::Exact(p) => format!("= {p}"),
+                PathMatch::Prefix(p) => format!("{p}*"),
+            };
+            let host = route.matcher.host.as_deref().unwrap_or("*");
+            let methods = route.matcher.methods.as_ref().map_or_else(
+                || "any".to_owned(),
+                |m| m.iter().map(Method::as_str).collect::<Vec<_>>().join(","),
+            );
+            let target = match &route.action {
+                RouteAction::Proxy { pool, strip_prefix } => format!(
+                    "-> pool {}{}",
+                    self.pools[*pool].name,
+                    if *strip_prefix { " (strip prefix)" } else { "" }
+                ),
+                RouteAction::Respond { status, .. } => format!("-> respond {}", status.as_u16()),
+            };
+            let _ = writeln!(out, "  {} [{host} {path} {methods}] {target}", route.name);
+        }
+        out
+    }
+}

@@ -1,0 +1,597 @@
+//! `gateway.yaml` text -> [`Config`], collecting every error on the way.
+
+use std::collections::HashSet;
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderName, Method, StatusCode};
+use ipnet::IpNet;
+use serde::de::DeserializeOwned;
+
+use super::file::{
+    BalanceFile, DnsFile, HealthCheckFile, HealthCheckKind, LimitsFile, ListenersFile, PoolFile,
+    RouteFile, ServerFile, TopFile,
+};
+use super::spans::SpanIndex;
+use super::{
+    Balance, Config, ConfigError, EndpointSpec, HashKey, HealthCheck, Limits, Listeners,
+    PassiveHealth, PathMatch, PoolConfig, Probe, Retries, RouteAction, RouteConfig, RouteMatch,
+    ServerSettings, Timeouts,
+};
+
+/// The most retries a pool may ask for; more only multiplies load on a failing upstream.
+const MAX_RETRY_ATTEMPTS: usize = 10;
+
+/// Collects errors and places each one in the file.
+struct Errors<'a> {
+    spans: &'a SpanIndex,
+    list: Vec<ConfigError>,
+}
+
+impl Errors<'_> {
+    fn push(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        let path = path.into();
+        let pos = self.spans.locate(&path);
+        self.list.push(ConfigError {
+            line: pos.map(|p| p.line),
+            column: pos.map(|p| p.column),
+            path,
+            message: message.into(),
+        });
+    }
+
+    /// Deserialize one section on its own, recording its error (if any) under `prefix`.
+    fn section<T: DeserializeOwned>(&mut self, prefix: &str, value: serde_yaml::Value) -> Option<T> {
+        match serde_path_to_error::deserialize::<_, T>(value) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                let inner = e.path().to_string();
+                let mut path = match inner.as_str() {
+                    "." | "" => prefix.to_owned(),
+                    rest if rest.starts_with('[') => format!("{prefix}{rest}"),
+                    rest => format!("{prefix}.{rest}"),
+                };
+                let message = e.into_inner().to_string();
+                // Point unknown keys at the key itself rather than at its parent.
+                if let Some(field) = unknown_field(&message) {
+                    if !path.ends_with(&format!(".{field}")) {
+                        path = format!("{path}.{field}");
+                    }
+                }
+                self.push(path, message);
+                None
+            }
+        }
+    }
+}
+
+fn unknown_field(message: &str) -> Option<&str> {
+    let rest = message.strip_prefix("unknown field `")?;
+    rest.split('`').next()
+}
+
+fn require_positive(errs: &mut Errors<'_>, path: &str, value: Duration) {
+    if value.is_zero() {
+        errs.push(path, "must be greater than 0, got 0s");
+    }
+}
+
+pub(super) fn validate(
+    file: &Path,
+    text: &str,
+    spans: &SpanIndex,
+) -> Result<Config, Vec<ConfigError>> {
+    let mut errs = Errors {
+        spans,
+        list: Vec::new(),
+    };
+
+    let top: TopFile = match serde_yaml::from_str::<Option<TopFile>>(text) {
+        Ok(Some(top)) => top,
+        Ok(None) => TopFile::default(),
+        Err(e) => {
+            let (line, column) = e.location().map_or((None, None), |l| {
+                (Some(l.line()), Some(l.column()))
+            });
+            let message = e.to_string();
+            // serde_yaml appends " at line L column C"; the prefix already says where.
+            let message = message
+                .split(" at line ")
+                .next()
+                .unwrap_or(&message)
+                .to_owned();
+            let path = unknown_field(&message).unwrap_or_default().to_owned();
+            return Err(vec![ConfigError {
+                path,
+                message,
+                line,
+                column,
+            }]);
+        }
+    };
+
+    let server = top
+        .server
+        .map_or_else(|| Some(ServerFile::default()), |v| errs.section::<ServerFile>("server", v));
+    let listeners = top.listeners.map_or_else(
+        || Some(ListenersFile::default()),
+        |v| errs.section::<ListenersFile>("listeners", v),
+    );
+    let limits = top
+        .limits
+        .map_or_else(|| Some(LimitsFile::default()), |v| errs.section::<LimitsFile>("limits", v));
+    let trusted = top
+        .trusted_proxies
+        .map_or_else(|| Some(Vec::new()), |v| errs.section::<Vec<String>>("trusted_proxies", v));
+
+    let dns = top
+        .dns
+        .map_or_else(|| Some(DnsFile::default()), |v| errs.section::<DnsFile>("dns", v));
+
+    let mut pool_files = Vec::new();
+    for (key, value) in top.pools.unwrap_or_default() {
+        let Some(name) = key.as_str().map(str::to_owned) else {
+            errs.push("pools", format!("pool names must be strings, got {key:?}"));
+            continue;
+        };
+        let path = format!("pools.{name}");
+        if let Some(pool) = errs.section::<PoolFile>(&path, value) {
+            pool_files.push((name, pool));
+        }
+    }
+
+    let mut route_files = Vec::new();
+    for (i, value) in top.routes.unwrap_or_default().into_iter().enumerate() {
+        let path = format!("routes[{i}]");
+        if let Some(route) = errs.section::<RouteFile>(&path, value) {
+            route_files.push((i, route));
+        }
+    }
+
+    let server = server.map(|s| check_server(&mut errs, s));
+    let listeners = listeners.and_then(|l| check_listeners(&mut errs, &l));
+    let limits = limits.map(|l| check_limits(&mut errs, &l));
+    let trusted_proxies = trusted.map(|t| check_trusted(&mut errs, &t));
+    let dns_nameservers = dns.map(|d| check_dns(&mut errs, &d));
+    // Routes are checked against every declared pool, valid or not, so that one broken pool
+    // does not also turn each route using it into an "unknown pool" error. Indices match
+    // `pools` whenever validation succeeds, since any failed pool fails the whole file.
+    let declared: Vec<String> = pool_files.iter().map(|(name, _)| name.clone()).collect();
+    let pools: Vec<PoolConfig> = pool_files
+        .into_iter()
+        .filter_map(|(name, pool)| check_pool(&mut errs, name, pool))
+        .collect();
+    let pool_names: Vec<&str> = declared.iter().map(String::as_str).collect();
+    let routes = check_routes(&mut errs, route_files, &pool_names);
+    if routes.is_empty() && errs.list.is_empty() {
+        errs.push("routes", "at least one route is required");
+    }
+
+    match (server, listeners, limits, trusted_proxies, dns_nameservers) {
+        (Some(server), Some(listeners), Some(limits), Some(trusted_proxies), Some(dns_nameservers))
+            if errs.list.is_empty() =>
+        {
+            Ok(Config {
+                source: file.to_owned(),
+                server,
+                listeners,
+                limits,
+                trusted_proxies,
+                dns_nameservers,
+                pools,
+                routes,
+            })
+        }
+        _ => Err(errs.list),
+    }
+}
+
+fn check_server(errs: &mut Errors<'_>, s: ServerFile) -> ServerSettings {
+    if s.threads == 0 || s.threads > 256 {
+        errs.push("server.threads", format!("must be between 1 and 256, got {}", s.threads));
+    }
+    require_positive(errs, "server.shutdown_grace", s.shutdown_grace);
+    if s.upstream_keepalive_pool_size == 0 {
+        errs.push("server.upstream_keepalive_pool_size", "must be greater than 0, got 0");
+    }
+    ServerSettings {
+        threads: s.threads,
+        shutdown_grace: s.shutdown_grace,
+        upstream_keepalive_pool_size: s.upstream_keepalive_pool_size,
+    }
+}
+
+fn check_listeners(errs: &mut Errors<'_>, l: &ListenersFile) -> Option<Listeners> {
+    let parse = |errs: &mut Errors<'_>, key: &str, value: &str| match value.parse::<SocketAddr>() {
+        Ok(addr) => Some(addr),
+        Err(_) => {
+            errs.push(
+                format!("listeners.{key}"),
+                format!("invalid listen address {value:?}, expected ip:port such as \"0.0.0.0:80\""),
+            );
+            None
+        }
+    };
+    let http = parse(errs, "http", &l.http);
+    let admin = parse(errs, "admin", &l.admin);
+    let (http, admin) = (http?, admin?);
+    if http == admin {
+        errs.push("listeners.admin", format!("must differ from listeners.http, both are {http}"));
+    }
+    Some(Listeners { http, admin })
+}
+
+fn check_limits(errs: &mut Errors<'_>, l: &LimitsFile) -> Limits {
+    if l.max_uri_bytes < 16 {
+        errs.push("limits.max_uri_bytes", format!("must be at least 16, got {}", l.max_uri_bytes));
+    }
+    if l.max_header_bytes < 256 {
+        errs.push(
+            "limits.max_header_bytes",
+            format!("must be at least 256, got {}", l.max_header_bytes),
+        );
+    }
+    Limits {
+        max_uri_bytes: l.max_uri_bytes,
+        max_header_bytes: l.max_header_bytes,
+    }
+}
+
+fn check_trusted(errs: &mut Errors<'_>, list: &[String]) -> Vec<IpNet> {
+    let mut nets = Vec::new();
+    for (i, text) in list.iter().enumerate() {
+        if let Ok(net) = text.parse::<IpNet>() {
+            nets.push(net);
+        } else if let Ok(ip) = text.parse::<IpAddr>() {
+            nets.push(IpNet::from(ip));
+        } else {
+            errs.push(
+                format!("trusted_proxies[{i}]"),
+                format!("invalid CIDR {text:?}, expected e.g. \"10.0.0.0/8\" or \"127.0.0.1\""),
+            );
+        }
+    }
+    nets
+}
+
+fn check_dns(errs: &mut Errors<'_>, d: &DnsFile) -> Vec<SocketAddr> {
+    let mut out = Vec::new();
+    for (i, text) in d.nameservers.iter().enumerate() {
+        match text.parse::<SocketAddr>() {
+            Ok(addr) => out.push(addr),
+            Err(_) => errs.push(
+                format!("dns.nameservers[{i}]"),
+                format!("invalid name server {text:?}, expected ip:port such as \"127.0.0.11:53\""),
+            ),
+        }
+    }
+    out
+}
+
+/// `ip:port`, `[v6]:port` or `hostname:port`.
+pub(crate) fn parse_endpoint(text: &str) -> Result<EndpointSpec, String> {
+    if let Ok(addr) = text.parse::<SocketAddr>() {
+        return Ok(EndpointSpec::Addr(addr));
+    }
+    let (host, port) = text
+        .rsplit_once(':')
+        .ok_or_else(|| format!("invalid endpoint {text:?}, expected ip:port or hostname:port"))?;
+    let port: u16 = port
+        .parse()
+        .ok()
+        .filter(|p| *p != 0)
+        .ok_or_else(|| format!("invalid port in endpoint {text:?}, expected 1-65535"))?;
+    let valid_host = !host.is_empty()
+        && host.len() <= 253
+        && host
+            .split('.')
+            .all(|label| !label.is_empty() && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+    if !valid_host {
+        return Err(format!("invalid host name in endpoint {text:?}"));
+    }
+    Ok(EndpointSpec::Name {
+        host: host.to_ascii_lowercase(),
+        port,
+    })
+}
+
+fn check_pool(errs: &mut Errors<'_>, name: String, p: PoolFile) -> Option<PoolConfig> {
+    let before = errs.list.len();
+    let at = |key: &str| format!("pools.{name}.{key}");
+
+    if p.endpoints.is_empty() {
+        errs.push(at("endpoints"), "must list at least one endpoint");
+    }
+    let mut endpoints = Vec::new();
+    for (i, text) in p.endpoints.iter().enumerate() {
+        match parse_endpoint(text) {
+            Ok(spec) if endpoints.contains(&spec) => {
+                errs.push(format!("pools.{name}.endpoints[{i}]"), format!("duplicate endpoint {text:?}"));
+            }
+            Ok(spec) => endpoints.push(spec),
+            Err(message) => errs.push(format!("pools.{name}.endpoints[{i}]"), message),
+        }
+    }
+    require_positive(errs, &at("resolve_interval"), p.resolve_interval);
+
+    let balance = match (p.balance, p.hash_key.as_deref()) {
+        (BalanceFile::RoundRobin, None) => Some(Balance::RoundRobin),
+        (BalanceFile::Random, None) => Some(Balance::Random),
+        (BalanceFile::ConsistentHash, Some(key)) => match parse_hash_key(key) {
+            Ok(key) => Some(Balance::ConsistentHash(key)),
+            Err(message) => {
+                errs.push(at("hash_key"), message);
+                None
+            }
+        },
+        (BalanceFile::ConsistentHash, None) => {
+            errs.push(
+                at("balance"),
+                "consistent_hash needs hash_key: client_ip, path or header:<name>",
+            );
+            None
+        }
+        (_, Some(key)) => {
+            errs.push(
+                at("hash_key"),
+                format!("hash_key {key:?} is only used with balance: consistent_hash"),
+            );
+            None
+        }
+    };
+
+    let t = &p.timeouts;
+    for (key, value) in [("connect", t.connect), ("read", t.read), ("write", t.write), ("idle", t.idle)] {
+        require_positive(errs, &at(&format!("timeouts.{key}")), value);
+    }
+
+    let health_check = p
+        .health_check
+        .and_then(|hc| check_health(errs, &at("health_check"), hc));
+
+    if p.passive_health.consecutive_failures > 0 {
+        require_positive(errs, &at("passive_health.cooldown"), p.passive_health.cooldown);
+    }
+    if p.retries.attempts > MAX_RETRY_ATTEMPTS {
+        errs.push(
+            at("retries.attempts"),
+            format!("must be at most {MAX_RETRY_ATTEMPTS}, got {}", p.retries.attempts),
+        );
+    }
+
+    if errs.list.len() != before {
+        return None;
+    }
+    Some(PoolConfig {
+        name,
+        endpoints,
+        resolve_interval: p.resolve_interval,
+        dns_grace: p.dns_grace,
+        balance: balance?,
+        timeouts: Timeouts {
+            connect: t.connect,
+            read: t.read,
+            write: t.write,
+            idle: t.idle,
+        },
+        health_check,
+        passive: PassiveHealth {
+            consecutive_failures: p.passive_health.consecutive_failures,
+            cooldown: p.passive_health.cooldown,
+        },
+        retries: Retries {
+            attempts: p.retries.attempts,
+            idempotent_on_reset: p.retries.idempotent_on_reset,
+        },
+    })
+}
+
+fn parse_hash_key(text: &str) -> Result<HashKey, String> {
+    match text {
+        "client_ip" => Ok(HashKey::ClientIp),
+        "path" => Ok(HashKey::Path),
+        other => {
+            let name = other.strip_prefix("header:").ok_or_else(|| {
+                format!("unknown hash_key {other:?}, expected client_ip, path or header:<name>")
+            })?;
+            HeaderName::from_bytes(name.trim().as_bytes())
+                .map(HashKey::Header)
+                .map_err(|_| format!("invalid header name {name:?} in hash_key"))
+        }
+    }
+}
+
+fn check_health(errs: &mut Errors<'_>, at: &str, hc: HealthCheckFile) -> Option<HealthCheck> {
+    let before = errs.list.len();
+    require_positive(errs, &format!("{at}.interval"), hc.interval);
+    require_positive(errs, &format!("{at}.timeout"), hc.timeout);
+    for (key, value) in [
+        ("healthy_threshold", hc.healthy_threshold),
+        ("unhealthy_threshold", hc.unhealthy_threshold),
+    ] {
+        if value == 0 {
+            errs.push(format!("{at}.{key}"), "must be at least 1, got 0");
+        }
+    }
+    let probe = match hc.kind {
+        HealthCheckKind::Tcp => {
+            for (key, set) in [
+                ("path", hc.path.is_some()),
+                ("host", hc.host.is_some()),
+                ("expect_status", hc.expect_status.is_some()),
+            ] {
+                if set {
+                    errs.push(format!("{at}.{key}"), "only applies to kind: http");
+                }
+            }
+            Probe::Tcp
+        }
+        HealthCheckKind::Http => {
+            let path = hc.path.unwrap_or_else(|| "/".to_owned());
+            if !path.starts_with('/') {
+                errs.push(format!("{at}.path"), format!("must start with '/', got {path:?}"));
+            }
+            let mut expect_status = Vec::new();
+            for (i, code) in hc.expect_status.unwrap_or_default().into_iter().enumerate() {
+                match StatusCode::from_u16(code) {
+                    Ok(status) if (100..600).contains(&code) => expect_status.push(status),
+                    _ => errs.push(
+                        format!("{at}.expect_status[{i}]"),
+                        format!("not an HTTP status code: {code}"),
+                    ),
+                }
+            }
+            Probe::Http {
+                path,
+                host: hc.host.unwrap_or_else(|| "localhost".to_owned()),
+                expect_status,
+            }
+        }
+    };
+    (errs.list.len() == before).then_some(HealthCheck {
+        probe,
+        interval: hc.interval,
+        timeout: hc.timeout,
+        healthy_threshold: hc.healthy_threshold,
+        unhealthy_threshold: hc.unhealthy_threshold,
+    })
+}
+
+fn check_routes(
+    errs: &mut Errors<'_>,
+    files: Vec<(usize, RouteFile)>,
+    pools: &[&str],
+) -> Vec<RouteConfig> {
+    let mut routes: Vec<(usize, RouteConfig)> = Vec::new();
+    let mut names = HashSet::new();
+    for (i, r) in files {
+        let at = |key: &str| format!("routes[{i}].{key}");
+        let before = errs.list.len();
+
+        let path = match (r.matcher.path_prefix, r.matcher.path) {
+            (Some(prefix), None) => Some(PathMatch::Prefix(prefix)),
+            (None, Some(exact)) => Some(PathMatch::Exact(exact)),
+            (Some(_), Some(_)) => {
+                errs.push(at("match"), "set either path_prefix or path, not both");
+                None
+            }
+            (None, None) => {
+                errs.push(at("match"), "needs path_prefix or path");
+                None
+            }
+        };
+        if let Some(PathMatch::Prefix(p) | PathMatch::Exact(p)) = &path {
+            if !p.starts_with('/') {
+                let key = if matches!(path, Some(PathMatch::Prefix(_))) { "match.path_prefix" } else { "match.path" };
+                errs.push(at(key), format!("must start with '/', got {p:?}"));
+            }
+        }
+
+        let host = r.matcher.host.map(|h| h.to_ascii_lowercase());
+        if let Some(h) = &host {
+            if h.is_empty() || h.contains(['/', ':', ' ']) {
+                errs.push(at("match.host"), format!("expected a bare host name such as \"api.example.com\", got {h:?}"));
+            }
+        }
+
+        let methods = r.matcher.methods.map(|list| {
+            let mut parsed = Vec::new();
+            for (j, m) in list.iter().enumerate() {
+                match Method::from_bytes(m.to_ascii_uppercase().as_bytes()) {
+                    Ok(method) => parsed.push(method),
+                    Err(_) => errs.push(format!("routes[{i}].match.methods[{j}]"), format!("invalid HTTP method {m:?}")),
+                }
+            }
+            parsed
+        });
+        if methods.as_ref().is_some_and(Vec::is_empty) {
+            errs.push(at("match.methods"), "must list at least one method, or be left out to match all");
+        }
+
+        let action = match (r.pool, r.respond) {
+            (Some(pool), None) => match pools.iter().position(|p| *p == pool) {
+                Some(index) => {
+                    if r.strip_prefix && !matches!(path, Some(PathMatch::Prefix(_))) {
+                        errs.push(at("strip_prefix"), "only applies to match.path_prefix routes");
+                    }
+                    Some(RouteAction::Proxy {
+                        pool: index,
+                        strip_prefix: r.strip_prefix,
+                    })
+                }
+                None => {
+                    errs.push(
+                        at("pool"),
+                        format!("unknown pool {pool:?} (known: {})", pools.join(", ")),
+                    );
+                    None
+                }
+            },
+            (None, Some(respond)) => {
+                if r.strip_prefix {
+                    errs.push(at("strip_prefix"), "only applies to routes with a pool");
+                }
+                match StatusCode::from_u16(respond.status) {
+                    Ok(status) if (100..600).contains(&respond.status) => Some(RouteAction::Respond {
+                        status,
+                        body: Bytes::from(respond.body),
+                        content_type: respond.content_type,
+                    }),
+                    _ => {
+                        errs.push(at("respond.status"), format!("not an HTTP status code: {}", respond.status));
+                        None
+                    }
+                }
+            }
+            (Some(_), Some(_)) => {
+                errs.push(at("pool"), "set either pool or respond, not both");
+                None
+            }
+            (None, None) => {
+                errs.push(format!("routes[{i}]"), "needs a pool to proxy to or a fixed respond");
+                None
+            }
+        };
+
+        let (Some(path), Some(action)) = (path, action) else { continue };
+        if errs.list.len() != before {
+            continue;
+        }
+        let matcher = RouteMatch { path, host, methods };
+        if let Some((j, _)) = routes.iter().find(|(_, other)| overlaps(&other.matcher, &matcher)) {
+            errs.push(
+                at("match"),
+                format!("duplicates routes[{j}]: same host, path and methods, so this route could never match"),
+            );
+            continue;
+        }
+        let explicit_name = r.name.is_some();
+        let name = r.name.unwrap_or_else(|| {
+            let p = match &matcher.path {
+                PathMatch::Exact(p) | PathMatch::Prefix(p) => p.clone(),
+            };
+            matcher.host.as_ref().map_or(p.clone(), |h| format!("{h}{p}"))
+        });
+        if !names.insert(name.clone()) && explicit_name {
+            errs.push(at("name"), format!("duplicate route name {name:?}"));
+            continue;
+        }
+        routes.push((i, RouteConfig { name, matcher, action }));
+    }
+    routes.into_iter().map(|(_, r)| r).collect()
+}
+
+/// Two matchers collide when one could never be chosen over the other: the same host and
+/// path, and either both match every method or their method lists share one.
+fn overlaps(a: &RouteMatch, b: &RouteMatch) -> bool {
+    if a.path != b.path || a.host != b.host {
+        return false;
+    }
+    match (&a.methods, &b.methods) {
+        (Some(x), Some(y)) => x.iter().any(|m| y.contains(m)),
+        (None, None) => true,
+        _ => false,
+    }
+}

@@ -1,0 +1,21 @@
+//! The gateway: a reverse proxy and API gateway on Pingora, driven by `gateway.yaml`.
+//!
+//! A request enters through the Pingora service built in [`server`], is identified, limited
+//! and routed in `proxy::request_filters`, sent to an endpoint chosen by `proxy::upstream`,
+//! and answered through `proxy::response_filters`, which also writes the access log line.
+//!
+//! # Layout
+//! - [`config`]: `gateway.yaml` -> validated [`config::Config`], with file:line:column errors.
+//! - `proxy`: the `ProxyHttp` implementation, one module per phase, plus pools and discovery.
+//! - `admin`: `/metrics`, `/healthz`, `/readyz` on the admin listener.
+//! - `metrics`: every Prometheus metric, in the registry `pingora-prometheus` serves.
+//! - [`server`]: wiring and process lifecycle (shutdown drain).
+
+pub mod config;
+mod admin;
+mod error;
+mod metrics;
+mod proxy;
+pub mod server;
+
+pub use error::StartupError;

@@ -1,0 +1,78 @@
+//! The `gateway` binary: parse the command line, load the config, run.
+//!
+//! How to run:
+//! ```text
+//! cargo run --release -p gateway -- --config gateway.yaml
+//! cargo run --release -p gateway -- check gateway.yaml
+//! curl -i http://127.0.0.1:80/todos
+//! curl -s http://127.0.0.1:9091/metrics
+//! ```
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(version, about = "Reverse proxy and API gateway on Pingora")]
+struct Cli {
+    /// The gateway config to run with.
+    #[arg(long, short, default_value = "gateway.yaml", env = "GATEWAY_CONFIG")]
+    config: PathBuf,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Validate a config file, print a summary, and exit (1 on any error).
+    Check {
+        /// The file to check.
+        file: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Some(Command::Check { file }) = cli.command {
+        return match gateway::config::load(&file) {
+            Ok(config) => {
+                print!("{}", config.summary());
+                println!("{}: ok", file.display());
+                ExitCode::SUCCESS
+            }
+            Err(errors) => {
+                eprintln!("{errors}");
+                eprintln!("{}: {} error(s)", file.display(), errors.errors.len());
+                ExitCode::FAILURE
+            }
+        };
+    }
+
+    init_logging();
+    let config = match gateway::config::load(&cli.config) {
+        Ok(config) => config,
+        Err(errors) => {
+            eprintln!("{errors}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match gateway::server::run(config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("gateway: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// JSON lines on stdout; `RUST_LOG` sets the level (default `info`).
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(filter)
+        .with_current_span(false)
+        .init();
+}

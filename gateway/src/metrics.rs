@@ -1,0 +1,135 @@
+//! Prometheus metrics, registered in the registry that `pingora-prometheus` re-exports.
+//!
+//! Registering through `pingora_prometheus::prometheus` (not a separately versioned
+//! `prometheus` crate) is what makes the metrics appear on `/metrics`: two crate versions mean
+//! two default registries, and one of them is never scraped (pingora#636).
+
+use once_cell::sync::Lazy;
+use pingora_prometheus::prometheus::{
+    self, register_histogram_vec, register_int_counter_vec, register_int_gauge,
+    register_int_gauge_vec, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec,
+};
+
+/// Requests answered, by route, method, status code and who produced the status
+/// (`gateway` for the gateway's own responses, `upstream` for proxied ones).
+pub(crate) static REQUESTS: Lazy<IntCounterVec> = Lazy::new(|| {
+    register_int_counter_vec!(
+        "gateway_requests_total",
+        "Requests answered, by route, method, status code and source (gateway|upstream)",
+        &["route", "method", "code", "source"]
+    )
+    .expect("metric names are unique")
+});
+
+/// Whole-request latency as the client saw it.
+pub(crate) static REQUEST_DURATION: Lazy<HistogramVec> = Lazy::new(|| {
+    register_histogram_vec!(
+        "gateway_request_duration_seconds",
+        "Time from request header to the last response byte, by route",
+        &["route"],
+        vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]
+    )
+    .expect("metric names are unique")
+});
+
+/// 1 when an endpoint may receive traffic (active check passing and not ejected), else 0.
+pub(crate) static ENDPOINT_HEALTHY: Lazy<IntGaugeVec> = Lazy::new(|| {
+    register_int_gauge_vec!(
+        "gateway_upstream_endpoint_healthy",
+        "Whether an upstream endpoint receives traffic (1) or not (0)",
+        &["pool", "endpoint"]
+    )
+    .expect("metric names are unique")
+});
+
+pub(crate) static CONNECT_FAILURES: Lazy<IntCounterVec> = Lazy::new(|| {
+    register_int_counter_vec!(
+        "gateway_upstream_connect_failures_total",
+        "Failed attempts to connect to an upstream endpoint, by pool",
+        &["pool"]
+    )
+    .expect("metric names are unique")
+});
+
+pub(crate) static RETRIES: Lazy<IntCounterVec> = Lazy::new(|| {
+    register_int_counter_vec!(
+        "gateway_upstream_retries_total",
+        "Requests sent again to another endpoint after a failure, by pool",
+        &["pool"]
+    )
+    .expect("metric names are unique")
+});
+
+pub(crate) static EJECTIONS: Lazy<IntCounterVec> = Lazy::new(|| {
+    register_int_counter_vec!(
+        "gateway_upstream_ejections_total",
+        "Endpoints ejected by passive health checking, by pool",
+        &["pool"]
+    )
+    .expect("metric names are unique")
+});
+
+/// Upstream connections used, split by whether they came from the keep-alive pool.
+pub(crate) static UPSTREAM_CONNECTIONS: Lazy<IntCounterVec> = Lazy::new(|| {
+    register_int_counter_vec!(
+        "gateway_upstream_connections_total",
+        "Upstream connections used per request attempt, by pool and reused (true|false)",
+        &["pool", "reused"]
+    )
+    .expect("metric names are unique")
+});
+
+pub(crate) static IN_FLIGHT: Lazy<IntGauge> = Lazy::new(|| {
+    register_int_gauge!(
+        "gateway_requests_in_flight",
+        "Requests received and not yet answered"
+    )
+    .expect("metric names are unique")
+});
+
+/// Constant 1, labelled with what is loaded, for dashboards and alerts on config drift.
+pub(crate) static CONFIG_INFO: Lazy<IntGaugeVec> = Lazy::new(|| {
+    register_int_gauge_vec!(
+        "gateway_config_info",
+        "The loaded configuration (value is always 1)",
+        &["file", "routes", "pools"]
+    )
+    .expect("metric names are unique")
+});
+
+/// Render every registered metric in the text exposition format.
+pub(crate) fn render() -> Vec<u8> {
+    use prometheus::Encoder as _;
+    let encoder = prometheus::TextEncoder::new();
+    let mut buffer = Vec::new();
+    // Encoding into a Vec cannot fail for well-formed families.
+    let _ = encoder.encode(&prometheus::gather(), &mut buffer);
+    buffer
+}
+
+/// Touch every metric once so that `/metrics` lists them all from the first scrape.
+pub(crate) fn init() {
+    Lazy::force(&REQUESTS);
+    Lazy::force(&REQUEST_DURATION);
+    Lazy::force(&ENDPOINT_HEALTHY);
+    Lazy::force(&CONNECT_FAILURES);
+    Lazy::force(&RETRIES);
+    Lazy::force(&EJECTIONS);
+    Lazy::force(&UPSTREAM_CONNECTIONS);
+    Lazy::force(&IN_FLIGHT);
+    Lazy::force(&CONFIG_INFO);
+}
+
+/// Method label with bounded cardinality: standard methods by name, anything else `OTHER`.
+pub(crate) fn method_label(method: &http::Method) -> &'static str {
+    match *method {
+        http::Method::GET => "GET",
+        http::Method::HEAD => "HEAD",
+        http::Method::POST => "POST",
+        http::Method::PUT => "PUT",
+        http::Method::PATCH => "PATCH",
+        http::Method::DELETE => "DELETE",
+        http::Method::OPTIONS => "OPTIONS",
+        _ => "OTHER",
+    }
+}

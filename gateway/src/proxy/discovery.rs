@@ -1,0 +1,209 @@
+//! DNS discovery of upstream endpoints, re-resolved on the pool's own timer.
+//!
+//! Pingora ships only static discovery. This one resolves every `hostname:port` endpoint
+//! itself, with caching off, because Docker's embedded DNS answers with a TTL of 600 s and
+//! `docker compose up --scale` must take effect within seconds.
+//!
+//! A name that stops resolving keeps its last addresses for the pool's `dns_grace`, so a
+//! flapping resolver cannot empty a pool; after the grace the addresses are dropped and that
+//! is logged. A name that resolves to a smaller set shrinks the pool at once: that is what
+//! scaling down looks like.
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use hickory_resolver::config::{NameServerConfigGroup, ResolverConfig, ResolverOpts};
+use hickory_resolver::TokioAsyncResolver;
+use pingora::lb::discovery::ServiceDiscovery;
+use pingora::lb::Backend;
+use pingora::protocols::l4::socket::SocketAddr as PingoraAddr;
+
+use crate::config::EndpointSpec;
+
+/// Build the resolver every pool shares: the configured name servers, or the system's.
+pub(crate) fn resolver(nameservers: &[SocketAddr]) -> std::io::Result<TokioAsyncResolver> {
+    let (config, mut opts) = if nameservers.is_empty() {
+        hickory_resolver::system_conf::read_system_conf()?
+    } else {
+        let mut group = NameServerConfigGroup::new();
+        for ns in nameservers {
+            group.merge(NameServerConfigGroup::from_ips_clear(&[ns.ip()], ns.port(), true));
+        }
+        (ResolverConfig::from_parts(None, Vec::new(), group), ResolverOpts::default())
+    };
+    // Re-resolve for real on every tick; the TTL is deliberately ignored.
+    opts.cache_size = 0;
+    opts.timeout = Duration::from_secs(1);
+    opts.attempts = 1;
+    Ok(TokioAsyncResolver::tokio(config, opts))
+}
+
+/// What one name last resolved to.
+struct NameState {
+    addrs: Vec<SocketAddr>,
+    last_ok: Instant,
+    /// Set once the failure streak has been logged, to log each streak once.
+    failing_since: Option<Instant>,
+}
+
+pub(crate) struct DnsDiscovery {
+    pool: String,
+    specs: Vec<EndpointSpec>,
+    grace: Duration,
+    resolver: Arc<TokioAsyncResolver>,
+    names: Mutex<HashMap<String, NameState>>,
+}
+
+impl DnsDiscovery {
+    pub(crate) fn new(
+        pool: String,
+        specs: Vec<EndpointSpec>,
+        grace: Duration,
+        resolver: Arc<TokioAsyncResolver>,
+    ) -> Self {
+        Self {
+            pool,
+            specs,
+            grace,
+            resolver,
+            names: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Resolve every endpoint once and apply the grace rules.
+    pub(crate) async fn resolve_all(&self) -> BTreeSet<SocketAddr> {
+        let mut out = BTreeSet::new();
+        for spec in &self.specs {
+            match spec {
+                EndpointSpec::Addr(addr) => {
+                    out.insert(*addr);
+                }
+                EndpointSpec::Name { host, port } => {
+                    let result = self.resolver.lookup_ip(host.as_str()).await;
+                    let resolved: Vec<SocketAddr> = match &result {
+                        Ok(lookup) => lookup.iter().map(|ip| SocketAddr::new(ip, *port)).collect(),
+                        Err(_) => Vec::new(),
+                    };
+                    let error = result.err().map(|e| e.to_string());
+                    out.extend(self.apply(host, resolved, error));
+                }
+            }
+        }
+        out
+    }
+
+    /// Fold one resolution result into the per-name state; returns the addresses to use.
+    fn apply(&self, host: &str, resolved: Vec<SocketAddr>, error: Option<String>) -> Vec<SocketAddr> {
+        let now = Instant::now();
+        let mut names = self.names.lock().unwrap_or_else(|p| p.into_inner());
+        if !resolved.is_empty() {
+            if let Some(state) = names.get(host) {
+                if state.failing_since.is_some() {
+                    tracing::info!(pool = %self.pool, host, endpoints = resolved.len(), "name resolves again");
+                }
+            }
+            names.insert(
+                host.to_owned(),
+                NameState {
+                    addrs: resolved.clone(),
+                    last_ok: now,
+                    failing_since: None,
+                },
+            );
+            return resolved;
+        }
+        let error = error.unwrap_or_else(|| "no addresses".to_owned());
+        let Some(state) = names.get_mut(host) else {
+            tracing::warn!(pool = %self.pool, host, error, "name does not resolve; no endpoints from it yet");
+            return Vec::new();
+        };
+        if state.addrs.is_empty() {
+            return Vec::new();
+        }
+        if now.duration_since(state.last_ok) >= self.grace {
+            tracing::error!(
+                pool = %self.pool, host, error, grace = ?self.grace, dropped = state.addrs.len(),
+                "name has not resolved for the whole grace period; its endpoints are removed"
+            );
+            state.addrs.clear();
+            return Vec::new();
+        }
+        if state.failing_since.is_none() {
+            state.failing_since = Some(now);
+            tracing::warn!(
+                pool = %self.pool, host, error, grace = ?self.grace, kept = state.addrs.len(),
+                "name stopped resolving; keeping its last endpoints for the grace period"
+            );
+        }
+        state.addrs.clone()
+    }
+}
+
+#[async_trait]
+impl ServiceDiscovery for DnsDiscovery {
+    async fn discover(&self) -> pingora::Result<(BTreeSet<Backend>, HashMap<u64, bool>)> {
+        // Always return Ok: an Err would make the balancer keep its old set silently, and the
+        // grace rules above are the deliberate answer to resolution failures.
+        let backends = self
+            .resolve_all()
+            .await
+            .into_iter()
+            .map(|addr| Backend {
+                addr: PingoraAddr::Inet(addr),
+                weight: 1,
+                ext: http::Extensions::new(),
+            })
+            .collect();
+        Ok((backends, HashMap::new()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn discovery(grace: Duration) -> DnsDiscovery {
+        let resolver = resolver(&["127.0.0.1:9".parse().unwrap()]).unwrap();
+        DnsDiscovery::new("p".into(), Vec::new(), grace, Arc::new(resolver))
+    }
+
+    #[tokio::test]
+    async fn failed_resolution_keeps_last_addresses_during_grace() {
+        // Arrange
+        let d = discovery(Duration::from_secs(60));
+        let addr: SocketAddr = "10.0.0.1:80".parse().unwrap();
+        d.apply("svc", vec![addr], None);
+
+        // Act
+        let kept = d.apply("svc", Vec::new(), Some("NXDOMAIN".into()));
+
+        // Assert
+        assert_eq!(kept, vec![addr]);
+    }
+
+    #[tokio::test]
+    async fn failed_resolution_after_grace_empties_the_name() {
+        let d = discovery(Duration::ZERO);
+        let addr: SocketAddr = "10.0.0.1:80".parse().unwrap();
+        d.apply("svc", vec![addr], None);
+
+        let kept = d.apply("svc", Vec::new(), Some("NXDOMAIN".into()));
+
+        assert!(kept.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_smaller_answer_shrinks_the_set_at_once() {
+        let d = discovery(Duration::from_secs(60));
+        let a: SocketAddr = "10.0.0.1:80".parse().unwrap();
+        let b: SocketAddr = "10.0.0.2:80".parse().unwrap();
+        d.apply("svc", vec![a, b], None);
+
+        let now = d.apply("svc", vec![b], None);
+
+        assert_eq!(now, vec![b]);
+    }
+}

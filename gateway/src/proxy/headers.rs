@@ -1,0 +1,200 @@
+//! Header rules: request ids, client address, forwarding headers and hop-by-hop stripping.
+
+use std::net::IpAddr;
+
+use http::header::{HeaderName, CONNECTION, UPGRADE};
+use http::HeaderMap;
+use ipnet::IpNet;
+
+pub(crate) const X_REQUEST_ID: &str = "x-request-id";
+const X_FORWARDED_FOR: &str = "x-forwarded-for";
+const X_FORWARDED_PROTO: &str = "x-forwarded-proto";
+const X_FORWARDED_HOST: &str = "x-forwarded-host";
+
+/// Hop-by-hop headers (RFC 9110 §7.6.1) plus the non-standard ones proxies also drop.
+/// `Transfer-Encoding` is absent on purpose: Pingora owns message framing and rewrites it.
+const HOP_BY_HOP: [&str; 6] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authorization",
+    "te",
+    "trailer",
+];
+
+/// Keep a client's request id when it is sane, else mint a UUIDv7 (sortable by time).
+pub(crate) fn request_id(incoming: Option<&[u8]>) -> String {
+    match incoming {
+        Some(v)
+            if !v.is_empty()
+                && v.len() <= 128
+                && v
+                    .iter()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':')) =>
+        {
+            // Checked to be ASCII just above.
+            String::from_utf8_lossy(v).into_owned()
+        }
+        _ => uuid::Uuid::now_v7().to_string(),
+    }
+}
+
+/// The client's address: the peer, unless the peer is a trusted proxy, in which case the
+/// right-most `X-Forwarded-For` entry that is not itself a trusted proxy.
+pub(crate) fn client_ip(peer: Option<IpAddr>, xff: Option<&str>, trusted: &[IpNet]) -> Option<IpAddr> {
+    let peer = peer?;
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+    if !is_trusted(&peer) {
+        return Some(peer);
+    }
+    let Some(xff) = xff else { return Some(peer) };
+    let mut client = peer;
+    for hop in xff.rsplit(',') {
+        match hop.trim().parse::<IpAddr>() {
+            Ok(ip) => {
+                client = ip;
+                if !is_trusted(&ip) {
+                    break;
+                }
+            }
+            // A garbled entry ends the chain of trust; the last good hop is the answer.
+            Err(_) => break,
+        }
+    }
+    Some(client)
+}
+
+/// The hop-by-hop headers present in `headers`, including those named by `Connection`. A
+/// WebSocket-style upgrade handshake keeps its `Connection: upgrade` and `Upgrade`.
+///
+/// Returned rather than removed because Pingora's header types keep a case-preserving name
+/// map beside the `HeaderMap`; removal must go through their `remove_header`.
+pub(crate) fn hop_by_hop(headers: &HeaderMap) -> Vec<HeaderName> {
+    let upgrading = headers.contains_key(UPGRADE)
+        && headers
+            .get_all(CONNECTION)
+            .iter()
+            .any(|v| v.to_str().is_ok_and(|s| s.to_ascii_lowercase().contains("upgrade")));
+    if upgrading {
+        return Vec::new();
+    }
+    let mut names: Vec<HeaderName> = headers
+        .get_all(CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|s| s.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    names.extend(
+        HOP_BY_HOP
+            .iter()
+            .filter(|n| headers.contains_key(**n))
+            .map(|n| HeaderName::from_static(n)),
+    );
+    names
+}
+
+/// What the upstream request should say about the original request.
+pub(crate) struct Forwarded<'a> {
+    pub(crate) peer: Option<IpAddr>,
+    pub(crate) peer_trusted: bool,
+    pub(crate) host: Option<&'a str>,
+    pub(crate) request_id: &'a str,
+}
+
+/// Apply the forwarding headers to the request that goes upstream. Values a client sent are
+/// kept only when it is a trusted proxy; otherwise they are replaced, never appended to.
+pub(crate) fn set_forwarded(req: &mut pingora::http::RequestHeader, f: &Forwarded<'_>) -> pingora::Result<()> {
+    let xff = match (f.peer, f.peer_trusted) {
+        (Some(peer), true) => match req.headers.get(X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+            Some(prev) if !prev.trim().is_empty() => format!("{prev}, {peer}"),
+            _ => peer.to_string(),
+        },
+        (Some(peer), false) => peer.to_string(),
+        (None, _) => String::new(),
+    };
+    if xff.is_empty() {
+        req.remove_header(X_FORWARDED_FOR);
+    } else {
+        req.insert_header(X_FORWARDED_FOR, xff)?;
+    }
+    if !(f.peer_trusted && req.headers.contains_key(X_FORWARDED_PROTO)) {
+        req.insert_header(X_FORWARDED_PROTO, "http")?;
+    }
+    if !(f.peer_trusted && req.headers.contains_key(X_FORWARDED_HOST)) {
+        match f.host {
+            Some(host) => req.insert_header(X_FORWARDED_HOST, host)?,
+            None => {
+                req.remove_header(X_FORWARDED_HOST);
+            }
+        }
+    }
+    req.insert_header(X_REQUEST_ID, f.request_id)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nets(list: &[&str]) -> Vec<IpNet> {
+        list.iter().map(|s| s.parse().unwrap()).collect()
+    }
+
+    #[test]
+    fn request_id_is_kept_when_well_formed_and_minted_otherwise() {
+        assert_eq!(request_id(Some(b"abc-123")), "abc-123");
+        let minted = request_id(Some(b"bad id with spaces"));
+        assert_eq!(uuid::Uuid::parse_str(&minted).unwrap().get_version_num(), 7);
+        assert_ne!(request_id(None), request_id(None));
+    }
+
+    #[test]
+    fn client_ip_ignores_forwarded_for_from_untrusted_peers() {
+        let ip = client_ip(Some("203.0.113.9".parse().unwrap()), Some("1.2.3.4"), &nets(&["10.0.0.0/8"]));
+        assert_eq!(ip, Some("203.0.113.9".parse().unwrap()));
+    }
+
+    #[test]
+    fn client_ip_walks_forwarded_for_through_trusted_proxies() {
+        let trusted = nets(&["10.0.0.0/8"]);
+        let ip = client_ip(Some("10.0.0.2".parse().unwrap()), Some("6.6.6.6, 1.2.3.4, 10.0.0.5"), &trusted);
+        assert_eq!(ip, Some("1.2.3.4".parse().unwrap()));
+    }
+
+    #[test]
+    fn hop_by_hop_headers_and_connection_tokens_are_removed() {
+        let mut h = HeaderMap::new();
+        h.insert("connection", "close, x-secret".parse().unwrap());
+        h.insert("x-secret", "1".parse().unwrap());
+        h.insert("keep-alive", "timeout=5".parse().unwrap());
+        h.insert("x-kept", "1".parse().unwrap());
+
+        let names = hop_by_hop(&h);
+
+        for n in ["connection", "x-secret", "keep-alive"] {
+            assert!(names.iter().any(|h| h == n), "{n} is hop-by-hop");
+        }
+        assert!(!names.iter().any(|h| h == "x-kept"));
+    }
+
+    #[test]
+    fn forwarded_for_is_replaced_for_untrusted_peers_and_appended_for_trusted() {
+        let mut req = pingora::http::RequestHeader::build("GET", b"/", None).unwrap();
+        req.insert_header(X_FORWARDED_FOR, "6.6.6.6").unwrap();
+        let mut f = Forwarded {
+            peer: Some("203.0.113.9".parse().unwrap()),
+            peer_trusted: false,
+            host: Some("example.com"),
+            request_id: "rid",
+        };
+        set_forwarded(&mut req, &f).unwrap();
+        assert_eq!(req.headers.get(X_FORWARDED_FOR).unwrap(), "203.0.113.9");
+
+        f.peer_trusted = true;
+        set_forwarded(&mut req, &f).unwrap();
+        assert_eq!(req.headers.get(X_FORWARDED_FOR).unwrap(), "203.0.113.9, 203.0.113.9");
+        assert_eq!(req.headers.get(X_FORWARDED_HOST).unwrap(), "example.com");
+        assert_eq!(req.headers.get(X_REQUEST_ID).unwrap(), "rid");
+    }
+}

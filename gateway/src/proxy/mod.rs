@@ -1,0 +1,254 @@
+//! The Pingora `ProxyHttp` implementation. It only dispatches; each phase lives in its own
+//! module:
+//! - `request_filters`: request id, client address, size limits, routing, fixed responses;
+//! - `upstream`: pools, health and endpoint choice (`upstream_peer`), retries;
+//! - `response_filters`: response headers, passive health, access log and metrics.
+//!
+//! Phase order: see pingora's `docs/user_guide/phase.md` and ARCHITECTURE.md.
+
+pub(crate) mod discovery;
+pub(crate) mod errors;
+pub(crate) mod headers;
+mod request_filters;
+mod response_filters;
+pub(crate) mod route;
+pub(crate) mod upstream;
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Instant;
+
+use arc_swap::ArcSwap;
+use async_trait::async_trait;
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+use pingora::upstreams::peer::HttpPeer;
+use pingora::{Error, ErrorType, Result};
+
+use crate::config::{Config, RouteAction};
+use crate::metrics;
+use route::Router;
+use upstream::Pool;
+
+/// Everything derived from one loaded config; swapped whole so a request sees one version.
+pub(crate) struct Runtime {
+    pub(crate) config: Arc<Config>,
+    pub(crate) router: Router,
+    /// Indexed like `config.pools`; routes refer to pools by that index.
+    pub(crate) pools: Vec<Arc<Pool>>,
+}
+
+impl Runtime {
+    pub(crate) fn new(config: Arc<Config>, pools: Vec<Arc<Pool>>) -> Self {
+        Self {
+            router: Router::new(&config.routes),
+            config,
+            pools,
+        }
+    }
+}
+
+pub(crate) struct Gateway {
+    /// The live config, routes and pools. Requests load it once, in `early_request_filter`.
+    pub(crate) runtime: Arc<ArcSwap<Runtime>>,
+}
+
+/// Decrements the in-flight gauge however the request ends.
+pub(crate) struct InFlight;
+
+impl InFlight {
+    fn start() -> Self {
+        metrics::IN_FLIGHT.inc();
+        Self
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        metrics::IN_FLIGHT.dec();
+    }
+}
+
+/// Per-request state shared by the phases.
+pub(crate) struct Ctx {
+    _in_flight: InFlight,
+    started: Instant,
+    /// The runtime this request uses from start to end, even if a reload happens meanwhile.
+    runtime: Option<Arc<Runtime>>,
+    request_id: String,
+    client_ip: Option<IpAddr>,
+    peer_trusted: bool,
+    host: Option<String>,
+    /// Index of the matched route in the router, by name for logs and metrics.
+    route_name: Option<String>,
+    route_action: Option<RouteAction>,
+    upstream_path: Option<String>,
+    /// Endpoints already attempted, in order; the last one is the current attempt.
+    tried: Vec<SocketAddr>,
+    upstream_started: Option<Instant>,
+    /// Time to the upstream response header.
+    upstream_elapsed: Option<std::time::Duration>,
+    /// Set once the upstream response header arrived: from then on no retry is possible.
+    response_started: bool,
+    /// Set when the gateway itself wrote the response (error or fixed response).
+    gateway_status: Option<u16>,
+}
+
+impl Ctx {
+    fn pool(&self) -> Option<&Arc<Pool>> {
+        match (&self.route_action, &self.runtime) {
+            (Some(RouteAction::Proxy { pool, .. }), Some(rt)) => rt.pools.get(*pool),
+            _ => None,
+        }
+    }
+}
+
+#[async_trait]
+impl ProxyHttp for Gateway {
+    type CTX = Ctx;
+
+    fn new_ctx(&self) -> Ctx {
+        Ctx {
+            _in_flight: InFlight::start(),
+            started: Instant::now(),
+            runtime: None,
+            request_id: String::new(),
+            client_ip: None,
+            peer_trusted: false,
+            host: None,
+            route_name: None,
+            route_action: None,
+            upstream_path: None,
+            tried: Vec::new(),
+            upstream_started: None,
+            upstream_elapsed: None,
+            response_started: false,
+            gateway_status: None,
+        }
+    }
+
+    async fn early_request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<()> {
+        ctx.runtime = Some(self.runtime.load_full());
+        request_filters::identify(session, ctx);
+        Ok(())
+    }
+
+    async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
+        request_filters::check_limits(session, ctx)?;
+        request_filters::route(session, ctx)?;
+        request_filters::respond_fixed(session, ctx).await
+    }
+
+    async fn upstream_peer(&self, session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
+        let pool = ctx
+            .pool()
+            .cloned()
+            .ok_or_else(|| Error::explain(ErrorType::InternalError, "route has no pool"))?;
+        let key = request_filters::hash_key(session, ctx, &pool.config.balance);
+        let Some(addr) = pool.select(&key, &ctx.tried) else {
+            return Error::e_explain(
+                errors::NO_HEALTHY_ENDPOINT,
+                format!("pool {} has no healthy endpoint", pool.name()),
+            );
+        };
+        if !ctx.tried.is_empty() {
+            metrics::RETRIES.with_label_values(&[pool.name()]).inc();
+        }
+        ctx.tried.push(addr);
+        ctx.upstream_started = Some(Instant::now());
+        Ok(Box::new(pool.peer(addr)))
+    }
+
+    async fn connected_to_upstream(
+        &self,
+        _session: &mut Session,
+        reused: bool,
+        _peer: &HttpPeer,
+        _fd: std::os::unix::io::RawFd,
+        _digest: Option<&pingora::protocols::Digest>,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        if let Some(pool) = ctx.pool() {
+            let reused = if reused { "true" } else { "false" };
+            metrics::UPSTREAM_CONNECTIONS.with_label_values(&[pool.name(), reused]).inc();
+        }
+        Ok(())
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        session: &mut Session,
+        upstream_request: &mut RequestHeader,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        request_filters::rewrite_upstream_request(session, upstream_request, ctx)
+    }
+
+    fn fail_to_connect(&self, _session: &mut Session, _peer: &HttpPeer, ctx: &mut Ctx, mut e: Box<Error>) -> Box<Error> {
+        if let (Some(pool), Some(addr)) = (ctx.pool(), ctx.tried.last()) {
+            metrics::CONNECT_FAILURES.with_label_values(&[pool.name()]).inc();
+            pool.report_failure(*addr);
+            // Nothing was sent, so any method may go to another endpoint.
+            e.set_retry(ctx.tried.len() <= pool.config.retries.attempts);
+        }
+        e
+    }
+
+    fn error_while_proxy(
+        &self,
+        peer: &HttpPeer,
+        session: &mut Session,
+        e: Box<Error>,
+        ctx: &mut Ctx,
+        _client_reused: bool,
+    ) -> Box<Error> {
+        let mut e = e.more_context(format!("Peer: {peer}"));
+        let Some(pool) = ctx.pool() else { return e };
+        if e.esource() == &pingora::ErrorSource::Upstream {
+            if let Some(addr) = ctx.tried.last() {
+                pool.report_failure(*addr);
+            }
+        }
+        let method = &session.req_header().method;
+        let idempotent = *method == http::Method::GET || *method == http::Method::HEAD;
+        let retry = pool.config.retries.idempotent_on_reset
+            && idempotent
+            && !ctx.response_started
+            && !session.as_ref().retry_buffer_truncated()
+            && ctx.tried.len() <= pool.config.retries.attempts;
+        e.set_retry(retry);
+        e
+    }
+
+    async fn upstream_response_filter(
+        &self,
+        _session: &mut Session,
+        upstream_response: &mut ResponseHeader,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        response_filters::from_upstream(upstream_response, ctx);
+        Ok(())
+    }
+
+    async fn response_filter(
+        &self,
+        _session: &mut Session,
+        upstream_response: &mut ResponseHeader,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        response_filters::to_client(upstream_response, ctx)
+    }
+
+    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
+        response_filters::fail_to_proxy(session, e, ctx).await
+    }
+
+    async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Ctx) {
+        response_filters::log_request(session, e, ctx);
+    }
+
+    fn suppress_error_log(&self, _session: &Session, _ctx: &Ctx, _error: &Error) -> bool {
+        // Every request, failed or not, gets exactly one access-log line from `logging`.
+        true
+    }
+}

@@ -1,0 +1,177 @@
+//! Request phases: who is asking, is the request acceptable, which route answers it, and
+//! what the upstream request looks like.
+
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::proxy::Session;
+use pingora::{Error, Result};
+
+use super::errors::{BAD_REQUEST, HEADERS_TOO_LARGE, ROUTE_NOT_FOUND, URI_TOO_LONG};
+use super::headers::{self, Forwarded, X_REQUEST_ID};
+use super::Ctx;
+use crate::config::{Balance, HashKey, RouteAction};
+
+/// Request id, client address and host; runs first so that every later error can cite them.
+pub(super) fn identify(session: &Session, ctx: &mut Ctx) {
+    let req = session.req_header();
+    ctx.request_id = headers::request_id(req.headers.get(X_REQUEST_ID).map(|v| v.as_bytes()));
+    let peer = session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip());
+    let trusted = ctx.runtime.as_ref().map_or(&[][..], |rt| &rt.config.trusted_proxies[..]);
+    ctx.peer_trusted = peer.is_some_and(|ip| trusted.iter().any(|net| net.contains(&ip)));
+    let xff = req.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
+    ctx.client_ip = headers::client_ip(peer, xff, trusted);
+    ctx.host = request_host(req);
+}
+
+/// The host the client asked for, lower-case and without a port.
+fn request_host(req: &RequestHeader) -> Option<String> {
+    let raw = match req.uri.host() {
+        Some(h) => h,
+        None => req.headers.get(http::header::HOST)?.to_str().ok()?,
+    };
+    let host = if let Some(v6) = raw.strip_prefix('[') {
+        v6.split(']').next().unwrap_or(v6)
+    } else {
+        raw.split(':').next().unwrap_or(raw)
+    };
+    (!host.is_empty()).then(|| host.to_ascii_lowercase())
+}
+
+/// 414 for a long request target, 431 for large headers, 400 for dot segments in the path.
+pub(super) fn check_limits(session: &Session, ctx: &Ctx) -> Result<()> {
+    let Some(rt) = &ctx.runtime else { return Ok(()) };
+    let limits = &rt.config.limits;
+    let req = session.req_header();
+    let target_len = req.raw_path().len();
+    if target_len > limits.max_uri_bytes {
+        return Error::e_explain(URI_TOO_LONG, format!("request target is {target_len} bytes"));
+    }
+    let header_bytes: usize = req
+        .headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum();
+    if header_bytes > limits.max_header_bytes {
+        return Error::e_explain(HEADERS_TOO_LARGE, format!("request headers are {header_bytes} bytes"));
+    }
+    if has_dot_segment(req.uri.path()) {
+        return Error::e_explain(BAD_REQUEST, "dot segment in request path");
+    }
+    Ok(())
+}
+
+/// `.` or `..` segments, literal or percent-encoded, would let a path escape a route prefix
+/// once the upstream normalizes it, so they are refused rather than guessed at.
+fn has_dot_segment(path: &str) -> bool {
+    path.split('/').any(|segment| {
+        let decoded = segment.to_ascii_lowercase().replace("%2e", ".");
+        decoded == "." || decoded == ".."
+    })
+}
+
+/// Pick the route, or fail with 404.
+pub(super) fn route(session: &Session, ctx: &mut Ctx) -> Result<()> {
+    let Some(rt) = ctx.runtime.clone() else { return Ok(()) };
+    let req = session.req_header();
+    let path = req.uri.path();
+    let Some(route) = rt.router.find(ctx.host.as_deref(), path, &req.method) else {
+        return Error::e_explain(ROUTE_NOT_FOUND, format!("no route for {path}"));
+    };
+    ctx.route_name = Some(route.name.clone());
+    ctx.route_action = Some(route.action.clone());
+    let upstream_path = route.upstream_path(path);
+    if upstream_path != path {
+        ctx.upstream_path = Some(upstream_path.into_owned());
+    }
+    Ok(())
+}
+
+/// Answer a `respond:` route directly. Returns `true` when the response was sent.
+pub(super) async fn respond_fixed(session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
+    let Some(RouteAction::Respond {
+        status,
+        body,
+        content_type,
+    }) = &ctx.route_action
+    else {
+        return Ok(false);
+    };
+    let mut header = ResponseHeader::build(*status, Some(3))?;
+    header.insert_header(http::header::CONTENT_TYPE, content_type.as_str())?;
+    header.insert_header(http::header::CONTENT_LENGTH, body.len().to_string())?;
+    header.insert_header(X_REQUEST_ID, ctx.request_id.as_str())?;
+    ctx.gateway_status = Some(status.as_u16());
+    let body = body.clone();
+    session.write_response_header(Box::new(header), false).await?;
+    session.write_response_body(Some(body), true).await?;
+    Ok(true)
+}
+
+/// The consistent-hash key for this request; empty for the other balancers.
+pub(super) fn hash_key(session: &Session, ctx: &Ctx, balance: &Balance) -> Vec<u8> {
+    let Balance::ConsistentHash(key) = balance else { return Vec::new() };
+    match key {
+        HashKey::ClientIp => ctx.client_ip.map(|ip| ip.to_string().into_bytes()).unwrap_or_default(),
+        HashKey::Path => session.req_header().uri.path().as_bytes().to_vec(),
+        HashKey::Header(name) => session
+            .req_header()
+            .headers
+            .get(name)
+            .map(|v| v.as_bytes().to_vec())
+            .unwrap_or_default(),
+    }
+}
+
+/// Hop-by-hop headers out, forwarding headers and request id in, prefix stripped.
+pub(super) fn rewrite_upstream_request(
+    session: &Session,
+    req: &mut RequestHeader,
+    ctx: &Ctx,
+) -> Result<()> {
+    for name in headers::hop_by_hop(&req.headers) {
+        req.remove_header(&name);
+    }
+    let peer = session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip());
+    headers::set_forwarded(
+        req,
+        &Forwarded {
+            peer,
+            peer_trusted: ctx.peer_trusted,
+            host: ctx.host.as_deref(),
+            request_id: &ctx.request_id,
+        },
+    )?;
+    if let Some(path) = &ctx.upstream_path {
+        let target = match req.uri.query() {
+            Some(q) => format!("{path}?{q}"),
+            None => path.clone(),
+        };
+        let uri = target
+            .parse::<http::Uri>()
+            .map_err(|e| Error::because(BAD_REQUEST, "rewritten path is not a valid URI", e))?;
+        req.set_uri(uri);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dot_segments_are_detected_even_when_encoded() {
+        assert!(has_dot_segment("/a/../b"));
+        assert!(has_dot_segment("/a/%2E%2e/b"));
+        assert!(has_dot_segment("/./a"));
+        assert!(!has_dot_segment("/a/..b/c.d"));
+    }
+
+    #[test]
+    fn host_is_lowercased_and_loses_its_port() {
+        let mut req = RequestHeader::build("GET", b"/", None).unwrap();
+        req.insert_header("host", "API.Example.com:8080").unwrap();
+        assert_eq!(request_host(&req).as_deref(), Some("api.example.com"));
+
+        req.insert_header("host", "[::1]:80").unwrap();
+        assert_eq!(request_host(&req).as_deref(), Some("::1"));
+    }
+}

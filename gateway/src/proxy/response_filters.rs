@@ -1,0 +1,97 @@
+//! Response phases: upstream answers, error responses, and the one access-log line and
+//! metric update every request gets.
+
+use pingora::http::ResponseHeader;
+use pingora::proxy::{FailToProxy, Session};
+use pingora::Error;
+
+use super::errors::{classify, respond_problem};
+use super::headers::{self, X_REQUEST_ID};
+use super::Ctx;
+use crate::metrics;
+
+/// The upstream answered: no retry from here on, and passive health learns the outcome.
+pub(super) fn from_upstream(resp: &ResponseHeader, ctx: &mut Ctx) {
+    ctx.response_started = true;
+    ctx.upstream_elapsed = ctx.upstream_started.map(|t| t.elapsed());
+    if let (Some(pool), Some(addr)) = (ctx.pool(), ctx.tried.last()) {
+        if resp.status.is_server_error() {
+            pool.report_failure(*addr);
+        } else {
+            pool.report_success(*addr);
+        }
+    }
+}
+
+/// Headers the client sees: hop-by-hop ones removed, the request id added.
+pub(super) fn to_client(resp: &mut ResponseHeader, ctx: &Ctx) -> pingora::Result<()> {
+    for name in headers::hop_by_hop(&resp.headers) {
+        resp.remove_header(&name);
+    }
+    resp.insert_header(X_REQUEST_ID, ctx.request_id.as_str())?;
+    Ok(())
+}
+
+/// The single error -> status table (see `errors::classify`), answered as problem+json.
+pub(super) async fn fail_to_proxy(session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
+    let (status, detail) = classify(e);
+    if status > 0 {
+        if ctx.request_id.is_empty() {
+            ctx.request_id = headers::request_id(None);
+        }
+        ctx.gateway_status = Some(status);
+        if let Err(write_error) = respond_problem(session, status, detail, &ctx.request_id).await {
+            tracing::debug!(error = %write_error, request_id = %ctx.request_id, "could not send the error response");
+        }
+    }
+    FailToProxy {
+        error_code: status,
+        // Errors before any upstream work (404, 414, 431) leave the connection in a known
+        // state, but a request body may still be unread; closing is the safe default.
+        can_reuse_downstream: false,
+    }
+}
+
+/// One JSON access-log line and the request metrics.
+pub(super) fn log_request(session: &Session, e: Option<&Error>, ctx: &Ctx) {
+    let req = session.req_header();
+    let status = session
+        .response_written()
+        .map(|r| r.status.as_u16())
+        .or(ctx.gateway_status)
+        .unwrap_or(0);
+    let source = if ctx.gateway_status.is_some() { "gateway" } else { "upstream" };
+    let route = ctx.route_name.as_deref().unwrap_or("none");
+    let method = metrics::method_label(&req.method);
+    let total = ctx.started.elapsed();
+
+    metrics::REQUESTS
+        .with_label_values(&[route, method, &status.to_string(), source])
+        .inc();
+    metrics::REQUEST_DURATION
+        .with_label_values(&[route])
+        .observe(total.as_secs_f64());
+
+    let pool = ctx.pool().map(|p| p.name().to_owned());
+    let endpoint = ctx.tried.last().map(ToString::to_string);
+    tracing::info!(
+        target: "access",
+        request_id = %ctx.request_id,
+        client_ip = ctx.client_ip.map(|ip| ip.to_string()),
+        method = %req.method,
+        path = req.uri.path(),
+        host = ctx.host.as_deref(),
+        route,
+        pool,
+        endpoint,
+        attempts = ctx.tried.len(),
+        status,
+        source,
+        total_ms = total.as_secs_f64() * 1000.0,
+        upstream_ms = ctx.upstream_elapsed.map(|d| d.as_secs_f64() * 1000.0),
+        bytes_sent = session.as_ref().body_bytes_sent(),
+        bytes_received = session.as_ref().body_bytes_read(),
+        error = e.map(|e| e.to_string()),
+        "request"
+    );
+}

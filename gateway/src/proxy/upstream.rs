@@ -1,0 +1,411 @@
+//! Upstream pools: membership, health (active and passive) and endpoint selection.
+//!
+//! Pingora's `LoadBalancer` provides membership (through our [`DnsDiscovery`]) and the
+//! selection algorithms. Health is tracked here instead of in Pingora's registry because we
+//! need three things it does not do: a new endpoint gets no traffic before its first passing
+//! active check, passive ejection after consecutive failures, and a pool that is never fully
+//! ejected (when every endpoint is ejected, ejections are ignored).
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use hickory_resolver::TokioAsyncResolver;
+use pingora::lb::health_check::{HealthCheck as PingoraCheck, HttpHealthCheck, TcpHealthCheck};
+use pingora::lb::selection::{BackendIter, BackendSelection, Consistent, Random, RoundRobin};
+use pingora::lb::{Backend, Backends, LoadBalancer};
+use pingora::protocols::l4::socket::SocketAddr as PingoraAddr;
+use pingora::upstreams::peer::HttpPeer;
+
+use super::discovery::DnsDiscovery;
+use crate::config::{Balance, HealthCheck, PoolConfig, Probe};
+use crate::metrics;
+
+/// Active-check verdicts, stored in an `AtomicU8`.
+const UNKNOWN: u8 = 0;
+const HEALTHY: u8 = 1;
+const UNHEALTHY: u8 = 2;
+
+/// One resolved address of a pool and everything known about its health.
+pub(crate) struct Endpoint {
+    pub(crate) addr: SocketAddr,
+    /// `UNKNOWN` until the first active check when the pool has one, else `HEALTHY`.
+    active: AtomicU8,
+    /// Consecutive active-check results in the current direction (only the checker writes).
+    check_streak: AtomicUsize,
+    /// Consecutive connect failures or 5xx answers seen by real traffic.
+    failures: AtomicU32,
+    /// Milliseconds since the pool's epoch until which passive health keeps it out.
+    ejected_until_ms: AtomicU64,
+}
+
+impl Endpoint {
+    fn new(addr: SocketAddr, checked: bool) -> Self {
+        Self {
+            addr,
+            active: AtomicU8::new(if checked { UNKNOWN } else { HEALTHY }),
+            check_streak: AtomicUsize::new(0),
+            failures: AtomicU32::new(0),
+            ejected_until_ms: AtomicU64::new(0),
+        }
+    }
+
+    fn active_healthy(&self) -> bool {
+        self.active.load(Relaxed) == HEALTHY
+    }
+
+    fn ejected(&self, now_ms: u64) -> bool {
+        self.ejected_until_ms.load(Relaxed) > now_ms
+    }
+}
+
+/// The selection algorithm, as a closed set so that `Pool` stays one concrete type.
+enum Selector {
+    RoundRobin(LoadBalancer<RoundRobin>),
+    Random(LoadBalancer<Random>),
+    Consistent(LoadBalancer<Consistent>),
+}
+
+fn select_in<S>(lb: &LoadBalancer<S>, key: &[u8], max: usize, accept: &dyn Fn(&Backend) -> bool) -> Option<Backend>
+where
+    S: BackendSelection + 'static,
+    S::Iter: BackendIter,
+{
+    lb.select_with(key, max, |b, _pingora_health| accept(b))
+}
+
+impl Selector {
+    fn new(balance: &Balance, discovery: DnsDiscovery) -> Self {
+        let backends = Backends::new(Box::new(discovery));
+        match balance {
+            Balance::RoundRobin => Self::RoundRobin(LoadBalancer::from_backends(backends)),
+            Balance::Random => Self::Random(LoadBalancer::from_backends(backends)),
+            Balance::ConsistentHash(_) => Self::Consistent(LoadBalancer::from_backends(backends)),
+        }
+    }
+
+    async fn update(&self) -> pingora::Result<()> {
+        match self {
+            Self::RoundRobin(lb) => lb.update().await,
+            Self::Random(lb) => lb.update().await,
+            Self::Consistent(lb) => lb.update().await,
+        }
+    }
+
+    fn members(&self) -> Arc<BTreeSet<Backend>> {
+        match self {
+            Self::RoundRobin(lb) => lb.backends().get_backend(),
+            Self::Random(lb) => lb.backends().get_backend(),
+            Self::Consistent(lb) => lb.backends().get_backend(),
+        }
+    }
+
+    fn select(&self, key: &[u8], max: usize, accept: &dyn Fn(&Backend) -> bool) -> Option<Backend> {
+        match self {
+            Self::RoundRobin(lb) => select_in(lb, key, max, accept),
+            Self::Random(lb) => select_in(lb, key, max, accept),
+            Self::Consistent(lb) => select_in(lb, key, max, accept),
+        }
+    }
+}
+
+/// The probe an active check runs, reusing Pingora's TCP and HTTP checks.
+type Prober = Box<dyn PingoraCheck + Send + Sync>;
+
+fn prober(hc: &HealthCheck) -> Prober {
+    match &hc.probe {
+        Probe::Tcp => {
+            let mut check = TcpHealthCheck::new();
+            check.peer_template.options.connection_timeout = Some(hc.timeout);
+            check
+        }
+        Probe::Http {
+            path,
+            host,
+            expect_status,
+        } => {
+            let mut check = HttpHealthCheck::new(host, false);
+            check.peer_template.options.connection_timeout = Some(hc.timeout);
+            check.peer_template.options.read_timeout = Some(hc.timeout);
+            check.peer_template.options.write_timeout = Some(hc.timeout);
+            if let Ok(mut req) = pingora::http::RequestHeader::build("GET", path.as_bytes(), None) {
+                let _ = req.insert_header("Host", host.as_str());
+                let _ = req.insert_header("User-Agent", "gateway-health-check");
+                check.req = req;
+            }
+            let expect = expect_status.clone();
+            check.validator = Some(Box::new(move |resp| {
+                let ok = if expect.is_empty() {
+                    resp.status.is_success()
+                } else {
+                    expect.contains(&resp.status)
+                };
+                if ok {
+                    Ok(())
+                } else {
+                    pingora::Error::e_explain(
+                        pingora::ErrorType::new("HealthCheckStatus"),
+                        format!("unexpected status {}", resp.status.as_u16()),
+                    )
+                }
+            }));
+            Box::new(check)
+        }
+    }
+}
+
+pub(crate) struct Pool {
+    pub(crate) config: PoolConfig,
+    selector: Selector,
+    /// Current members by address; swapped whole when discovery changes the set, so the
+    /// request path reads it without locking.
+    endpoints: ArcSwap<HashMap<SocketAddr, Arc<Endpoint>>>,
+    prober: Option<Prober>,
+    /// Zero point for `Endpoint::ejected_until_ms`.
+    epoch: Instant,
+}
+
+impl Pool {
+    pub(crate) fn new(config: PoolConfig, resolver: Arc<TokioAsyncResolver>) -> Self {
+        let discovery = DnsDiscovery::new(
+            config.name.clone(),
+            config.endpoints.clone(),
+            config.dns_grace,
+            resolver,
+        );
+        Self {
+            selector: Selector::new(&config.balance, discovery),
+            prober: config.health_check.as_ref().map(prober),
+            config,
+            endpoints: ArcSwap::from_pointee(HashMap::new()),
+            epoch: Instant::now(),
+        }
+    }
+
+    pub(crate) fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Choose an endpoint for one attempt. `tried` holds the endpoints earlier attempts of
+    /// this request used; they are avoided while any other endpoint can take the request.
+    pub(crate) fn select(&self, key: &[u8], tried: &[SocketAddr]) -> Option<SocketAddr> {
+        let now = self.now_ms();
+        let endpoints = self.endpoints.load();
+        let max = endpoints.len() * 4 + 8;
+        let pick = |respect_ejection: bool, avoid_tried: bool| {
+            self.selector.select(key, max, &|b: &Backend| {
+                let Some(addr) = b.addr.as_inet() else { return false };
+                if avoid_tried && tried.contains(addr) {
+                    return false;
+                }
+                endpoints
+                    .get(addr)
+                    .is_some_and(|e| e.active_healthy() && !(respect_ejection && e.ejected(now)))
+            })
+        };
+        // Prefer fresh, non-ejected endpoints; then ignore ejections (never eject the whole
+        // pool); a retry may finally reuse an endpoint, e.g. after a stale keep-alive reset.
+        pick(true, true)
+            .or_else(|| pick(false, true))
+            .or_else(|| pick(false, false))
+            .and_then(|b| b.addr.as_inet().copied())
+    }
+
+    /// Pingora's peer for `addr`, carrying the pool's timeouts.
+    pub(crate) fn peer(&self, addr: SocketAddr) -> HttpPeer {
+        let mut peer = HttpPeer::new(addr, false, String::new());
+        let t = &self.config.timeouts;
+        peer.options.connection_timeout = Some(t.connect);
+        peer.options.read_timeout = Some(t.read);
+        peer.options.write_timeout = Some(t.write);
+        peer.options.idle_timeout = Some(t.idle);
+        peer
+    }
+
+    /// Passive health: a connect failure or a 5xx from `addr`.
+    pub(crate) fn report_failure(&self, addr: SocketAddr) {
+        let threshold = self.config.passive.consecutive_failures;
+        if threshold == 0 {
+            return;
+        }
+        let endpoints = self.endpoints.load();
+        let Some(e) = endpoints.get(&addr) else { return };
+        let failures = e.failures.fetch_add(1, Relaxed) + 1;
+        if failures >= threshold {
+            e.failures.store(0, Relaxed);
+            let cooldown = u64::try_from(self.config.passive.cooldown.as_millis()).unwrap_or(u64::MAX);
+            e.ejected_until_ms.store(self.now_ms().saturating_add(cooldown), Relaxed);
+            metrics::EJECTIONS.with_label_values(&[self.name()]).inc();
+            metrics::ENDPOINT_HEALTHY
+                .with_label_values(&[self.name(), &addr.to_string()])
+                .set(0);
+            tracing::warn!(pool = %self.name(), endpoint = %addr, failures, cooldown = ?self.config.passive.cooldown, "endpoint ejected by passive health");
+        }
+    }
+
+    /// Passive health: `addr` answered without a 5xx.
+    pub(crate) fn report_success(&self, addr: SocketAddr) {
+        if let Some(e) = self.endpoints.load().get(&addr) {
+            if e.failures.load(Relaxed) != 0 {
+                e.failures.store(0, Relaxed);
+            }
+        }
+    }
+
+    /// Whether at least one endpoint would be chosen now.
+    pub(crate) fn has_healthy_endpoint(&self) -> bool {
+        self.endpoints.load().values().any(|e| e.active_healthy())
+    }
+
+    /// `(endpoint, routable)` for every member, for `/readyz` and tests.
+    pub(crate) fn endpoint_health(&self) -> Vec<(SocketAddr, bool)> {
+        let now = self.now_ms();
+        let mut out: Vec<_> = self
+            .endpoints
+            .load()
+            .values()
+            .map(|e| (e.addr, e.active_healthy() && !e.ejected(now)))
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// Re-run discovery and reconcile the endpoint table. Returns the new members.
+    pub(crate) async fn refresh(&self) -> Vec<SocketAddr> {
+        if let Err(e) = self.selector.update().await {
+            tracing::warn!(pool = %self.name(), error = %e, "discovery failed");
+        }
+        let members: Vec<SocketAddr> = self
+            .selector
+            .members()
+            .iter()
+            .filter_map(|b| b.addr.as_inet().copied())
+            .collect();
+        let old = self.endpoints.load_full();
+        let unchanged = old.len() == members.len() && members.iter().all(|a| old.contains_key(a));
+        if unchanged {
+            return Vec::new();
+        }
+        let mut next = HashMap::with_capacity(members.len());
+        let mut added = Vec::new();
+        for addr in &members {
+            let e = old.get(addr).cloned().unwrap_or_else(|| {
+                added.push(*addr);
+                Arc::new(Endpoint::new(*addr, self.prober.is_some()))
+            });
+            next.insert(*addr, e);
+        }
+        for gone in old.keys().filter(|a| !next.contains_key(*a)) {
+            tracing::info!(pool = %self.name(), endpoint = %gone, "endpoint removed");
+            let _ = metrics::ENDPOINT_HEALTHY.remove_label_values(&[self.name(), &gone.to_string()]);
+        }
+        for addr in &added {
+            let healthy = self.prober.is_none();
+            tracing::info!(pool = %self.name(), endpoint = %addr, routable = healthy, "endpoint added");
+            metrics::ENDPOINT_HEALTHY
+                .with_label_values(&[self.name(), &addr.to_string()])
+                .set(i64::from(healthy));
+        }
+        self.endpoints.store(Arc::new(next));
+        added
+    }
+
+    /// Run the active check once against `addrs` (every member when `None`).
+    pub(crate) async fn check(&self, addrs: Option<&[SocketAddr]>) {
+        let (Some(prober), Some(hc)) = (&self.prober, &self.config.health_check) else {
+            return;
+        };
+        let endpoints = self.endpoints.load_full();
+        let targets: Vec<Arc<Endpoint>> = match addrs {
+            Some(list) => list.iter().filter_map(|a| endpoints.get(a).cloned()).collect(),
+            None => endpoints.values().cloned().collect(),
+        };
+        let probes = targets.iter().map(|e| async move {
+            let backend = Backend {
+                addr: PingoraAddr::Inet(e.addr),
+                weight: 1,
+                ext: http::Extensions::new(),
+            };
+            let result = match tokio::time::timeout(hc.timeout, prober.check(&backend)).await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(err)) => Err(err.to_string()),
+                Err(_) => Err(format!("no answer within {:?}", hc.timeout)),
+            };
+            (e, result)
+        });
+        // Probes run together so one slow endpoint does not delay the verdict on the others.
+        for (e, result) in futures::future::join_all(probes).await {
+            self.observe(e, hc, result);
+        }
+    }
+
+    fn observe(&self, e: &Endpoint, hc: &HealthCheck, result: Result<(), String>) {
+        let passed = result.is_ok();
+        let current = e.active.load(Relaxed);
+        let next = match (current, passed) {
+            // The first verdict on a new endpoint needs only one check.
+            (UNKNOWN, true) => HEALTHY,
+            (UNKNOWN, false) => UNHEALTHY,
+            (HEALTHY, true) | (UNHEALTHY, false) => {
+                e.check_streak.store(0, Relaxed);
+                return;
+            }
+            (_, ok) => {
+                let streak = e.check_streak.fetch_add(1, Relaxed) + 1;
+                let needed = if ok { hc.healthy_threshold } else { hc.unhealthy_threshold };
+                if streak < needed {
+                    return;
+                }
+                if ok {
+                    HEALTHY
+                } else {
+                    UNHEALTHY
+                }
+            }
+        };
+        e.check_streak.store(0, Relaxed);
+        e.active.store(next, Relaxed);
+        let healthy = next == HEALTHY;
+        metrics::ENDPOINT_HEALTHY
+            .with_label_values(&[self.name(), &e.addr.to_string()])
+            .set(i64::from(healthy && !e.ejected(self.now_ms())));
+        match result {
+            Ok(()) => tracing::info!(pool = %self.name(), endpoint = %e.addr, "endpoint passes its health check"),
+            Err(error) => tracing::warn!(pool = %self.name(), endpoint = %e.addr, error, "endpoint fails its health check"),
+        }
+    }
+
+    /// Discovery and health-check timers for this pool; returns when `stop` fires.
+    pub(crate) async fn run(self: Arc<Self>, mut stop: tokio::sync::watch::Receiver<bool>) {
+        let added = self.refresh().await;
+        self.check(Some(&added)).await;
+        let check_every = self
+            .config
+            .health_check
+            .as_ref()
+            .map_or(Duration::from_secs(3600), |hc| hc.interval);
+        let mut resolve_tick = tokio::time::interval(self.config.resolve_interval);
+        let mut check_tick = tokio::time::interval(check_every);
+        resolve_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        check_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = resolve_tick.tick() => {
+                    let added = self.refresh().await;
+                    // New endpoints get their first check now rather than at the next tick,
+                    // since they take no traffic before it passes.
+                    self.check(Some(&added)).await;
+                }
+                _ = check_tick.tick() => self.check(None).await,
+                _ = stop.changed() => return,
+            }
+        }
+    }
+}
