@@ -1,0 +1,106 @@
+use std::time::Duration;
+
+use super::{endpoints, get};
+use crate::gateway;
+use crate::load::Load;
+use crate::upstream::Upstream;
+use crate::assert_eventually;
+
+#[tokio::test]
+async fn killing_an_upstream_under_get_load_causes_no_client_errors() {
+    // Arrange
+    let mut ups = vec![Upstream::spawn("a").await, Upstream::spawn("b").await, Upstream::spawn("c").await];
+    let gw = gateway::start(&format!(
+        "pools:\n  p:\n    endpoints: {}\n    health_check: {{ kind: tcp, interval: 200ms }}\n\
+         \x20   passive_health: {{ consecutive_failures: 1, cooldown: 30s }}\n\
+         routes:\n- {{ match: {{ path_prefix: / }}, pool: p }}\n",
+        endpoints(&[&ups[0], &ups[1], &ups[2]])
+    ))
+    .await;
+    gw.wait_ready().await;
+    let load = Load::start(gw.url("/k"), 8, 200_000);
+    assert_eventually!(ups[1].requests() > 50, "b got no traffic");
+
+    // Act
+    ups[1].kill().await;
+    let killed_at = load.snapshot().ok;
+    assert_eventually!(load.snapshot().ok > killed_at + 1000, "traffic stalled after the kill");
+    let report = load.stop().await;
+
+    // Assert
+    assert!(
+        report.failures.is_empty(),
+        "{} failures, first: {:?}",
+        report.failures.len(),
+        report.failures.first()
+    );
+    assert!(gw.metrics().await.contains("gateway_upstream_retries_total{pool=\"p\"}"));
+}
+
+#[tokio::test]
+async fn a_slow_upstream_gets_a_504_problem() {
+    // Arrange
+    let up = Upstream::spawn("slow").await;
+    let gw = gateway::start(&format!(
+        "pools:\n  p:\n    endpoints: {}\n    timeouts: {{ read: 300ms }}\n    retries: {{ attempts: 0 }}\n\
+         routes:\n- {{ match: {{ path_prefix: / }}, pool: p }}\n",
+        endpoints(&[&up])
+    ))
+    .await;
+    gw.wait_ready().await;
+
+    // Act
+    let resp = reqwest::get(gw.url("/slow/3000")).await.unwrap();
+
+    // Assert
+    assert_eq!(resp.status(), 504);
+    assert_eq!(resp.headers()["content-type"], "application/problem+json");
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["status"], 504);
+}
+
+#[tokio::test]
+async fn an_unreachable_pool_is_a_502_after_retrying_every_endpoint() {
+    // Arrange: two ports nobody listens on.
+    let (p1, p2) = (gateway::free_port(), gateway::free_port());
+    let gw = gateway::start(&format!(
+        "pools:\n  p:\n    endpoints: [\"127.0.0.1:{p1}\", \"127.0.0.1:{p2}\"]\n    passive_health: {{ consecutive_failures: 0 }}\n\
+         routes:\n- {{ match: {{ path_prefix: / }}, pool: p }}\n"
+    ))
+    .await;
+
+    // Act
+    let resp = reqwest::get(gw.url("/x")).await.unwrap();
+
+    // Assert
+    assert_eq!(resp.status(), 502);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["status"], 502);
+    let metrics = gw.metrics().await;
+    assert!(metrics.contains("gateway_upstream_connect_failures_total{pool=\"p\"} 3"), "{metrics}");
+}
+
+#[tokio::test]
+async fn no_healthy_endpoint_is_a_502_and_not_ready() {
+    // Arrange
+    let up = Upstream::spawn("sick").await;
+    up.set_healthy(false);
+    let gw = gateway::start(&format!(
+        "pools:\n  p:\n    endpoints: {}\n    health_check: {{ kind: http, path: /healthz, interval: 100ms }}\n\
+         routes:\n- {{ match: {{ path_prefix: / }}, pool: p }}\n",
+        endpoints(&[&up])
+    ))
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let client = reqwest::Client::new();
+
+    // Act
+    let (status, _, body) = get(&client, &gw.url("/x")).await;
+    let ready = client.get(gw.admin_url("/readyz")).send().await.unwrap().status();
+
+    // Assert
+    assert_eq!(status, 502, "{body}");
+    assert!(body.contains("No healthy upstream endpoint"));
+    assert_eq!(ready, 503);
+    assert_eq!(up.requests(), 0);
+}

@@ -1,0 +1,91 @@
+use super::{endpoints, get};
+use crate::assert_eventually;
+use crate::gateway;
+use crate::upstream::Upstream;
+
+#[tokio::test]
+async fn failing_active_check_ejects_an_endpoint_and_passing_restores_it() {
+    // Arrange
+    let (a, b) = (Upstream::spawn("a").await, Upstream::spawn("b").await);
+    let gw = gateway::start(&format!(
+        "pools:\n  p:\n    endpoints: {}\n    health_check: {{ kind: http, path: /healthz, interval: 100ms, unhealthy_threshold: 2 }}\n\
+         routes:\n- {{ match: {{ path_prefix: / }}, pool: p }}\n",
+        endpoints(&[&a, &b])
+    ))
+    .await;
+    gw.wait_ready().await;
+    let client = reqwest::Client::new();
+
+    // Act 1: b fails its check.
+    b.set_healthy(false);
+    let readyz = gw.admin_url("/readyz");
+    assert_eventually!(
+        client.get(&readyz).send().await.unwrap().text().await.unwrap().contains("\"healthy\":false"),
+        "b was never marked unhealthy"
+    );
+    let before = b.requests();
+    for _ in 0..20 {
+        assert_eq!(get(&client, &gw.url("/h")).await.1.as_deref(), Some("a"));
+    }
+    assert_eq!(b.requests(), before);
+
+    // Act 2: b recovers.
+    b.set_healthy(true);
+    assert_eventually!(
+        get(&client, &gw.url("/h")).await.1.as_deref() == Some("b"),
+        "b never received traffic again"
+    );
+}
+
+#[tokio::test]
+async fn consecutive_5xx_eject_an_endpoint_passively() {
+    // Arrange
+    let (a, b) = (Upstream::spawn("a").await, Upstream::spawn("b").await);
+    b.set_failing(true);
+    let gw = gateway::start(&format!(
+        "pools:\n  p:\n    endpoints: {}\n    passive_health: {{ consecutive_failures: 2, cooldown: 60s }}\n\
+         routes:\n- {{ match: {{ path_prefix: / }}, pool: p }}\n",
+        endpoints(&[&a, &b])
+    ))
+    .await;
+    gw.wait_ready().await;
+    let client = reqwest::Client::new();
+
+    // Act
+    let mut statuses = Vec::new();
+    for _ in 0..20 {
+        statuses.push(get(&client, &gw.url("/p")).await.0);
+    }
+
+    // Assert: b answered twice (two 500s, passed through), then was ejected.
+    assert_eq!(b.requests(), 2, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 500).count(), 2);
+    assert!(statuses[statuses.len() - 10..].iter().all(|s| *s == 200));
+    assert!(gw.metrics().await.contains("gateway_upstream_ejections_total{pool=\"p\"} 1"));
+}
+
+#[tokio::test]
+async fn a_pool_whose_endpoints_are_all_ejected_still_serves() {
+    // Arrange
+    let (a, b) = (Upstream::spawn("a").await, Upstream::spawn("b").await);
+    a.set_failing(true);
+    b.set_failing(true);
+    let gw = gateway::start(&format!(
+        "pools:\n  p:\n    endpoints: {}\n    passive_health: {{ consecutive_failures: 1, cooldown: 60s }}\n\
+         routes:\n- {{ match: {{ path_prefix: / }}, pool: p }}\n",
+        endpoints(&[&a, &b])
+    ))
+    .await;
+    gw.wait_ready().await;
+    let client = reqwest::Client::new();
+
+    // Act: both get ejected by the first two requests.
+    for _ in 0..2 {
+        get(&client, &gw.url("/e")).await;
+    }
+    a.set_failing(false);
+    let after = get(&client, &gw.url("/e")).await;
+
+    // Assert: ejections are ignored rather than answering 502 with nothing to try.
+    assert!(after.1.is_some(), "request was not sent upstream: {after:?}");
+}

@@ -1,0 +1,172 @@
+//! Small hyper upstream servers that say who they are.
+//!
+//! Every response carries `x-upstream: <name>`; the body echoes the method, path and request
+//! headers as JSON, so tests can see exactly what the gateway forwarded. Behaviour is
+//! switchable at run time: the health endpoint can fail, every answer can become a 500, and
+//! `/slow/<ms>` answers late. The server counts accepted connections, which is how tests
+//! measure upstream keep-alive reuse.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+/// Live knobs and counters of one upstream.
+#[derive(Debug, Default)]
+pub struct UpstreamState {
+    /// `/healthz` answers 503 while false.
+    pub unhealthy: AtomicBool,
+    /// Every other path answers 500 while true.
+    pub failing: AtomicBool,
+    /// TCP connections accepted so far.
+    pub connections: AtomicUsize,
+    /// Requests answered so far, health checks excluded.
+    pub requests: AtomicUsize,
+}
+
+/// A running upstream; stopped (all connections dropped, like a killed process) on drop.
+pub struct Upstream {
+    pub name: String,
+    pub addr: SocketAddr,
+    pub state: Arc<UpstreamState>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl Upstream {
+    /// Start an upstream on a free port of 127.0.0.1.
+    pub async fn spawn(name: &str) -> Self {
+        Self::spawn_on(name, "127.0.0.1:0".parse().expect("literal address")).await
+    }
+
+    /// Start an upstream on `addr` (port 0 picks a free one).
+    pub async fn spawn_on(name: &str, addr: SocketAddr) -> Self {
+        let listener = TcpListener::bind(addr).await.expect("bind upstream");
+        let addr = listener.local_addr().expect("local addr");
+        let state = Arc::new(UpstreamState::default());
+        let task = tokio::spawn(serve(listener, name.to_owned(), Arc::clone(&state)));
+        Self {
+            name: name.to_owned(),
+            addr,
+            state,
+            task: Some(task),
+        }
+    }
+
+    pub fn set_healthy(&self, healthy: bool) {
+        self.state.unhealthy.store(!healthy, SeqCst);
+    }
+
+    pub fn set_failing(&self, failing: bool) {
+        self.state.failing.store(failing, SeqCst);
+    }
+
+    pub fn connections(&self) -> usize {
+        self.state.connections.load(SeqCst)
+    }
+
+    pub fn requests(&self) -> usize {
+        self.state.requests.load(SeqCst)
+    }
+
+    /// Stop abruptly: the listener closes and every open connection is dropped mid-flight.
+    pub async fn kill(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for Upstream {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+/// Accept loop. Connection tasks live in a `JoinSet` owned by this task, so aborting the
+/// task drops every connection at once.
+pub async fn serve(listener: TcpListener, name: String, state: Arc<UpstreamState>) {
+    let mut connections = tokio::task::JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let Ok((stream, _)) = accepted else { continue };
+                state.connections.fetch_add(1, SeqCst);
+                let name = name.clone();
+                let state = Arc::clone(&state);
+                connections.spawn(async move {
+                    let service = service_fn(move |req| handle(req, name.clone(), Arc::clone(&state)));
+                    let _ = http1::Builder::new()
+                        .keep_alive(true)
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+}
+
+async fn handle(
+    req: Request<Incoming>,
+    name: String,
+    state: Arc<UpstreamState>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let path = req.uri().path().to_owned();
+    if path == "/healthz" {
+        let status = if state.unhealthy.load(SeqCst) {
+            StatusCode::SERVICE_UNAVAILABLE
+        } else {
+            StatusCode::OK
+        };
+        return Ok(reply(status, &name, Bytes::from_static(b"health\n")));
+    }
+    state.requests.fetch_add(1, SeqCst);
+    if let Some(ms) = path.strip_prefix("/slow/").and_then(|ms| ms.parse::<u64>().ok()) {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+    let status = if state.failing.load(SeqCst) {
+        StatusCode::INTERNAL_SERVER_ERROR
+    } else {
+        StatusCode::OK
+    };
+    let method = req.method().to_string();
+    let target = req.uri().path_and_query().map(ToString::to_string).unwrap_or_default();
+    let headers: serde_json::Map<String, serde_json::Value> = req
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.to_string(), serde_json::Value::from(v.to_str().unwrap_or("<binary>"))))
+        .collect();
+    let body_len = req.into_body().collect().await.map(|b| b.to_bytes().len()).unwrap_or(0);
+    let body = serde_json::json!({
+        "upstream": name,
+        "method": method,
+        "target": target,
+        "headers": headers,
+        "body_len": body_len,
+    });
+    Ok(reply(status, &name, Bytes::from(body.to_string())))
+}
+
+fn reply(status: StatusCode, name: &str, body: Bytes) -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(body));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert("content-type", "application/json".parse().expect("static"));
+    if let Ok(v) = name.parse() {
+        resp.headers_mut().insert("x-upstream", v);
+    }
+    resp
+}
