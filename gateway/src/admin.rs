@@ -48,7 +48,11 @@ impl AdminApp {
             })
             .collect();
         let body = serde_json::json!({"ready": ready, "pools": pools}).to_string();
-        let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+        let status = if ready {
+            StatusCode::OK
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        };
         reply(status, "application/json", body.into_bytes())
     }
 }
@@ -57,7 +61,11 @@ impl AdminApp {
 impl ServeHttp for AdminApp {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
         match session.req_header().uri.path() {
-            "/metrics" => reply(StatusCode::OK, "text/plain; version=0.0.4", metrics::render()),
+            "/metrics" => reply(
+                StatusCode::OK,
+                "text/plain; version=0.0.4",
+                metrics::render(),
+            ),
             "/healthz" => reply(StatusCode::OK, "text/plain", b"ok\n".to_vec()),
             "/readyz" => self.readiness(),
             _ => reply(StatusCode::NOT_FOUND, "text/plain", b"not found\n".to_vec()),

@@ -11,8 +11,8 @@
 //! - `metrics`: every Prometheus metric, in the registry `pingora-prometheus` serves.
 //! - [`server`]: wiring and process lifecycle (shutdown drain).
 
-pub mod config;
 mod admin;
+pub mod config;
 mod error;
 mod metrics;
 mod proxy;

@@ -62,7 +62,8 @@ impl BackgroundService for PoolTimers {
 pub fn run(config: Config) -> Result<(), StartupError> {
     metrics::init();
     let config = Arc::new(config);
-    let resolver = Arc::new(discovery::resolver(&config.dns_nameservers).map_err(StartupError::Resolver)?);
+    let resolver =
+        Arc::new(discovery::resolver(&config.dns_nameservers).map_err(StartupError::Resolver)?);
     let pools: Vec<Arc<Pool>> = config
         .pools
         .iter()
@@ -75,7 +76,10 @@ pub fn run(config: Config) -> Result<(), StartupError> {
             &config.pools.len().to_string(),
         ])
         .set(1);
-    let runtime = Arc::new(ArcSwap::from_pointee(Runtime::new(Arc::clone(&config), pools.clone())));
+    let runtime = Arc::new(ArcSwap::from_pointee(Runtime::new(
+        Arc::clone(&config),
+        pools.clone(),
+    )));
 
     let mut server = Server::new_with_opt_and_conf(None, pingora_server_conf(&config));
     server.bootstrap();

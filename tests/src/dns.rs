@@ -31,12 +31,18 @@ impl DnsServer {
 
     /// Make `name` resolve to `ips` (an empty list still answers, with no records).
     pub fn set(&self, name: &str, ips: &[Ipv4Addr]) {
-        self.zone.lock().expect("zone lock").insert(name.to_ascii_lowercase(), ips.to_vec());
+        self.zone
+            .lock()
+            .expect("zone lock")
+            .insert(name.to_ascii_lowercase(), ips.to_vec());
     }
 
     /// Make `name` answer NXDOMAIN.
     pub fn remove(&self, name: &str) {
-        self.zone.lock().expect("zone lock").remove(&name.to_ascii_lowercase());
+        self.zone
+            .lock()
+            .expect("zone lock")
+            .remove(&name.to_ascii_lowercase());
     }
 }
 
@@ -49,8 +55,12 @@ impl Drop for DnsServer {
 async fn answer(socket: UdpSocket, zone: Zone) {
     let mut buf = vec![0u8; 1500];
     loop {
-        let Ok((n, src)) = socket.recv_from(&mut buf).await else { continue };
-        let Ok(query) = Message::from_vec(&buf[..n]) else { continue };
+        let Ok((n, src)) = socket.recv_from(&mut buf).await else {
+            continue;
+        };
+        let Ok(query) = Message::from_vec(&buf[..n]) else {
+            continue;
+        };
         let mut resp = Message::new();
         resp.set_id(query.id())
             .set_message_type(MessageType::Response)
@@ -61,7 +71,11 @@ async fn answer(socket: UdpSocket, zone: Zone) {
         resp.add_queries(query.queries().to_vec());
         let mut code = ResponseCode::NoError;
         for q in query.queries() {
-            let name = q.name().to_ascii().trim_end_matches('.').to_ascii_lowercase();
+            let name = q
+                .name()
+                .to_ascii()
+                .trim_end_matches('.')
+                .to_ascii_lowercase();
             let ips = zone.lock().expect("zone lock").get(&name).cloned();
             match ips {
                 None => code = ResponseCode::NXDomain,

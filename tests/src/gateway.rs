@@ -18,7 +18,10 @@ pub fn gateway_bin() -> PathBuf {
         }
         let exe = std::env::current_exe().expect("current exe");
         // target/<profile>/deps/tests-<hash> -> target/<profile>/gateway
-        let profile_dir = exe.parent().and_then(Path::parent).expect("target dir layout");
+        let profile_dir = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("target dir layout");
         let bin = profile_dir.join("gateway");
         if !bin.exists() {
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
@@ -61,9 +64,7 @@ pub async fn start_with(body: &str, server: &str) -> TestGateway {
     let dir = tempfile::tempdir().expect("tempdir");
     let http: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
     let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
-    let yaml = format!(
-        "server:\n  {server}\nlisteners:\n  http: {http}\n  admin: {admin}\n{body}"
-    );
+    let yaml = format!("server:\n  {server}\nlisteners:\n  http: {http}\n  admin: {admin}\n{body}");
     let config_path = dir.path().join("gateway.yaml");
     std::fs::write(&config_path, yaml).expect("write config");
     let log_path = dir.path().join("gateway.log");
@@ -71,7 +72,10 @@ pub async fn start_with(body: &str, server: &str) -> TestGateway {
     let child = Command::new(gateway_bin())
         .arg("--config")
         .arg(&config_path)
-        .env("RUST_LOG", std::env::var("GATEWAY_LOG").unwrap_or_else(|_| "info".into()))
+        .env(
+            "RUST_LOG",
+            std::env::var("GATEWAY_LOG").unwrap_or_else(|_| "info".into()),
+        )
         .stdout(Stdio::from(log.try_clone().expect("dup log")))
         .stderr(Stdio::from(log))
         .spawn()
@@ -117,7 +121,11 @@ impl TestGateway {
             if admin_up && http_up {
                 return;
             }
-            assert!(Instant::now() < deadline, "gateway did not listen in time:\n{}", self.log());
+            assert!(
+                Instant::now() < deadline,
+                "gateway did not listen in time:\n{}",
+                self.log()
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -127,7 +135,11 @@ impl TestGateway {
         let client = reqwest::Client::new();
         let url = self.admin_url("/readyz");
         crate::assert_eventually!(
-            client.get(&url).send().await.is_ok_and(|r| r.status() == 200),
+            client
+                .get(&url)
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == 200),
             "gateway never became ready:\n{}",
             self.log()
         );

@@ -24,7 +24,7 @@ pub struct Load {
 impl Load {
     /// Start GET load on `url`. Bounded: each worker stops after `max_requests / concurrency`
     /// requests even if never stopped.
-    pub fn start(url: String, concurrency: usize, max_requests: usize) -> Self {
+    pub fn start(url: &str, concurrency: usize, max_requests: usize) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let report = Arc::new(Mutex::new(LoadReport::default()));
         let client = reqwest::Client::builder()
@@ -34,8 +34,12 @@ impl Load {
         let per_worker = max_requests.div_ceil(concurrency);
         let workers = (0..concurrency)
             .map(|_| {
-                let (stop, report, client, url) =
-                    (Arc::clone(&stop), Arc::clone(&report), client.clone(), url.clone());
+                let (stop, report, client, url) = (
+                    Arc::clone(&stop),
+                    Arc::clone(&report),
+                    client.clone(),
+                    url.to_owned(),
+                );
                 tokio::spawn(async move {
                     for _ in 0..per_worker {
                         if stop.load(SeqCst) {

@@ -135,7 +135,10 @@ async fn handle(
         return Ok(reply(status, &name, Bytes::from_static(b"health\n")));
     }
     state.requests.fetch_add(1, SeqCst);
-    if let Some(ms) = path.strip_prefix("/slow/").and_then(|ms| ms.parse::<u64>().ok()) {
+    if let Some(ms) = path
+        .strip_prefix("/slow/")
+        .and_then(|ms| ms.parse::<u64>().ok())
+    {
         tokio::time::sleep(Duration::from_millis(ms)).await;
     }
     let status = if state.failing.load(SeqCst) {
@@ -144,13 +147,27 @@ async fn handle(
         StatusCode::OK
     };
     let method = req.method().to_string();
-    let target = req.uri().path_and_query().map(ToString::to_string).unwrap_or_default();
+    let target = req
+        .uri()
+        .path_and_query()
+        .map(ToString::to_string)
+        .unwrap_or_default();
     let headers: serde_json::Map<String, serde_json::Value> = req
         .headers()
         .iter()
-        .map(|(k, v)| (k.to_string(), serde_json::Value::from(v.to_str().unwrap_or("<binary>"))))
+        .map(|(k, v)| {
+            (
+                k.to_string(),
+                serde_json::Value::from(v.to_str().unwrap_or("<binary>")),
+            )
+        })
         .collect();
-    let body_len = req.into_body().collect().await.map(|b| b.to_bytes().len()).unwrap_or(0);
+    let body_len = req
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes().len())
+        .unwrap_or(0);
     let body = serde_json::json!({
         "upstream": name,
         "method": method,
@@ -164,7 +181,8 @@ async fn handle(
 fn reply(status: StatusCode, name: &str, body: Bytes) -> Response<Full<Bytes>> {
     let mut resp = Response::new(Full::new(body));
     *resp.status_mut() = status;
-    resp.headers_mut().insert("content-type", "application/json".parse().expect("static"));
+    resp.headers_mut()
+        .insert("content-type", "application/json".parse().expect("static"));
     if let Ok(v) = name.parse() {
         resp.headers_mut().insert("x-upstream", v);
     }

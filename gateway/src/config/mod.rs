@@ -248,7 +248,11 @@ impl Config {
     pub fn summary(&self) -> String {
         use fmt::Write as _;
         let mut out = String::new();
-        let _ = writeln!(out, "listeners: http {} admin {}", self.listeners.http, self.listeners.admin);
+        let _ = writeln!(
+            out,
+            "listeners: http {} admin {}",
+            self.listeners.http, self.listeners.admin
+        );
         let _ = writeln!(out, "pools:");
         for pool in &self.pools {
             let endpoints: Vec<String> = pool.endpoints.iter().map(ToString::to_string).collect();
@@ -256,7 +260,9 @@ impl Config {
                 None => "no active check".to_owned(),
                 Some(hc) => match &hc.probe {
                     Probe::Tcp => format!("tcp check every {:?}", hc.interval),
-                    Probe::Http { path, .. } => format!("http check {path} every {:?}", hc.interval),
+                    Probe::Http { path, .. } => {
+                        format!("http check {path} every {:?}", hc.interval)
+                    }
                 },
             };
             let _ = writeln!(
@@ -292,3 +298,6 @@ impl Config {
         out
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -192,7 +192,10 @@ routes:
         );
         assert_eq!(
             index.locate("routes[1].match.path"),
-            Some(Position { line: 7, column: 13 })
+            Some(Position {
+                line: 7,
+                column: 13
+            })
         );
     }
 

@@ -43,7 +43,11 @@ impl Errors<'_> {
     }
 
     /// Deserialize one section on its own, recording its error (if any) under `prefix`.
-    fn section<T: DeserializeOwned>(&mut self, prefix: &str, value: serde_yaml::Value) -> Option<T> {
+    fn section<T: DeserializeOwned>(
+        &mut self,
+        prefix: &str,
+        value: serde_yaml::Value,
+    ) -> Option<T> {
         match serde_path_to_error::deserialize::<_, T>(value) {
             Ok(v) => Some(v),
             Err(e) => {
@@ -92,9 +96,9 @@ pub(super) fn validate(
         Ok(Some(top)) => top,
         Ok(None) => TopFile::default(),
         Err(e) => {
-            let (line, column) = e.location().map_or((None, None), |l| {
-                (Some(l.line()), Some(l.column()))
-            });
+            let (line, column) = e
+                .location()
+                .map_or((None, None), |l| (Some(l.line()), Some(l.column())));
             let message = e.to_string();
             // serde_yaml appends " at line L column C"; the prefix already says where.
             let message = message
@@ -112,31 +116,40 @@ pub(super) fn validate(
         }
     };
 
-    let server = top
-        .server
-        .map_or_else(|| Some(ServerFile::default()), |v| errs.section::<ServerFile>("server", v));
+    let server = top.server.map_or_else(
+        || Some(ServerFile::default()),
+        |v| errs.section::<ServerFile>("server", v),
+    );
     let listeners = top.listeners.map_or_else(
         || Some(ListenersFile::default()),
         |v| errs.section::<ListenersFile>("listeners", v),
     );
-    let limits = top
-        .limits
-        .map_or_else(|| Some(LimitsFile::default()), |v| errs.section::<LimitsFile>("limits", v));
-    let trusted = top
-        .trusted_proxies
-        .map_or_else(|| Some(Vec::new()), |v| errs.section::<Vec<String>>("trusted_proxies", v));
+    let limits = top.limits.map_or_else(
+        || Some(LimitsFile::default()),
+        |v| errs.section::<LimitsFile>("limits", v),
+    );
+    let trusted = top.trusted_proxies.map_or_else(
+        || Some(Vec::new()),
+        |v| errs.section::<Vec<String>>("trusted_proxies", v),
+    );
 
-    let dns = top
-        .dns
-        .map_or_else(|| Some(DnsFile::default()), |v| errs.section::<DnsFile>("dns", v));
+    let dns = top.dns.map_or_else(
+        || Some(DnsFile::default()),
+        |v| errs.section::<DnsFile>("dns", v),
+    );
 
     let mut pool_files = Vec::new();
+    // Routes are checked against every declared pool, valid or not, so that one broken pool
+    // does not also turn each route using it into an "unknown pool" error. Indices match
+    // `pools` whenever validation succeeds, since any failed pool fails the whole file.
+    let mut declared = Vec::new();
     for (key, value) in top.pools.unwrap_or_default() {
         let Some(name) = key.as_str().map(str::to_owned) else {
             errs.push("pools", format!("pool names must be strings, got {key:?}"));
             continue;
         };
         let path = format!("pools.{name}");
+        declared.push(name.clone());
         if let Some(pool) = errs.section::<PoolFile>(&path, value) {
             pool_files.push((name, pool));
         }
@@ -150,15 +163,11 @@ pub(super) fn validate(
         }
     }
 
-    let server = server.map(|s| check_server(&mut errs, s));
+    let server = server.map(|s| check_server(&mut errs, &s));
     let listeners = listeners.and_then(|l| check_listeners(&mut errs, &l));
     let limits = limits.map(|l| check_limits(&mut errs, &l));
     let trusted_proxies = trusted.map(|t| check_trusted(&mut errs, &t));
     let dns_nameservers = dns.map(|d| check_dns(&mut errs, &d));
-    // Routes are checked against every declared pool, valid or not, so that one broken pool
-    // does not also turn each route using it into an "unknown pool" error. Indices match
-    // `pools` whenever validation succeeds, since any failed pool fails the whole file.
-    let declared: Vec<String> = pool_files.iter().map(|(name, _)| name.clone()).collect();
     let pools: Vec<PoolConfig> = pool_files
         .into_iter()
         .filter_map(|(name, pool)| check_pool(&mut errs, name, pool))
@@ -170,31 +179,39 @@ pub(super) fn validate(
     }
 
     match (server, listeners, limits, trusted_proxies, dns_nameservers) {
-        (Some(server), Some(listeners), Some(limits), Some(trusted_proxies), Some(dns_nameservers))
-            if errs.list.is_empty() =>
-        {
-            Ok(Config {
-                source: file.to_owned(),
-                server,
-                listeners,
-                limits,
-                trusted_proxies,
-                dns_nameservers,
-                pools,
-                routes,
-            })
-        }
+        (
+            Some(server),
+            Some(listeners),
+            Some(limits),
+            Some(trusted_proxies),
+            Some(dns_nameservers),
+        ) if errs.list.is_empty() => Ok(Config {
+            source: file.to_owned(),
+            server,
+            listeners,
+            limits,
+            trusted_proxies,
+            dns_nameservers,
+            pools,
+            routes,
+        }),
         _ => Err(errs.list),
     }
 }
 
-fn check_server(errs: &mut Errors<'_>, s: ServerFile) -> ServerSettings {
+fn check_server(errs: &mut Errors<'_>, s: &ServerFile) -> ServerSettings {
     if s.threads == 0 || s.threads > 256 {
-        errs.push("server.threads", format!("must be between 1 and 256, got {}", s.threads));
+        errs.push(
+            "server.threads",
+            format!("must be between 1 and 256, got {}", s.threads),
+        );
     }
     require_positive(errs, "server.shutdown_grace", s.shutdown_grace);
     if s.upstream_keepalive_pool_size == 0 {
-        errs.push("server.upstream_keepalive_pool_size", "must be greater than 0, got 0");
+        errs.push(
+            "server.upstream_keepalive_pool_size",
+            "must be greater than 0, got 0",
+        );
     }
     ServerSettings {
         threads: s.threads,
@@ -209,7 +226,9 @@ fn check_listeners(errs: &mut Errors<'_>, l: &ListenersFile) -> Option<Listeners
         Err(_) => {
             errs.push(
                 format!("listeners.{key}"),
-                format!("invalid listen address {value:?}, expected ip:port such as \"0.0.0.0:80\""),
+                format!(
+                    "invalid listen address {value:?}, expected ip:port such as \"0.0.0.0:80\""
+                ),
             );
             None
         }
@@ -218,14 +237,20 @@ fn check_listeners(errs: &mut Errors<'_>, l: &ListenersFile) -> Option<Listeners
     let admin = parse(errs, "admin", &l.admin);
     let (http, admin) = (http?, admin?);
     if http == admin {
-        errs.push("listeners.admin", format!("must differ from listeners.http, both are {http}"));
+        errs.push(
+            "listeners.admin",
+            format!("must differ from listeners.http, both are {http}"),
+        );
     }
     Some(Listeners { http, admin })
 }
 
 fn check_limits(errs: &mut Errors<'_>, l: &LimitsFile) -> Limits {
     if l.max_uri_bytes < 16 {
-        errs.push("limits.max_uri_bytes", format!("must be at least 16, got {}", l.max_uri_bytes));
+        errs.push(
+            "limits.max_uri_bytes",
+            format!("must be at least 16, got {}", l.max_uri_bytes),
+        );
     }
     if l.max_header_bytes < 256 {
         errs.push(
@@ -285,9 +310,12 @@ pub(crate) fn parse_endpoint(text: &str) -> Result<EndpointSpec, String> {
         .ok_or_else(|| format!("invalid port in endpoint {text:?}, expected 1-65535"))?;
     let valid_host = !host.is_empty()
         && host.len() <= 253
-        && host
-            .split('.')
-            .all(|label| !label.is_empty() && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+        && host.split('.').all(|label| {
+            !label.is_empty()
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        });
     if !valid_host {
         return Err(format!("invalid host name in endpoint {text:?}"));
     }
@@ -308,7 +336,10 @@ fn check_pool(errs: &mut Errors<'_>, name: String, p: PoolFile) -> Option<PoolCo
     for (i, text) in p.endpoints.iter().enumerate() {
         match parse_endpoint(text) {
             Ok(spec) if endpoints.contains(&spec) => {
-                errs.push(format!("pools.{name}.endpoints[{i}]"), format!("duplicate endpoint {text:?}"));
+                errs.push(
+                    format!("pools.{name}.endpoints[{i}]"),
+                    format!("duplicate endpoint {text:?}"),
+                );
             }
             Ok(spec) => endpoints.push(spec),
             Err(message) => errs.push(format!("pools.{name}.endpoints[{i}]"), message),
@@ -343,7 +374,12 @@ fn check_pool(errs: &mut Errors<'_>, name: String, p: PoolFile) -> Option<PoolCo
     };
 
     let t = &p.timeouts;
-    for (key, value) in [("connect", t.connect), ("read", t.read), ("write", t.write), ("idle", t.idle)] {
+    for (key, value) in [
+        ("connect", t.connect),
+        ("read", t.read),
+        ("write", t.write),
+        ("idle", t.idle),
+    ] {
         require_positive(errs, &at(&format!("timeouts.{key}")), value);
     }
 
@@ -352,12 +388,19 @@ fn check_pool(errs: &mut Errors<'_>, name: String, p: PoolFile) -> Option<PoolCo
         .and_then(|hc| check_health(errs, &at("health_check"), hc));
 
     if p.passive_health.consecutive_failures > 0 {
-        require_positive(errs, &at("passive_health.cooldown"), p.passive_health.cooldown);
+        require_positive(
+            errs,
+            &at("passive_health.cooldown"),
+            p.passive_health.cooldown,
+        );
     }
     if p.retries.attempts > MAX_RETRY_ATTEMPTS {
         errs.push(
             at("retries.attempts"),
-            format!("must be at most {MAX_RETRY_ATTEMPTS}, got {}", p.retries.attempts),
+            format!(
+                "must be at most {MAX_RETRY_ATTEMPTS}, got {}",
+                p.retries.attempts
+            ),
         );
     }
 
@@ -431,7 +474,10 @@ fn check_health(errs: &mut Errors<'_>, at: &str, hc: HealthCheckFile) -> Option<
         HealthCheckKind::Http => {
             let path = hc.path.unwrap_or_else(|| "/".to_owned());
             if !path.starts_with('/') {
-                errs.push(format!("{at}.path"), format!("must start with '/', got {path:?}"));
+                errs.push(
+                    format!("{at}.path"),
+                    format!("must start with '/', got {path:?}"),
+                );
             }
             let mut expect_status = Vec::new();
             for (i, code) in hc.expect_status.unwrap_or_default().into_iter().enumerate() {
@@ -484,7 +530,11 @@ fn check_routes(
         };
         if let Some(PathMatch::Prefix(p) | PathMatch::Exact(p)) = &path {
             if !p.starts_with('/') {
-                let key = if matches!(path, Some(PathMatch::Prefix(_))) { "match.path_prefix" } else { "match.path" };
+                let key = if matches!(path, Some(PathMatch::Prefix(_))) {
+                    "match.path_prefix"
+                } else {
+                    "match.path"
+                };
                 errs.push(at(key), format!("must start with '/', got {p:?}"));
             }
         }
@@ -492,7 +542,10 @@ fn check_routes(
         let host = r.matcher.host.map(|h| h.to_ascii_lowercase());
         if let Some(h) = &host {
             if h.is_empty() || h.contains(['/', ':', ' ']) {
-                errs.push(at("match.host"), format!("expected a bare host name such as \"api.example.com\", got {h:?}"));
+                errs.push(
+                    at("match.host"),
+                    format!("expected a bare host name such as \"api.example.com\", got {h:?}"),
+                );
             }
         }
 
@@ -501,20 +554,29 @@ fn check_routes(
             for (j, m) in list.iter().enumerate() {
                 match Method::from_bytes(m.to_ascii_uppercase().as_bytes()) {
                     Ok(method) => parsed.push(method),
-                    Err(_) => errs.push(format!("routes[{i}].match.methods[{j}]"), format!("invalid HTTP method {m:?}")),
+                    Err(_) => errs.push(
+                        format!("routes[{i}].match.methods[{j}]"),
+                        format!("invalid HTTP method {m:?}"),
+                    ),
                 }
             }
             parsed
         });
         if methods.as_ref().is_some_and(Vec::is_empty) {
-            errs.push(at("match.methods"), "must list at least one method, or be left out to match all");
+            errs.push(
+                at("match.methods"),
+                "must list at least one method, or be left out to match all",
+            );
         }
 
         let action = match (r.pool, r.respond) {
             (Some(pool), None) => match pools.iter().position(|p| *p == pool) {
                 Some(index) => {
                     if r.strip_prefix && !matches!(path, Some(PathMatch::Prefix(_))) {
-                        errs.push(at("strip_prefix"), "only applies to match.path_prefix routes");
+                        errs.push(
+                            at("strip_prefix"),
+                            "only applies to match.path_prefix routes",
+                        );
                     }
                     Some(RouteAction::Proxy {
                         pool: index,
@@ -534,13 +596,18 @@ fn check_routes(
                     errs.push(at("strip_prefix"), "only applies to routes with a pool");
                 }
                 match StatusCode::from_u16(respond.status) {
-                    Ok(status) if (100..600).contains(&respond.status) => Some(RouteAction::Respond {
-                        status,
-                        body: Bytes::from(respond.body),
-                        content_type: respond.content_type,
-                    }),
+                    Ok(status) if (100..600).contains(&respond.status) => {
+                        Some(RouteAction::Respond {
+                            status,
+                            body: Bytes::from(respond.body),
+                            content_type: respond.content_type,
+                        })
+                    }
                     _ => {
-                        errs.push(at("respond.status"), format!("not an HTTP status code: {}", respond.status));
+                        errs.push(
+                            at("respond.status"),
+                            format!("not an HTTP status code: {}", respond.status),
+                        );
                         None
                     }
                 }
@@ -550,17 +617,29 @@ fn check_routes(
                 None
             }
             (None, None) => {
-                errs.push(format!("routes[{i}]"), "needs a pool to proxy to or a fixed respond");
+                errs.push(
+                    format!("routes[{i}]"),
+                    "needs a pool to proxy to or a fixed respond",
+                );
                 None
             }
         };
 
-        let (Some(path), Some(action)) = (path, action) else { continue };
+        let (Some(path), Some(action)) = (path, action) else {
+            continue;
+        };
         if errs.list.len() != before {
             continue;
         }
-        let matcher = RouteMatch { path, host, methods };
-        if let Some((j, _)) = routes.iter().find(|(_, other)| overlaps(&other.matcher, &matcher)) {
+        let matcher = RouteMatch {
+            path,
+            host,
+            methods,
+        };
+        if let Some((j, _)) = routes
+            .iter()
+            .find(|(_, other)| overlaps(&other.matcher, &matcher))
+        {
             errs.push(
                 at("match"),
                 format!("duplicates routes[{j}]: same host, path and methods, so this route could never match"),
@@ -572,13 +651,23 @@ fn check_routes(
             let p = match &matcher.path {
                 PathMatch::Exact(p) | PathMatch::Prefix(p) => p.clone(),
             };
-            matcher.host.as_ref().map_or(p.clone(), |h| format!("{h}{p}"))
+            matcher
+                .host
+                .as_ref()
+                .map_or(p.clone(), |h| format!("{h}{p}"))
         });
         if !names.insert(name.clone()) && explicit_name {
             errs.push(at("name"), format!("duplicate route name {name:?}"));
             continue;
         }
-        routes.push((i, RouteConfig { name, matcher, action }));
+        routes.push((
+            i,
+            RouteConfig {
+                name,
+                matcher,
+                action,
+            },
+        ));
     }
     routes.into_iter().map(|(_, r)| r).collect()
 }

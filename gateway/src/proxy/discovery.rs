@@ -30,9 +30,16 @@ pub(crate) fn resolver(nameservers: &[SocketAddr]) -> std::io::Result<TokioAsync
     } else {
         let mut group = NameServerConfigGroup::new();
         for ns in nameservers {
-            group.merge(NameServerConfigGroup::from_ips_clear(&[ns.ip()], ns.port(), true));
+            group.merge(NameServerConfigGroup::from_ips_clear(
+                &[ns.ip()],
+                ns.port(),
+                true,
+            ));
         }
-        (ResolverConfig::from_parts(None, Vec::new(), group), ResolverOpts::default())
+        (
+            ResolverConfig::from_parts(None, Vec::new(), group),
+            ResolverOpts::default(),
+        )
     };
     // Re-resolve for real on every tick; the TTL is deliberately ignored.
     opts.cache_size = 0;
@@ -96,7 +103,12 @@ impl DnsDiscovery {
     }
 
     /// Fold one resolution result into the per-name state; returns the addresses to use.
-    fn apply(&self, host: &str, resolved: Vec<SocketAddr>, error: Option<String>) -> Vec<SocketAddr> {
+    fn apply(
+        &self,
+        host: &str,
+        resolved: Vec<SocketAddr>,
+        error: Option<String>,
+    ) -> Vec<SocketAddr> {
         let now = Instant::now();
         let mut names = self.names.lock().unwrap_or_else(|p| p.into_inner());
         if !resolved.is_empty() {

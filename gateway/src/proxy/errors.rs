@@ -40,7 +40,9 @@ pub(crate) fn classify(e: &Error) -> (u16, &'static str) {
                 }
                 _ => (400, "The request is malformed."),
             },
-            ErrorSource::Internal | ErrorSource::Unset => (500, "The gateway failed to handle the request."),
+            ErrorSource::Internal | ErrorSource::Unset => {
+                (500, "The gateway failed to handle the request.")
+            }
         },
     }
 }
@@ -73,7 +75,9 @@ pub(crate) async fn respond_problem(
     header.insert_header(http::header::CONTENT_TYPE, "application/problem+json")?;
     header.insert_header(http::header::CONTENT_LENGTH, body.len().to_string())?;
     header.insert_header("x-request-id", request_id)?;
-    session.write_response_header(Box::new(header), false).await?;
+    session
+        .write_response_header(Box::new(header), false)
+        .await?;
     session.write_response_body(Some(body), true).await
 }
 

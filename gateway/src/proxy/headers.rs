@@ -28,9 +28,9 @@ pub(crate) fn request_id(incoming: Option<&[u8]>) -> String {
         Some(v)
             if !v.is_empty()
                 && v.len() <= 128
-                && v
-                    .iter()
-                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':')) =>
+                && v.iter().all(|b| {
+                    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':')
+                }) =>
         {
             // Checked to be ASCII just above.
             String::from_utf8_lossy(v).into_owned()
@@ -41,7 +41,11 @@ pub(crate) fn request_id(incoming: Option<&[u8]>) -> String {
 
 /// The client's address: the peer, unless the peer is a trusted proxy, in which case the
 /// right-most `X-Forwarded-For` entry that is not itself a trusted proxy.
-pub(crate) fn client_ip(peer: Option<IpAddr>, xff: Option<&str>, trusted: &[IpNet]) -> Option<IpAddr> {
+pub(crate) fn client_ip(
+    peer: Option<IpAddr>,
+    xff: Option<&str>,
+    trusted: &[IpNet],
+) -> Option<IpAddr> {
     let peer = peer?;
     let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
     if !is_trusted(&peer) {
@@ -71,10 +75,10 @@ pub(crate) fn client_ip(peer: Option<IpAddr>, xff: Option<&str>, trusted: &[IpNe
 /// map beside the `HeaderMap`; removal must go through their `remove_header`.
 pub(crate) fn hop_by_hop(headers: &HeaderMap) -> Vec<HeaderName> {
     let upgrading = headers.contains_key(UPGRADE)
-        && headers
-            .get_all(CONNECTION)
-            .iter()
-            .any(|v| v.to_str().is_ok_and(|s| s.to_ascii_lowercase().contains("upgrade")));
+        && headers.get_all(CONNECTION).iter().any(|v| {
+            v.to_str()
+                .is_ok_and(|s| s.to_ascii_lowercase().contains("upgrade"))
+        });
     if upgrading {
         return Vec::new();
     }
@@ -104,9 +108,16 @@ pub(crate) struct Forwarded<'a> {
 
 /// Apply the forwarding headers to the request that goes upstream. Values a client sent are
 /// kept only when it is a trusted proxy; otherwise they are replaced, never appended to.
-pub(crate) fn set_forwarded(req: &mut pingora::http::RequestHeader, f: &Forwarded<'_>) -> pingora::Result<()> {
+pub(crate) fn set_forwarded(
+    req: &mut pingora::http::RequestHeader,
+    f: &Forwarded<'_>,
+) -> pingora::Result<()> {
     let xff = match (f.peer, f.peer_trusted) {
-        (Some(peer), true) => match req.headers.get(X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+        (Some(peer), true) => match req
+            .headers
+            .get(X_FORWARDED_FOR)
+            .and_then(|v| v.to_str().ok())
+        {
             Some(prev) if !prev.trim().is_empty() => format!("{prev}, {peer}"),
             _ => peer.to_string(),
         },
@@ -151,14 +162,22 @@ mod tests {
 
     #[test]
     fn client_ip_ignores_forwarded_for_from_untrusted_peers() {
-        let ip = client_ip(Some("203.0.113.9".parse().unwrap()), Some("1.2.3.4"), &nets(&["10.0.0.0/8"]));
+        let ip = client_ip(
+            Some("203.0.113.9".parse().unwrap()),
+            Some("1.2.3.4"),
+            &nets(&["10.0.0.0/8"]),
+        );
         assert_eq!(ip, Some("203.0.113.9".parse().unwrap()));
     }
 
     #[test]
     fn client_ip_walks_forwarded_for_through_trusted_proxies() {
         let trusted = nets(&["10.0.0.0/8"]);
-        let ip = client_ip(Some("10.0.0.2".parse().unwrap()), Some("6.6.6.6, 1.2.3.4, 10.0.0.5"), &trusted);
+        let ip = client_ip(
+            Some("10.0.0.2".parse().unwrap()),
+            Some("6.6.6.6, 1.2.3.4, 10.0.0.5"),
+            &trusted,
+        );
         assert_eq!(ip, Some("1.2.3.4".parse().unwrap()));
     }
 
@@ -193,7 +212,10 @@ mod tests {
 
         f.peer_trusted = true;
         set_forwarded(&mut req, &f).unwrap();
-        assert_eq!(req.headers.get(X_FORWARDED_FOR).unwrap(), "203.0.113.9, 203.0.113.9");
+        assert_eq!(
+            req.headers.get(X_FORWARDED_FOR).unwrap(),
+            "203.0.113.9, 203.0.113.9"
+        );
         assert_eq!(req.headers.get(X_FORWARDED_HOST).unwrap(), "example.com");
         assert_eq!(req.headers.get(X_REQUEST_ID).unwrap(), "rid");
     }

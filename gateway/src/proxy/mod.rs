@@ -170,7 +170,9 @@ impl ProxyHttp for Gateway {
     ) -> Result<()> {
         if let Some(pool) = ctx.pool() {
             let reused = if reused { "true" } else { "false" };
-            metrics::UPSTREAM_CONNECTIONS.with_label_values(&[pool.name(), reused]).inc();
+            metrics::UPSTREAM_CONNECTIONS
+                .with_label_values(&[pool.name(), reused])
+                .inc();
         }
         Ok(())
     }
@@ -184,9 +186,17 @@ impl ProxyHttp for Gateway {
         request_filters::rewrite_upstream_request(session, upstream_request, ctx)
     }
 
-    fn fail_to_connect(&self, _session: &mut Session, _peer: &HttpPeer, ctx: &mut Ctx, mut e: Box<Error>) -> Box<Error> {
+    fn fail_to_connect(
+        &self,
+        _session: &mut Session,
+        _peer: &HttpPeer,
+        ctx: &mut Ctx,
+        mut e: Box<Error>,
+    ) -> Box<Error> {
         if let (Some(pool), Some(addr)) = (ctx.pool(), ctx.tried.last()) {
-            metrics::CONNECT_FAILURES.with_label_values(&[pool.name()]).inc();
+            metrics::CONNECT_FAILURES
+                .with_label_values(&[pool.name()])
+                .inc();
             pool.report_failure(*addr);
             // Nothing was sent, so any method may go to another endpoint.
             e.set_retry(ctx.tried.len() <= pool.config.retries.attempts);

@@ -14,10 +14,19 @@ use crate::config::{Balance, HashKey, RouteAction};
 pub(super) fn identify(session: &Session, ctx: &mut Ctx) {
     let req = session.req_header();
     ctx.request_id = headers::request_id(req.headers.get(X_REQUEST_ID).map(|v| v.as_bytes()));
-    let peer = session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip());
-    let trusted = ctx.runtime.as_ref().map_or(&[][..], |rt| &rt.config.trusted_proxies[..]);
+    let peer = session
+        .client_addr()
+        .and_then(|a| a.as_inet())
+        .map(|a| a.ip());
+    let trusted = ctx
+        .runtime
+        .as_ref()
+        .map_or(&[][..], |rt| &rt.config.trusted_proxies[..]);
     ctx.peer_trusted = peer.is_some_and(|ip| trusted.iter().any(|net| net.contains(&ip)));
-    let xff = req.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
+    let xff = req
+        .headers
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok());
     ctx.client_ip = headers::client_ip(peer, xff, trusted);
     ctx.host = request_host(req);
 }
@@ -38,12 +47,17 @@ fn request_host(req: &RequestHeader) -> Option<String> {
 
 /// 414 for a long request target, 431 for large headers, 400 for dot segments in the path.
 pub(super) fn check_limits(session: &Session, ctx: &Ctx) -> Result<()> {
-    let Some(rt) = &ctx.runtime else { return Ok(()) };
+    let Some(rt) = &ctx.runtime else {
+        return Ok(());
+    };
     let limits = &rt.config.limits;
     let req = session.req_header();
     let target_len = req.raw_path().len();
     if target_len > limits.max_uri_bytes {
-        return Error::e_explain(URI_TOO_LONG, format!("request target is {target_len} bytes"));
+        return Error::e_explain(
+            URI_TOO_LONG,
+            format!("request target is {target_len} bytes"),
+        );
     }
     let header_bytes: usize = req
         .headers
@@ -51,7 +65,10 @@ pub(super) fn check_limits(session: &Session, ctx: &Ctx) -> Result<()> {
         .map(|(name, value)| name.as_str().len() + value.len() + 4)
         .sum();
     if header_bytes > limits.max_header_bytes {
-        return Error::e_explain(HEADERS_TOO_LARGE, format!("request headers are {header_bytes} bytes"));
+        return Error::e_explain(
+            HEADERS_TOO_LARGE,
+            format!("request headers are {header_bytes} bytes"),
+        );
     }
     if has_dot_segment(req.uri.path()) {
         return Error::e_explain(BAD_REQUEST, "dot segment in request path");
@@ -70,7 +87,9 @@ fn has_dot_segment(path: &str) -> bool {
 
 /// Pick the route, or fail with 404.
 pub(super) fn route(session: &Session, ctx: &mut Ctx) -> Result<()> {
-    let Some(rt) = ctx.runtime.clone() else { return Ok(()) };
+    let Some(rt) = ctx.runtime.clone() else {
+        return Ok(());
+    };
     let req = session.req_header();
     let path = req.uri.path();
     let Some(route) = rt.router.find(ctx.host.as_deref(), path, &req.method) else {
@@ -101,16 +120,23 @@ pub(super) async fn respond_fixed(session: &mut Session, ctx: &mut Ctx) -> Resul
     header.insert_header(X_REQUEST_ID, ctx.request_id.as_str())?;
     ctx.gateway_status = Some(status.as_u16());
     let body = body.clone();
-    session.write_response_header(Box::new(header), false).await?;
+    session
+        .write_response_header(Box::new(header), false)
+        .await?;
     session.write_response_body(Some(body), true).await?;
     Ok(true)
 }
 
 /// The consistent-hash key for this request; empty for the other balancers.
 pub(super) fn hash_key(session: &Session, ctx: &Ctx, balance: &Balance) -> Vec<u8> {
-    let Balance::ConsistentHash(key) = balance else { return Vec::new() };
+    let Balance::ConsistentHash(key) = balance else {
+        return Vec::new();
+    };
     match key {
-        HashKey::ClientIp => ctx.client_ip.map(|ip| ip.to_string().into_bytes()).unwrap_or_default(),
+        HashKey::ClientIp => ctx
+            .client_ip
+            .map(|ip| ip.to_string().into_bytes())
+            .unwrap_or_default(),
         HashKey::Path => session.req_header().uri.path().as_bytes().to_vec(),
         HashKey::Header(name) => session
             .req_header()
@@ -130,7 +156,10 @@ pub(super) fn rewrite_upstream_request(
     for name in headers::hop_by_hop(&req.headers) {
         req.remove_header(&name);
     }
-    let peer = session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip());
+    let peer = session
+        .client_addr()
+        .and_then(|a| a.as_inet())
+        .map(|a| a.ip());
     headers::set_forwarded(
         req,
         &Forwarded {

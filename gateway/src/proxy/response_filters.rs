@@ -60,7 +60,11 @@ pub(super) fn log_request(session: &Session, e: Option<&Error>, ctx: &Ctx) {
         .map(|r| r.status.as_u16())
         .or(ctx.gateway_status)
         .unwrap_or(0);
-    let source = if ctx.gateway_status.is_some() { "gateway" } else { "upstream" };
+    let source = if ctx.gateway_status.is_some() {
+        "gateway"
+    } else {
+        "upstream"
+    };
     let route = ctx.route_name.as_deref().unwrap_or("none");
     let method = metrics::method_label(&req.method);
     let total = ctx.started.elapsed();

@@ -30,7 +30,13 @@ impl Route {
 
     /// The path to send upstream, with the matched prefix removed when configured.
     pub(crate) fn upstream_path<'a>(&self, path: &'a str) -> std::borrow::Cow<'a, str> {
-        let strip = matches!(self.action, RouteAction::Proxy { strip_prefix: true, .. });
+        let strip = matches!(
+            self.action,
+            RouteAction::Proxy {
+                strip_prefix: true,
+                ..
+            }
+        );
         match (&self.path, strip) {
             (PathMatch::Prefix(prefix), true) => {
                 let rest = &path[prefix.trim_end_matches('/').len().min(path.len())..];
@@ -100,7 +106,12 @@ mod tests {
     use super::*;
     use crate::config::RouteMatch;
 
-    fn route(name: &str, path: PathMatch, host: Option<&str>, methods: Option<&[Method]>) -> RouteConfig {
+    fn route(
+        name: &str,
+        path: PathMatch,
+        host: Option<&str>,
+        methods: Option<&[Method]>,
+    ) -> RouteConfig {
         RouteConfig {
             name: name.into(),
             matcher: RouteMatch {
@@ -119,7 +130,12 @@ mod tests {
         PathMatch::Prefix(p.into())
     }
 
-    fn name<'a>(router: &'a Router, host: Option<&str>, path: &str, method: &Method) -> Option<&'a str> {
+    fn name<'a>(
+        router: &'a Router,
+        host: Option<&str>,
+        path: &str,
+        method: &Method,
+    ) -> Option<&'a str> {
         router.find(host, path, method).map(|r| r.name.as_str())
     }
 
@@ -131,7 +147,10 @@ mod tests {
             route("api_v2", prefix("/api/v2"), None, None),
         ]);
 
-        assert_eq!(name(&router, None, "/api/v2/x", &Method::GET), Some("api_v2"));
+        assert_eq!(
+            name(&router, None, "/api/v2/x", &Method::GET),
+            Some("api_v2")
+        );
         assert_eq!(name(&router, None, "/api/v1", &Method::GET), Some("api"));
         assert_eq!(name(&router, None, "/other", &Method::GET), Some("root"));
     }
@@ -144,7 +163,10 @@ mod tests {
         ]);
 
         assert_eq!(name(&router, None, "/login", &Method::GET), Some("exact"));
-        assert_eq!(name(&router, None, "/login/x", &Method::GET), Some("prefix"));
+        assert_eq!(
+            name(&router, None, "/login/x", &Method::GET),
+            Some("prefix")
+        );
     }
 
     #[test]
@@ -164,10 +186,16 @@ mod tests {
             route("host", prefix("/a"), Some("api.example.com"), None),
         ]);
 
-        assert_eq!(name(&router, Some("api.example.com"), "/a", &Method::GET), Some("host"));
+        assert_eq!(
+            name(&router, Some("api.example.com"), "/a", &Method::GET),
+            Some("host")
+        );
         assert_eq!(name(&router, None, "/a", &Method::POST), Some("post"));
         assert_eq!(name(&router, None, "/a", &Method::GET), Some("any"));
-        assert_eq!(name(&router, Some("other"), "/a", &Method::GET), Some("any"));
+        assert_eq!(
+            name(&router, Some("other"), "/a", &Method::GET),
+            Some("any")
+        );
     }
 
     #[test]

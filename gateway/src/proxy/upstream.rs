@@ -69,7 +69,12 @@ enum Selector {
     Consistent(LoadBalancer<Consistent>),
 }
 
-fn select_in<S>(lb: &LoadBalancer<S>, key: &[u8], max: usize, accept: &dyn Fn(&Backend) -> bool) -> Option<Backend>
+fn select_in<S>(
+    lb: &LoadBalancer<S>,
+    key: &[u8],
+    max: usize,
+    accept: &dyn Fn(&Backend) -> bool,
+) -> Option<Backend>
 where
     S: BackendSelection + 'static,
     S::Iter: BackendIter,
@@ -201,7 +206,9 @@ impl Pool {
         let max = endpoints.len() * 4 + 8;
         let pick = |respect_ejection: bool, avoid_tried: bool| {
             self.selector.select(key, max, &|b: &Backend| {
-                let Some(addr) = b.addr.as_inet() else { return false };
+                let Some(addr) = b.addr.as_inet() else {
+                    return false;
+                };
                 if avoid_tried && tried.contains(addr) {
                     return false;
                 }
@@ -236,12 +243,16 @@ impl Pool {
             return;
         }
         let endpoints = self.endpoints.load();
-        let Some(e) = endpoints.get(&addr) else { return };
+        let Some(e) = endpoints.get(&addr) else {
+            return;
+        };
         let failures = e.failures.fetch_add(1, Relaxed) + 1;
         if failures >= threshold {
             e.failures.store(0, Relaxed);
-            let cooldown = u64::try_from(self.config.passive.cooldown.as_millis()).unwrap_or(u64::MAX);
-            e.ejected_until_ms.store(self.now_ms().saturating_add(cooldown), Relaxed);
+            let cooldown =
+                u64::try_from(self.config.passive.cooldown.as_millis()).unwrap_or(u64::MAX);
+            e.ejected_until_ms
+                .store(self.now_ms().saturating_add(cooldown), Relaxed);
             metrics::EJECTIONS.with_label_values(&[self.name()]).inc();
             metrics::ENDPOINT_HEALTHY
                 .with_label_values(&[self.name(), &addr.to_string()])
@@ -304,7 +315,8 @@ impl Pool {
         }
         for gone in old.keys().filter(|a| !next.contains_key(*a)) {
             tracing::info!(pool = %self.name(), endpoint = %gone, "endpoint removed");
-            let _ = metrics::ENDPOINT_HEALTHY.remove_label_values(&[self.name(), &gone.to_string()]);
+            let _ =
+                metrics::ENDPOINT_HEALTHY.remove_label_values(&[self.name(), &gone.to_string()]);
         }
         for addr in &added {
             let healthy = self.prober.is_none();
@@ -324,7 +336,10 @@ impl Pool {
         };
         let endpoints = self.endpoints.load_full();
         let targets: Vec<Arc<Endpoint>> = match addrs {
-            Some(list) => list.iter().filter_map(|a| endpoints.get(a).cloned()).collect(),
+            Some(list) => list
+                .iter()
+                .filter_map(|a| endpoints.get(a).cloned())
+                .collect(),
             None => endpoints.values().cloned().collect(),
         };
         let probes = targets.iter().map(|e| async move {
@@ -359,7 +374,11 @@ impl Pool {
             }
             (_, ok) => {
                 let streak = e.check_streak.fetch_add(1, Relaxed) + 1;
-                let needed = if ok { hc.healthy_threshold } else { hc.unhealthy_threshold };
+                let needed = if ok {
+                    hc.healthy_threshold
+                } else {
+                    hc.unhealthy_threshold
+                };
                 if streak < needed {
                     return;
                 }
@@ -377,8 +396,12 @@ impl Pool {
             .with_label_values(&[self.name(), &e.addr.to_string()])
             .set(i64::from(healthy && !e.ejected(self.now_ms())));
         match result {
-            Ok(()) => tracing::info!(pool = %self.name(), endpoint = %e.addr, "endpoint passes its health check"),
-            Err(error) => tracing::warn!(pool = %self.name(), endpoint = %e.addr, error, "endpoint fails its health check"),
+            Ok(()) => {
+                tracing::info!(pool = %self.name(), endpoint = %e.addr, "endpoint passes its health check")
+            }
+            Err(error) => {
+                tracing::warn!(pool = %self.name(), endpoint = %e.addr, error, "endpoint fails its health check")
+            }
         }
     }
 

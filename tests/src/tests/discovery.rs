@@ -1,10 +1,10 @@
 use std::net::Ipv4Addr;
 
+use crate::assert_eventually;
 use crate::dns::DnsServer;
 use crate::gateway::{self, TestGateway};
 use crate::load::Load;
 use crate::upstream::Upstream;
-use crate::assert_eventually;
 
 const NAME: &str = "svc.test";
 
@@ -40,7 +40,7 @@ async fn endpoints_added_and_removed_in_dns_follow_while_traffic_flows() {
     dns.set(NAME, &[ip(2)]);
     let gw = gateway_for(&dns, port, "30s").await;
     gw.wait_ready().await;
-    let load = Load::start(gw.url("/d"), 4, 200_000);
+    let load = Load::start(&gw.url("/d"), 4, 200_000);
 
     // Act 1: scale up to three.
     dns.set(NAME, &[ip(2), ip(3), ip(4)]);
@@ -63,7 +63,11 @@ async fn endpoints_added_and_removed_in_dns_follow_while_traffic_flows() {
     let report = load.stop().await;
 
     // Assert
-    assert!(report.failures.is_empty(), "{:?}", &report.failures[..report.failures.len().min(5)]);
+    assert!(
+        report.failures.is_empty(),
+        "{:?}",
+        &report.failures[..report.failures.len().min(5)]
+    );
     assert!(report.ok > 100);
 }
 
@@ -85,7 +89,11 @@ async fn a_name_that_stops_resolving_keeps_its_endpoints_for_the_grace_period_on
     // Assert: still served inside the grace period, 502 after it, and the drop is logged.
     assert_eq!(during_grace, 200);
     assert_eventually!(
-        client.get(gw.url("/g")).send().await.is_ok_and(|r| r.status() == 502),
+        client
+            .get(gw.url("/g"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 502),
         "pool was not emptied after the grace period"
     );
     assert!(gw.log().contains("grace period"), "{}", gw.log());
@@ -100,7 +108,7 @@ async fn a_new_endpoint_gets_no_traffic_before_its_first_passing_check() {
     dns.set(NAME, &[ip(2)]);
     let gw = gateway_for(&dns, port, "30s").await;
     gw.wait_ready().await;
-    let load = Load::start(gw.url("/n"), 2, 100_000);
+    let load = Load::start(&gw.url("/n"), 2, 100_000);
 
     // Act: b appears in DNS but fails its check for a while, then recovers.
     dns.set(NAME, &[ip(2), ip(3)]);

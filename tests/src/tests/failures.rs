@@ -1,15 +1,19 @@
 use std::time::Duration;
 
 use super::{endpoints, get};
+use crate::assert_eventually;
 use crate::gateway;
 use crate::load::Load;
 use crate::upstream::Upstream;
-use crate::assert_eventually;
 
 #[tokio::test]
 async fn killing_an_upstream_under_get_load_causes_no_client_errors() {
     // Arrange
-    let mut ups = vec![Upstream::spawn("a").await, Upstream::spawn("b").await, Upstream::spawn("c").await];
+    let mut ups = [
+        Upstream::spawn("a").await,
+        Upstream::spawn("b").await,
+        Upstream::spawn("c").await,
+    ];
     let gw = gateway::start(&format!(
         "pools:\n  p:\n    endpoints: {}\n    health_check: {{ kind: tcp, interval: 200ms }}\n\
          \x20   passive_health: {{ consecutive_failures: 1, cooldown: 30s }}\n\
@@ -18,13 +22,16 @@ async fn killing_an_upstream_under_get_load_causes_no_client_errors() {
     ))
     .await;
     gw.wait_ready().await;
-    let load = Load::start(gw.url("/k"), 8, 200_000);
+    let load = Load::start(&gw.url("/k"), 8, 200_000);
     assert_eventually!(ups[1].requests() > 50, "b got no traffic");
 
     // Act
     ups[1].kill().await;
     let killed_at = load.snapshot().ok;
-    assert_eventually!(load.snapshot().ok > killed_at + 1000, "traffic stalled after the kill");
+    assert_eventually!(
+        load.snapshot().ok > killed_at + 1000,
+        "traffic stalled after the kill"
+    );
     let report = load.stop().await;
 
     // Assert
@@ -34,7 +41,10 @@ async fn killing_an_upstream_under_get_load_causes_no_client_errors() {
         report.failures.len(),
         report.failures.first()
     );
-    assert!(gw.metrics().await.contains("gateway_upstream_retries_total{pool=\"p\"}"));
+    assert!(gw
+        .metrics()
+        .await
+        .contains("gateway_upstream_retries_total{pool=\"p\"}"));
 }
 
 #[tokio::test]
@@ -77,7 +87,10 @@ async fn an_unreachable_pool_is_a_502_after_retrying_every_endpoint() {
     let body: serde_json::Value = resp.json().await.unwrap();
     assert_eq!(body["status"], 502);
     let metrics = gw.metrics().await;
-    assert!(metrics.contains("gateway_upstream_connect_failures_total{pool=\"p\"} 3"), "{metrics}");
+    assert!(
+        metrics.contains("gateway_upstream_connect_failures_total{pool=\"p\"} 3"),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]
@@ -96,7 +109,12 @@ async fn no_healthy_endpoint_is_a_502_and_not_ready() {
 
     // Act
     let (status, _, body) = get(&client, &gw.url("/x")).await;
-    let ready = client.get(gw.admin_url("/readyz")).send().await.unwrap().status();
+    let ready = client
+        .get(gw.admin_url("/readyz"))
+        .send()
+        .await
+        .unwrap()
+        .status();
 
     // Assert
     assert_eq!(status, 502, "{body}");

@@ -20,7 +20,15 @@ async fn failing_active_check_ejects_an_endpoint_and_passing_restores_it() {
     b.set_healthy(false);
     let readyz = gw.admin_url("/readyz");
     assert_eventually!(
-        client.get(&readyz).send().await.unwrap().text().await.unwrap().contains("\"healthy\":false"),
+        client
+            .get(&readyz)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+            .contains("\"healthy\":false"),
         "b was never marked unhealthy"
     );
     let before = b.requests();
@@ -61,7 +69,10 @@ async fn consecutive_5xx_eject_an_endpoint_passively() {
     assert_eq!(b.requests(), 2, "{statuses:?}");
     assert_eq!(statuses.iter().filter(|s| **s == 500).count(), 2);
     assert!(statuses[statuses.len() - 10..].iter().all(|s| *s == 200));
-    assert!(gw.metrics().await.contains("gateway_upstream_ejections_total{pool=\"p\"} 1"));
+    assert!(gw
+        .metrics()
+        .await
+        .contains("gateway_upstream_ejections_total{pool=\"p\"} 1"));
 }
 
 #[tokio::test]
@@ -87,5 +98,8 @@ async fn a_pool_whose_endpoints_are_all_ejected_still_serves() {
     let after = get(&client, &gw.url("/e")).await;
 
     // Assert: ejections are ignored rather than answering 502 with nothing to try.
-    assert!(after.1.is_some(), "request was not sent upstream: {after:?}");
+    assert!(
+        after.1.is_some(),
+        "request was not sent upstream: {after:?}"
+    );
 }

@@ -26,9 +26,20 @@ async fn sigterm_lets_in_flight_requests_finish_then_exits() {
 
     // Assert
     assert_eq!(response.status(), 200);
-    assert!(status.is_some_and(|s| s.success()), "exit: {status:?}\n{}", gw.log());
-    assert!(signalled.elapsed() < Duration::from_secs(5), "took {:?}", signalled.elapsed());
-    assert!(tokio::net::TcpStream::connect(gw.http).await.is_err(), "still accepting");
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "exit: {status:?}\n{}",
+        gw.log()
+    );
+    assert!(
+        signalled.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        signalled.elapsed()
+    );
+    assert!(
+        tokio::net::TcpStream::connect(gw.http).await.is_err(),
+        "still accepting"
+    );
 }
 
 #[test]
@@ -50,20 +61,32 @@ fn check_accepts_the_committed_configs_and_lists_every_error_of_a_broken_one() {
         .arg(root.join("gateway.yaml"))
         .output()
         .unwrap();
-    let bad = Command::new(gateway::gateway_bin()).arg("check").arg(&broken).output().unwrap();
+    let bad = Command::new(gateway::gateway_bin())
+        .arg("check")
+        .arg(&broken)
+        .output()
+        .unwrap();
 
     // Assert
-    assert!(good.status.success(), "{}", String::from_utf8_lossy(&good.stderr));
+    assert!(
+        good.status.success(),
+        "{}",
+        String::from_utf8_lossy(&good.stderr)
+    );
     assert!(String::from_utf8_lossy(&good.stdout).contains("routes:"));
     assert_eq!(bad.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&bad.stderr);
     let path = broken.display();
     assert!(
-        stderr.contains(&format!("{path}:4:17: pools.backend.timeouts.connect: must be greater than 0, got 0s")),
+        stderr.contains(&format!(
+            "{path}:4:17: pools.backend.timeouts.connect: must be greater than 0, got 0s"
+        )),
         "{stderr}"
     );
     assert!(
-        stderr.contains(&format!("{path}:7:5: routes[0].pool: unknown pool \"todo\" (known: backend)")),
+        stderr.contains(&format!(
+            "{path}:7:5: routes[0].pool: unknown pool \"todo\" (known: backend)"
+        )),
         "{stderr}"
     );
 }

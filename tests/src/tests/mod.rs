@@ -13,7 +13,10 @@ use crate::upstream::Upstream;
 
 /// A YAML list of the upstreams' addresses, for `endpoints:`.
 fn endpoints(upstreams: &[&Upstream]) -> String {
-    let list: Vec<String> = upstreams.iter().map(|u| format!("\"{}\"", u.addr)).collect();
+    let list: Vec<String> = upstreams
+        .iter()
+        .map(|u| format!("\"{}\"", u.addr))
+        .collect();
     format!("[{}]", list.join(", "))
 }
 

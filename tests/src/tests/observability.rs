@@ -29,7 +29,10 @@ async fn metrics_pass_promtool_and_count_requests_by_route_and_source() {
         "gateway_requests_total{code=\"200\",method=\"GET\",route=\"api\",source=\"upstream\"} 3",
         "gateway_requests_total{code=\"404\",method=\"GET\",route=\"none\",source=\"gateway\"} 1",
         "gateway_request_duration_seconds_count{route=\"api\"} 3",
-        &format!("gateway_upstream_endpoint_healthy{{endpoint=\"{}\",pool=\"p\"}} 1", up.addr),
+        &format!(
+            "gateway_upstream_endpoint_healthy{{endpoint=\"{}\",pool=\"p\"}} 1",
+            up.addr
+        ),
         "gateway_requests_in_flight 0",
         "gateway_upstream_connections_total{pool=\"p\",reused=\"false\"} 1",
     ] {
@@ -42,7 +45,13 @@ async fn metrics_pass_promtool_and_count_requests_by_route_and_source() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("promtool is installed (Debian package prometheus)");
-    promtool.stdin.take().unwrap().write_all(text.as_bytes()).await.unwrap();
+    promtool
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .await
+        .unwrap();
     let out = promtool.wait_with_output().await.unwrap();
     assert!(
         out.status.success(),
@@ -92,6 +101,12 @@ async fn every_request_gets_one_json_access_log_line() {
 #[test]
 fn promtool_is_available_for_the_metrics_check() {
     // The metrics test depends on promtool; fail loudly here if the install step is missing.
-    let status = Command::new("promtool").arg("--version").stdout(Stdio::null()).status();
-    assert!(status.is_ok_and(|s| s.success()), "install the Debian package `prometheus`");
+    let status = Command::new("promtool")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .status();
+    assert!(
+        status.is_ok_and(|s| s.success()),
+        "install the Debian package `prometheus`"
+    );
 }

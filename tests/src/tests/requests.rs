@@ -22,7 +22,11 @@ async fn raw(gw: &TestGateway, request: &[u8]) -> String {
     stream.write_all(request).await.unwrap();
     let mut out = Vec::new();
     let read = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut out)).await;
-    assert!(read.is_ok(), "gateway hung on {:?}", String::from_utf8_lossy(&request[..request.len().min(60)]));
+    assert!(
+        read.is_ok(),
+        "gateway hung on {:?}",
+        String::from_utf8_lossy(&request[..request.len().min(60)])
+    );
     String::from_utf8_lossy(&out).into_owned()
 }
 
@@ -84,7 +88,10 @@ async fn incoming_request_id_is_kept_and_hop_by_hop_headers_are_stripped() {
     // Assert
     assert_eq!(h["x-request-id"], "client-id-1");
     for dropped in ["x-drop-me", "proxy-authorization", "te", "keep-alive"] {
-        assert!(!h.contains_key(dropped), "{dropped} reached the upstream: {h:?}");
+        assert!(
+            !h.contains_key(dropped),
+            "{dropped} reached the upstream: {h:?}"
+        );
     }
 }
 
@@ -94,14 +101,29 @@ async fn malformed_and_oversized_requests_get_4xx_and_never_reach_the_upstream()
     let up = Upstream::spawn("a").await;
     let gw = echo_gateway(&up).await;
     let long_uri = format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(10_000));
-    let big_header = format!("GET / HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n", "b".repeat(40_000));
+    let big_header = format!(
+        "GET / HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "b".repeat(40_000)
+    );
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
         ("garbage", b"HELLO THERE\r\n\r\n".to_vec(), "HTTP/1.1 400"),
-        ("bad header line", b"GET / HTTP/1.1\r\nHost: x\r\nno colon here\r\n\r\n".to_vec(), "HTTP/1.1 400"),
-        ("bad content-length", b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n".to_vec(), "HTTP/1.1 400"),
+        (
+            "bad header line",
+            b"GET / HTTP/1.1\r\nHost: x\r\nno colon here\r\n\r\n".to_vec(),
+            "HTTP/1.1 400",
+        ),
+        (
+            "bad content-length",
+            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n".to_vec(),
+            "HTTP/1.1 400",
+        ),
         ("uri too long", long_uri.into_bytes(), "HTTP/1.1 414"),
         ("headers too large", big_header.into_bytes(), "HTTP/1.1 431"),
-        ("dot segments", b"GET /a/../b HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(), "HTTP/1.1 400"),
+        (
+            "dot segments",
+            b"GET /a/../b HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),
+            "HTTP/1.1 400",
+        ),
     ];
 
     for (name, request, expected) in cases {
@@ -109,7 +131,11 @@ async fn malformed_and_oversized_requests_get_4xx_and_never_reach_the_upstream()
         let answer = raw(&gw, &request).await;
 
         // Assert
-        assert!(answer.starts_with(expected), "{name}: got {:?}", &answer[..answer.len().min(200)]);
+        assert!(
+            answer.starts_with(expected),
+            "{name}: got {:?}",
+            &answer[..answer.len().min(200)]
+        );
     }
     assert_eq!(up.requests(), 0);
     let ok = reqwest::get(gw.url("/still-alive")).await.unwrap();
@@ -123,7 +149,11 @@ async fn gateway_made_errors_are_problem_json() {
     let gw = echo_gateway(&up).await;
 
     // Act
-    let answer = raw(&gw, format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(9000)).as_bytes()).await;
+    let answer = raw(
+        &gw,
+        format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(9000)).as_bytes(),
+    )
+    .await;
 
     // Assert
     assert!(answer.contains("application/problem+json"), "{answer}");

@@ -29,9 +29,16 @@ async fn longest_prefix_then_exact_route_wins_and_strip_prefix_rewrites_the_path
     assert_eq!((api.0, api.1.as_deref()), (200, Some("a")));
     assert_eq!((v2.0, v2.1.as_deref()), (200, Some("b")));
     let echoed: serde_json::Value = serde_json::from_str(&v2.2).unwrap();
-    assert_eq!(echoed["target"], "/users?x=1", "prefix stripped, query kept");
+    assert_eq!(
+        echoed["target"], "/users?x=1",
+        "prefix stripped, query kept"
+    );
     assert_eq!((fixed.0, fixed.2.as_str()), (418, "teapot"));
-    assert_eq!(boundary.1.as_deref(), Some("a"), "/api/v2x is not under /api/v2");
+    assert_eq!(
+        boundary.1.as_deref(),
+        Some("a"),
+        "/api/v2x is not under /api/v2"
+    );
 }
 
 #[tokio::test]
@@ -81,7 +88,12 @@ async fn method_and_host_restricted_routes_only_take_their_requests() {
     // Act
     let get_plain = client.get(gw.url("/x")).send().await.unwrap();
     let post = client.post(gw.url("/x")).body("hi").send().await.unwrap();
-    let host = client.get(gw.url("/x")).header("host", "Special.Test:1234").send().await.unwrap();
+    let host = client
+        .get(gw.url("/x"))
+        .header("host", "Special.Test:1234")
+        .send()
+        .await
+        .unwrap();
 
     // Assert
     assert_eq!(get_plain.headers()["x-upstream"], "a");

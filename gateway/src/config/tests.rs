@@ -1,0 +1,123 @@
+//! The invalid-config table: each broken file and the exact lines `gateway check` prints.
+
+use std::path::Path;
+
+use super::*;
+
+const ROUTES: &str = "routes:\n  - match: { path_prefix: / }\n    pool: p\n";
+
+fn errors_of(text: &str) -> Vec<String> {
+    match parse(Path::new("gw.yaml"), text) {
+        Ok(_) => vec!["<valid>".to_owned()],
+        Err(e) => e.to_string().lines().map(str::to_owned).collect(),
+    }
+}
+
+#[test]
+fn invalid_configs_report_file_line_column_key_and_value() {
+    let pool = "pools:\n  p:\n    endpoints: [\"127.0.0.1:1\"]\n";
+    let cases: Vec<(String, Vec<&str>)> = vec![
+        (
+            format!("listeners:\n  htp: 0.0.0.0:80\n{pool}{ROUTES}"),
+            vec!["gw.yaml:2:3: listeners.htp: unknown field `htp`, expected `http` or `admin`"],
+        ),
+        (
+            format!("{pool}routes:\n  - match: {{ path_prefix: / }}\n    pool: q\n"),
+            vec!["gw.yaml:6:5: routes[0].pool: unknown pool \"q\" (known: p)"],
+        ),
+        (
+            format!("{pool}    timeouts: {{ connect: 0s, read: soon }}\n{ROUTES}"),
+            vec![
+                "gw.yaml:4:30: pools.p.timeouts.read: invalid duration \"soon\" (expected number at 0); write e.g. \"500ms\" or \"2s\"",
+            ],
+        ),
+        (
+            format!("{pool}    timeouts: {{ connect: 0s }}\n{ROUTES}"),
+            vec!["gw.yaml:4:17: pools.p.timeouts.connect: must be greater than 0, got 0s"],
+        ),
+        (
+            format!("{pool}{ROUTES}  - match: {{ path_prefix: / }}\n    pool: p\n"),
+            vec![
+                "gw.yaml:7:5: routes[1].match: duplicates routes[0]: same host, path and methods, so this route could never match",
+            ],
+        ),
+        (
+            format!("listeners: {{ http: \"localhost\" }}\ntrusted_proxies: [\"10.0.0.0/33\"]\n{pool}{ROUTES}"),
+            vec![
+                "gw.yaml:1:14: listeners.http: invalid listen address \"localhost\", expected ip:port such as \"0.0.0.0:80\"",
+                "gw.yaml:2:19: trusted_proxies[0]: invalid CIDR \"10.0.0.0/33\", expected e.g. \"10.0.0.0/8\" or \"127.0.0.1\"",
+            ],
+        ),
+        (
+            "pools:\n  p:\n    endpoints: [\"db:99999\", \"bad host:80\"]\n    balance: consistent_hash\n    hash_key: cookie\n".to_owned()
+                + ROUTES,
+            vec![
+                "gw.yaml:3:17: pools.p.endpoints[0]: invalid port in endpoint \"db:99999\", expected 1-65535",
+                "gw.yaml:3:29: pools.p.endpoints[1]: invalid host name in endpoint \"bad host:80\"",
+                "gw.yaml:5:5: pools.p.hash_key: unknown hash_key \"cookie\", expected client_ip, path or header:<name>",
+            ],
+        ),
+        (
+            format!("{pool}    health_check: {{ kind: tcp, path: /healthz, interval: 0s }}\n{ROUTES}"),
+            vec![
+                "gw.yaml:4:48: pools.p.health_check.interval: must be greater than 0, got 0s",
+                "gw.yaml:4:32: pools.p.health_check.path: only applies to kind: http",
+            ],
+        ),
+        (
+            format!("{pool}routes:\n  - match: {{ path: /x, path_prefix: /x }}\n    respond: {{ status: 99 }}\n    pool: p\n"),
+            vec![
+                "gw.yaml:5:5: routes[0].match: set either path_prefix or path, not both",
+                "gw.yaml:7:5: routes[0].pool: set either pool or respond, not both",
+            ],
+        ),
+        (
+            "routes: [\n".to_owned(),
+            vec!["gw.yaml:2:1: did not find expected node content"],
+        ),
+        (String::new(), vec!["gw.yaml: routes: at least one route is required"]),
+    ];
+
+    for (text, expected) in cases {
+        assert_eq!(errors_of(&text), expected, "config:\n{text}");
+    }
+}
+
+#[test]
+fn the_committed_configs_are_valid() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut files = vec![root.join("gateway.yaml")];
+    for entry in std::fs::read_dir(root.join("config/gateway")).unwrap() {
+        files.push(entry.unwrap().path());
+    }
+    for file in files {
+        if let Err(e) = load(&file) {
+            panic!("{e}");
+        }
+    }
+}
+
+#[test]
+fn defaults_fill_everything_that_is_left_out() {
+    let config = parse(
+        Path::new("gw.yaml"),
+        &format!("pools:\n  p:\n    endpoints: [\"backend:8080\"]\n{ROUTES}"),
+    )
+    .unwrap();
+
+    assert_eq!(config.listeners.http.to_string(), "0.0.0.0:80");
+    assert_eq!(config.listeners.admin.to_string(), "127.0.0.1:9091");
+    let pool = &config.pools[0];
+    assert_eq!(
+        pool.endpoints,
+        vec![EndpointSpec::Name {
+            host: "backend".into(),
+            port: 8080
+        }]
+    );
+    assert_eq!(pool.balance, Balance::RoundRobin);
+    assert_eq!(pool.resolve_interval, Duration::from_secs(2));
+    assert_eq!(pool.retries.attempts, 2);
+    assert!(pool.retries.idempotent_on_reset);
+    assert_eq!(config.routes[0].name, "/");
+}
