@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs what building and testing need on a fresh Debian machine; a no-op when present.
+#   cmake      Pingora builds zlib-ng through it
+#   promtool   (package prometheus) checks the gateway's /metrics output in the tests
+set -euo pipefail
+
+missing=()
+command -v cmake >/dev/null || missing+=(cmake)
+command -v promtool >/dev/null || missing+=(prometheus)
+command -v cc >/dev/null || missing+=(build-essential)
+
+if ((${#missing[@]})); then
+  sudo=""
+  if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+  echo "installing: ${missing[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# rustfmt and clippy ship with the machine's toolchain; add them if this one lacks them.
+cargo fmt --version >/dev/null 2>&1 || rustup component add rustfmt
+cargo clippy --version >/dev/null 2>&1 || rustup component add clippy
