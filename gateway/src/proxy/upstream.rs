@@ -288,6 +288,15 @@ impl Pool {
         out
     }
 
+    /// Set the health gauge of every member to whether it takes traffic right now.
+    fn publish_health(&self) {
+        for (addr, routable) in self.endpoint_health() {
+            metrics::ENDPOINT_HEALTHY
+                .with_label_values(&[self.name(), &addr.to_string()])
+                .set(i64::from(routable));
+        }
+    }
+
     /// Re-run discovery and reconcile the endpoint table. Returns the new members.
     pub(crate) async fn refresh(&self) -> Vec<SocketAddr> {
         if let Err(e) = self.selector.update().await {
@@ -429,6 +438,8 @@ impl Pool {
                 _ = check_tick.tick() => self.check(None).await,
                 _ = stop.changed() => return,
             }
+            // Ejections end by the clock, not by an event; republish so the gauge follows.
+            self.publish_health();
         }
     }
 }

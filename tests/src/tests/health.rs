@@ -103,3 +103,40 @@ async fn a_pool_whose_endpoints_are_all_ejected_still_serves() {
         "request was not sent upstream: {after:?}"
     );
 }
+
+#[tokio::test]
+async fn an_ejected_endpoint_returns_after_its_cooldown() {
+    // Arrange
+    let (a, b) = (Upstream::spawn("a").await, Upstream::spawn("b").await);
+    b.set_failing(true);
+    let gw = gateway::start(&format!(
+        "pools:\n  p:\n    endpoints: {}\n    resolve_interval: 100ms\n\
+         \x20   passive_health: {{ consecutive_failures: 1, cooldown: 1s }}\n\
+         routes:\n- {{ match: {{ path_prefix: / }}, pool: p }}\n",
+        endpoints(&[&a, &b])
+    ))
+    .await;
+    gw.wait_ready().await;
+    let client = reqwest::Client::new();
+    let gauge = format!(
+        "gateway_upstream_endpoint_healthy{{endpoint=\"{}\",pool=\"p\"}}",
+        b.addr
+    );
+
+    // Act: one 500 ejects b.
+    for _ in 0..2 {
+        get(&client, &gw.url("/c")).await;
+    }
+    assert!(gw.metrics().await.contains(&format!("{gauge} 0")));
+    b.set_failing(false);
+
+    // Assert: after the cooldown b is back, in traffic and in the gauge.
+    assert_eventually!(
+        get(&client, &gw.url("/c")).await.1.as_deref() == Some("b"),
+        "b never came back"
+    );
+    assert_eventually!(
+        gw.metrics().await.contains(&format!("{gauge} 1")),
+        "gauge stayed 0"
+    );
+}

@@ -3,6 +3,7 @@ use std::process::{Command, Stdio};
 use tokio::io::AsyncWriteExt as _;
 
 use super::endpoints;
+use crate::assert_eventually;
 use crate::gateway;
 use crate::upstream::Upstream;
 
@@ -21,23 +22,31 @@ async fn metrics_pass_promtool_and_count_requests_by_route_and_source() {
     }
     reqwest::get(gw.url("/missing")).await.unwrap();
 
-    // Act
-    let text = gw.metrics().await;
-
-    // Assert
-    for expected in [
-        "gateway_requests_total{code=\"200\",method=\"GET\",route=\"api\",source=\"upstream\"} 3",
-        "gateway_requests_total{code=\"404\",method=\"GET\",route=\"none\",source=\"gateway\"} 1",
-        "gateway_request_duration_seconds_count{route=\"api\"} 3",
-        &format!(
+    // Act: counters move in the logging phase, just after each response is sent.
+    let expected = [
+        "gateway_requests_total{code=\"200\",method=\"GET\",route=\"api\",source=\"upstream\"} 3"
+            .to_owned(),
+        "gateway_requests_total{code=\"404\",method=\"GET\",route=\"none\",source=\"gateway\"} 1"
+            .to_owned(),
+        "gateway_request_duration_seconds_count{route=\"api\"} 3".to_owned(),
+        format!(
             "gateway_upstream_endpoint_healthy{{endpoint=\"{}\",pool=\"p\"}} 1",
             up.addr
         ),
-        "gateway_requests_in_flight 0",
-        "gateway_upstream_connections_total{pool=\"p\",reused=\"false\"} 1",
-    ] {
-        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
-    }
+        "gateway_requests_in_flight 0".to_owned(),
+        "gateway_upstream_connections_total{pool=\"p\",reused=\"false\"} 1".to_owned(),
+    ];
+    assert_eventually!(
+        {
+            let text = gw.metrics().await;
+            expected.iter().all(|e| text.contains(e.as_str()))
+        },
+        "missing some of {expected:?} in:\n{}",
+        gw.metrics().await
+    );
+    let text = gw.metrics().await;
+
+    // Assert
     let mut promtool = tokio::process::Command::new("promtool")
         .args(["check", "metrics"])
         .stdin(Stdio::piped())
@@ -80,13 +89,16 @@ async fn every_request_gets_one_json_access_log_line() {
         .await
         .unwrap();
 
-    // Assert
-    let lines: Vec<serde_json::Value> = gw
-        .log()
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|v| v["target"] == "access" && v["fields"]["request_id"] == "log-me")
-        .collect();
+    // Assert: the line is written in the logging phase, just after the response is sent.
+    let access_lines = || -> Vec<serde_json::Value> {
+        gw.log()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| v["target"] == "access" && v["fields"]["request_id"] == "log-me")
+            .collect()
+    };
+    assert_eventually!(!access_lines().is_empty(), "no access line:\n{}", gw.log());
+    let lines = access_lines();
     assert_eq!(lines.len(), 1, "{}", gw.log());
     let f = &lines[0]["fields"];
     assert_eq!(f["route"], "api");
