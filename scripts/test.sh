@@ -20,4 +20,14 @@ for config in gateway.yaml config/gateway/*.yaml; do
   echo "ok: $config"
 done
 echo "== tests"
-GATEWAY_BIN="$target_dir/debug/gateway" cargo test --workspace
+log=$(mktemp)
+set +e
+GATEWAY_BIN="$target_dir/debug/gateway" cargo test --workspace 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+# One closing line for the whole workspace (cargo prints one per test binary).
+passed=$(grep -Eo '[0-9]+ passed' "$log" | awk '{s += $1} END {print s + 0}')
+failed=$(grep -Eo '[0-9]+ failed' "$log" | awk '{s += $1} END {print s + 0}')
+rm -f "$log"
+echo "tests: $passed passed, $failed failed"
+exit "$status"
