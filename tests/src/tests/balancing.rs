@@ -1,5 +1,4 @@
-use super::endpoints;
-use crate::gateway;
+use super::proxy_all;
 use crate::load::Load;
 use crate::upstream::Upstream;
 
@@ -11,11 +10,7 @@ async fn round_robin_spreads_requests_evenly_over_three_upstreams() {
         Upstream::spawn("b").await,
         Upstream::spawn("c").await,
     ];
-    let gw = gateway::start(&format!(
-        "pools:\n  p: {{ endpoints: {} }}\nroutes:\n- {{ match: {{ path_prefix: / }}, pool: p }}\n",
-        endpoints(&[&ups[0], &ups[1], &ups[2]])
-    ))
-    .await;
+    let gw = proxy_all(&[&ups[0], &ups[1], &ups[2]], "").await;
     gw.wait_ready().await;
 
     // Act
@@ -37,11 +32,7 @@ async fn round_robin_spreads_requests_evenly_over_three_upstreams() {
 async fn upstream_connections_are_reused_under_steady_load() {
     // Arrange
     let up = Upstream::spawn("a").await;
-    let gw = gateway::start(&format!(
-        "pools:\n  p: {{ endpoints: {} }}\nroutes:\n- {{ match: {{ path_prefix: / }}, pool: p }}\n",
-        endpoints(&[&up])
-    ))
-    .await;
+    let gw = proxy_all(&[&up], "").await;
     gw.wait_ready().await;
 
     // Act
@@ -67,11 +58,10 @@ async fn consistent_hash_on_a_header_keeps_a_key_on_one_upstream() {
         Upstream::spawn("b").await,
         Upstream::spawn("c").await,
     ];
-    let gw = gateway::start(&format!(
-        "pools:\n  p: {{ endpoints: {}, balance: consistent_hash, hash_key: \"header:x-user\" }}\n\
-         routes:\n- {{ match: {{ path_prefix: / }}, pool: p }}\n",
-        endpoints(&[&ups[0], &ups[1], &ups[2]])
-    ))
+    let gw = proxy_all(
+        &[&ups[0], &ups[1], &ups[2]],
+        "balance: consistent_hash\nhash_key: \"header:x-user\"",
+    )
     .await;
     gw.wait_ready().await;
     let client = reqwest::Client::new();

@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use super::{endpoints, get};
+use super::{get, proxy_all};
 use crate::assert_eventually;
 use crate::gateway;
 use crate::load::Load;
@@ -14,12 +14,11 @@ async fn killing_an_upstream_under_get_load_causes_no_client_errors() {
         Upstream::spawn("b").await,
         Upstream::spawn("c").await,
     ];
-    let gw = gateway::start(&format!(
-        "pools:\n  p:\n    endpoints: {}\n    health_check: {{ kind: tcp, interval: 200ms }}\n\
-         \x20   passive_health: {{ consecutive_failures: 1, cooldown: 30s }}\n\
-         routes:\n- {{ match: {{ path_prefix: / }}, pool: p }}\n",
-        endpoints(&[&ups[0], &ups[1], &ups[2]])
-    ))
+    let gw = proxy_all(
+        &[&ups[0], &ups[1], &ups[2]],
+        "health_check: { kind: tcp, interval: 200ms }\n\
+         passive_health: { consecutive_failures: 1, cooldown: 30s }",
+    )
     .await;
     gw.wait_ready().await;
     let load = Load::start(&gw.url("/k"), 8, 200_000);
@@ -51,11 +50,10 @@ async fn killing_an_upstream_under_get_load_causes_no_client_errors() {
 async fn a_slow_upstream_gets_a_504_problem() {
     // Arrange
     let up = Upstream::spawn("slow").await;
-    let gw = gateway::start(&format!(
-        "pools:\n  p:\n    endpoints: {}\n    timeouts: {{ read: 300ms }}\n    retries: {{ attempts: 0 }}\n\
-         routes:\n- {{ match: {{ path_prefix: / }}, pool: p }}\n",
-        endpoints(&[&up])
-    ))
+    let gw = proxy_all(
+        &[&up],
+        "timeouts: { read: 300ms }\nretries: { attempts: 0 }",
+    )
     .await;
     gw.wait_ready().await;
 
@@ -98,11 +96,10 @@ async fn no_healthy_endpoint_is_a_502_and_not_ready() {
     // Arrange
     let up = Upstream::spawn("sick").await;
     up.set_healthy(false);
-    let gw = gateway::start(&format!(
-        "pools:\n  p:\n    endpoints: {}\n    health_check: {{ kind: http, path: /healthz, interval: 100ms }}\n\
-         routes:\n- {{ match: {{ path_prefix: / }}, pool: p }}\n",
-        endpoints(&[&up])
-    ))
+    let gw = proxy_all(
+        &[&up],
+        "health_check: { kind: http, path: /healthz, interval: 100ms }",
+    )
     .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let client = reqwest::Client::new();

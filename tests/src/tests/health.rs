@@ -1,17 +1,15 @@
-use super::{endpoints, get};
+use super::{get, proxy_all};
 use crate::assert_eventually;
-use crate::gateway;
 use crate::upstream::Upstream;
 
 #[tokio::test]
 async fn failing_active_check_ejects_an_endpoint_and_passing_restores_it() {
     // Arrange
     let (a, b) = (Upstream::spawn("a").await, Upstream::spawn("b").await);
-    let gw = gateway::start(&format!(
-        "pools:\n  p:\n    endpoints: {}\n    health_check: {{ kind: http, path: /healthz, interval: 100ms, unhealthy_threshold: 2 }}\n\
-         routes:\n- {{ match: {{ path_prefix: / }}, pool: p }}\n",
-        endpoints(&[&a, &b])
-    ))
+    let gw = proxy_all(
+        &[&a, &b],
+        "health_check: { kind: http, path: /healthz, interval: 100ms, unhealthy_threshold: 2 }",
+    )
     .await;
     gw.wait_ready().await;
     let client = reqwest::Client::new();
@@ -50,11 +48,10 @@ async fn consecutive_5xx_eject_an_endpoint_passively() {
     // Arrange
     let (a, b) = (Upstream::spawn("a").await, Upstream::spawn("b").await);
     b.set_failing(true);
-    let gw = gateway::start(&format!(
-        "pools:\n  p:\n    endpoints: {}\n    passive_health: {{ consecutive_failures: 2, cooldown: 60s }}\n\
-         routes:\n- {{ match: {{ path_prefix: / }}, pool: p }}\n",
-        endpoints(&[&a, &b])
-    ))
+    let gw = proxy_all(
+        &[&a, &b],
+        "passive_health: { consecutive_failures: 2, cooldown: 60s }",
+    )
     .await;
     gw.wait_ready().await;
     let client = reqwest::Client::new();
@@ -81,11 +78,10 @@ async fn a_pool_whose_endpoints_are_all_ejected_still_serves() {
     let (a, b) = (Upstream::spawn("a").await, Upstream::spawn("b").await);
     a.set_failing(true);
     b.set_failing(true);
-    let gw = gateway::start(&format!(
-        "pools:\n  p:\n    endpoints: {}\n    passive_health: {{ consecutive_failures: 1, cooldown: 60s }}\n\
-         routes:\n- {{ match: {{ path_prefix: / }}, pool: p }}\n",
-        endpoints(&[&a, &b])
-    ))
+    let gw = proxy_all(
+        &[&a, &b],
+        "passive_health: { consecutive_failures: 1, cooldown: 60s }",
+    )
     .await;
     gw.wait_ready().await;
     let client = reqwest::Client::new();
@@ -109,12 +105,10 @@ async fn an_ejected_endpoint_returns_after_its_cooldown() {
     // Arrange
     let (a, b) = (Upstream::spawn("a").await, Upstream::spawn("b").await);
     b.set_failing(true);
-    let gw = gateway::start(&format!(
-        "pools:\n  p:\n    endpoints: {}\n    resolve_interval: 100ms\n\
-         \x20   passive_health: {{ consecutive_failures: 1, cooldown: 1s }}\n\
-         routes:\n- {{ match: {{ path_prefix: / }}, pool: p }}\n",
-        endpoints(&[&a, &b])
-    ))
+    let gw = proxy_all(
+        &[&a, &b],
+        "resolve_interval: 100ms\npassive_health: { consecutive_failures: 1, cooldown: 1s }",
+    )
     .await;
     gw.wait_ready().await;
     let client = reqwest::Client::new();

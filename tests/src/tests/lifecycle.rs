@@ -1,7 +1,7 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use super::endpoints;
+use super::proxy_all;
 use crate::gateway;
 use crate::upstream::Upstream;
 
@@ -9,11 +9,7 @@ use crate::upstream::Upstream;
 async fn sigterm_lets_in_flight_requests_finish_then_exits() {
     // Arrange
     let up = Upstream::spawn("a").await;
-    let mut gw = gateway::start(&format!(
-        "pools:\n  p: {{ endpoints: {} }}\nroutes:\n- {{ match: {{ path_prefix: / }}, pool: p }}\n",
-        endpoints(&[&up])
-    ))
-    .await;
+    let mut gw = proxy_all(&[&up], "").await;
     gw.wait_ready().await;
     let slow = tokio::spawn(reqwest::get(gw.url("/slow/1500")));
     tokio::time::sleep(Duration::from_millis(300)).await;

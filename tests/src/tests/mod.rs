@@ -9,7 +9,23 @@ mod observability;
 mod requests;
 mod routing;
 
+use crate::gateway::{self, TestGateway};
 use crate::upstream::Upstream;
+
+/// Start a gateway with one pool `p` of `upstreams` and a catch-all route `all` to it.
+/// `pool_extra` holds more keys of the pool, one per line (e.g. `retries: { attempts: 0 }`).
+async fn proxy_all(upstreams: &[&Upstream], pool_extra: &str) -> TestGateway {
+    let extra: String = pool_extra
+        .lines()
+        .map(|line| format!("    {}\n", line.trim()))
+        .collect();
+    gateway::start(&format!(
+        "pools:\n  p:\n    endpoints: {}\n{extra}\
+         routes:\n- {{ name: all, match: {{ path_prefix: / }}, pool: p }}\n",
+        endpoints(upstreams)
+    ))
+    .await
+}
 
 /// A YAML list of the upstreams' addresses, for `endpoints:`.
 fn endpoints(upstreams: &[&Upstream]) -> String {

@@ -2,16 +2,12 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::endpoints;
-use crate::gateway::{self, TestGateway};
+use super::proxy_all;
+use crate::gateway::TestGateway;
 use crate::upstream::Upstream;
 
 async fn echo_gateway(up: &Upstream) -> TestGateway {
-    let gw = gateway::start(&format!(
-        "pools:\n  p: {{ endpoints: {} }}\nroutes:\n- {{ match: {{ path_prefix: / }}, pool: p }}\n",
-        endpoints(&[up])
-    ))
-    .await;
+    let gw = proxy_all(&[up], "").await;
     gw.wait_ready().await;
     gw
 }
