@@ -33,6 +33,10 @@ pub struct UpstreamState {
     pub connections: AtomicUsize,
     /// Requests answered so far, health checks excluded.
     pub requests: AtomicUsize,
+    /// The largest request body received complete.
+    pub largest_body: AtomicUsize,
+    /// Requests whose body broke off before its end.
+    pub broken_bodies: AtomicUsize,
 }
 
 /// A running upstream; stopped (all connections dropped, like a killed process) on drop.
@@ -162,12 +166,17 @@ async fn handle(
             )
         })
         .collect();
-    let body_len = req
-        .into_body()
-        .collect()
-        .await
-        .map(|b| b.to_bytes().len())
-        .unwrap_or(0);
+    let body_len = match req.into_body().collect().await {
+        Ok(body) => {
+            let len = body.to_bytes().len();
+            state.largest_body.fetch_max(len, SeqCst);
+            len
+        }
+        Err(_) => {
+            state.broken_bodies.fetch_add(1, SeqCst);
+            0
+        }
+    };
     let body = serde_json::json!({
         "upstream": name,
         "method": method,

@@ -78,6 +78,8 @@ impl Default for ListenersFile {
 pub(crate) struct LimitsFile {
     pub(crate) max_uri_bytes: usize,
     pub(crate) max_header_bytes: usize,
+    /// Default request-body limit for every route.
+    pub(crate) max_body_bytes: ByteSize,
 }
 
 impl Default for LimitsFile {
@@ -85,6 +87,8 @@ impl Default for LimitsFile {
         Self {
             max_uri_bytes: 8 * 1024,
             max_header_bytes: 32 * 1024,
+            // "10mb", as Express' body parser and the original stack's gateway had it.
+            max_body_bytes: ByteSize(10 * 1024 * 1024),
         }
     }
 }
@@ -254,6 +258,9 @@ pub(crate) struct RouteFile {
     pub(crate) strip_prefix: bool,
     #[serde(default)]
     pub(crate) respond: Option<RespondFile>,
+    /// Overrides `limits.max_body_bytes` for this route.
+    #[serde(default)]
+    pub(crate) body_limit: Option<ByteSize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -281,6 +288,33 @@ pub(crate) struct RespondFile {
 
 fn default_content_type() -> String {
     "text/plain; charset=utf-8".into()
+}
+
+/// A size in bytes: a plain number, or text with a unit such as `512KiB`, `10MiB`, `1MB`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ByteSize(pub(crate) u64);
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Number(u64),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Number(n) => Ok(Self(n)),
+            Raw::Text(text) => text
+                .trim()
+                .parse::<bytesize::ByteSize>()
+                .map(|b| Self(b.as_u64()))
+                .map_err(|e| {
+                    serde::de::Error::custom(format!(
+                        "invalid size {text:?} ({e}); write e.g. 1048576, \"512KiB\" or \"10MiB\""
+                    ))
+                }),
+        }
+    }
 }
 
 /// Durations are written the human way: `250ms`, `2s`, `1m 30s`.

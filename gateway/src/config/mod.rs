@@ -56,6 +56,7 @@ pub struct Listeners {
 pub struct Limits {
     pub max_uri_bytes: usize,
     pub max_header_bytes: usize,
+    pub max_body_bytes: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -147,6 +148,8 @@ pub struct RouteConfig {
     pub name: String,
     pub matcher: RouteMatch,
     pub action: RouteAction,
+    /// Largest request body accepted, in bytes (route override or `limits.max_body_bytes`).
+    pub body_limit: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

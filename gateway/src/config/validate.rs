@@ -173,7 +173,8 @@ pub(super) fn validate(
         .filter_map(|(name, pool)| check_pool(&mut errs, name, pool))
         .collect();
     let pool_names: Vec<&str> = declared.iter().map(String::as_str).collect();
-    let routes = check_routes(&mut errs, route_files, &pool_names);
+    let default_body_limit = limits.as_ref().map_or(0, |l| l.max_body_bytes);
+    let routes = check_routes(&mut errs, route_files, &pool_names, default_body_limit);
     if routes.is_empty() && errs.list.is_empty() {
         errs.push("routes", "at least one route is required");
     }
@@ -261,6 +262,7 @@ fn check_limits(errs: &mut Errors<'_>, l: &LimitsFile) -> Limits {
     Limits {
         max_uri_bytes: l.max_uri_bytes,
         max_header_bytes: l.max_header_bytes,
+        max_body_bytes: l.max_body_bytes.0,
     }
 }
 
@@ -509,6 +511,7 @@ fn check_routes(
     errs: &mut Errors<'_>,
     files: Vec<(usize, RouteFile)>,
     pools: &[&str],
+    default_body_limit: u64,
 ) -> Vec<RouteConfig> {
     let mut routes: Vec<(usize, RouteConfig)> = Vec::new();
     let mut names = HashSet::new();
@@ -660,12 +663,14 @@ fn check_routes(
             errs.push(at("name"), format!("duplicate route name {name:?}"));
             continue;
         }
+        let body_limit = r.body_limit.map_or(default_body_limit, |b| b.0);
         routes.push((
             i,
             RouteConfig {
                 name,
                 matcher,
                 action,
+                body_limit,
             },
         ));
     }

@@ -16,6 +16,8 @@ pub(crate) const NO_HEALTHY_ENDPOINT: ErrorType = ErrorType::new("NoHealthyEndpo
 pub(crate) const URI_TOO_LONG: ErrorType = ErrorType::new("UriTooLong");
 /// The request headers are larger than `limits.max_header_bytes`.
 pub(crate) const HEADERS_TOO_LARGE: ErrorType = ErrorType::new("HeadersTooLarge");
+/// The request body is larger than the route's `body_limit`.
+pub(crate) const BODY_TOO_LARGE: ErrorType = ErrorType::new("BodyTooLarge");
 /// The request is well-formed HTTP but not acceptable (e.g. a `..` path segment).
 pub(crate) const BAD_REQUEST: ErrorType = ErrorType::new("BadRequest");
 
@@ -28,6 +30,7 @@ pub(crate) fn classify(e: &Error) -> (u16, &'static str) {
         t if *t == URI_TOO_LONG => (414, "The request target is too long."),
         t if *t == HEADERS_TOO_LARGE => (431, "The request header fields are too large."),
         t if *t == BAD_REQUEST => (400, "The request is malformed."),
+        t if *t == BODY_TOO_LARGE => (413, "The request body is larger than this route accepts."),
         ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout => {
             (504, "The upstream did not answer in time.")
         }
@@ -93,6 +96,7 @@ mod tests {
             (URI_TOO_LONG, 414),
             (HEADERS_TOO_LARGE, 431),
             (BAD_REQUEST, 400),
+            (BODY_TOO_LARGE, 413),
         ];
         for (etype, status) in cases {
             let e = Error::explain(etype.clone(), "test");

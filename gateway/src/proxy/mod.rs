@@ -92,6 +92,9 @@ pub(crate) struct Ctx {
     response_started: bool,
     /// Set when the gateway itself wrote the response (error or fixed response).
     gateway_status: Option<u16>,
+    /// The matched route's body limit, and the body bytes seen so far.
+    body_limit: u64,
+    body_bytes: u64,
 }
 
 impl Ctx {
@@ -124,6 +127,8 @@ impl ProxyHttp for Gateway {
             upstream_elapsed: None,
             response_started: false,
             gateway_status: None,
+            body_limit: u64::MAX,
+            body_bytes: 0,
         }
     }
 
@@ -136,7 +141,18 @@ impl ProxyHttp for Gateway {
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
         request_filters::check_limits(session, ctx)?;
         request_filters::route(session, ctx)?;
+        request_filters::check_content_length(session, ctx)?;
         request_filters::respond_fixed(session, ctx).await
+    }
+
+    async fn request_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<bytes::Bytes>,
+        _end_of_stream: bool,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        request_filters::count_body(body.as_ref(), ctx)
     }
 
     async fn upstream_peer(&self, session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {

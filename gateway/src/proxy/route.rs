@@ -15,6 +15,7 @@ pub(crate) struct Route {
     host: Option<String>,
     methods: Option<Vec<Method>>,
     pub(crate) action: RouteAction,
+    pub(crate) body_limit: u64,
 }
 
 impl Route {
@@ -79,6 +80,7 @@ impl Router {
                         host: c.matcher.host.clone(),
                         methods: c.matcher.methods.clone(),
                         action: c.action.clone(),
+                        body_limit: c.body_limit,
                     },
                 )
             })
@@ -123,6 +125,7 @@ mod tests {
                 pool: 0,
                 strip_prefix: true,
             },
+            body_limit: 1024,
         }
     }
 

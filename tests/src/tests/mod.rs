@@ -5,6 +5,7 @@ mod discovery;
 mod failures;
 mod health;
 mod lifecycle;
+mod limits;
 mod observability;
 mod requests;
 mod routing;
