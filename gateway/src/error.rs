@@ -8,4 +8,6 @@ pub enum StartupError {
     Config(#[from] ConfigErrors),
     #[error("cannot set up DNS resolution")]
     Resolver(#[source] std::io::Error),
+    #[error("cannot set up token verification: {0}")]
+    Jwt(String),
 }

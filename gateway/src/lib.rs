@@ -8,6 +8,7 @@
 //! - [`config`]: `gateway.yaml` -> validated [`config::Config`], with file:line:column errors.
 //! - `proxy`: the `ProxyHttp` implementation, one module per phase, plus pools and discovery.
 //! - `admin`: `/metrics`, `/healthz`, `/readyz` on the admin listener.
+//! - `policy`: edge policies (JWT verification).
 //! - `metrics`: every Prometheus metric, in the registry `pingora-prometheus` serves.
 //! - [`server`]: wiring and process lifecycle (shutdown drain).
 
@@ -15,6 +16,7 @@ mod admin;
 pub mod config;
 mod error;
 mod metrics;
+mod policy;
 mod proxy;
 pub mod server;
 

@@ -97,6 +97,26 @@ pub(crate) static CONFIG_INFO: Lazy<IntGaugeVec> = Lazy::new(|| {
     .expect("metric names are unique")
 });
 
+/// JWKS fetches by result (`ok` or `error`).
+pub(crate) static JWKS_REFRESHES: Lazy<IntCounterVec> = Lazy::new(|| {
+    register_int_counter_vec!(
+        "gateway_jwks_refreshes_total",
+        "JWKS fetches, by result (ok|error)",
+        &["result"]
+    )
+    .expect("metric names are unique")
+});
+
+/// Requests refused by a policy, by reason (`auth`, `rate_limit`, `body_limit`) and route.
+pub(crate) static REJECTIONS: Lazy<IntCounterVec> = Lazy::new(|| {
+    register_int_counter_vec!(
+        "gateway_policy_rejections_total",
+        "Requests refused by a gateway policy, by reason (auth|rate_limit|body_limit) and route",
+        &["reason", "route"]
+    )
+    .expect("metric names are unique")
+});
+
 /// Render every registered metric in the text exposition format.
 pub(crate) fn render() -> Vec<u8> {
     use prometheus::Encoder as _;
@@ -118,6 +138,8 @@ pub(crate) fn init() {
     Lazy::force(&UPSTREAM_CONNECTIONS);
     Lazy::force(&IN_FLIGHT);
     Lazy::force(&CONFIG_INFO);
+    Lazy::force(&JWKS_REFRESHES);
+    Lazy::force(&REJECTIONS);
 }
 
 /// Method label with bounded cardinality: standard methods by name, anything else `OTHER`.

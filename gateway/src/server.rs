@@ -15,6 +15,7 @@ use crate::admin::AdminApp;
 use crate::config::Config;
 use crate::error::StartupError;
 use crate::metrics;
+use crate::policy::jwt::Verifier;
 use crate::proxy::discovery;
 use crate::proxy::upstream::Pool;
 use crate::proxy::{Gateway, Runtime};
@@ -36,20 +37,24 @@ pub(crate) fn pingora_server_conf(config: &Config) -> ServerConf {
     }
 }
 
-/// Runs every pool's discovery and health-check loop.
-struct PoolTimers {
+/// Runs every pool's discovery and health-check loop, and the JWKS refresh.
+struct Timers {
     pools: Vec<Arc<Pool>>,
+    verifier: Option<Arc<Verifier>>,
 }
 
 #[async_trait]
-impl BackgroundService for PoolTimers {
+impl BackgroundService for Timers {
     async fn start(&self, mut shutdown: ShutdownWatch) {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let tasks: Vec<_> = self
+        let mut tasks: Vec<_> = self
             .pools
             .iter()
             .map(|pool| tokio::spawn(Arc::clone(pool).run(stop_rx.clone())))
             .collect();
+        if let Some(verifier) = &self.verifier {
+            tasks.push(tokio::spawn(Arc::clone(verifier).run(stop_rx.clone())));
+        }
         let _ = shutdown.changed().await;
         let _ = stop_tx.send(true);
         for task in tasks {
@@ -76,10 +81,9 @@ pub fn run(config: Config) -> Result<(), StartupError> {
             &config.pools.len().to_string(),
         ])
         .set(1);
-    let runtime = Arc::new(ArcSwap::from_pointee(Runtime::new(
-        Arc::clone(&config),
-        pools.clone(),
-    )));
+    let initial = Runtime::new(Arc::clone(&config), pools.clone()).map_err(StartupError::Jwt)?;
+    let verifier = initial.verifier.clone();
+    let runtime = Arc::new(ArcSwap::from_pointee(initial));
 
     let mut server = Server::new_with_opt_and_conf(None, pingora_server_conf(&config));
     server.bootstrap();
@@ -103,7 +107,7 @@ pub fn run(config: Config) -> Result<(), StartupError> {
 
     server.add_service(proxy);
     server.add_service(admin);
-    server.add_service(background_service("pools", PoolTimers { pools }));
+    server.add_service(background_service("timers", Timers { pools, verifier }));
 
     exit_when_drained(&server);
     tracing::info!(http = %config.listeners.http, admin = %config.listeners.admin, "gateway starting");

@@ -5,6 +5,7 @@
 //! - [`gateway`]: start the gateway binary with a generated config; signals, logs, metrics.
 //! - [`upstream`]: hyper upstreams that report their identity and count connections.
 //! - [`dns`]: an authoritative DNS server whose answers tests edit while traffic flows.
+//! - [`jwks`]: run-time signing keys, minted tokens and a JWKS server.
 //! - [`load`]: a bounded closed-loop load generator that records every failure.
 //! - `tests`: the end-to-end tests themselves (`cargo test -p tests`).
 //!
@@ -12,6 +13,7 @@
 
 pub mod dns;
 pub mod gateway;
+pub mod jwks;
 pub mod load;
 pub mod upstream;
 

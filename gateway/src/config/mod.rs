@@ -35,6 +35,8 @@ pub struct Config {
     pub trusted_proxies: Vec<IpNet>,
     /// DNS servers for pool host names; empty means the system resolver configuration.
     pub dns_nameservers: Vec<SocketAddr>,
+    /// Token verification, when any route asks for auth.
+    pub jwt: Option<JwtConfig>,
     pub pools: Vec<PoolConfig>,
     pub routes: Vec<RouteConfig>,
 }
@@ -70,6 +72,58 @@ pub struct PoolConfig {
     pub health_check: Option<HealthCheck>,
     pub passive: PassiveHealth,
     pub retries: Retries,
+}
+
+#[derive(Debug, Clone)]
+pub struct JwtConfig {
+    pub issuers: Vec<String>,
+    pub audiences: Vec<String>,
+    pub leeway: Duration,
+    pub required_claims: Vec<String>,
+    /// `(claim, header)` pairs copied from verified tokens into upstream requests.
+    pub forward_claims: Vec<(String, HeaderName)>,
+    pub jwks: Option<JwksConfig>,
+    pub keys: Vec<StaticKey>,
+}
+
+#[derive(Debug, Clone)]
+pub struct JwksConfig {
+    pub source: JwksSource,
+    pub refresh_interval: Duration,
+    pub min_refresh_interval: Duration,
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub enum JwksSource {
+    Url(String),
+    /// A path fetched from a healthy endpoint of `Config::pools[pool]`.
+    Pool {
+        pool: usize,
+        path: String,
+    },
+}
+
+/// A key given in the config; its material is read when the verifier is built.
+#[derive(Debug, Clone)]
+pub struct StaticKey {
+    pub alg: jsonwebtoken::Algorithm,
+    pub kid: Option<String>,
+    pub source: KeySource,
+}
+
+#[derive(Debug, Clone)]
+pub enum KeySource {
+    PemFile(PathBuf),
+    SecretEnv(String),
+    SecretFile(PathBuf),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMode {
+    None,
+    Optional,
+    Required,
 }
 
 /// An endpoint as written: a literal address, or a name re-resolved on the pool's timer.
@@ -150,6 +204,7 @@ pub struct RouteConfig {
     pub action: RouteAction,
     /// Largest request body accepted, in bytes (route override or `limits.max_body_bytes`).
     pub body_limit: u64,
+    pub auth: AuthMode,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -11,14 +11,14 @@ use ipnet::IpNet;
 use serde::de::DeserializeOwned;
 
 use super::file::{
-    BalanceFile, DnsFile, HealthCheckFile, HealthCheckKind, LimitsFile, ListenersFile, PoolFile,
-    RouteFile, ServerFile, TopFile,
+    AuthFile, BalanceFile, DnsFile, HealthCheckFile, HealthCheckKind, JwtFile, LimitsFile,
+    ListenersFile, PoolFile, RouteFile, ServerFile, TopFile,
 };
 use super::spans::SpanIndex;
 use super::{
-    Balance, Config, ConfigError, EndpointSpec, HashKey, HealthCheck, Limits, Listeners,
-    PassiveHealth, PathMatch, PoolConfig, Probe, Retries, RouteAction, RouteConfig, RouteMatch,
-    ServerSettings, Timeouts,
+    AuthMode, Balance, Config, ConfigError, EndpointSpec, HashKey, HealthCheck, JwksConfig,
+    JwksSource, JwtConfig, KeySource, Limits, Listeners, PassiveHealth, PathMatch, PoolConfig,
+    Probe, Retries, RouteAction, RouteConfig, RouteMatch, ServerSettings, StaticKey, Timeouts,
 };
 
 /// The most retries a pool may ask for; more only multiplies load on a failing upstream.
@@ -138,6 +138,8 @@ pub(super) fn validate(
         |v| errs.section::<DnsFile>("dns", v),
     );
 
+    let jwt_file = top.jwt.and_then(|v| errs.section::<JwtFile>("jwt", v));
+
     let mut pool_files = Vec::new();
     // Routes are checked against every declared pool, valid or not, so that one broken pool
     // does not also turn each route using it into an "unknown pool" error. Indices match
@@ -173,8 +175,18 @@ pub(super) fn validate(
         .filter_map(|(name, pool)| check_pool(&mut errs, name, pool))
         .collect();
     let pool_names: Vec<&str> = declared.iter().map(String::as_str).collect();
+    let base_dir = file.parent().unwrap_or_else(|| Path::new("."));
+    let jwt = jwt_file.and_then(|j| check_jwt(&mut errs, j, &pool_names, base_dir));
     let default_body_limit = limits.as_ref().map_or(0, |l| l.max_body_bytes);
     let routes = check_routes(&mut errs, route_files, &pool_names, default_body_limit);
+    for (i, route) in routes.iter().enumerate() {
+        if route.auth != AuthMode::None && jwt.is_none() && errs.list.is_empty() {
+            errs.push(
+                format!("routes[{i}].auth"),
+                "needs a jwt: section to verify tokens with",
+            );
+        }
+    }
     if routes.is_empty() && errs.list.is_empty() {
         errs.push("routes", "at least one route is required");
     }
@@ -193,6 +205,7 @@ pub(super) fn validate(
             limits,
             trusted_proxies,
             dns_nameservers,
+            jwt,
             pools,
             routes,
         }),
@@ -664,6 +677,11 @@ fn check_routes(
             continue;
         }
         let body_limit = r.body_limit.map_or(default_body_limit, |b| b.0);
+        let auth = match r.auth {
+            AuthFile::None => AuthMode::None,
+            AuthFile::Optional => AuthMode::Optional,
+            AuthFile::Required => AuthMode::Required,
+        };
         routes.push((
             i,
             RouteConfig {
@@ -671,6 +689,7 @@ fn check_routes(
                 matcher,
                 action,
                 body_limit,
+                auth,
             },
         ));
     }
@@ -688,4 +707,146 @@ fn overlaps(a: &RouteMatch, b: &RouteMatch) -> bool {
         (None, None) => true,
         _ => false,
     }
+}
+
+fn check_jwt(
+    errs: &mut Errors<'_>,
+    j: JwtFile,
+    pools: &[&str],
+    base_dir: &Path,
+) -> Option<JwtConfig> {
+    let before = errs.list.len();
+    if j.issuers.is_empty() {
+        errs.push("jwt.issuers", "must list at least one accepted issuer");
+    }
+    if j.audiences.is_empty() {
+        errs.push("jwt.audiences", "must list at least one accepted audience");
+    }
+    let mut forward_claims = Vec::new();
+    for (claim, header) in &j.forward_claims {
+        let (Some(claim), Some(header)) = (claim.as_str(), header.as_str()) else {
+            errs.push("jwt.forward_claims", "expected claim: Header-Name pairs");
+            continue;
+        };
+        match HeaderName::from_bytes(header.as_bytes()) {
+            Ok(name) => forward_claims.push((claim.to_owned(), name)),
+            Err(_) => errs.push(
+                format!("jwt.forward_claims.{claim}"),
+                format!("invalid header name {header:?}"),
+            ),
+        }
+    }
+    let jwks = j.jwks.and_then(|k| {
+        require_positive(errs, "jwt.jwks.refresh_interval", k.refresh_interval);
+        require_positive(errs, "jwt.jwks.timeout", k.timeout);
+        let source = match (k.url, k.pool, k.path) {
+            (Some(url), None, None) if url.starts_with("http://") => Some(JwksSource::Url(url)),
+            (Some(url), None, None) => {
+                errs.push(
+                    "jwt.jwks.url",
+                    format!("expected an http:// URL, got {url:?}"),
+                );
+                None
+            }
+            (None, Some(pool), path) => match pools.iter().position(|p| *p == pool) {
+                Some(index) => Some(JwksSource::Pool {
+                    pool: index,
+                    path: path.unwrap_or_else(|| "/.well-known/jwks.json".to_owned()),
+                }),
+                None => {
+                    errs.push(
+                        "jwt.jwks.pool",
+                        format!("unknown pool {pool:?} (known: {})", pools.join(", ")),
+                    );
+                    None
+                }
+            },
+            _ => {
+                errs.push("jwt.jwks", "set either url, or pool (and optionally path)");
+                None
+            }
+        };
+        source.map(|source| JwksConfig {
+            source,
+            refresh_interval: k.refresh_interval,
+            min_refresh_interval: k.min_refresh_interval,
+            timeout: k.timeout,
+        })
+    });
+    let mut keys = Vec::new();
+    for (i, k) in j.keys.into_iter().enumerate() {
+        let at = |key: &str| format!("jwt.keys[{i}].{key}");
+        let Ok(alg) = k.alg.parse::<jsonwebtoken::Algorithm>() else {
+            errs.push(
+                at("alg"),
+                format!(
+                    "unknown algorithm {:?}, expected e.g. EdDSA, ES256, RS256, PS256, HS256",
+                    k.alg
+                ),
+            );
+            continue;
+        };
+        let hmac = matches!(
+            alg,
+            jsonwebtoken::Algorithm::HS256
+                | jsonwebtoken::Algorithm::HS384
+                | jsonwebtoken::Algorithm::HS512
+        );
+        let source = match (k.pem_file, k.secret_env, k.secret_file) {
+            (Some(pem), None, None) if !hmac => {
+                let path = base_dir.join(pem);
+                match std::fs::read(&path) {
+                    Ok(bytes) if crate::policy::jwt::decoding_key_from_pem(alg, &bytes).is_ok() => {
+                        Some(KeySource::PemFile(path))
+                    }
+                    Ok(_) => {
+                        errs.push(
+                            at("pem_file"),
+                            format!("{} is not a {alg:?} public key in PEM", path.display()),
+                        );
+                        None
+                    }
+                    Err(e) => {
+                        errs.push(
+                            at("pem_file"),
+                            format!("cannot read {}: {e}", path.display()),
+                        );
+                        None
+                    }
+                }
+            }
+            (None, Some(env), None) if hmac => Some(KeySource::SecretEnv(env)),
+            (None, None, Some(file)) if hmac => Some(KeySource::SecretFile(base_dir.join(file))),
+            _ if hmac => {
+                errs.push(
+                    at("alg"),
+                    "HMAC keys need exactly one of secret_env or secret_file",
+                );
+                None
+            }
+            _ => {
+                errs.push(at("alg"), "public keys need pem_file (and no secret)");
+                None
+            }
+        };
+        if let Some(source) = source {
+            keys.push(StaticKey {
+                alg,
+                kid: k.kid,
+                source,
+            });
+        }
+    }
+    if jwks.is_none() && keys.is_empty() && errs.list.len() == before {
+        errs.push("jwt", "needs jwks or keys to verify tokens with");
+    }
+    (errs.list.len() == before).then(|| JwtConfig {
+        issuers: j.issuers,
+        audiences: j.audiences,
+        leeway: j.leeway,
+        required_claims: j.required_claims,
+        forward_claims,
+        jwks,
+        keys,
+    })
 }

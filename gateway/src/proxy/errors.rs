@@ -18,8 +18,19 @@ pub(crate) const URI_TOO_LONG: ErrorType = ErrorType::new("UriTooLong");
 pub(crate) const HEADERS_TOO_LARGE: ErrorType = ErrorType::new("HeadersTooLarge");
 /// The request body is larger than the route's `body_limit`.
 pub(crate) const BODY_TOO_LARGE: ErrorType = ErrorType::new("BodyTooLarge");
+/// A route with `auth` got no valid bearer token.
+pub(crate) const UNAUTHORIZED: ErrorType = ErrorType::new("Unauthorized");
 /// The request is well-formed HTTP but not acceptable (e.g. a `..` path segment).
 pub(crate) const BAD_REQUEST: ErrorType = ErrorType::new("BadRequest");
+
+/// The policy that refused a request, for `gateway_policy_rejections_total`.
+pub(crate) fn rejection_reason(e: &Error) -> Option<&'static str> {
+    match e.etype() {
+        t if *t == UNAUTHORIZED => Some("auth"),
+        t if *t == BODY_TOO_LARGE => Some("body_limit"),
+        _ => None,
+    }
+}
 
 /// The status for an error, and a detail that is safe to show a client.
 pub(crate) fn classify(e: &Error) -> (u16, &'static str) {
@@ -30,6 +41,7 @@ pub(crate) fn classify(e: &Error) -> (u16, &'static str) {
         t if *t == URI_TOO_LONG => (414, "The request target is too long."),
         t if *t == HEADERS_TOO_LARGE => (431, "The request header fields are too large."),
         t if *t == BAD_REQUEST => (400, "The request is malformed."),
+        t if *t == UNAUTHORIZED => (401, "A valid bearer token is required."),
         t if *t == BODY_TOO_LARGE => (413, "The request body is larger than this route accepts."),
         ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout => {
             (504, "The upstream did not answer in time.")
@@ -72,9 +84,13 @@ pub(crate) async fn respond_problem(
     status: u16,
     detail: &str,
     request_id: &str,
+    extra: &[(&'static str, String)],
 ) -> pingora::Result<()> {
     let body = problem_body(status, detail, request_id);
-    let mut header = ResponseHeader::build(status, Some(4))?;
+    let mut header = ResponseHeader::build(status, Some(4 + extra.len()))?;
+    for (name, value) in extra {
+        header.insert_header(*name, value.as_str())?;
+    }
     header.insert_header(http::header::CONTENT_TYPE, "application/problem+json")?;
     header.insert_header(http::header::CONTENT_LENGTH, body.len().to_string())?;
     header.insert_header("x-request-id", request_id)?;
@@ -97,6 +113,7 @@ mod tests {
             (HEADERS_TOO_LARGE, 431),
             (BAD_REQUEST, 400),
             (BODY_TOO_LARGE, 413),
+            (UNAUTHORIZED, 401),
         ];
         for (etype, status) in cases {
             let e = Error::explain(etype.clone(), "test");

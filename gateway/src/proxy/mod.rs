@@ -25,8 +25,9 @@ use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::upstreams::peer::HttpPeer;
 use pingora::{Error, ErrorType, Result};
 
-use crate::config::{Config, RouteAction};
+use crate::config::{AuthMode, Config, RouteAction};
 use crate::metrics;
+use crate::policy::jwt::Verifier;
 use route::Router;
 use upstream::Pool;
 
@@ -36,15 +37,38 @@ pub(crate) struct Runtime {
     pub(crate) router: Router,
     /// Indexed like `config.pools`; routes refer to pools by that index.
     pub(crate) pools: Vec<Arc<Pool>>,
+    /// Token verification for routes with `auth`, when `jwt:` is configured.
+    pub(crate) verifier: Option<Arc<Verifier>>,
+    /// Headers only the gateway may set upstream; client copies are always removed.
+    pub(crate) owned_headers: Vec<http::HeaderName>,
 }
 
+/// Identity header that is never accepted from clients, even without `forward_claims`,
+/// because backends may trust it (the backend's `TRUST_GATEWAY_IDENTITY`).
+const ALWAYS_OWNED: &str = "x-user-id";
+
 impl Runtime {
-    pub(crate) fn new(config: Arc<Config>, pools: Vec<Arc<Pool>>) -> Self {
-        Self {
+    pub(crate) fn new(
+        config: Arc<Config>,
+        pools: Vec<Arc<Pool>>,
+    ) -> std::result::Result<Self, String> {
+        let verifier = match &config.jwt {
+            Some(jwt) => Some(Arc::new(Verifier::new(jwt, pools.clone())?)),
+            None => None,
+        };
+        let mut owned_headers = vec![http::HeaderName::from_static(ALWAYS_OWNED)];
+        for (_, header) in config.jwt.iter().flat_map(|j| &j.forward_claims) {
+            if !owned_headers.contains(header) {
+                owned_headers.push(header.clone());
+            }
+        }
+        Ok(Self {
             router: Router::new(&config.routes),
             config,
             pools,
-        }
+            verifier,
+            owned_headers,
+        })
     }
 }
 
@@ -95,6 +119,19 @@ pub(crate) struct Ctx {
     /// The matched route's body limit, and the body bytes seen so far.
     body_limit: u64,
     body_bytes: u64,
+    route_auth: AuthMode,
+    /// Why authentication failed, which decides the `WWW-Authenticate` challenge.
+    auth_failure: Option<AuthFailure>,
+    /// The verified token's subject, if any.
+    subject: Option<String>,
+    /// Headers from verified claims, set on the upstream request.
+    identity_headers: Vec<(http::HeaderName, http::HeaderValue)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AuthFailure {
+    Missing,
+    Invalid,
 }
 
 impl Ctx {
@@ -129,6 +166,10 @@ impl ProxyHttp for Gateway {
             gateway_status: None,
             body_limit: u64::MAX,
             body_bytes: 0,
+            route_auth: AuthMode::None,
+            auth_failure: None,
+            subject: None,
+            identity_headers: Vec::new(),
         }
     }
 
@@ -141,6 +182,7 @@ impl ProxyHttp for Gateway {
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
         request_filters::check_limits(session, ctx)?;
         request_filters::route(session, ctx)?;
+        request_filters::authenticate(session, ctx).await?;
         request_filters::check_content_length(session, ctx)?;
         request_filters::respond_fixed(session, ctx).await
     }

@@ -6,11 +6,11 @@ use pingora::proxy::Session;
 use pingora::{Error, Result};
 
 use super::errors::{
-    BAD_REQUEST, BODY_TOO_LARGE, HEADERS_TOO_LARGE, ROUTE_NOT_FOUND, URI_TOO_LONG,
+    BAD_REQUEST, BODY_TOO_LARGE, HEADERS_TOO_LARGE, ROUTE_NOT_FOUND, UNAUTHORIZED, URI_TOO_LONG,
 };
 use super::headers::{self, Forwarded, X_REQUEST_ID};
-use super::Ctx;
-use crate::config::{Balance, HashKey, RouteAction};
+use super::{AuthFailure, Ctx};
+use crate::config::{AuthMode, Balance, HashKey, RouteAction};
 
 /// Request id, client address and host; runs first so that every later error can cite them.
 pub(super) fn identify(session: &Session, ctx: &mut Ctx) {
@@ -99,12 +99,55 @@ pub(super) fn route(session: &Session, ctx: &mut Ctx) -> Result<()> {
     };
     ctx.route_name = Some(route.name.clone());
     ctx.body_limit = route.body_limit;
+    ctx.route_auth = route.auth;
     ctx.route_action = Some(route.action.clone());
     let upstream_path = route.upstream_path(path);
     if upstream_path != path {
         ctx.upstream_path = Some(upstream_path.into_owned());
     }
     Ok(())
+}
+
+/// The token of an `Authorization: Bearer <token>` header (scheme case-insensitive).
+fn bearer(req: &RequestHeader) -> Option<&str> {
+    let value = req
+        .headers
+        .get(http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+/// Verify the bearer token on routes with `auth: required | optional`. A token that fails
+/// verification is refused even where auth is optional: a client that sends one expects
+/// it to count.
+pub(super) async fn authenticate(session: &Session, ctx: &mut Ctx) -> Result<()> {
+    if ctx.route_auth == AuthMode::None {
+        return Ok(());
+    }
+    let Some(verifier) = ctx.runtime.as_ref().and_then(|rt| rt.verifier.clone()) else {
+        return Error::e_explain(UNAUTHORIZED, "no verifier configured");
+    };
+    let Some(token) = bearer(session.req_header()) else {
+        if ctx.route_auth == AuthMode::Required {
+            ctx.auth_failure = Some(AuthFailure::Missing);
+            return Error::e_explain(UNAUTHORIZED, "no bearer token");
+        }
+        return Ok(());
+    };
+    match verifier.verify(token).await {
+        Ok(verified) => {
+            ctx.subject = verified.subject;
+            ctx.identity_headers = verified.headers;
+            Ok(())
+        }
+        Err(reason) => {
+            ctx.auth_failure = Some(AuthFailure::Invalid);
+            Error::e_explain(UNAUTHORIZED, reason)
+        }
+    }
 }
 
 /// 413 before any upstream work when the declared length is over the route's limit.
@@ -190,6 +233,15 @@ pub(super) fn rewrite_upstream_request(
 ) -> Result<()> {
     for name in headers::hop_by_hop(&req.headers) {
         req.remove_header(&name);
+    }
+    // Identity headers are the gateway's to set: client copies go on every route.
+    if let Some(rt) = &ctx.runtime {
+        for name in &rt.owned_headers {
+            req.remove_header(name);
+        }
+    }
+    for (name, value) in &ctx.identity_headers {
+        req.insert_header(name.clone(), value.clone())?;
     }
     let peer = session
         .client_addr()

@@ -5,9 +5,9 @@ use pingora::http::ResponseHeader;
 use pingora::proxy::{FailToProxy, Session};
 use pingora::Error;
 
-use super::errors::{classify, respond_problem};
+use super::errors::{classify, rejection_reason, respond_problem};
 use super::headers::{self, X_REQUEST_ID};
-use super::Ctx;
+use super::{AuthFailure, Ctx};
 use crate::metrics;
 
 /// The upstream answered: no retry from here on, and passive health learns the outcome.
@@ -40,7 +40,26 @@ pub(super) async fn fail_to_proxy(session: &mut Session, e: &Error, ctx: &mut Ct
             ctx.request_id = headers::request_id(None);
         }
         ctx.gateway_status = Some(status);
-        if let Err(write_error) = respond_problem(session, status, detail, &ctx.request_id).await {
+        if let Some(reason) = rejection_reason(e) {
+            let route = ctx.route_name.as_deref().unwrap_or("none");
+            metrics::REJECTIONS
+                .with_label_values(&[reason, route])
+                .inc();
+        }
+        // RFC 6750: a missing token gets a bare challenge, a bad one `invalid_token`.
+        let challenge = match ctx.auth_failure {
+            Some(AuthFailure::Missing) => {
+                vec![("www-authenticate", "Bearer realm=\"gateway\"".to_owned())]
+            }
+            Some(AuthFailure::Invalid) => vec![(
+                "www-authenticate",
+                "Bearer realm=\"gateway\", error=\"invalid_token\"".to_owned(),
+            )],
+            None => Vec::new(),
+        };
+        if let Err(write_error) =
+            respond_problem(session, status, detail, &ctx.request_id, &challenge).await
+        {
             tracing::debug!(error = %write_error, request_id = %ctx.request_id, "could not send the error response");
         }
     }

@@ -16,6 +16,7 @@ pub(crate) struct Route {
     methods: Option<Vec<Method>>,
     pub(crate) action: RouteAction,
     pub(crate) body_limit: u64,
+    pub(crate) auth: crate::config::AuthMode,
 }
 
 impl Route {
@@ -81,6 +82,7 @@ impl Router {
                         methods: c.matcher.methods.clone(),
                         action: c.action.clone(),
                         body_limit: c.body_limit,
+                        auth: c.auth,
                     },
                 )
             })
@@ -126,6 +128,7 @@ mod tests {
                 strip_prefix: true,
             },
             body_limit: 1024,
+            auth: crate::config::AuthMode::None,
         }
     }
 

@@ -1,5 +1,6 @@
 //! End-to-end tests: real gateway process, real upstreams, real sockets.
 
+mod auth;
 mod balancing;
 mod discovery;
 mod failures;

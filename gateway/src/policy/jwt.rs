@@ -1,0 +1,350 @@
+//! Bearer-token verification against keys from a JWKS endpoint and/or the config.
+//!
+//! Every key is pinned to one algorithm: a token is only tried against keys whose algorithm
+//! equals the token's `alg`, so `alg: none` (not an algorithm jsonwebtoken knows) and
+//! algorithm confusion (an HS256 token "signed" with a public key as the secret) find no key.
+//! HMAC keys are accepted only from the config, never from a JWKS document.
+//!
+//! JWKS keys are fetched at start-up, on `refresh_interval`, and when a token names an unknown
+//! `kid` (one fetch at a time, at most one per `min_refresh_interval`). A failed fetch keeps
+//! the last good keys.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use arc_swap::ArcSwap;
+use http::{HeaderName, HeaderValue};
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet, KeyAlgorithm};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+
+use crate::config::{JwksSource, JwtConfig, KeySource};
+use crate::metrics;
+use crate::proxy::upstream::Pool;
+
+/// A public key (or configured secret) pinned to one algorithm.
+#[derive(Clone)]
+struct Key {
+    alg: Algorithm,
+    kid: Option<String>,
+    key: DecodingKey,
+}
+
+/// What a verified token contributes to the request.
+#[derive(Debug, Default)]
+pub(crate) struct Verified {
+    pub(crate) subject: Option<String>,
+    /// Claims copied into upstream headers (`jwt.forward_claims`).
+    pub(crate) headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+/// Parse a PEM public key for `alg`; also used by config validation.
+pub(crate) fn decoding_key_from_pem(
+    alg: Algorithm,
+    pem: &[u8],
+) -> jsonwebtoken::errors::Result<DecodingKey> {
+    match alg {
+        Algorithm::EdDSA => DecodingKey::from_ed_pem(pem),
+        Algorithm::ES256 | Algorithm::ES384 => DecodingKey::from_ec_pem(pem),
+        Algorithm::RS256
+        | Algorithm::RS384
+        | Algorithm::RS512
+        | Algorithm::PS256
+        | Algorithm::PS384
+        | Algorithm::PS512 => DecodingKey::from_rsa_pem(pem),
+        Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512 => {
+            Err(jsonwebtoken::errors::ErrorKind::InvalidKeyFormat.into())
+        }
+    }
+}
+
+pub(crate) struct Verifier {
+    config: JwtConfig,
+    static_keys: Vec<Key>,
+    /// The last good key set from the JWKS endpoint.
+    jwks_keys: ArcSwap<Vec<Key>>,
+    /// Serializes JWKS fetches (single flight) and remembers when the last one started.
+    fetch_gate: tokio::sync::Mutex<Option<Instant>>,
+    client: reqwest::Client,
+    /// For `JwksSource::Pool`: the pools of the runtime this verifier belongs to.
+    pools: Vec<Arc<Pool>>,
+}
+
+impl Verifier {
+    /// Load the configured keys (HMAC secrets are read from the environment or files now).
+    pub(crate) fn new(config: &JwtConfig, pools: Vec<Arc<Pool>>) -> Result<Self, String> {
+        let mut static_keys = Vec::new();
+        for k in &config.keys {
+            let key = match &k.source {
+                KeySource::PemFile(path) => {
+                    let pem = std::fs::read(path)
+                        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+                    decoding_key_from_pem(k.alg, &pem).map_err(|e| {
+                        format!("{} is not a {:?} public key: {e}", path.display(), k.alg)
+                    })?
+                }
+                KeySource::SecretEnv(name) => {
+                    let secret = std::env::var(name)
+                        .map_err(|_| format!("environment variable {name} is not set"))?;
+                    DecodingKey::from_secret(secret.as_bytes())
+                }
+                KeySource::SecretFile(path) => {
+                    let secret = std::fs::read(path)
+                        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+                    DecodingKey::from_secret(secret.trim_ascii())
+                }
+            };
+            static_keys.push(Key {
+                alg: k.alg,
+                kid: k.kid.clone(),
+                key,
+            });
+        }
+        let client = reqwest::Client::builder()
+            .timeout(
+                config
+                    .jwks
+                    .as_ref()
+                    .map_or(std::time::Duration::from_secs(2), |j| j.timeout),
+            )
+            .build()
+            .map_err(|e| format!("cannot build the JWKS client: {e}"))?;
+        Ok(Self {
+            config: config.clone(),
+            static_keys,
+            jwks_keys: ArcSwap::from_pointee(Vec::new()),
+            fetch_gate: tokio::sync::Mutex::new(None),
+            client,
+            pools,
+        })
+    }
+
+    /// Verify `token`. The error is a short reason for logs, never shown to clients.
+    pub(crate) async fn verify(&self, token: &str) -> Result<Verified, &'static str> {
+        let header =
+            jsonwebtoken::decode_header(token).map_err(|_| "malformed token or unsupported alg")?;
+        if let Some(verified) = self.try_keys(token, header.alg, header.kid.as_deref())? {
+            return Ok(verified);
+        }
+        let unknown_kid = header
+            .kid
+            .as_deref()
+            .is_some_and(|kid| !self.knows_kid(kid));
+        if unknown_kid && self.config.jwks.is_some() {
+            self.refresh(true).await;
+            if let Some(verified) = self.try_keys(token, header.alg, header.kid.as_deref())? {
+                return Ok(verified);
+            }
+        }
+        Err("no key verifies this token")
+    }
+
+    fn knows_kid(&self, kid: &str) -> bool {
+        let jwks = self.jwks_keys.load();
+        self.static_keys
+            .iter()
+            .chain(jwks.iter())
+            .any(|k| k.kid.as_deref() == Some(kid))
+    }
+
+    /// Try every key pinned to `alg` (and matching `kid` when both have one). `Ok(None)` when
+    /// no key's signature matches; `Err` when a key matched but the claims are unacceptable.
+    fn try_keys(
+        &self,
+        token: &str,
+        alg: Algorithm,
+        kid: Option<&str>,
+    ) -> Result<Option<Verified>, &'static str> {
+        let jwks = self.jwks_keys.load();
+        let candidates = self.static_keys.iter().chain(jwks.iter()).filter(|k| {
+            k.alg == alg && (kid.is_none() || k.kid.is_none() || k.kid.as_deref() == kid)
+        });
+        let validation = self.validation(alg);
+        for key in candidates {
+            use jsonwebtoken::errors::ErrorKind;
+            match jsonwebtoken::decode::<serde_json::Map<String, serde_json::Value>>(
+                token,
+                &key.key,
+                &validation,
+            ) {
+                Ok(data) => return self.accept(&data.claims).map(Some),
+                Err(e) => match e.kind() {
+                    ErrorKind::InvalidSignature
+                    | ErrorKind::InvalidEcdsaKey
+                    | ErrorKind::InvalidRsaKey(_) => {}
+                    ErrorKind::ExpiredSignature => return Err("expired"),
+                    ErrorKind::ImmatureSignature => return Err("not yet valid (nbf)"),
+                    ErrorKind::InvalidIssuer => return Err("wrong issuer"),
+                    ErrorKind::InvalidAudience => return Err("wrong audience"),
+                    ErrorKind::MissingRequiredClaim(_) => return Err("missing required claim"),
+                    _ => return Err("invalid token"),
+                },
+            }
+        }
+        Ok(None)
+    }
+
+    fn validation(&self, alg: Algorithm) -> Validation {
+        let mut v = Validation::new(alg);
+        v.leeway = self.config.leeway.as_secs();
+        v.validate_nbf = true;
+        v.set_issuer(&self.config.issuers);
+        v.set_audience(&self.config.audiences);
+        v.set_required_spec_claims(&["exp", "iss", "aud"]);
+        v
+    }
+
+    fn accept(
+        &self,
+        claims: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<Verified, &'static str> {
+        if self
+            .config
+            .required_claims
+            .iter()
+            .any(|c| !claims.contains_key(c))
+        {
+            return Err("missing required claim");
+        }
+        let text = |v: &serde_json::Value| match v {
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        let headers = self
+            .config
+            .forward_claims
+            .iter()
+            .filter_map(|(claim, header)| {
+                let value = HeaderValue::from_str(&text(claims.get(claim)?)).ok()?;
+                Some((header.clone(), value))
+            })
+            .collect();
+        Ok(Verified {
+            subject: claims.get("sub").map(text),
+            headers,
+        })
+    }
+
+    /// Fetch the JWKS now. With `on_demand`, skip if a fetch started within the cooldown.
+    /// Concurrent callers wait for the fetch in progress instead of starting their own.
+    pub(crate) async fn refresh(&self, on_demand: bool) -> bool {
+        let Some(jwks) = &self.config.jwks else {
+            return false;
+        };
+        let mut last = self.fetch_gate.lock().await;
+        if on_demand && last.is_some_and(|t| t.elapsed() < jwks.min_refresh_interval) {
+            return false;
+        }
+        *last = Some(Instant::now());
+        match self.fetch(&jwks.source).await {
+            Ok(keys) => {
+                tracing::info!(keys = keys.len(), on_demand, "JWKS refreshed");
+                self.jwks_keys.store(Arc::new(keys));
+                metrics::JWKS_REFRESHES.with_label_values(&["ok"]).inc();
+                true
+            }
+            Err(error) => {
+                tracing::warn!(
+                    error,
+                    on_demand,
+                    "JWKS refresh failed; keeping the last good keys"
+                );
+                metrics::JWKS_REFRESHES.with_label_values(&["error"]).inc();
+                false
+            }
+        }
+    }
+
+    async fn fetch(&self, source: &JwksSource) -> Result<Vec<Key>, String> {
+        let url = match source {
+            JwksSource::Url(url) => url.clone(),
+            JwksSource::Pool { pool, path } => {
+                let pool = self.pools.get(*pool).ok_or("JWKS pool is missing")?;
+                let addr = pool
+                    .select(b"", &[])
+                    .ok_or("JWKS pool has no healthy endpoint")?;
+                format!("http://{addr}{path}")
+            }
+        };
+        let resp = self
+            .client
+            .get(&url)
+            .send()
+            .await
+            .map_err(|e| format!("GET {url}: {e}"))?;
+        if !resp.status().is_success() {
+            return Err(format!("GET {url}: status {}", resp.status()));
+        }
+        let set: JwkSet = resp
+            .json()
+            .await
+            .map_err(|e| format!("GET {url}: not a JWK set: {e}"))?;
+        Ok(keys_from_jwks(&set))
+    }
+
+    /// Fetch at start (retrying each second until it works), then every `refresh_interval`.
+    pub(crate) async fn run(self: Arc<Self>, mut stop: tokio::sync::watch::Receiver<bool>) {
+        let Some(jwks) = self.config.jwks.clone() else {
+            return;
+        };
+        loop {
+            let ok = self.refresh(false).await;
+            let wait = if ok || !self.jwks_keys.load().is_empty() {
+                jwks.refresh_interval
+            } else {
+                std::time::Duration::from_secs(1)
+            };
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                _ = stop.changed() => return,
+            }
+        }
+    }
+}
+
+/// Public keys of a JWK set, each pinned to its declared or implied algorithm. Symmetric
+/// keys are skipped: a published HMAC secret would let anyone mint tokens.
+fn keys_from_jwks(set: &JwkSet) -> Vec<Key> {
+    set.keys
+        .iter()
+        .filter_map(|jwk| {
+            let implied = match &jwk.algorithm {
+                AlgorithmParameters::OctetKeyPair(_) => Some(Algorithm::EdDSA),
+                AlgorithmParameters::EllipticCurve(ec) => match ec.curve {
+                    EllipticCurve::P256 => Some(Algorithm::ES256),
+                    EllipticCurve::P384 => Some(Algorithm::ES384),
+                    _ => None,
+                },
+                AlgorithmParameters::RSA(_) => Some(Algorithm::RS256),
+                AlgorithmParameters::OctetKey(_) => return None,
+            };
+            let alg = match jwk.common.key_algorithm {
+                Some(declared) => algorithm_of(declared)?,
+                None => implied?,
+            };
+            if matches!(alg, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512) {
+                return None;
+            }
+            let key = DecodingKey::from_jwk(jwk).ok()?;
+            Some(Key {
+                alg,
+                kid: jwk.common.key_id.clone(),
+                key,
+            })
+        })
+        .collect()
+}
+
+fn algorithm_of(k: KeyAlgorithm) -> Option<Algorithm> {
+    Some(match k {
+        KeyAlgorithm::EdDSA => Algorithm::EdDSA,
+        KeyAlgorithm::ES256 => Algorithm::ES256,
+        KeyAlgorithm::ES384 => Algorithm::ES384,
+        KeyAlgorithm::RS256 => Algorithm::RS256,
+        KeyAlgorithm::RS384 => Algorithm::RS384,
+        KeyAlgorithm::RS512 => Algorithm::RS512,
+        KeyAlgorithm::PS256 => Algorithm::PS256,
+        KeyAlgorithm::PS384 => Algorithm::PS384,
+        KeyAlgorithm::PS512 => Algorithm::PS512,
+        _ => return None,
+    })
+}

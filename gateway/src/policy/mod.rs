@@ -1,0 +1,3 @@
+//! Request policies applied at the edge: token verification (and, to come, rate limits).
+
+pub(crate) mod jwt;
