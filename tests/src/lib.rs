@@ -6,6 +6,7 @@
 //! - [`upstream`]: hyper upstreams that report their identity and count connections.
 //! - [`dns`]: an authoritative DNS server whose answers tests edit while traffic flows.
 //! - [`jwks`]: run-time signing keys, minted tokens and a JWKS server.
+//! - [`redis`]: a real redis-server on a free port.
 //! - [`load`]: a bounded closed-loop load generator that records every failure.
 //! - `tests`: the end-to-end tests themselves (`cargo test -p tests`).
 //!
@@ -15,6 +16,7 @@ pub mod dns;
 pub mod gateway;
 pub mod jwks;
 pub mod load;
+pub mod redis;
 pub mod upstream;
 
 #[cfg(test)]

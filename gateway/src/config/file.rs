@@ -29,6 +29,8 @@ pub(crate) struct TopFile {
     #[serde(default)]
     pub(crate) jwt: Option<serde_yaml::Value>,
     #[serde(default)]
+    pub(crate) rate_limiting: Option<serde_yaml::Value>,
+    #[serde(default)]
     pub(crate) pools: Option<serde_yaml::Mapping>,
     #[serde(default)]
     pub(crate) routes: Option<Vec<serde_yaml::Value>>,
@@ -177,6 +179,71 @@ pub(crate) struct StaticKeyFile {
     pub(crate) secret_env: Option<String>,
     #[serde(default)]
     pub(crate) secret_file: Option<String>,
+}
+
+/// `rate_limiting:`: settings shared by every route's `rate_limits`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RateLimitingFile {
+    /// `redis://host:port[/db]` for `scope: cluster` limits.
+    pub(crate) redis_url: Option<String>,
+    /// Longest wait for Redis per decision before `fail_open` applies.
+    #[serde(deserialize_with = "duration")]
+    pub(crate) redis_timeout: Duration,
+    pub(crate) key_prefix: String,
+    /// Send `RateLimit-*` headers on allowed responses too (always on 429).
+    pub(crate) headers_on_success: bool,
+    /// Keys remembered per local limit; full buckets are forgotten first.
+    pub(crate) max_local_keys: usize,
+}
+
+impl Default for RateLimitingFile {
+    fn default() -> Self {
+        Self {
+            redis_url: None,
+            redis_timeout: Duration::from_millis(100),
+            key_prefix: "gateway:rl:".to_owned(),
+            headers_on_success: true,
+            max_local_keys: 100_000,
+        }
+    }
+}
+
+/// One entry of a route's `rate_limits:`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RateLimitFile {
+    /// `client_ip`, `subject`, `header:<name>` or `route` (one bucket for the route).
+    #[serde(default = "default_limit_key")]
+    pub(crate) key: String,
+    pub(crate) rate: u64,
+    #[serde(deserialize_with = "duration")]
+    pub(crate) per: Duration,
+    /// Requests allowed back to back; defaults to `rate`.
+    #[serde(default)]
+    pub(crate) burst: Option<u64>,
+    #[serde(default)]
+    pub(crate) scope: ScopeFile,
+    /// With `scope: cluster`, what to do when Redis cannot answer: allow (with a local
+    /// fallback limit) or refuse with 503.
+    #[serde(default = "yes")]
+    pub(crate) fail_open: bool,
+}
+
+fn default_limit_key() -> String {
+    "client_ip".to_owned()
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum ScopeFile {
+    #[default]
+    Local,
+    Cluster,
 }
 
 /// One entry of `pools:`.
@@ -341,6 +408,8 @@ pub(crate) struct RouteFile {
     pub(crate) body_limit: Option<ByteSize>,
     #[serde(default)]
     pub(crate) auth: AuthFile,
+    #[serde(default)]
+    pub(crate) rate_limits: Vec<RateLimitFile>,
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -37,6 +37,7 @@ pub struct Config {
     pub dns_nameservers: Vec<SocketAddr>,
     /// Token verification, when any route asks for auth.
     pub jwt: Option<JwtConfig>,
+    pub rate_limiting: RateLimiting,
     pub pools: Vec<PoolConfig>,
     pub routes: Vec<RouteConfig>,
 }
@@ -72,6 +73,43 @@ pub struct PoolConfig {
     pub health_check: Option<HealthCheck>,
     pub passive: PassiveHealth,
     pub retries: Retries,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RateLimiting {
+    pub redis_url: Option<String>,
+    pub redis_timeout: Duration,
+    pub key_prefix: String,
+    pub headers_on_success: bool,
+    pub max_local_keys: usize,
+}
+
+/// One rate limit of a route: `rate` requests per `per`, bursts of up to `burst`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RateLimit {
+    pub key: LimitKey,
+    pub rate: u64,
+    pub per: Duration,
+    pub burst: u64,
+    pub scope: LimitScope,
+    pub fail_open: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum LimitKey {
+    ClientIp,
+    /// The verified token's `sub`; the client IP for anonymous requests.
+    Subject,
+    /// A request header's value; the client IP when the header is absent.
+    Header(HeaderName),
+    /// One bucket for the whole route.
+    Route,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LimitScope {
+    Local,
+    Cluster,
 }
 
 #[derive(Debug, Clone)]
@@ -205,6 +243,7 @@ pub struct RouteConfig {
     /// Largest request body accepted, in bytes (route override or `limits.max_body_bytes`).
     pub body_limit: u64,
     pub auth: AuthMode,
+    pub rate_limits: Vec<RateLimit>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

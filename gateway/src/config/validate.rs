@@ -12,13 +12,15 @@ use serde::de::DeserializeOwned;
 
 use super::file::{
     AuthFile, BalanceFile, DnsFile, HealthCheckFile, HealthCheckKind, JwtFile, LimitsFile,
-    ListenersFile, PoolFile, RouteFile, ServerFile, TopFile,
+    ListenersFile, PoolFile, RateLimitFile, RateLimitingFile, RouteFile, ScopeFile, ServerFile,
+    TopFile,
 };
 use super::spans::SpanIndex;
 use super::{
     AuthMode, Balance, Config, ConfigError, EndpointSpec, HashKey, HealthCheck, JwksConfig,
-    JwksSource, JwtConfig, KeySource, Limits, Listeners, PassiveHealth, PathMatch, PoolConfig,
-    Probe, Retries, RouteAction, RouteConfig, RouteMatch, ServerSettings, StaticKey, Timeouts,
+    JwksSource, JwtConfig, KeySource, LimitKey, LimitScope, Limits, Listeners, PassiveHealth,
+    PathMatch, PoolConfig, Probe, RateLimit, RateLimiting, Retries, RouteAction, RouteConfig,
+    RouteMatch, ServerSettings, StaticKey, Timeouts,
 };
 
 /// The most retries a pool may ask for; more only multiplies load on a failing upstream.
@@ -139,6 +141,10 @@ pub(super) fn validate(
     );
 
     let jwt_file = top.jwt.and_then(|v| errs.section::<JwtFile>("jwt", v));
+    let rate_limiting = top.rate_limiting.map_or_else(
+        || Some(RateLimitingFile::default()),
+        |v| errs.section::<RateLimitingFile>("rate_limiting", v),
+    );
 
     let mut pool_files = Vec::new();
     // Routes are checked against every declared pool, valid or not, so that one broken pool
@@ -179,6 +185,7 @@ pub(super) fn validate(
     let jwt = jwt_file.and_then(|j| check_jwt(&mut errs, j, &pool_names, base_dir));
     let default_body_limit = limits.as_ref().map_or(0, |l| l.max_body_bytes);
     let routes = check_routes(&mut errs, route_files, &pool_names, default_body_limit);
+    let rate_limiting = rate_limiting.and_then(|r| check_rate_limiting(&mut errs, r));
     for (i, route) in routes.iter().enumerate() {
         if route.auth != AuthMode::None && jwt.is_none() && errs.list.is_empty() {
             errs.push(
@@ -186,18 +193,39 @@ pub(super) fn validate(
                 "needs a jwt: section to verify tokens with",
             );
         }
+        let cluster = route
+            .rate_limits
+            .iter()
+            .any(|l| l.scope == LimitScope::Cluster);
+        let no_redis = rate_limiting
+            .as_ref()
+            .is_some_and(|r| r.redis_url.is_none());
+        if cluster && no_redis && errs.list.is_empty() {
+            errs.push(
+                format!("routes[{i}].rate_limits"),
+                "scope: cluster needs rate_limiting.redis_url",
+            );
+        }
     }
     if routes.is_empty() && errs.list.is_empty() {
         errs.push("routes", "at least one route is required");
     }
 
-    match (server, listeners, limits, trusted_proxies, dns_nameservers) {
+    match (
+        server,
+        listeners,
+        limits,
+        trusted_proxies,
+        dns_nameservers,
+        rate_limiting,
+    ) {
         (
             Some(server),
             Some(listeners),
             Some(limits),
             Some(trusted_proxies),
             Some(dns_nameservers),
+            Some(rate_limiting),
         ) if errs.list.is_empty() => Ok(Config {
             source: file.to_owned(),
             server,
@@ -206,6 +234,7 @@ pub(super) fn validate(
             trusted_proxies,
             dns_nameservers,
             jwt,
+            rate_limiting,
             pools,
             routes,
         }),
@@ -677,6 +706,14 @@ fn check_routes(
             continue;
         }
         let body_limit = r.body_limit.map_or(default_body_limit, |b| b.0);
+        let mut rate_limits = Vec::new();
+        for (j, limit) in r.rate_limits.iter().enumerate() {
+            if let Some(limit) =
+                check_rate_limit(errs, &format!("routes[{i}].rate_limits[{j}]"), limit)
+            {
+                rate_limits.push(limit);
+            }
+        }
         let auth = match r.auth {
             AuthFile::None => AuthMode::None,
             AuthFile::Optional => AuthMode::Optional,
@@ -690,6 +727,7 @@ fn check_routes(
                 action,
                 body_limit,
                 auth,
+                rate_limits,
             },
         ));
     }
@@ -848,5 +886,82 @@ fn check_jwt(
         forward_claims,
         jwks,
         keys,
+    })
+}
+
+fn check_rate_limiting(errs: &mut Errors<'_>, r: RateLimitingFile) -> Option<RateLimiting> {
+    let before = errs.list.len();
+    if let Some(url) = &r.redis_url {
+        if redis::Client::open(url.as_str()).is_err() {
+            errs.push(
+                "rate_limiting.redis_url",
+                format!("invalid Redis URL {url:?}, expected redis://host:port"),
+            );
+        }
+    }
+    require_positive(errs, "rate_limiting.redis_timeout", r.redis_timeout);
+    if r.max_local_keys == 0 {
+        errs.push(
+            "rate_limiting.max_local_keys",
+            "must be greater than 0, got 0",
+        );
+    }
+    (errs.list.len() == before).then_some(RateLimiting {
+        redis_url: r.redis_url,
+        redis_timeout: r.redis_timeout,
+        key_prefix: r.key_prefix,
+        headers_on_success: r.headers_on_success,
+        max_local_keys: r.max_local_keys,
+    })
+}
+
+fn check_rate_limit(errs: &mut Errors<'_>, at: &str, l: &RateLimitFile) -> Option<RateLimit> {
+    let before = errs.list.len();
+    let key = match l.key.as_str() {
+        "client_ip" => Some(LimitKey::ClientIp),
+        "subject" => Some(LimitKey::Subject),
+        "route" => Some(LimitKey::Route),
+        other => match other
+            .strip_prefix("header:")
+            .map(|h| HeaderName::from_bytes(h.trim().as_bytes()))
+        {
+            Some(Ok(name)) => Some(LimitKey::Header(name)),
+            _ => {
+                errs.push(
+                    format!("{at}.key"),
+                    format!("unknown key {other:?}, expected client_ip, subject, route or header:<name>"),
+                );
+                None
+            }
+        },
+    };
+    if l.rate == 0 {
+        errs.push(format!("{at}.rate"), "must be greater than 0, got 0");
+    }
+    require_positive(errs, &format!("{at}.per"), l.per);
+    let burst = l.burst.unwrap_or(l.rate);
+    if burst == 0 {
+        errs.push(format!("{at}.burst"), "must be at least 1, got 0");
+    }
+    if u128::from(l.rate) > l.per.as_micros() {
+        errs.push(
+            format!("{at}.rate"),
+            format!(
+                "{} per {:?} is finer than one per microsecond",
+                l.rate, l.per
+            ),
+        );
+    }
+    let scope = match l.scope {
+        ScopeFile::Local => LimitScope::Local,
+        ScopeFile::Cluster => LimitScope::Cluster,
+    };
+    (errs.list.len() == before).then(|| RateLimit {
+        key: key.unwrap_or(LimitKey::Route),
+        rate: l.rate,
+        per: l.per,
+        burst,
+        scope,
+        fail_open: l.fail_open,
     })
 }

@@ -1,3 +1,4 @@
-//! Request policies applied at the edge: token verification (and, to come, rate limits).
+//! Request policies applied at the edge: token verification and rate limits.
 
 pub(crate) mod jwt;
+pub(crate) mod rate_limit;

@@ -20,14 +20,33 @@ pub(crate) const HEADERS_TOO_LARGE: ErrorType = ErrorType::new("HeadersTooLarge"
 pub(crate) const BODY_TOO_LARGE: ErrorType = ErrorType::new("BodyTooLarge");
 /// A route with `auth` got no valid bearer token.
 pub(crate) const UNAUTHORIZED: ErrorType = ErrorType::new("Unauthorized");
+/// A rate limit of the route refused the request.
+pub(crate) const RATE_LIMITED: ErrorType = ErrorType::new("RateLimited");
+/// A cluster rate limit with `fail_open: false` could not reach Redis.
+pub(crate) const RATE_LIMIT_UNAVAILABLE: ErrorType = ErrorType::new("RateLimitUnavailable");
 /// The request is well-formed HTTP but not acceptable (e.g. a `..` path segment).
 pub(crate) const BAD_REQUEST: ErrorType = ErrorType::new("BadRequest");
+
+/// Refusals of well-formed requests before any upstream work or body read: after them the
+/// client connection is in a known state and may be kept alive when the request had no
+/// body. Malformed or oversized requests (400, 413, 414, 431) still close the connection.
+pub(crate) fn before_upstream(e: &Error) -> bool {
+    [
+        ROUTE_NOT_FOUND,
+        NO_HEALTHY_ENDPOINT,
+        UNAUTHORIZED,
+        RATE_LIMITED,
+        RATE_LIMIT_UNAVAILABLE,
+    ]
+    .contains(e.etype())
+}
 
 /// The policy that refused a request, for `gateway_policy_rejections_total`.
 pub(crate) fn rejection_reason(e: &Error) -> Option<&'static str> {
     match e.etype() {
         t if *t == UNAUTHORIZED => Some("auth"),
         t if *t == BODY_TOO_LARGE => Some("body_limit"),
+        t if *t == RATE_LIMITED || *t == RATE_LIMIT_UNAVAILABLE => Some("rate_limit"),
         _ => None,
     }
 }
@@ -42,6 +61,13 @@ pub(crate) fn classify(e: &Error) -> (u16, &'static str) {
         t if *t == HEADERS_TOO_LARGE => (431, "The request header fields are too large."),
         t if *t == BAD_REQUEST => (400, "The request is malformed."),
         t if *t == UNAUTHORIZED => (401, "A valid bearer token is required."),
+        t if *t == RATE_LIMITED => (
+            429,
+            "Too many requests; retry after the time in Retry-After.",
+        ),
+        t if *t == RATE_LIMIT_UNAVAILABLE => {
+            (503, "The rate limiter is unavailable; retry shortly.")
+        }
         t if *t == BODY_TOO_LARGE => (413, "The request body is larger than this route accepts."),
         ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout => {
             (504, "The upstream did not answer in time.")
@@ -114,6 +140,8 @@ mod tests {
             (BAD_REQUEST, 400),
             (BODY_TOO_LARGE, 413),
             (UNAUTHORIZED, 401),
+            (RATE_LIMITED, 429),
+            (RATE_LIMIT_UNAVAILABLE, 503),
         ];
         for (etype, status) in cases {
             let e = Error::explain(etype.clone(), "test");

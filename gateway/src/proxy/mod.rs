@@ -28,6 +28,7 @@ use pingora::{Error, ErrorType, Result};
 use crate::config::{AuthMode, Config, RouteAction};
 use crate::metrics;
 use crate::policy::jwt::Verifier;
+use crate::policy::rate_limit::{Decision, Limiter, RedisStore};
 use route::Router;
 use upstream::Pool;
 
@@ -41,6 +42,8 @@ pub(crate) struct Runtime {
     pub(crate) verifier: Option<Arc<Verifier>>,
     /// Headers only the gateway may set upstream; client copies are always removed.
     pub(crate) owned_headers: Vec<http::HeaderName>,
+    /// Each route's limiters, indexed like `config.routes`.
+    pub(crate) limiters: Vec<Vec<Arc<Limiter>>>,
 }
 
 /// Identity header that is never accepted from clients, even without `forward_claims`,
@@ -48,6 +51,8 @@ pub(crate) struct Runtime {
 const ALWAYS_OWNED: &str = "x-user-id";
 
 impl Runtime {
+    /// Build the runtime for `config`. `previous` limiters with the same route name and
+    /// spec are kept, so a reload does not reset their counters.
     pub(crate) fn new(
         config: Arc<Config>,
         pools: Vec<Arc<Pool>>,
@@ -62,12 +67,34 @@ impl Runtime {
                 owned_headers.push(header.clone());
             }
         }
+        let redis = RedisStore::new(&config.rate_limiting);
+        let limiters = config
+            .routes
+            .iter()
+            .enumerate()
+            .map(|(i, route)| {
+                route
+                    .rate_limits
+                    .iter()
+                    .enumerate()
+                    .map(|(j, spec)| {
+                        Arc::new(Limiter::new(
+                            spec,
+                            &config.rate_limiting,
+                            redis.clone(),
+                            format!("{}:{i}:{j}", route.name),
+                        ))
+                    })
+                    .collect()
+            })
+            .collect();
         Ok(Self {
             router: Router::new(&config.routes),
             config,
             pools,
             verifier,
             owned_headers,
+            limiters,
         })
     }
 }
@@ -126,6 +153,9 @@ pub(crate) struct Ctx {
     subject: Option<String>,
     /// Headers from verified claims, set on the upstream request.
     identity_headers: Vec<(http::HeaderName, http::HeaderValue)>,
+    route_index: usize,
+    /// The most restrictive rate-limit decision, for the `RateLimit-*` headers.
+    rate_decision: Option<Decision>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -170,6 +200,8 @@ impl ProxyHttp for Gateway {
             auth_failure: None,
             subject: None,
             identity_headers: Vec::new(),
+            route_index: 0,
+            rate_decision: None,
         }
     }
 
@@ -184,6 +216,7 @@ impl ProxyHttp for Gateway {
         request_filters::route(session, ctx)?;
         request_filters::authenticate(session, ctx).await?;
         request_filters::check_content_length(session, ctx)?;
+        request_filters::rate_limit(session, ctx).await?;
         request_filters::respond_fixed(session, ctx).await
     }
 

@@ -6,11 +6,13 @@ use pingora::proxy::Session;
 use pingora::{Error, Result};
 
 use super::errors::{
-    BAD_REQUEST, BODY_TOO_LARGE, HEADERS_TOO_LARGE, ROUTE_NOT_FOUND, UNAUTHORIZED, URI_TOO_LONG,
+    BAD_REQUEST, BODY_TOO_LARGE, HEADERS_TOO_LARGE, RATE_LIMITED, RATE_LIMIT_UNAVAILABLE,
+    ROUTE_NOT_FOUND, UNAUTHORIZED, URI_TOO_LONG,
 };
 use super::headers::{self, Forwarded, X_REQUEST_ID};
 use super::{AuthFailure, Ctx};
-use crate::config::{AuthMode, Balance, HashKey, RouteAction};
+use crate::config::{AuthMode, Balance, HashKey, LimitKey, RouteAction};
+use crate::policy::rate_limit::Verdict;
 
 /// Request id, client address and host; runs first so that every later error can cite them.
 pub(super) fn identify(session: &Session, ctx: &mut Ctx) {
@@ -100,6 +102,7 @@ pub(super) fn route(session: &Session, ctx: &mut Ctx) -> Result<()> {
     ctx.route_name = Some(route.name.clone());
     ctx.body_limit = route.body_limit;
     ctx.route_auth = route.auth;
+    ctx.route_index = route.index;
     ctx.route_action = Some(route.action.clone());
     let upstream_path = route.upstream_path(path);
     if upstream_path != path {
@@ -148,6 +151,54 @@ pub(super) async fn authenticate(session: &Session, ctx: &mut Ctx) -> Result<()>
             Error::e_explain(UNAUTHORIZED, reason)
         }
     }
+}
+
+/// Apply every rate limit of the route; all must allow. A missing key (no subject, no
+/// header) falls back to the client address, never to "unlimited".
+pub(super) async fn rate_limit(session: &Session, ctx: &mut Ctx) -> Result<()> {
+    let Some(rt) = ctx.runtime.clone() else {
+        return Ok(());
+    };
+    let Some(limiters) = rt.limiters.get(ctx.route_index) else {
+        return Ok(());
+    };
+    let client = ctx
+        .client_ip
+        .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
+    for limiter in limiters {
+        let key = match &limiter.spec.key {
+            LimitKey::ClientIp => format!("ip:{client}"),
+            LimitKey::Subject => ctx
+                .subject
+                .as_ref()
+                .map_or_else(|| format!("ip:{client}"), |s| format!("sub:{s}")),
+            LimitKey::Header(name) => session
+                .req_header()
+                .headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map_or_else(|| format!("ip:{client}"), |v| format!("h:{v}")),
+            LimitKey::Route => "route".to_owned(),
+        };
+        match limiter.check(&key).await {
+            Verdict::Decided(d) if !d.allowed => {
+                ctx.rate_decision = Some(d);
+                return Error::e_explain(RATE_LIMITED, format!("rate limit exceeded for {key}"));
+            }
+            Verdict::Decided(d) => {
+                if ctx
+                    .rate_decision
+                    .is_none_or(|prev| d.remaining < prev.remaining)
+                {
+                    ctx.rate_decision = Some(d);
+                }
+            }
+            Verdict::Unavailable => {
+                return Error::e_explain(RATE_LIMIT_UNAVAILABLE, "rate-limit store unreachable");
+            }
+        }
+    }
+    Ok(())
 }
 
 /// 413 before any upstream work when the declared length is over the route's limit.

@@ -5,10 +5,11 @@ use pingora::http::ResponseHeader;
 use pingora::proxy::{FailToProxy, Session};
 use pingora::Error;
 
-use super::errors::{classify, rejection_reason, respond_problem};
+use super::errors::{before_upstream, classify, rejection_reason, respond_problem};
 use super::headers::{self, X_REQUEST_ID};
 use super::{AuthFailure, Ctx};
 use crate::metrics;
+use crate::policy::rate_limit::Decision;
 
 /// The upstream answered: no retry from here on, and passive health learns the outcome.
 pub(super) fn from_upstream(resp: &ResponseHeader, ctx: &mut Ctx) {
@@ -23,12 +24,30 @@ pub(super) fn from_upstream(resp: &ResponseHeader, ctx: &mut Ctx) {
     }
 }
 
-/// Headers the client sees: hop-by-hop ones removed, the request id added.
+/// `RateLimit-Limit`, `-Remaining`, `-Reset` (IETF httpapi draft fields).
+fn rate_limit_headers(d: &Decision) -> [(&'static str, String); 3] {
+    [
+        ("ratelimit-limit", d.limit.to_string()),
+        ("ratelimit-remaining", d.remaining.to_string()),
+        ("ratelimit-reset", d.reset_secs.to_string()),
+    ]
+}
+
+/// Headers the client sees: hop-by-hop ones removed, the request id and quota added.
 pub(super) fn to_client(resp: &mut ResponseHeader, ctx: &Ctx) -> pingora::Result<()> {
     for name in headers::hop_by_hop(&resp.headers) {
         resp.remove_header(&name);
     }
     resp.insert_header(X_REQUEST_ID, ctx.request_id.as_str())?;
+    let on_success = ctx
+        .runtime
+        .as_ref()
+        .is_some_and(|rt| rt.config.rate_limiting.headers_on_success);
+    if let (true, Some(d)) = (on_success, &ctx.rate_decision) {
+        for (name, value) in rate_limit_headers(d) {
+            resp.insert_header(name, value)?;
+        }
+    }
     Ok(())
 }
 
@@ -47,7 +66,7 @@ pub(super) async fn fail_to_proxy(session: &mut Session, e: &Error, ctx: &mut Ct
                 .inc();
         }
         // RFC 6750: a missing token gets a bare challenge, a bad one `invalid_token`.
-        let challenge = match ctx.auth_failure {
+        let mut extra = match ctx.auth_failure {
             Some(AuthFailure::Missing) => {
                 vec![("www-authenticate", "Bearer realm=\"gateway\"".to_owned())]
             }
@@ -57,17 +76,31 @@ pub(super) async fn fail_to_proxy(session: &mut Session, e: &Error, ctx: &mut Ct
             )],
             None => Vec::new(),
         };
+        if status == 429 {
+            if let Some(d) = ctx.rate_decision {
+                extra.push(("retry-after", d.retry_after_secs.to_string()));
+                extra.extend(rate_limit_headers(&d));
+            }
+        } else if status == 503 {
+            extra.push(("retry-after", "1".to_owned()));
+        }
         if let Err(write_error) =
-            respond_problem(session, status, detail, &ctx.request_id, &challenge).await
+            respond_problem(session, status, detail, &ctx.request_id, &extra).await
         {
             tracing::debug!(error = %write_error, request_id = %ctx.request_id, "could not send the error response");
         }
     }
+    // Keep-alive survives a refusal (429, 401, 404, ...) of a body-less request, so a client
+    // being rate limited does not also lose its connection; anything else closes.
+    let req = session.req_header();
+    let bodyless = !req.headers.contains_key(http::header::TRANSFER_ENCODING)
+        && req
+            .headers
+            .get(http::header::CONTENT_LENGTH)
+            .is_none_or(|v| v.as_bytes() == b"0");
     FailToProxy {
         error_code: status,
-        // Errors before any upstream work (404, 414, 431) leave the connection in a known
-        // state, but a request body may still be unread; closing is the safe default.
-        can_reuse_downstream: false,
+        can_reuse_downstream: status > 0 && bodyless && before_upstream(e),
     }
 }
 

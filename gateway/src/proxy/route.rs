@@ -10,6 +10,8 @@ use http::Method;
 use crate::config::{PathMatch, RouteAction, RouteConfig};
 
 pub(crate) struct Route {
+    /// Position in `Config::routes`, which indexes per-route state such as limiters.
+    pub(crate) index: usize,
     pub(crate) name: String,
     pub(crate) path: PathMatch,
     host: Option<String>,
@@ -76,6 +78,7 @@ impl Router {
                 (
                     i,
                     Route {
+                        index: i,
                         name: c.name.clone(),
                         path: c.matcher.path.clone(),
                         host: c.matcher.host.clone(),
@@ -129,6 +132,7 @@ mod tests {
             },
             body_limit: 1024,
             auth: crate::config::AuthMode::None,
+            rate_limits: Vec::new(),
         }
     }
 

@@ -69,12 +69,12 @@ async fn a_slow_upstream_gets_a_504_problem() {
 
 #[tokio::test]
 async fn an_unreachable_pool_is_a_502_after_retrying_every_endpoint() {
-    // Arrange: two ports nobody listens on.
-    let (p1, p2) = (gateway::free_port(), gateway::free_port());
-    let gw = gateway::start(&format!(
-        "pools:\n  p:\n    endpoints: [\"127.0.0.1:{p1}\", \"127.0.0.1:{p2}\"]\n    passive_health: {{ consecutive_failures: 0 }}\n\
-         routes:\n- {{ match: {{ path_prefix: / }}, pool: p }}\n"
-    ))
+    // Arrange: two addresses nobody listens on (port 1 of unused loopback addresses; a
+    // "free" high port could be taken by a parallel test between check and use).
+    let gw = gateway::start(
+        "pools:\n  p:\n    endpoints: [\"127.0.0.77:1\", \"127.0.0.78:1\"]\n    passive_health: { consecutive_failures: 0 }\n\
+         routes:\n- { match: { path_prefix: / }, pool: p }\n",
+    )
     .await;
 
     // Act

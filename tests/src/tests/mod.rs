@@ -8,6 +8,7 @@ mod health;
 mod lifecycle;
 mod limits;
 mod observability;
+mod rate_limits;
 mod requests;
 mod routing;
 
