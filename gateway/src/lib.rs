@@ -10,6 +10,7 @@
 //! - `admin`: `/metrics`, `/healthz`, `/readyz` on the admin listener.
 //! - `policy`: edge policies (JWT verification).
 //! - `metrics`: every Prometheus metric, in the registry `pingora-prometheus` serves.
+//! - `reload`: watches `gateway.yaml` (and SIGHUP) and swaps in a new runtime.
 //! - [`server`]: wiring and process lifecycle (shutdown drain).
 
 mod admin;
@@ -18,6 +19,7 @@ mod error;
 mod metrics;
 mod policy;
 mod proxy;
+mod reload;
 pub mod server;
 
 pub use error::StartupError;

@@ -117,6 +117,24 @@ pub(crate) static REJECTIONS: Lazy<IntCounterVec> = Lazy::new(|| {
     .expect("metric names are unique")
 });
 
+/// 1 when the last reload attempt applied its config (or none was tried yet), else 0.
+pub(crate) static CONFIG_RELOAD_SUCCESS: Lazy<IntGauge> = Lazy::new(|| {
+    register_int_gauge!(
+        "gateway_config_last_reload_success",
+        "Whether the last config reload was applied (1) or rejected (0)"
+    )
+    .expect("metric names are unique")
+});
+
+pub(crate) static CONFIG_RELOADS: Lazy<IntCounterVec> = Lazy::new(|| {
+    register_int_counter_vec!(
+        "gateway_config_reloads_total",
+        "Config reload attempts, by result (ok|error)",
+        &["result"]
+    )
+    .expect("metric names are unique")
+});
+
 /// Render every registered metric in the text exposition format.
 pub(crate) fn render() -> Vec<u8> {
     use prometheus::Encoder as _;
@@ -140,6 +158,8 @@ pub(crate) fn init() {
     Lazy::force(&CONFIG_INFO);
     Lazy::force(&JWKS_REFRESHES);
     Lazy::force(&REJECTIONS);
+    CONFIG_RELOAD_SUCCESS.set(1);
+    Lazy::force(&CONFIG_RELOADS);
 }
 
 /// Method label with bounded cardinality: standard methods by name, anything else `OTHER`.

@@ -4,21 +4,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use async_trait::async_trait;
 use pingora::apps::http_app::HttpServer;
 use pingora::server::configuration::ServerConf;
-use pingora::server::{ExecutionPhase, RunArgs, Server, ShutdownWatch};
-use pingora::services::background::{background_service, BackgroundService};
+use pingora::server::{ExecutionPhase, RunArgs, Server};
+use pingora::services::background::background_service;
 use pingora::services::listening::Service;
 
 use crate::admin::AdminApp;
 use crate::config::Config;
 use crate::error::StartupError;
 use crate::metrics;
-use crate::policy::jwt::Verifier;
 use crate::proxy::discovery;
-use crate::proxy::upstream::Pool;
 use crate::proxy::{Gateway, Runtime};
+use crate::reload::{publish_config_info, Reloader};
 
 /// Pingora's process settings, derived from our `server:` section.
 pub(crate) fn pingora_server_conf(config: &Config) -> ServerConf {
@@ -37,52 +35,15 @@ pub(crate) fn pingora_server_conf(config: &Config) -> ServerConf {
     }
 }
 
-/// Runs every pool's discovery and health-check loop, and the JWKS refresh.
-struct Timers {
-    pools: Vec<Arc<Pool>>,
-    verifier: Option<Arc<Verifier>>,
-}
-
-#[async_trait]
-impl BackgroundService for Timers {
-    async fn start(&self, mut shutdown: ShutdownWatch) {
-        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let mut tasks: Vec<_> = self
-            .pools
-            .iter()
-            .map(|pool| tokio::spawn(Arc::clone(pool).run(stop_rx.clone())))
-            .collect();
-        if let Some(verifier) = &self.verifier {
-            tasks.push(tokio::spawn(Arc::clone(verifier).run(stop_rx.clone())));
-        }
-        let _ = shutdown.changed().await;
-        let _ = stop_tx.send(true);
-        for task in tasks {
-            let _ = task.await;
-        }
-    }
-}
-
 /// Build the server for `config` and run it until SIGTERM or SIGINT.
 pub fn run(config: Config) -> Result<(), StartupError> {
     metrics::init();
     let config = Arc::new(config);
     let resolver =
         Arc::new(discovery::resolver(&config.dns_nameservers).map_err(StartupError::Resolver)?);
-    let pools: Vec<Arc<Pool>> = config
-        .pools
-        .iter()
-        .map(|p| Arc::new(Pool::new(p.clone(), Arc::clone(&resolver))))
-        .collect();
-    metrics::CONFIG_INFO
-        .with_label_values(&[
-            &config.source.display().to_string(),
-            &config.routes.len().to_string(),
-            &config.pools.len().to_string(),
-        ])
-        .set(1);
-    let initial = Runtime::new(Arc::clone(&config), pools.clone()).map_err(StartupError::Jwt)?;
-    let verifier = initial.verifier.clone();
+    publish_config_info(&config);
+    let initial =
+        Runtime::build(Arc::clone(&config), &resolver, None).map_err(StartupError::Jwt)?;
     let runtime = Arc::new(ArcSwap::from_pointee(initial));
 
     let mut server = Server::new_with_opt_and_conf(None, pingora_server_conf(&config));
@@ -107,7 +68,16 @@ pub fn run(config: Config) -> Result<(), StartupError> {
 
     server.add_service(proxy);
     server.add_service(admin);
-    server.add_service(background_service("timers", Timers { pools, verifier }));
+    // The reloader also owns the pools' and the verifier's timers, starting and stopping
+    // them as reloads add and remove pools.
+    server.add_service(background_service(
+        "config",
+        Reloader {
+            path: config.source.clone(),
+            runtime: Arc::clone(&runtime),
+            resolver,
+        },
+    ));
 
     exit_when_drained(&server);
     tracing::info!(http = %config.listeners.http, admin = %config.listeners.admin, "gateway starting");

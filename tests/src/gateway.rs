@@ -47,6 +47,8 @@ pub fn free_port() -> u16 {
 pub struct TestGateway {
     pub http: SocketAddr,
     pub admin: SocketAddr,
+    /// The `server:` section body, kept so rewrites change only the rest.
+    server: String,
     pub config_path: PathBuf,
     pub log_path: PathBuf,
     child: Child,
@@ -83,6 +85,7 @@ pub async fn start_with(body: &str, server: &str) -> TestGateway {
     let mut gw = TestGateway {
         http,
         admin,
+        server: server.to_owned(),
         config_path,
         log_path,
         child,
@@ -92,7 +95,33 @@ pub async fn start_with(body: &str, server: &str) -> TestGateway {
     gw
 }
 
+fn compose(server: &str, http: SocketAddr, admin: SocketAddr, body: &str) -> String {
+    format!("server:\n  {server}\nlisteners:\n  http: {http}\n  admin: {admin}\n{body}")
+}
+
 impl TestGateway {
+    /// Replace the config file's body (everything but `server:` and `listeners:`), the way
+    /// an operator edits it: write a temp file and rename it over the old one.
+    pub fn rewrite_config(&self, body: &str) {
+        self.rewrite_raw(&compose(&self.server, self.http, self.admin, body));
+    }
+
+    /// Replace the whole config file with `text`.
+    pub fn rewrite_raw(&self, text: &str) {
+        let tmp = self.config_path.with_extension("yaml.tmp");
+        std::fs::write(&tmp, text).expect("write config");
+        std::fs::rename(&tmp, &self.config_path).expect("replace config");
+    }
+
+    /// Send SIGHUP: reload the config now.
+    pub fn hangup(&self) {
+        let status = Command::new("kill")
+            .args(["-HUP", &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -HUP failed");
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.http, path)
     }

@@ -166,7 +166,7 @@ fn default_jwks_timeout() -> Duration {
     Duration::from_secs(2)
 }
 
-/// A key given directly: a PEM public key file, or an HMAC secret (never the default).
+/// A key given directly: a PEM or JWK public key file, or an HMAC secret (never the default).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct StaticKeyFile {
@@ -175,6 +175,9 @@ pub(crate) struct StaticKeyFile {
     pub(crate) kid: Option<String>,
     #[serde(default)]
     pub(crate) pem_file: Option<String>,
+    /// A JSON file holding one public JWK.
+    #[serde(default)]
+    pub(crate) jwk_file: Option<String>,
     #[serde(default)]
     pub(crate) secret_env: Option<String>,
     #[serde(default)]

@@ -42,7 +42,7 @@ pub struct Config {
     pub routes: Vec<RouteConfig>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ServerSettings {
     pub threads: usize,
     pub shutdown_grace: Duration,
@@ -55,14 +55,14 @@ pub struct Listeners {
     pub admin: SocketAddr,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Limits {
     pub max_uri_bytes: usize,
     pub max_header_bytes: usize,
     pub max_body_bytes: u64,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct PoolConfig {
     pub name: String,
     pub endpoints: Vec<EndpointSpec>,
@@ -112,7 +112,7 @@ pub enum LimitScope {
     Cluster,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct JwtConfig {
     pub issuers: Vec<String>,
     pub audiences: Vec<String>,
@@ -124,7 +124,7 @@ pub struct JwtConfig {
     pub keys: Vec<StaticKey>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct JwksConfig {
     pub source: JwksSource,
     pub refresh_interval: Duration,
@@ -132,7 +132,7 @@ pub struct JwksConfig {
     pub timeout: Duration,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum JwksSource {
     Url(String),
     /// A path fetched from a healthy endpoint of `Config::pools[pool]`.
@@ -143,16 +143,17 @@ pub enum JwksSource {
 }
 
 /// A key given in the config; its material is read when the verifier is built.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct StaticKey {
     pub alg: jsonwebtoken::Algorithm,
     pub kid: Option<String>,
     pub source: KeySource,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum KeySource {
     PemFile(PathBuf),
+    JwkFile(PathBuf),
     SecretEnv(String),
     SecretFile(PathBuf),
 }
@@ -194,7 +195,7 @@ pub enum HashKey {
     Header(HeaderName),
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Timeouts {
     pub connect: Duration,
     pub read: Duration,
@@ -202,7 +203,7 @@ pub struct Timeouts {
     pub idle: Duration,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct HealthCheck {
     pub probe: Probe,
     pub interval: Duration,
@@ -211,7 +212,7 @@ pub struct HealthCheck {
     pub unhealthy_threshold: usize,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Probe {
     Tcp,
     Http {
@@ -221,14 +222,14 @@ pub enum Probe {
     },
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct PassiveHealth {
     /// 0 disables passive ejection.
     pub consecutive_failures: u32,
     pub cooldown: Duration,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Retries {
     pub attempts: usize,
     pub idempotent_on_reset: bool,
@@ -390,7 +391,26 @@ impl Config {
                 ),
                 RouteAction::Respond { status, .. } => format!("-> respond {}", status.as_u16()),
             };
-            let _ = writeln!(out, "  {} [{host} {path} {methods}] {target}", route.name);
+            let auth = match route.auth {
+                AuthMode::None => String::new(),
+                AuthMode::Optional => ", auth optional".to_owned(),
+                AuthMode::Required => ", auth required".to_owned(),
+            };
+            let limits: Vec<String> = route
+                .rate_limits
+                .iter()
+                .map(|l| format!("{}/{:?} burst {} {:?}", l.rate, l.per, l.burst, l.scope))
+                .collect();
+            let limits = if limits.is_empty() {
+                String::new()
+            } else {
+                format!(", limits [{}]", limits.join("; "))
+            };
+            let _ = writeln!(
+                out,
+                "  {} [{host} {path} {methods}] {target}, body <= {} B{auth}{limits}",
+                route.name, route.body_limit
+            );
         }
         out
     }

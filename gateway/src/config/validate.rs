@@ -830,31 +830,23 @@ fn check_jwt(
                 | jsonwebtoken::Algorithm::HS384
                 | jsonwebtoken::Algorithm::HS512
         );
-        let source = match (k.pem_file, k.secret_env, k.secret_file) {
-            (Some(pem), None, None) if !hmac => {
-                let path = base_dir.join(pem);
-                match std::fs::read(&path) {
-                    Ok(bytes) if crate::policy::jwt::decoding_key_from_pem(alg, &bytes).is_ok() => {
-                        Some(KeySource::PemFile(path))
-                    }
-                    Ok(_) => {
-                        errs.push(
-                            at("pem_file"),
-                            format!("{} is not a {alg:?} public key in PEM", path.display()),
-                        );
-                        None
-                    }
-                    Err(e) => {
-                        errs.push(
-                            at("pem_file"),
-                            format!("cannot read {}: {e}", path.display()),
-                        );
-                        None
-                    }
-                }
+        let source = match (k.pem_file, k.jwk_file, k.secret_env, k.secret_file) {
+            (Some(pem), None, None, None) if !hmac => check_key_file(
+                errs,
+                &at("pem_file"),
+                alg,
+                KeySource::PemFile(base_dir.join(pem)),
+            ),
+            (None, Some(jwk), None, None) if !hmac => check_key_file(
+                errs,
+                &at("jwk_file"),
+                alg,
+                KeySource::JwkFile(base_dir.join(jwk)),
+            ),
+            (None, None, Some(env), None) if hmac => Some(KeySource::SecretEnv(env)),
+            (None, None, None, Some(file)) if hmac => {
+                Some(KeySource::SecretFile(base_dir.join(file)))
             }
-            (None, Some(env), None) if hmac => Some(KeySource::SecretEnv(env)),
-            (None, None, Some(file)) if hmac => Some(KeySource::SecretFile(base_dir.join(file))),
             _ if hmac => {
                 errs.push(
                     at("alg"),
@@ -863,7 +855,10 @@ fn check_jwt(
                 None
             }
             _ => {
-                errs.push(at("alg"), "public keys need pem_file (and no secret)");
+                errs.push(
+                    at("alg"),
+                    "public keys need exactly one of pem_file or jwk_file (and no secret)",
+                );
                 None
             }
         };
@@ -964,4 +959,20 @@ fn check_rate_limit(errs: &mut Errors<'_>, at: &str, l: &RateLimitFile) -> Optio
         scope,
         fail_open: l.fail_open,
     })
+}
+
+/// Load a public key file once so that `gateway check` reports unreadable or wrong keys.
+fn check_key_file(
+    errs: &mut Errors<'_>,
+    at: &str,
+    alg: jsonwebtoken::Algorithm,
+    source: KeySource,
+) -> Option<KeySource> {
+    match crate::policy::jwt::load_public_key(alg, &source) {
+        Ok(_) => Some(source),
+        Err(message) => {
+            errs.push(at, message);
+            None
+        }
+    }
 }

@@ -57,6 +57,33 @@ pub(crate) fn decoding_key_from_pem(
     }
 }
 
+/// Read a configured public key file (PEM or one JWK in JSON) for `alg`.
+pub(crate) fn load_public_key(alg: Algorithm, source: &KeySource) -> Result<DecodingKey, String> {
+    match source {
+        KeySource::PemFile(path) => {
+            let pem =
+                std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            decoding_key_from_pem(alg, &pem)
+                .map_err(|e| format!("{} is not a {alg:?} public key in PEM: {e}", path.display()))
+        }
+        KeySource::JwkFile(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_str(&text)
+                .map_err(|e| format!("{} is not a JWK: {e}", path.display()))?;
+            if matches!(jwk.algorithm, AlgorithmParameters::OctetKey(_)) {
+                return Err(format!(
+                    "{} holds a symmetric key; use secret_file for HMAC",
+                    path.display()
+                ));
+            }
+            DecodingKey::from_jwk(&jwk)
+                .map_err(|e| format!("{} is not a usable JWK: {e}", path.display()))
+        }
+        KeySource::SecretEnv(_) | KeySource::SecretFile(_) => Err("not a public key".to_owned()),
+    }
+}
+
 pub(crate) struct Verifier {
     config: JwtConfig,
     static_keys: Vec<Key>,
@@ -67,6 +94,8 @@ pub(crate) struct Verifier {
     client: reqwest::Client,
     /// For `JwksSource::Pool`: the pools of the runtime this verifier belongs to.
     pools: Vec<Arc<Pool>>,
+    /// Set when a reload replaces this verifier, to end its refresh timer.
+    retired: tokio::sync::watch::Sender<bool>,
 }
 
 impl Verifier {
@@ -75,13 +104,7 @@ impl Verifier {
         let mut static_keys = Vec::new();
         for k in &config.keys {
             let key = match &k.source {
-                KeySource::PemFile(path) => {
-                    let pem = std::fs::read(path)
-                        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-                    decoding_key_from_pem(k.alg, &pem).map_err(|e| {
-                        format!("{} is not a {:?} public key: {e}", path.display(), k.alg)
-                    })?
-                }
+                KeySource::PemFile(_) | KeySource::JwkFile(_) => load_public_key(k.alg, &k.source)?,
                 KeySource::SecretEnv(name) => {
                     let secret = std::env::var(name)
                         .map_err(|_| format!("environment variable {name} is not set"))?;
@@ -115,7 +138,25 @@ impl Verifier {
             fetch_gate: tokio::sync::Mutex::new(None),
             client,
             pools,
+            retired: tokio::sync::watch::channel(false).0,
         })
+    }
+
+    pub(crate) fn config(&self) -> &JwtConfig {
+        &self.config
+    }
+
+    /// The pool JWKS documents are fetched from, if any.
+    pub(crate) fn jwks_pool(&self) -> Option<&Arc<Pool>> {
+        match self.config.jwks.as_ref().map(|j| &j.source) {
+            Some(JwksSource::Pool { pool, .. }) => self.pools.get(*pool),
+            _ => None,
+        }
+    }
+
+    /// End the refresh timer (a reload replaced this verifier).
+    pub(crate) fn retire(&self) {
+        self.retired.send_replace(true);
     }
 
     /// Verify `token`. The error is a short reason for logs, never shown to clients.
@@ -286,6 +327,7 @@ impl Verifier {
         let Some(jwks) = self.config.jwks.clone() else {
             return;
         };
+        let mut retired = self.retired.subscribe();
         loop {
             let ok = self.refresh(false).await;
             let wait = if ok || !self.jwks_keys.load().is_empty() {
@@ -296,6 +338,7 @@ impl Verifier {
             tokio::select! {
                 () = tokio::time::sleep(wait) => {}
                 _ = stop.changed() => return,
+                _ = retired.changed() => return,
             }
         }
     }

@@ -20,6 +20,7 @@ use std::time::Instant;
 
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
+use hickory_resolver::TokioAsyncResolver;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::upstreams::peer::HttpPeer;
@@ -44,6 +45,8 @@ pub(crate) struct Runtime {
     pub(crate) owned_headers: Vec<http::HeaderName>,
     /// Each route's limiters, indexed like `config.routes`.
     pub(crate) limiters: Vec<Vec<Arc<Limiter>>>,
+    /// The Redis connection cluster limits share; kept across reloads that keep its settings.
+    redis: Option<Arc<RedisStore>>,
 }
 
 /// Identity header that is never accepted from clients, even without `forward_claims`,
@@ -51,15 +54,38 @@ pub(crate) struct Runtime {
 const ALWAYS_OWNED: &str = "x-user-id";
 
 impl Runtime {
-    /// Build the runtime for `config`. `previous` limiters with the same route name and
-    /// spec are kept, so a reload does not reset their counters.
-    pub(crate) fn new(
+    /// Build the runtime for `config`, reusing from `previous` every pool whose settings are
+    /// unchanged (it keeps its endpoints and health), the verifier when `jwt:` is unchanged
+    /// (it keeps its keys), and every limiter whose route name and spec are unchanged (it
+    /// keeps its counters).
+    pub(crate) fn build(
         config: Arc<Config>,
-        pools: Vec<Arc<Pool>>,
+        resolver: &Arc<TokioAsyncResolver>,
+        previous: Option<&Runtime>,
     ) -> std::result::Result<Self, String> {
+        let pools: Vec<Arc<Pool>> = config
+            .pools
+            .iter()
+            .map(|pc| {
+                previous
+                    .and_then(|p| p.pools.iter().find(|old| old.config == *pc))
+                    .cloned()
+                    .unwrap_or_else(|| Arc::new(Pool::new(pc.clone(), Arc::clone(resolver))))
+            })
+            .collect();
         let verifier = match &config.jwt {
-            Some(jwt) => Some(Arc::new(Verifier::new(jwt, pools.clone())?)),
             None => None,
+            Some(jwt) => {
+                let reusable = previous.and_then(|p| p.verifier.as_ref()).filter(|v| {
+                    v.config() == jwt
+                        && v.jwks_pool()
+                            .is_none_or(|old| pools.iter().any(|p| Arc::ptr_eq(p, old)))
+                });
+                match reusable {
+                    Some(v) => Some(Arc::clone(v)),
+                    None => Some(Arc::new(Verifier::new(jwt, pools.clone())?)),
+                }
+            }
         };
         let mut owned_headers = vec![http::HeaderName::from_static(ALWAYS_OWNED)];
         for (_, header) in config.jwt.iter().flat_map(|j| &j.forward_claims) {
@@ -67,23 +93,36 @@ impl Runtime {
                 owned_headers.push(header.clone());
             }
         }
-        let redis = RedisStore::new(&config.rate_limiting);
+        let same_store = previous.is_some_and(|p| p.config.rate_limiting == config.rate_limiting);
+        let redis = match previous {
+            Some(p) if same_store => p.redis.clone(),
+            _ => RedisStore::new(&config.rate_limiting),
+        };
         let limiters = config
             .routes
             .iter()
             .enumerate()
             .map(|(i, route)| {
+                let old = previous.filter(|_| same_store).and_then(|p| {
+                    let index = p.config.routes.iter().position(|r| r.name == route.name)?;
+                    Some(&p.limiters[index])
+                });
                 route
                     .rate_limits
                     .iter()
                     .enumerate()
                     .map(|(j, spec)| {
-                        Arc::new(Limiter::new(
-                            spec,
-                            &config.rate_limiting,
-                            redis.clone(),
-                            format!("{}:{i}:{j}", route.name),
-                        ))
+                        old.and_then(|o| o.get(j))
+                            .filter(|l| l.spec == *spec)
+                            .cloned()
+                            .unwrap_or_else(|| {
+                                Arc::new(Limiter::new(
+                                    spec,
+                                    &config.rate_limiting,
+                                    redis.clone(),
+                                    format!("{}:{i}:{j}", route.name),
+                                ))
+                            })
                     })
                     .collect()
             })
@@ -95,6 +134,7 @@ impl Runtime {
             verifier,
             owned_headers,
             limiters,
+            redis,
         })
     }
 }

@@ -171,6 +171,8 @@ pub(crate) struct Pool {
     prober: Option<Prober>,
     /// Zero point for `Endpoint::ejected_until_ms`.
     epoch: Instant,
+    /// Set when a reload drops this pool, to end its timers.
+    retired: tokio::sync::watch::Sender<bool>,
 }
 
 impl Pool {
@@ -187,7 +189,13 @@ impl Pool {
             config,
             endpoints: ArcSwap::from_pointee(HashMap::new()),
             epoch: Instant::now(),
+            retired: tokio::sync::watch::channel(false).0,
         }
+    }
+
+    /// End this pool's timers (a reload replaced or removed it).
+    pub(crate) fn retire(&self) {
+        self.retired.send_replace(true);
     }
 
     pub(crate) fn name(&self) -> &str {
@@ -414,8 +422,10 @@ impl Pool {
         }
     }
 
-    /// Discovery and health-check timers for this pool; returns when `stop` fires.
+    /// Discovery and health-check timers for this pool; returns when `stop` fires or the
+    /// pool is retired.
     pub(crate) async fn run(self: Arc<Self>, mut stop: tokio::sync::watch::Receiver<bool>) {
+        let mut retired = self.retired.subscribe();
         let added = self.refresh().await;
         self.check(Some(&added)).await;
         let check_every = self
@@ -437,6 +447,12 @@ impl Pool {
                 }
                 _ = check_tick.tick() => self.check(None).await,
                 _ = stop.changed() => return,
+                _ = retired.changed() => {
+                    for (addr, _) in self.endpoint_health() {
+                        let _ = metrics::ENDPOINT_HEALTHY.remove_label_values(&[self.name(), &addr.to_string()]);
+                    }
+                    return;
+                }
             }
             // Ejections end by the clock, not by an event; republish so the gauge follows.
             self.publish_health();

@@ -259,3 +259,62 @@ fn an_hmac_key_can_be_configured_but_not_through_jwks() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[tokio::test]
+async fn static_jwk_files_and_hmac_secrets_verify_tokens_pinned_to_their_algorithm() {
+    // Arrange: an Ed25519 JWK file and an HMAC secret file, no JWKS endpoint.
+    let up = Upstream::spawn("a").await;
+    let key = SigningKey::generate("s1");
+    let dir = tempfile::tempdir().unwrap();
+    let jwk_path = dir.path().join("s1.json");
+    std::fs::write(&jwk_path, key.jwk().to_string()).unwrap();
+    let secret_path = dir.path().join("hmac.secret");
+    std::fs::write(&secret_path, "a-long-random-test-secret-value\n").unwrap();
+    let gw = gateway::start(&format!(
+        "jwt:\n  issuers: [test-issuer]\n  audiences: [test-api]\n  forward_claims: {{ sub: X-User-Id }}\n  keys:\n\
+         \x20   - {{ alg: EdDSA, kid: s1, jwk_file: \"{}\" }}\n\
+         \x20   - {{ alg: HS256, kid: h1, secret_file: \"{}\" }}\n\
+         pools:\n  p: {{ endpoints: {} }}\nroutes:\n- {{ match: {{ path_prefix: / }}, pool: p, auth: required }}\n",
+        jwk_path.display(),
+        secret_path.display(),
+        endpoints(&[&up])
+    ))
+    .await;
+    gw.wait_ready().await;
+    let mut hs = Header::new(Algorithm::HS256);
+    hs.kid = Some("h1".into());
+    let hmac_token = jsonwebtoken::encode(
+        &hs,
+        &claims("hmac-user"),
+        &EncodingKey::from_secret(b"a-long-random-test-secret-value"),
+    )
+    .unwrap();
+    // The HMAC key must not accept an EdDSA-kid token re-signed with its secret under EdDSA's kid.
+    let mut hs_wrong_kid = Header::new(Algorithm::HS256);
+    hs_wrong_kid.kid = Some("s1".into());
+    let wrong_kid = jsonwebtoken::encode(
+        &hs_wrong_kid,
+        &claims("x"),
+        &EncodingKey::from_secret(b"a-long-random-test-secret-value"),
+    )
+    .unwrap();
+
+    // Act
+    let ed = call(&gw, "/x", Some(&key.sign(&claims("ed-user"))), None).await;
+    let hmac = call(&gw, "/x", Some(&hmac_token), None).await;
+    let mismatched = call(&gw, "/x", Some(&wrong_kid), None).await;
+
+    // Assert
+    assert_eq!(
+        (ed.status, ed.user_header.as_deref()),
+        (200, Some("ed-user"))
+    );
+    assert_eq!(
+        (hmac.status, hmac.user_header.as_deref()),
+        (200, Some("hmac-user"))
+    );
+    assert_eq!(
+        mismatched.status, 401,
+        "a kid names one key and its algorithm"
+    );
+}

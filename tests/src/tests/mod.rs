@@ -9,6 +9,7 @@ mod lifecycle;
 mod limits;
 mod observability;
 mod rate_limits;
+mod reload;
 mod requests;
 mod routing;
 
