@@ -76,6 +76,32 @@ fn invalid_configs_report_file_line_column_key_and_value() {
             vec!["gw.yaml:2:1: did not find expected node content"],
         ),
         (String::new(), vec!["gw.yaml: routes: at least one route is required"]),
+        (
+            format!("{pool}routes:\n  - match: {{ path_prefix: / }}\n    pool: p\n    auth: required\n"),
+            vec!["gw.yaml:7:5: routes[0].auth: needs a jwt: section to verify tokens with"],
+        ),
+        (
+            format!(
+                "{pool}routes:\n  - match: {{ path_prefix: / }}\n    pool: p\n    rate_limits:\n      - {{ key: cookie, rate: 0, per: 1s }}\n"
+            ),
+            vec![
+                "gw.yaml:8:11: routes[0].rate_limits[0].key: unknown key \"cookie\", expected client_ip, subject, route or header:<name>",
+                "gw.yaml:8:24: routes[0].rate_limits[0].rate: must be greater than 0, got 0",
+            ],
+        ),
+        (
+            format!(
+                "{pool}routes:\n  - match: {{ path_prefix: / }}\n    pool: p\n    rate_limits: [{{ rate: 1, per: 1s, scope: cluster }}]\n"
+            ),
+            vec!["gw.yaml:7:5: routes[0].rate_limits: scope: cluster needs rate_limiting.redis_url"],
+        ),
+        (
+            format!("jwt:\n  issuers: []\n  audiences: [a]\n  jwks: {{ url: \"https://x\" }}\n{pool}{ROUTES}"),
+            vec![
+                "gw.yaml:2:3: jwt.issuers: must list at least one accepted issuer",
+                "gw.yaml:4:11: jwt.jwks.url: expected an http:// URL, got \"https://x\"",
+            ],
+        ),
     ];
 
     for (text, expected) in cases {

@@ -934,8 +934,9 @@ fn check_rate_limit(errs: &mut Errors<'_>, at: &str, l: &RateLimitFile) -> Optio
         errs.push(format!("{at}.rate"), "must be greater than 0, got 0");
     }
     require_positive(errs, &format!("{at}.per"), l.per);
+    // An unset burst follows the rate, whose own error already covers a zero.
     let burst = l.burst.unwrap_or(l.rate);
-    if burst == 0 {
+    if l.burst == Some(0) {
         errs.push(format!("{at}.burst"), "must be at least 1, got 0");
     }
     if u128::from(l.rate) > l.per.as_micros() {
