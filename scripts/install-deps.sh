@@ -2,13 +2,15 @@
 # Installs what building and testing need on a fresh Debian machine; a no-op when present.
 #   cmake      Pingora builds zlib-ng through it
 #   promtool   (package prometheus) checks the gateway's /metrics output in the tests
-#   redis-server  the tests start their own for cluster-wide rate limits
+#   redis-server  the tests start their own (rate limits, the backend's cache and queue)
+#   postgresql    server binaries (initdb, postgres) for the backend tests' own PostgreSQL
 set -euo pipefail
 
 missing=()
 command -v cmake >/dev/null || missing+=(cmake)
 command -v promtool >/dev/null || missing+=(prometheus)
 command -v redis-server >/dev/null || missing+=(redis-server)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 command -v cc >/dev/null || missing+=(build-essential)
 
 if ((${#missing[@]})); then

@@ -1,0 +1,108 @@
+//! Settings from the environment (12-factor); `backend --help` lists every variable.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Clone, Parser)]
+#[command(
+    version,
+    about = "Todo API: hyper, PostgreSQL (sqlx), Redis cache and Redis-stream job queue"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub settings: Settings,
+}
+
+#[derive(Debug, Clone, Copy, Subcommand)]
+pub enum Command {
+    /// The HTTP API and its job workers (the default).
+    Serve,
+    /// Job workers only, no HTTP listener.
+    Worker,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct Settings {
+    /// PostgreSQL connection URL.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: String,
+    /// Redis URL for the cache and the job queue.
+    #[arg(long, env = "REDIS_URL")]
+    pub redis_url: String,
+    /// Address to listen on.
+    #[arg(long, env = "BIND", default_value = "0.0.0.0")]
+    pub bind: IpAddr,
+    /// Port to listen on (0 picks a free one).
+    #[arg(long, env = "PORT", default_value_t = 8080)]
+    pub port: u16,
+    /// PEM private key (Ed25519 or P-256, PKCS#8) that signs access tokens.
+    #[arg(long, env = "JWT_PRIVATE_KEY_FILE")]
+    pub jwt_private_key_file: PathBuf,
+    #[arg(long, env = "JWT_ISSUER", default_value = "todo-backend")]
+    pub jwt_issuer: String,
+    #[arg(long, env = "JWT_AUDIENCE", default_value = "todo-api")]
+    pub jwt_audience: String,
+    /// Access-token lifetime in seconds.
+    #[arg(long, env = "TOKEN_TTL_SECONDS", default_value_t = 900)]
+    pub token_ttl_seconds: u64,
+    /// Take the user from the gateway's X-User-Id header instead of verifying tokens here.
+    #[arg(long, env = "TRUST_GATEWAY_IDENTITY", default_value_t = false, action = clap::ArgAction::Set)]
+    pub trust_gateway_identity: bool,
+    /// Largest PostgreSQL connection pool.
+    #[arg(long, env = "DB_POOL_SIZE", default_value_t = 20)]
+    pub db_pool_size: u32,
+    /// How long a cached first page of todos lives, in seconds.
+    #[arg(long, env = "CACHE_TTL_SECONDS", default_value_t = 300)]
+    pub cache_ttl_seconds: u64,
+    /// Job workers per process.
+    #[arg(long, env = "WORKER_CONCURRENCY", default_value_t = 4)]
+    pub worker_concurrency: usize,
+    /// Name in X-Instance and in queue consumer names (default: the host name).
+    #[arg(long, env = "INSTANCE_ID")]
+    pub instance_id: Option<String>,
+    /// Prefix of every Redis key this service writes.
+    #[arg(long, env = "REDIS_KEY_PREFIX", default_value = "todo:")]
+    pub redis_key_prefix: String,
+    /// A job delivered but not acknowledged for this long is taken over by another worker.
+    #[arg(long, env = "JOB_VISIBILITY_TIMEOUT_SECONDS", default_value_t = 30)]
+    pub job_visibility_timeout_seconds: u64,
+    /// Attempts before a job moves to the dead-letter stream.
+    #[arg(long, env = "JOB_MAX_ATTEMPTS", default_value_t = 5)]
+    pub job_max_attempts: u32,
+    /// Largest request body accepted, in bytes.
+    #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 64 * 1024)]
+    pub max_body_bytes: usize,
+}
+
+impl Settings {
+    pub fn instance_id(&self) -> String {
+        self.instance_id.clone().unwrap_or_else(|| {
+            hostname::get()
+                .ok()
+                .and_then(|h| h.into_string().ok())
+                .unwrap_or_else(|| "backend".to_owned())
+        })
+    }
+
+    pub fn cache_ttl(&self) -> Duration {
+        Duration::from_secs(self.cache_ttl_seconds)
+    }
+
+    pub fn visibility_timeout(&self) -> Duration {
+        Duration::from_secs(self.job_visibility_timeout_seconds)
+    }
+
+    /// The job stream, its consumer group and its dead-letter stream.
+    pub fn stream(&self) -> String {
+        format!("{}jobs", self.redis_key_prefix)
+    }
+
+    pub fn dead_letter_stream(&self) -> String {
+        format!("{}jobs:dead", self.redis_key_prefix)
+    }
+}

@@ -1,0 +1,156 @@
+//! The Redis stream behind the job queue.
+
+use redis::streams::{
+    StreamAutoClaimOptions, StreamAutoClaimReply, StreamReadOptions, StreamReadReply,
+};
+use redis::AsyncCommands as _;
+use uuid::Uuid;
+
+use crate::redis_handle::RedisHandle;
+
+/// The consumer group every replica's workers share.
+pub const GROUP: &str = "workers";
+
+pub struct Queue {
+    pub(crate) redis: RedisHandle,
+    pub stream: String,
+    pub dead_letter: String,
+}
+
+/// One delivered entry: the stream id to acknowledge and the job it names.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub entry_id: String,
+    pub job_id: Option<Uuid>,
+}
+
+fn deliveries(ids: Vec<redis::streams::StreamId>) -> Vec<Delivery> {
+    ids.into_iter()
+        .map(|entry| {
+            let job_id = entry
+                .get::<String>("job_id")
+                .and_then(|s| Uuid::parse_str(&s).ok());
+            Delivery {
+                entry_id: entry.id,
+                job_id,
+            }
+        })
+        .collect()
+}
+
+impl Queue {
+    /// Create the stream and the group if missing (from the start of the stream, so nothing
+    /// enqueued before the first worker started is skipped).
+    pub async fn ensure_group(&self) -> redis::RedisResult<()> {
+        let stream = self.stream.clone();
+        let created: redis::RedisResult<()> = self
+            .redis
+            .run(|mut c| async move { c.xgroup_create_mkstream(stream, GROUP, "0").await })
+            .await;
+        match created {
+            Err(e) if e.code() == Some("BUSYGROUP") => Ok(()),
+            other => other,
+        }
+    }
+
+    pub async fn enqueue(&self, job_id: Uuid) -> redis::RedisResult<()> {
+        let stream = self.stream.clone();
+        let _: String = self
+            .redis
+            .run(
+                |mut c| async move { c.xadd(stream, "*", &[("job_id", job_id.to_string())]).await },
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// New entries for `consumer`, waiting up to `block_ms` on its own connection.
+    pub async fn read_new(
+        &self,
+        conn: &mut redis::aio::MultiplexedConnection,
+        consumer: &str,
+        count: usize,
+        block_ms: usize,
+    ) -> redis::RedisResult<Vec<Delivery>> {
+        let opts = StreamReadOptions::default()
+            .group(GROUP, consumer)
+            .count(count)
+            .block(block_ms);
+        let reply: Option<StreamReadReply> =
+            conn.xread_options(&[&self.stream], &[">"], &opts).await?;
+        Ok(reply
+            .map(|r| r.keys.into_iter().flat_map(|k| deliveries(k.ids)).collect())
+            .unwrap_or_default())
+    }
+
+    /// Take over entries pending longer than `min_idle_ms` with other (dead) consumers.
+    pub async fn reclaim(
+        &self,
+        consumer: &str,
+        min_idle_ms: u64,
+        count: usize,
+    ) -> redis::RedisResult<Vec<Delivery>> {
+        let (stream, consumer) = (self.stream.clone(), consumer.to_owned());
+        let reply: StreamAutoClaimReply = self
+            .redis
+            .run(|mut c| async move {
+                c.xautoclaim_options(
+                    stream,
+                    GROUP,
+                    consumer,
+                    min_idle_ms,
+                    "0-0",
+                    StreamAutoClaimOptions::default().count(count),
+                )
+                .await
+            })
+            .await?;
+        Ok(deliveries(reply.claimed))
+    }
+
+    pub async fn ack(&self, entry_id: &str) -> redis::RedisResult<()> {
+        let (stream, id) = (self.stream.clone(), entry_id.to_owned());
+        let _: u64 = self
+            .redis
+            .run(|mut c| async move { c.xack(stream, GROUP, &[id]).await })
+            .await?;
+        Ok(())
+    }
+
+    pub async fn dead_letter(&self, job_id: Uuid, error: &str) -> redis::RedisResult<()> {
+        let (stream, error) = (self.dead_letter.clone(), error.to_owned());
+        let _: String = self
+            .redis
+            .run(|mut c| async move {
+                c.xadd(
+                    stream,
+                    "*",
+                    &[("job_id", job_id.to_string()), ("error", error)],
+                )
+                .await
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// `(pending entries, lag)` of the group, for metrics.
+    pub async fn backlog(&self) -> redis::RedisResult<(u64, u64)> {
+        let stream = self.stream.clone();
+        let pending: redis::streams::StreamPendingReply = self
+            .redis
+            .run(|mut c| async move { c.xpending(stream, GROUP).await })
+            .await?;
+        let stream = self.stream.clone();
+        let groups: redis::streams::StreamInfoGroupsReply = self
+            .redis
+            .run(|mut c| async move { c.xinfo_groups(stream).await })
+            .await?;
+        let lag = groups
+            .groups
+            .iter()
+            .find(|g| g.name == GROUP)
+            .and_then(|g| g.lag)
+            .unwrap_or(0);
+        Ok((pending.count() as u64, lag as u64))
+    }
+}

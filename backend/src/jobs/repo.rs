@@ -1,0 +1,114 @@
+//! SQL for jobs.
+
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub(crate) struct JobView {
+    pub(crate) status: String,
+    pub(crate) todo_id: Option<Uuid>,
+    pub(crate) error: Option<String>,
+}
+
+/// `(id, status)` of the job a user created with an idempotency key.
+pub(crate) async fn find_by_key(
+    pool: &PgPool,
+    user: Uuid,
+    key: &str,
+) -> Result<Option<(Uuid, String)>, sqlx::Error> {
+    sqlx::query_as("SELECT id, status FROM jobs WHERE user_id = $1 AND idempotency_key = $2")
+        .bind(user)
+        .bind(key)
+        .fetch_optional(pool)
+        .await
+}
+
+/// Undo a job that could not be enqueued (only while nobody has started it).
+pub(crate) async fn delete_queued(pool: &PgPool, id: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM jobs WHERE id = $1 AND status = 'queued'")
+        .bind(id)
+        .execute(pool)
+        .await
+        .map(|_| ())
+}
+
+/// Insert a queued job; `None` when a concurrent request with the same key won.
+pub(crate) async fn insert(
+    pool: &PgPool,
+    id: Uuid,
+    user: Uuid,
+    key: Option<&str>,
+    title: &str,
+) -> Result<Option<Uuid>, sqlx::Error> {
+    sqlx::query_scalar(
+        "INSERT INTO jobs (id, user_id, idempotency_key, title, status) VALUES ($1, $2, $3, $4, 'queued') \
+         ON CONFLICT (user_id, idempotency_key) DO NOTHING RETURNING id",
+    )
+    .bind(id)
+    .bind(user)
+    .bind(key)
+    .bind(title)
+    .fetch_optional(pool)
+    .await
+}
+
+pub(crate) async fn view(
+    pool: &PgPool,
+    user: Uuid,
+    id: Uuid,
+) -> Result<Option<JobView>, sqlx::Error> {
+    sqlx::query_as("SELECT status, todo_id, error FROM jobs WHERE id = $1 AND user_id = $2")
+        .bind(id)
+        .bind(user)
+        .fetch_optional(pool)
+        .await
+}
+
+/// A job a worker is about to run.
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct Claimed {
+    pub(crate) user_id: Uuid,
+    pub(crate) title: String,
+    pub(crate) attempts: i32,
+}
+
+/// Count one more attempt of an unfinished job; `None` if it is finished or unknown.
+pub(crate) async fn start_attempt(pool: &PgPool, id: Uuid) -> Result<Option<Claimed>, sqlx::Error> {
+    sqlx::query_as(
+        "UPDATE jobs SET status = 'running', attempts = attempts + 1, updated_at = now() \
+         WHERE id = $1 AND status IN ('queued', 'running') RETURNING user_id, title, attempts",
+    )
+    .bind(id)
+    .fetch_optional(pool)
+    .await
+}
+
+pub(crate) async fn record_todo(
+    conn: &mut PgConnection,
+    id: Uuid,
+    todo_id: Uuid,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE jobs SET todo_id = $2, updated_at = now() WHERE id = $1")
+        .bind(id)
+        .bind(todo_id)
+        .execute(conn)
+        .await
+        .map(|_| ())
+}
+
+pub(crate) async fn finish(pool: &PgPool, id: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE jobs SET status = 'done', error = NULL, updated_at = now() WHERE id = $1")
+        .bind(id)
+        .execute(pool)
+        .await
+        .map(|_| ())
+}
+
+pub(crate) async fn fail(pool: &PgPool, id: Uuid, error: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE jobs SET status = 'failed', error = $2, updated_at = now() WHERE id = $1")
+        .bind(id)
+        .bind(error)
+        .execute(pool)
+        .await
+        .map(|_| ())
+}

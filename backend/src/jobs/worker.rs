@@ -1,0 +1,193 @@
+//! Job workers: a loop (`run`) around a step (`try_execute_task`), so tests can drive the
+//! step directly and the loop only adds waiting, reclaiming and backoff.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use uuid::Uuid;
+
+use super::queue::Delivery;
+use super::repo;
+use crate::startup::AppState;
+use crate::todos;
+
+/// What one execution of a job came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExecutionOutcome {
+    /// The todo exists and the job is marked done (now or by an earlier delivery).
+    Done,
+    /// The job is unknown or already finished; nothing to do.
+    Skipped,
+    /// It failed and stays pending; it will be delivered again after the visibility timeout.
+    WillRetry(String),
+    /// It failed for the last time and went to the dead-letter stream.
+    DeadLettered(String),
+}
+
+/// Run one delivered job. Never panics; errors become outcomes.
+pub async fn try_execute_task(state: &AppState, job_id: Uuid) -> ExecutionOutcome {
+    let claimed = match repo::start_attempt(&state.db, job_id).await {
+        Ok(Some(c)) => c,
+        Ok(None) => return ExecutionOutcome::Skipped,
+        // The database is unreachable: no attempt was counted; try again later.
+        Err(e) => return ExecutionOutcome::WillRetry(format!("cannot start the job: {e}")),
+    };
+    match insert_todo(state, job_id, &claimed).await {
+        Ok(()) => ExecutionOutcome::Done,
+        Err(error)
+            if claimed.attempts
+                >= i32::try_from(state.settings.job_max_attempts).unwrap_or(i32::MAX) =>
+        {
+            if let Err(e) = state.queue.dead_letter(job_id, &error).await {
+                return ExecutionOutcome::WillRetry(format!(
+                    "{error}; and the dead-letter stream failed: {e}"
+                ));
+            }
+            if let Err(e) = repo::fail(&state.db, job_id, &error).await {
+                tracing::warn!(%job_id, error = %e, "could not mark a dead-lettered job failed");
+            }
+            ExecutionOutcome::DeadLettered(error)
+        }
+        Err(error) => ExecutionOutcome::WillRetry(error),
+    }
+}
+
+/// Insert the todo (idempotent), invalidate the owner's cached list, then mark the job done,
+/// in that order: a client that sees "done" finds the todo in its next list.
+async fn insert_todo(state: &AppState, job_id: Uuid, job: &repo::Claimed) -> Result<(), String> {
+    let mut tx = state
+        .db
+        .begin()
+        .await
+        .map_err(|e| format!("cannot begin: {e}"))?;
+    let todo_id = todos::repo::insert_for_job(&mut tx, job_id, job.user_id, &job.title)
+        .await
+        .map_err(|e| format!("cannot insert the todo: {e}"))?;
+    repo::record_todo(&mut tx, job_id, todo_id)
+        .await
+        .map_err(|e| format!("cannot record the todo: {e}"))?;
+    tx.commit()
+        .await
+        .map_err(|e| format!("cannot commit: {e}"))?;
+    state.invalidate_todos(job.user_id).await;
+    repo::finish(&state.db, job_id)
+        .await
+        .map_err(|e| format!("cannot mark the job done: {e}"))
+}
+
+/// Handle one delivery: run it, acknowledge unless it must be retried, count it.
+pub async fn handle(state: &AppState, delivery: &Delivery) -> ExecutionOutcome {
+    let outcome = match delivery.job_id {
+        Some(job_id) => try_execute_task(state, job_id).await,
+        None => ExecutionOutcome::Skipped,
+    };
+    let metric = match &outcome {
+        ExecutionOutcome::Done => "processed",
+        ExecutionOutcome::Skipped => "skipped",
+        ExecutionOutcome::WillRetry(_) => "failed",
+        ExecutionOutcome::DeadLettered(_) => "dead_lettered",
+    };
+    state.metrics.jobs.with_label_values(&[metric]).inc();
+    if let ExecutionOutcome::WillRetry(error) | ExecutionOutcome::DeadLettered(error) = &outcome {
+        tracing::warn!(job_id = ?delivery.job_id, error, outcome = metric, "job failed");
+    }
+    if !matches!(outcome, ExecutionOutcome::WillRetry(_)) {
+        if let Err(e) = state.queue.ack(&delivery.entry_id).await {
+            tracing::warn!(entry = delivery.entry_id, error = %e, "could not acknowledge a job; it will run again (harmlessly)");
+        }
+    }
+    outcome
+}
+
+/// One worker: reclaims stale entries, reads new ones, handles them, until `stop` fires.
+/// A job in progress when `stop` fires is finished first.
+pub async fn run(
+    state: Arc<AppState>,
+    consumer: String,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let visibility_ms =
+        u64::try_from(state.settings.visibility_timeout().as_millis()).unwrap_or(u64::MAX);
+    let mut conn: Option<redis::aio::MultiplexedConnection> = None;
+    let mut backoff = Duration::from_millis(100);
+    let mut group_ready = false;
+    while !*stop.borrow() {
+        if !group_ready {
+            group_ready = state.queue.ensure_group().await.is_ok();
+        }
+        // Entries a dead consumer left behind come first.
+        let reclaimed: Vec<Delivery> = state
+            .queue
+            .reclaim(&consumer, visibility_ms, 10)
+            .await
+            .unwrap_or_default();
+        if !reclaimed.is_empty() {
+            state
+                .metrics
+                .jobs
+                .with_label_values(&["retried"])
+                .inc_by(reclaimed.len() as u64);
+        }
+        let fresh = if conn.is_none() {
+            conn = tokio::time::timeout(
+                Duration::from_secs(2),
+                state
+                    .queue
+                    .redis
+                    .client()
+                    .get_multiplexed_async_connection(),
+            )
+            .await
+            .ok()
+            .and_then(Result::ok);
+            Vec::new()
+        } else if let Some(c) = conn.as_mut() {
+            let read = tokio::select! {
+                r = state.queue.read_new(c, &consumer, 10, 1000) => r,
+                _ = stop.changed() => break,
+            };
+            match read {
+                Ok(list) => list,
+                Err(e) => {
+                    tracing::warn!(consumer, error = %e, "reading the job stream failed");
+                    conn = None;
+                    group_ready = false;
+                    Vec::new()
+                }
+            }
+        } else {
+            Vec::new()
+        };
+        let batch: Vec<Delivery> = reclaimed.into_iter().chain(fresh).collect();
+        if batch.is_empty() && conn.is_none() {
+            tokio::select! {
+                () = tokio::time::sleep(backoff) => {}
+                _ = stop.changed() => break,
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(2));
+            continue;
+        }
+        backoff = Duration::from_millis(100);
+        for delivery in &batch {
+            handle(&state, delivery).await;
+            if *stop.borrow() {
+                // Entries not yet handled stay pending and go to another worker.
+                break;
+            }
+        }
+    }
+    tracing::info!(consumer, "worker stopped");
+}
+
+/// Start `state.settings.worker_concurrency` workers named after this instance.
+pub fn spawn_workers(
+    state: &Arc<AppState>,
+    stop: &tokio::sync::watch::Receiver<bool>,
+) -> tokio::task::JoinSet<()> {
+    let mut set = tokio::task::JoinSet::new();
+    for n in 0..state.settings.worker_concurrency {
+        let consumer = format!("{}-{n}", state.instance);
+        set.spawn(run(Arc::clone(state), consumer, stop.clone()));
+    }
+    set
+}

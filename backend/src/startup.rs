@@ -1,0 +1,233 @@
+//! Wiring: settings -> pools, keys, cache, queue -> a running HTTP server and workers.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::PgPool;
+use tokio::net::TcpListener;
+use uuid::Uuid;
+
+use crate::auth::tokens::{KeyError, TokenKeys};
+use crate::config::Settings;
+use crate::jobs::queue::Queue;
+use crate::metrics::Metrics;
+use crate::redis_handle::RedisHandle;
+use crate::todos::cache::TodoCache;
+
+/// Why the service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    #[error("invalid DATABASE_URL")]
+    DatabaseUrl(#[source] sqlx::Error),
+    #[error("PostgreSQL did not become reachable to run migrations")]
+    Migrate(#[source] sqlx::migrate::MigrateError),
+    #[error("invalid REDIS_URL")]
+    RedisUrl(#[source] redis::RedisError),
+    #[error("cannot listen on {addr}")]
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("cannot register metrics")]
+    Metrics(#[source] prometheus::Error),
+}
+
+/// Everything a request or a worker needs; shared by all of them.
+pub struct AppState {
+    pub settings: Settings,
+    /// PostgreSQL; the only way to the database.
+    pub db: PgPool,
+    /// The shared Redis connection (cache, enqueue, acks).
+    pub redis: RedisHandle,
+    /// Signs and verifies access tokens; published as the JWKS.
+    pub tokens: TokenKeys,
+    pub(crate) cache: TodoCache,
+    pub queue: Queue,
+    /// This replica's name, sent as `X-Instance` and used in consumer names.
+    pub instance: String,
+    pub metrics: Metrics,
+}
+
+impl AppState {
+    /// Invalidate a user's cached lists after a committed write. A Redis failure is logged
+    /// and counted; the write itself stands.
+    pub async fn invalidate_todos(&self, user: Uuid) {
+        if let Err(e) = self.cache.bump(user).await {
+            self.metrics.cache.with_label_values(&["error"]).inc();
+            tracing::warn!(%user, error = %e, "cache invalidation failed");
+        }
+    }
+
+    /// 200 when PostgreSQL and Redis answer within a second, else 503.
+    pub async fn readiness(&self) -> http::Response<Full<Bytes>> {
+        let db = tokio::time::timeout(
+            Duration::from_secs(1),
+            sqlx::query("SELECT 1").execute(&self.db),
+        )
+        .await
+        .is_ok_and(|r| r.is_ok());
+        let redis = self
+            .redis
+            .run(|mut c| async move { redis::cmd("PING").query_async::<String>(&mut c).await })
+            .await
+            .is_ok();
+        let status = if db && redis {
+            http::StatusCode::OK
+        } else {
+            http::StatusCode::SERVICE_UNAVAILABLE
+        };
+        crate::http::json(
+            status,
+            &serde_json::json!({ "postgres": db, "redis": redis }),
+        )
+    }
+
+    pub async fn render_metrics(&self) -> http::Response<Full<Bytes>> {
+        let size = i64::from(self.db.size());
+        let idle = i64::try_from(self.db.num_idle()).unwrap_or(0);
+        self.metrics
+            .db_pool
+            .with_label_values(&["in_use"])
+            .set(size - idle);
+        self.metrics.db_pool.with_label_values(&["idle"]).set(idle);
+        if let Ok((pending, lag)) = self.queue.backlog().await {
+            self.metrics
+                .stream
+                .with_label_values(&["pending"])
+                .set(i64::try_from(pending).unwrap_or(i64::MAX));
+            self.metrics
+                .stream
+                .with_label_values(&["lag"])
+                .set(i64::try_from(lag).unwrap_or(i64::MAX));
+        }
+        let mut resp = http::Response::new(Full::new(Bytes::from(self.metrics.render())));
+        resp.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("text/plain; version=0.0.4"),
+        );
+        resp
+    }
+}
+
+/// Connect everything and run migrations (under PostgreSQL's advisory lock, so replicas
+/// starting together do not race). Waits up to 30 s for PostgreSQL.
+pub async fn build_state(settings: Settings) -> Result<Arc<AppState>, StartupError> {
+    let tokens = TokenKeys::load(
+        &settings.jwt_private_key_file,
+        &settings.jwt_issuer,
+        &settings.jwt_audience,
+        Duration::from_secs(settings.token_ttl_seconds),
+    )?;
+    let options: PgConnectOptions = settings
+        .database_url
+        .parse()
+        .map_err(StartupError::DatabaseUrl)?;
+    let db = PgPoolOptions::new()
+        .max_connections(settings.db_pool_size)
+        .acquire_timeout(Duration::from_secs(2))
+        .connect_lazy_with(options);
+    let mut attempt = 0;
+    loop {
+        match sqlx::migrate!("./migrations").run(&db).await {
+            Ok(()) => break,
+            Err(e) if attempt < 30 => {
+                attempt += 1;
+                tracing::warn!(error = %e, attempt, "migrations could not run yet; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Err(e) => return Err(StartupError::Migrate(e)),
+        }
+    }
+    let redis = RedisHandle::new(&settings.redis_url, Duration::from_secs(1))
+        .map_err(StartupError::RedisUrl)?;
+    let cache = TodoCache {
+        redis: redis.clone(),
+        prefix: settings.redis_key_prefix.clone(),
+        ttl: settings.cache_ttl(),
+    };
+    let queue = Queue {
+        redis: redis.clone(),
+        stream: settings.stream(),
+        dead_letter: settings.dead_letter_stream(),
+    };
+    if let Err(e) = queue.ensure_group().await {
+        tracing::warn!(error = %e, "job stream not ready yet; workers will retry");
+    }
+    let instance = settings.instance_id();
+    Ok(Arc::new(AppState {
+        settings,
+        db,
+        redis,
+        tokens,
+        cache,
+        queue,
+        instance,
+        metrics: Metrics::new().map_err(StartupError::Metrics)?,
+    }))
+}
+
+/// The HTTP API, bound and ready to serve.
+pub struct Application {
+    listener: TcpListener,
+    state: Arc<AppState>,
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        let addr = std::net::SocketAddr::new(settings.bind, settings.port);
+        let state = build_state(settings).await?;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| StartupError::Bind {
+                addr: addr.to_string(),
+                source,
+            })?;
+        Ok(Self { listener, state })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    pub fn state(&self) -> Arc<AppState> {
+        Arc::clone(&self.state)
+    }
+
+    /// Serve until `shutdown` completes, then stop accepting and give in-flight requests
+    /// up to 8 s (Docker stops a container after 10).
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()>) {
+        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                accepted = self.listener.accept() => {
+                    let Ok((stream, _)) = accepted else { continue };
+                    let state = Arc::clone(&self.state);
+                    let service = service_fn(move |req| crate::http::serve(Arc::clone(&state), req));
+                    let conn = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+                    let conn = graceful.watch(conn);
+                    tokio::spawn(async move {
+                        let _ = conn.await;
+                    });
+                }
+                () = &mut shutdown => break,
+            }
+        }
+        drop(self.listener);
+        if tokio::time::timeout(Duration::from_secs(8), graceful.shutdown())
+            .await
+            .is_err()
+        {
+            tracing::warn!("in-flight requests did not finish within 8 s");
+        }
+    }
+}

@@ -1,0 +1,84 @@
+//! Cache-aside for the first page of a user's todos, in Redis.
+//!
+//! The cache key carries a per-user version number that every write bumps *after* its
+//! database change is committed. A reader that raced a write and fills the cache with an
+//! old list fills it under the old version, which no later reader asks for: the naive
+//! get-miss-query-set sequence cannot re-fill a stale list after an invalidation.
+//! Writers that report completion (PATCH, DELETE, a job marked done) do so only after the
+//! bump, so a client never sees a list older than its own completed write.
+//!
+//! Redis errors never fail a read: the page is served from PostgreSQL and the error shows
+//! in logs and in `cache_operations_total{result="error"}`.
+
+use std::time::Duration;
+
+use redis::AsyncCommands as _;
+use uuid::Uuid;
+
+use super::domain::Page;
+use crate::redis_handle::RedisHandle;
+
+pub(crate) struct TodoCache {
+    pub(crate) redis: RedisHandle,
+    pub(crate) prefix: String,
+    pub(crate) ttl: Duration,
+}
+
+/// A version read, to be used for the fill that follows a miss.
+pub(crate) type Version = u64;
+
+impl TodoCache {
+    fn version_key(&self, user: Uuid) -> String {
+        format!("{}todos:{user}:version", self.prefix)
+    }
+
+    fn page_key(&self, user: Uuid, version: Version) -> String {
+        format!("{}todos:{user}:v{version}:first", self.prefix)
+    }
+
+    /// The cached page and the version it was looked up under.
+    pub(crate) async fn get(
+        &self,
+        user: Uuid,
+    ) -> Result<(Option<Page>, Version), redis::RedisError> {
+        let vkey = self.version_key(user);
+        let version: Option<u64> = self
+            .redis
+            .run(|mut c| async move { c.get(vkey).await })
+            .await?;
+        let version = version.unwrap_or(0);
+        let pkey = self.page_key(user, version);
+        let cached: Option<String> = self
+            .redis
+            .run(|mut c| async move { c.get(pkey).await })
+            .await?;
+        Ok((
+            cached.and_then(|text| serde_json::from_str(&text).ok()),
+            version,
+        ))
+    }
+
+    pub(crate) async fn put(
+        &self,
+        user: Uuid,
+        version: Version,
+        page: &Page,
+    ) -> Result<(), redis::RedisError> {
+        let key = self.page_key(user, version);
+        let text = serde_json::to_string(page).unwrap_or_default();
+        let ttl = self.ttl.as_secs().max(1);
+        self.redis
+            .run(|mut c| async move { c.set_ex(key, text, ttl).await })
+            .await
+    }
+
+    /// Invalidate every cached page of `user` (call after the write is committed).
+    pub(crate) async fn bump(&self, user: Uuid) -> Result<(), redis::RedisError> {
+        let key = self.version_key(user);
+        let _: u64 = self
+            .redis
+            .run(|mut c| async move { c.incr(key, 1).await })
+            .await?;
+        Ok(())
+    }
+}

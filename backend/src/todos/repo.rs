@@ -1,0 +1,97 @@
+//! SQL for todos.
+
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+use super::domain::{Cursor, Todo};
+
+/// Up to `limit` of a user's todos, newest first, after `cursor`.
+pub(crate) async fn list(
+    pool: &PgPool,
+    user: Uuid,
+    limit: i64,
+    cursor: Option<Cursor>,
+) -> Result<Vec<Todo>, sqlx::Error> {
+    match cursor {
+        None => {
+            sqlx::query_as(
+                "SELECT id, title, done, created_at, updated_at FROM todos WHERE user_id = $1 \
+                 ORDER BY created_at DESC, id DESC LIMIT $2",
+            )
+            .bind(user)
+            .bind(limit)
+            .fetch_all(pool)
+            .await
+        }
+        Some(c) => {
+            sqlx::query_as(
+                "SELECT id, title, done, created_at, updated_at FROM todos WHERE user_id = $1 \
+                 AND (created_at, id) < ($2, $3) ORDER BY created_at DESC, id DESC LIMIT $4",
+            )
+            .bind(user)
+            .bind(c.created_at)
+            .bind(c.id)
+            .bind(limit)
+            .fetch_all(pool)
+            .await
+        }
+    }
+}
+
+pub(crate) async fn get(pool: &PgPool, user: Uuid, id: Uuid) -> Result<Option<Todo>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, title, done, created_at, updated_at FROM todos WHERE id = $1 AND user_id = $2",
+    )
+    .bind(id)
+    .bind(user)
+    .fetch_optional(pool)
+    .await
+}
+
+pub(crate) async fn update(
+    pool: &PgPool,
+    user: Uuid,
+    id: Uuid,
+    title: Option<&str>,
+    done: Option<bool>,
+) -> Result<Option<Todo>, sqlx::Error> {
+    sqlx::query_as(
+        "UPDATE todos SET title = COALESCE($3, title), done = COALESCE($4, done), updated_at = now() \
+         WHERE id = $1 AND user_id = $2 RETURNING id, title, done, created_at, updated_at",
+    )
+    .bind(id)
+    .bind(user)
+    .bind(title)
+    .bind(done)
+    .fetch_optional(pool)
+    .await
+}
+
+pub(crate) async fn delete(pool: &PgPool, user: Uuid, id: Uuid) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query("DELETE FROM todos WHERE id = $1 AND user_id = $2")
+        .bind(id)
+        .bind(user)
+        .execute(pool)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Insert the todo a job creates, at most once per job. Returns its id either way.
+pub(crate) async fn insert_for_job(
+    conn: &mut PgConnection,
+    job_id: Uuid,
+    user: Uuid,
+    title: &str,
+) -> Result<Uuid, sqlx::Error> {
+    sqlx::query("INSERT INTO todos (id, user_id, title, job_id) VALUES ($1, $2, $3, $4) ON CONFLICT (job_id) DO NOTHING")
+        .bind(Uuid::now_v7())
+        .bind(user)
+        .bind(title)
+        .bind(job_id)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query_scalar("SELECT id FROM todos WHERE job_id = $1")
+        .bind(job_id)
+        .fetch_one(&mut *conn)
+        .await
+}

@@ -1,0 +1,141 @@
+//! `GET /todos`, `GET|PATCH|DELETE /todos/{id}`. Another user's todo is 404, like a missing
+//! one, so existence is never revealed.
+
+use serde::Deserialize;
+use uuid::Uuid;
+
+use super::domain::{Cursor, Page, TodoTitle};
+use super::repo;
+use crate::error::{db_error, ApiError};
+use crate::http::{empty, json, Reply, Request};
+
+const DEFAULT_LIMIT: i64 = 50;
+const MAX_LIMIT: i64 = 200;
+
+fn todo_id(raw: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(raw).map_err(|_| ApiError::NotFound)
+}
+
+fn page_reply(page: &Page) -> Reply {
+    json(
+        http::StatusCode::OK,
+        &serde_json::to_value(page).unwrap_or_default(),
+    )
+}
+
+pub(crate) async fn list(req: Request<'_>) -> Result<Reply, ApiError> {
+    let user = req.user()?;
+    let limit = match req.query("limit") {
+        None => DEFAULT_LIMIT,
+        Some(raw) => raw
+            .parse::<i64>()
+            .ok()
+            .filter(|l| (1..=MAX_LIMIT).contains(l))
+            .ok_or_else(|| ApiError::Validation(format!("limit must be 1-{MAX_LIMIT}")))?,
+    };
+    let cursor = req
+        .query("cursor")
+        .map(|c| Cursor::decode(&c))
+        .transpose()?;
+    let state = req.state;
+    // Only the default first page is cached: it is what clients load most.
+    let cacheable = cursor.is_none() && limit == DEFAULT_LIMIT;
+    let mut version = None;
+    if cacheable {
+        match state.cache.get(user).await {
+            Ok((Some(page), _)) => {
+                state.metrics.cache.with_label_values(&["hit"]).inc();
+                return Ok(page_reply(&page));
+            }
+            Ok((None, v)) => {
+                state.metrics.cache.with_label_values(&["miss"]).inc();
+                version = Some(v);
+            }
+            Err(e) => {
+                state.metrics.cache.with_label_values(&["error"]).inc();
+                tracing::warn!(request_id = req.request_id, error = %e, "cache read failed; serving from PostgreSQL");
+            }
+        }
+    }
+    let mut items = repo::list(&state.db, user, limit + 1, cursor)
+        .await
+        .map_err(db_error)?;
+    let next_cursor = if items.len() > usize::try_from(limit).unwrap_or(usize::MAX) {
+        items.truncate(usize::try_from(limit).unwrap_or(0));
+        items.last().map(|t| {
+            Cursor {
+                created_at: t.created_at,
+                id: t.id,
+            }
+            .encode()
+        })
+    } else {
+        None
+    };
+    let page = Page { items, next_cursor };
+    if let Some(v) = version {
+        if let Err(e) = state.cache.put(user, v, &page).await {
+            state.metrics.cache.with_label_values(&["error"]).inc();
+            tracing::warn!(request_id = req.request_id, error = %e, "cache fill failed");
+        }
+    }
+    Ok(page_reply(&page))
+}
+
+pub(crate) async fn get(req: &Request<'_>, id: &str) -> Result<Reply, ApiError> {
+    let user = req.user()?;
+    let id = todo_id(id)?;
+    let todo = repo::get(&req.state.db, user, id)
+        .await
+        .map_err(db_error)?
+        .ok_or(ApiError::NotFound)?;
+    Ok(json(
+        http::StatusCode::OK,
+        &serde_json::to_value(todo).unwrap_or_default(),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Patch {
+    title: Option<String>,
+    done: Option<bool>,
+}
+
+pub(crate) async fn update(req: &Request<'_>, id: &str) -> Result<Reply, ApiError> {
+    let user = req.user()?;
+    let id = todo_id(id)?;
+    let patch: Patch = req.json()?;
+    if patch.title.is_none() && patch.done.is_none() {
+        return Err(ApiError::Validation("send title, done, or both".to_owned()));
+    }
+    let title = patch.title.as_deref().map(TodoTitle::parse).transpose()?;
+    let todo = repo::update(
+        &req.state.db,
+        user,
+        id,
+        title.as_ref().map(TodoTitle::as_str),
+        patch.done,
+    )
+    .await
+    .map_err(db_error)?
+    .ok_or(ApiError::NotFound)?;
+    req.state.invalidate_todos(user).await;
+    Ok(json(
+        http::StatusCode::OK,
+        &serde_json::to_value(todo).unwrap_or_default(),
+    ))
+}
+
+pub(crate) async fn delete(req: &Request<'_>, id: &str) -> Result<Reply, ApiError> {
+    let user = req.user()?;
+    let id = todo_id(id)?;
+    if !repo::delete(&req.state.db, user, id)
+        .await
+        .map_err(db_error)?
+    {
+        return Err(ApiError::NotFound);
+    }
+    req.state.invalidate_todos(user).await;
+    Ok(empty(http::StatusCode::NO_CONTENT))
+}

@@ -1,0 +1,200 @@
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::{json, Value};
+
+use crate::helpers::{spawn_app, spawn_app_with, Options};
+
+#[tokio::test]
+async fn register_then_login_returns_a_bearer_token() {
+    // Arrange
+    let app = spawn_app().await;
+
+    // Act
+    let reg = app.register("alice", "correct horse").await;
+    let login = app.login("alice", "correct horse").await;
+
+    // Assert
+    assert_eq!(reg.status(), 201);
+    assert_eq!(login.status(), 200);
+    let body: Value = login.json().await.unwrap();
+    assert_eq!(body["token_type"], "Bearer");
+    assert_eq!(body["expires_in"], 900);
+    assert!(body["access_token"].as_str().unwrap().split('.').count() == 3);
+}
+
+#[tokio::test]
+async fn a_taken_username_is_409_and_bad_credentials_are_400() {
+    let app = spawn_app().await;
+    app.register("bob", "correct horse").await;
+
+    let dup = app.register("bob", "another password").await;
+    let cases = [
+        ("ab", "correct horse"),
+        ("Bob", "correct horse"),
+        ("carol", "short"),
+        ("carol", &"x".repeat(257)),
+    ];
+
+    assert_eq!(dup.status(), 409);
+    for (username, password) in cases {
+        let resp = app.register(username, password).await;
+        assert_eq!(resp.status(), 400, "{username}");
+        assert_eq!(resp.headers()["content-type"], "application/problem+json");
+    }
+}
+
+#[tokio::test]
+async fn wrong_password_and_unknown_user_get_the_same_401() {
+    let app = spawn_app().await;
+    app.register("dave", "correct horse").await;
+
+    let wrong = app.login("dave", "wrong password").await;
+    let unknown = app.login("nobody", "correct horse").await;
+
+    assert_eq!(wrong.status(), 401);
+    assert_eq!(unknown.status(), 401);
+    let (a, b): (Value, Value) = (wrong.json().await.unwrap(), unknown.json().await.unwrap());
+    assert_eq!(a["detail"], b["detail"]);
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+#[tokio::test]
+async fn expired_tampered_and_wrong_audience_tokens_are_401() {
+    // Arrange
+    let app = spawn_app().await;
+    let user = app.user("erin").await;
+    let key = EncodingKey::from_ed_pem(app.signing_pem().as_bytes()).unwrap();
+    let jwks: Value = app
+        .client
+        .get(app.url("/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut header = Header::new(Algorithm::EdDSA);
+    header.kid = jwks["keys"][0]["kid"].as_str().map(str::to_owned);
+    let mint = |claims: Value| jsonwebtoken::encode(&header, &claims, &key).unwrap();
+    let base = json!({"sub": user.id, "iss": "todo-backend", "aud": "todo-api", "iat": now(), "exp": now() + 300});
+    let mut expired = base.clone();
+    expired["exp"] = (now() - 600).into();
+    let mut wrong_aud = base.clone();
+    wrong_aud["aud"] = "someone-else".into();
+    let mut tampered = mint(base.clone());
+    tampered.insert(tampered.len() - 5, 'x');
+    let cases = [
+        ("expired", mint(expired)),
+        ("wrong audience", mint(wrong_aud)),
+        ("tampered", tampered),
+    ];
+
+    // Act + Assert
+    assert_eq!(
+        app.get("/todos", &user).await.status(),
+        200,
+        "the valid token works"
+    );
+    assert_eq!(
+        app.client
+            .get(app.url("/todos"))
+            .bearer_auth(mint(base))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200,
+        "a token minted with the service key works"
+    );
+    for (name, token) in cases {
+        let resp = app
+            .client
+            .get(app.url("/todos"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 401, "{name}");
+    }
+    assert_eq!(
+        app.client
+            .get(app.url("/todos"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401,
+        "no token"
+    );
+}
+
+#[tokio::test]
+async fn with_trusted_gateway_identity_the_user_comes_from_x_user_id() {
+    // Arrange
+    let app = spawn_app_with(Options {
+        trust_gateway_identity: true,
+        ..Options::default()
+    })
+    .await;
+    let reg: Value = app
+        .register("frank", "correct horse")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = reg["id"].as_str().unwrap();
+
+    // Act
+    let with_header = app
+        .client
+        .get(app.url("/todos"))
+        .header("x-user-id", id)
+        .send()
+        .await
+        .unwrap();
+    let without = app
+        .client
+        .get(app.url("/todos"))
+        .bearer_auth("anything")
+        .send()
+        .await
+        .unwrap();
+
+    // Assert
+    assert_eq!(with_header.status(), 200);
+    assert_eq!(
+        without.status(),
+        401,
+        "bearer tokens are not checked in this mode"
+    );
+}
+
+#[tokio::test]
+async fn the_jwks_publishes_the_signing_key() {
+    let app = spawn_app().await;
+
+    let jwks: Value = app
+        .client
+        .get(app.url("/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+
+    let key = &jwks["keys"][0];
+    assert_eq!(
+        (key["kty"].as_str(), key["alg"].as_str()),
+        (Some("OKP"), Some("EdDSA"))
+    );
+    assert!(key["kid"].as_str().is_some_and(|k| !k.is_empty()));
+    assert!(key.get("d").is_none(), "no private part");
+}

@@ -1,0 +1,43 @@
+use crate::helpers::spawn_app;
+
+#[tokio::test]
+async fn health_ready_and_metrics_answer_with_the_instance_name() {
+    // Arrange
+    let app = spawn_app().await;
+
+    // Act
+    let health = app.client.get(app.url("/healthz")).send().await.unwrap();
+    let ready = app.client.get(app.url("/readyz")).send().await.unwrap();
+    let metrics = app.client.get(app.url("/metrics")).send().await.unwrap();
+
+    // Assert
+    assert_eq!(health.status(), 200);
+    assert_eq!(ready.status(), 200);
+    assert_eq!(
+        ready.headers()["x-instance"].to_str().unwrap(),
+        app.settings.instance_id.as_deref().unwrap()
+    );
+    let text = metrics.text().await.unwrap();
+    for name in [
+        "http_requests_total",
+        "db_pool_connections",
+        "job_stream_entries",
+    ] {
+        assert!(text.contains(name), "{name} missing:\n{text}");
+    }
+}
+
+#[tokio::test]
+async fn unknown_paths_are_404_and_wrong_methods_405_as_problem_json() {
+    let app = spawn_app().await;
+
+    let missing = app.client.get(app.url("/nope")).send().await.unwrap();
+    let wrong = app.client.put(app.url("/todos")).send().await.unwrap();
+
+    assert_eq!(missing.status(), 404);
+    assert_eq!(
+        missing.headers()["content-type"],
+        "application/problem+json"
+    );
+    assert_eq!(wrong.status(), 405);
+}

@@ -1,0 +1,515 @@
+//! `spawn_app()`: every test gets its own database (in a PostgreSQL started once per test
+//! process), its own Redis key prefix and stream, and a backend on a random port.
+//!
+//! PostgreSQL and Redis are real servers started by the harness on free ports. A watchdog
+//! shell stops each one (and removes its files) when the test process exits, since Rust
+//! never runs destructors of statics.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use backend::config::Settings;
+use backend::startup::{AppState, Application};
+use serde_json::Value;
+use uuid::Uuid;
+
+pub(crate) fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0\n"))
+}
+
+fn pg_bin(tool: &str) -> PathBuf {
+    let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .expect("PostgreSQL server binaries under /usr/lib/postgresql")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    versions.sort();
+    versions
+        .last()
+        .expect("a PostgreSQL version")
+        .join("bin")
+        .join(tool)
+}
+
+/// `sh -c script`, as the `postgres` user when we are root (the server refuses root).
+fn as_pg_user(script: &str) -> Command {
+    let mut cmd = if is_root() {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--", "sh", "-c", script]);
+        c
+    } else {
+        let mut c = Command::new("sh");
+        c.args(["-c", script]);
+        c
+    };
+    cmd.stdout(Stdio::null()).stderr(Stdio::null());
+    cmd
+}
+
+fn wait_for_port(port: u16, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not start on port {port}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A PostgreSQL server in a temp dir. `watchdog` ties its life to this test process.
+pub(crate) struct Postgres {
+    pub(crate) port: u16,
+    dir: PathBuf,
+    child: Option<Child>,
+}
+
+impl Postgres {
+    pub(crate) fn start(watchdog: bool) -> Self {
+        let dir = std::env::temp_dir().join(format!("backend-pg-{}", Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        if is_root() {
+            Command::new("chown")
+                .args(["postgres:", dir.to_str().unwrap()])
+                .status()
+                .unwrap();
+        }
+        let data = dir.join("data");
+        let init = format!(
+            "{} -D {} -U postgres --auth=trust -E UTF8 >/dev/null",
+            pg_bin("initdb").display(),
+            data.display()
+        );
+        assert!(
+            as_pg_user(&init).status().unwrap().success(),
+            "initdb failed"
+        );
+        let port = free_port();
+        let mut pg = Self {
+            port,
+            dir,
+            child: None,
+        };
+        pg.run(watchdog);
+        pg
+    }
+
+    fn run(&mut self, watchdog: bool) {
+        let data = self.dir.join("data");
+        let server = format!(
+            "{} -D {} -p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off \
+             -c full_page_writes=off -c max_connections=300",
+            pg_bin("postgres").display(),
+            data.display(),
+            self.port,
+            self.dir.display()
+        );
+        let child = if watchdog {
+            // The watchdog runs as the test's user so that it may watch the test process;
+            // it stops the server through its pid file once the test process is gone.
+            let launch = if is_root() {
+                format!("runuser -u postgres -- {server}")
+            } else {
+                server
+            };
+            let script = format!(
+                "{launch} >/dev/null 2>&1 & while kill -0 {parent} 2>/dev/null; do sleep 1; done; \
+                 kill -INT $(head -1 {pid}) 2>/dev/null; sleep 2; rm -rf {dir}",
+                parent = std::process::id(),
+                pid = data.join("postmaster.pid").display(),
+                dir = self.dir.display()
+            );
+            Command::new("sh")
+                .args(["-c", &script])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap()
+        } else {
+            as_pg_user(&format!("exec {server}")).spawn().unwrap()
+        };
+        self.child = Some(child);
+        wait_for_port(self.port, "PostgreSQL");
+    }
+
+    /// Stop (as a crash would) and start again on the same data and port.
+    pub(crate) fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let pid_file = self.dir.join("data").join("postmaster.pid");
+            if let Some(pid) = std::fs::read_to_string(&pid_file)
+                .ok()
+                .and_then(|t| t.lines().next().map(str::to_owned))
+            {
+                let _ = Command::new("kill").args(["-KILL", &pid]).status();
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok()
+                && Instant::now() < deadline
+            {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+
+    pub(crate) fn restart(&mut self) {
+        let _ = std::fs::remove_file(self.dir.join("data").join("postmaster.pid"));
+        self.run(false);
+    }
+
+    pub(crate) fn url(&self, db: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{db}", self.port)
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A redis-server on a free port.
+pub(crate) struct Redis {
+    pub(crate) port: u16,
+    child: Option<Child>,
+}
+
+impl Redis {
+    pub(crate) fn start(watchdog: bool) -> Self {
+        let mut r = Self {
+            port: free_port(),
+            child: None,
+        };
+        r.run(watchdog);
+        r
+    }
+
+    fn run(&mut self, watchdog: bool) {
+        let server = format!(
+            "exec redis-server --port {} --bind 127.0.0.1 --save '' --appendonly no",
+            self.port
+        );
+        let script = if watchdog {
+            format!(
+                "{} & r=$!; while kill -0 {} 2>/dev/null; do sleep 1; done; kill $r",
+                server.trim_start_matches("exec "),
+                std::process::id()
+            )
+        } else {
+            server
+        };
+        let child = Command::new("sh")
+            .args(["-c", &script])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server is installed");
+        self.child = Some(child);
+        wait_for_port(self.port, "redis-server");
+    }
+
+    pub(crate) fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub(crate) fn restart(&mut self) {
+        self.run(false);
+    }
+
+    pub(crate) fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn shared_postgres() -> &'static Postgres {
+    static PG: OnceLock<Postgres> = OnceLock::new();
+    PG.get_or_init(|| Postgres::start(true))
+}
+
+fn shared_redis() -> &'static Redis {
+    static REDIS: OnceLock<Redis> = OnceLock::new();
+    REDIS.get_or_init(|| Redis::start(true))
+}
+
+pub(crate) async fn create_database(pg_admin_url: &str, name: &str) {
+    use sqlx::Connection as _;
+    let mut conn = sqlx::PgConnection::connect(pg_admin_url)
+        .await
+        .expect("connect to postgres");
+    sqlx::query(&format!("CREATE DATABASE \"{name}\""))
+        .execute(&mut conn)
+        .await
+        .expect("create test database");
+}
+
+/// The world of one test.
+pub(crate) struct TestApp {
+    pub(crate) address: String,
+    pub(crate) state: Arc<AppState>,
+    pub(crate) client: reqwest::Client,
+    pub(crate) settings: Settings,
+    /// Holds the signing key file.
+    pub(crate) key_dir: tempfile::TempDir,
+    stop: tokio::sync::watch::Sender<bool>,
+}
+
+/// Knobs a test may turn before the app starts.
+pub(crate) struct Options {
+    pub(crate) trust_gateway_identity: bool,
+    pub(crate) database_url: Option<String>,
+    pub(crate) redis_url: Option<String>,
+    pub(crate) visibility_timeout_seconds: u64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            trust_gateway_identity: false,
+            database_url: None,
+            redis_url: None,
+            visibility_timeout_seconds: 30,
+        }
+    }
+}
+
+pub(crate) async fn spawn_app() -> TestApp {
+    spawn_app_with(Options::default()).await
+}
+
+pub(crate) async fn spawn_app_with(options: Options) -> TestApp {
+    let database_url = match options.database_url {
+        Some(url) => url,
+        None => {
+            let pg = shared_postgres();
+            let name = format!("test_{}", Uuid::new_v4().simple());
+            create_database(&pg.url("postgres"), &name).await;
+            pg.url(&name)
+        }
+    };
+    let redis_url = options.redis_url.unwrap_or_else(|| shared_redis().url());
+    let key_dir = tempfile::tempdir().unwrap();
+    let key_file = key_dir.path().join("signing.pem");
+    std::fs::write(&key_file, backend::auth::tokens::generate_ed25519_pem()).unwrap();
+    let settings = Settings {
+        database_url,
+        redis_url,
+        bind: "127.0.0.1".parse().unwrap(),
+        port: 0,
+        jwt_private_key_file: key_file,
+        jwt_issuer: "todo-backend".into(),
+        jwt_audience: "todo-api".into(),
+        token_ttl_seconds: 900,
+        trust_gateway_identity: options.trust_gateway_identity,
+        db_pool_size: 10,
+        cache_ttl_seconds: 300,
+        worker_concurrency: 2,
+        instance_id: Some(format!(
+            "test-{}",
+            &Uuid::new_v4().simple().to_string()[..8]
+        )),
+        redis_key_prefix: format!("test:{}:", Uuid::new_v4().simple()),
+        job_visibility_timeout_seconds: options.visibility_timeout_seconds,
+        job_max_attempts: 3,
+        max_body_bytes: 64 * 1024,
+    };
+    let app = Application::build(settings.clone())
+        .await
+        .expect("backend starts");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let state = app.state();
+    let (stop, mut rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(app.run_until_stopped(async move {
+        let _ = rx.changed().await;
+    }));
+    TestApp {
+        address,
+        state,
+        client: reqwest::Client::new(),
+        settings,
+        key_dir,
+        stop,
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+/// A logged-in user.
+pub(crate) struct User {
+    pub(crate) id: String,
+    pub(crate) token: String,
+}
+
+impl TestApp {
+    pub(crate) fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    pub(crate) async fn post_json(
+        &self,
+        path: &str,
+        body: &Value,
+        token: Option<&str>,
+    ) -> reqwest::Response {
+        let mut req = self.client.post(self.url(path)).json(body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        req.send().await.unwrap()
+    }
+
+    pub(crate) async fn register(&self, username: &str, password: &str) -> reqwest::Response {
+        self.post_json(
+            "/auth/register",
+            &serde_json::json!({"username": username, "password": password}),
+            None,
+        )
+        .await
+    }
+
+    pub(crate) async fn login(&self, username: &str, password: &str) -> reqwest::Response {
+        self.post_json(
+            "/auth/login",
+            &serde_json::json!({"username": username, "password": password}),
+            None,
+        )
+        .await
+    }
+
+    /// Register and log in a fresh user.
+    pub(crate) async fn user(&self, name: &str) -> User {
+        let reg = self.register(name, "correct horse battery").await;
+        assert_eq!(reg.status(), 201, "{}", reg.text().await.unwrap());
+        let id = reg.json::<Value>().await.unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let login: Value = self
+            .login(name, "correct horse battery")
+            .await
+            .json()
+            .await
+            .unwrap();
+        User {
+            id,
+            token: login["access_token"].as_str().unwrap().to_owned(),
+        }
+    }
+
+    pub(crate) async fn create_todo(&self, user: &User, title: &str) -> reqwest::Response {
+        self.post_json(
+            "/todos",
+            &serde_json::json!({"title": title}),
+            Some(&user.token),
+        )
+        .await
+    }
+
+    pub(crate) async fn get(&self, path: &str, user: &User) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .bearer_auth(&user.token)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub(crate) async fn patch_todo(
+        &self,
+        user: &User,
+        id: &str,
+        body: &Value,
+    ) -> reqwest::Response {
+        self.client
+            .patch(self.url(&format!("/todos/{id}")))
+            .bearer_auth(&user.token)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub(crate) async fn delete_todo(&self, user: &User, id: &str) -> reqwest::Response {
+        self.client
+            .delete(self.url(&format!("/todos/{id}")))
+            .bearer_auth(&user.token)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Run the worker step on every queued entry until the stream has nothing left.
+    pub(crate) async fn drain_jobs(&self) -> usize {
+        let queue = &self.state.queue;
+        queue.ensure_group().await.unwrap();
+        let mut conn = self
+            .state
+            .redis
+            .client()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap();
+        let mut handled = 0;
+        loop {
+            let batch = queue
+                .read_new(&mut conn, "test-drain", 50, 100)
+                .await
+                .unwrap();
+            if batch.is_empty() {
+                return handled;
+            }
+            for delivery in &batch {
+                backend::jobs::worker::handle(&self.state, delivery).await;
+                handled += 1;
+            }
+        }
+    }
+
+    /// Create a todo through the queue and return its id.
+    pub(crate) async fn create_todo_done(&self, user: &User, title: &str) -> String {
+        let resp = self.create_todo(user, title).await;
+        assert_eq!(resp.status(), 202, "{}", resp.text().await.unwrap());
+        let job: Value = resp.json().await.unwrap();
+        self.drain_jobs().await;
+        let status: Value = self
+            .get(job["status_url"].as_str().unwrap(), user)
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(status["status"], "done", "{status}");
+        status["todo_id"].as_str().unwrap().to_owned()
+    }
+
+    /// The signing key, to mint tokens the service did not issue.
+    pub(crate) fn signing_pem(&self) -> String {
+        std::fs::read_to_string(self.key_dir.path().join("signing.pem")).unwrap()
+    }
+}

@@ -1,0 +1,72 @@
+use serde_json::{json, Value};
+
+use crate::helpers::spawn_app;
+
+#[tokio::test]
+async fn post_todos_is_202_with_a_job_that_becomes_done() {
+    // Arrange
+    let app = spawn_app().await;
+    let user = app.user("quinn").await;
+
+    // Act
+    let resp = app.create_todo(&user, "via the queue").await;
+    let location = resp.headers()["location"].to_str().unwrap().to_owned();
+    let body: Value = resp.json().await.unwrap();
+    let before: Value = app.get(&location, &user).await.json().await.unwrap();
+    let handled = app.drain_jobs().await;
+    let after: Value = app.get(&location, &user).await.json().await.unwrap();
+
+    // Assert
+    assert_eq!(body["status_url"], location);
+    assert_eq!(before["status"], "queued");
+    assert_eq!(handled, 1);
+    assert_eq!(after["status"], "done");
+    assert!(after["todo_id"].is_string());
+}
+
+#[tokio::test]
+async fn a_retried_post_with_the_same_idempotency_key_creates_one_todo() {
+    // Arrange
+    let app = spawn_app().await;
+    let user = app.user("ike").await;
+    let post = || {
+        app.client
+            .post(app.url("/todos"))
+            .bearer_auth(&user.token)
+            .header("idempotency-key", "k-123")
+            .json(&json!({"title": "once"}))
+            .send()
+    };
+
+    // Act
+    let first: Value = post().await.unwrap().json().await.unwrap();
+    let second: Value = post().await.unwrap().json().await.unwrap();
+    app.drain_jobs().await;
+    let third: Value = post().await.unwrap().json().await.unwrap();
+    app.drain_jobs().await;
+
+    // Assert
+    assert_eq!(first["job_id"], second["job_id"]);
+    assert_eq!(first["job_id"], third["job_id"]);
+    let list: Value = app.get("/todos", &user).await.json().await.unwrap();
+    assert_eq!(list["items"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_job_delivered_twice_still_creates_one_todo() {
+    // Arrange
+    let app = spawn_app().await;
+    let user = app.user("dup").await;
+    let body: Value = app.create_todo(&user, "twice").await.json().await.unwrap();
+    let job_id = uuid::Uuid::parse_str(body["job_id"].as_str().unwrap()).unwrap();
+
+    // Act: run the step twice, as a redelivery would.
+    let first = backend::jobs::worker::try_execute_task(&app.state, job_id).await;
+    let second = backend::jobs::worker::try_execute_task(&app.state, job_id).await;
+
+    // Assert
+    assert_eq!(first, backend::jobs::worker::ExecutionOutcome::Done);
+    assert_eq!(second, backend::jobs::worker::ExecutionOutcome::Skipped);
+    let list: Value = app.get("/todos", &user).await.json().await.unwrap();
+    assert_eq!(list["items"].as_array().unwrap().len(), 1);
+}

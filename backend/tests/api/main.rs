@@ -1,0 +1,8 @@
+//! The backend's API tests, against real PostgreSQL and Redis servers the harness starts.
+
+mod auth;
+mod health;
+mod helpers;
+mod jobs;
+mod resilience;
+mod todos;
