@@ -18,12 +18,25 @@ pub struct Cli {
     pub settings: Settings,
 }
 
+impl Cli {
+    /// Parse the command line. `keygen` needs no settings, so it is recognised first and
+    /// gives `None`.
+    pub fn parse_args() -> Option<Self> {
+        if std::env::args().nth(1).as_deref() == Some("keygen") {
+            return None;
+        }
+        Some(<Self as Parser>::parse())
+    }
+}
+
 #[derive(Debug, Clone, Copy, Subcommand)]
 pub enum Command {
     /// The HTTP API and its job workers (the default).
     Serve,
     /// Job workers only, no HTTP listener.
     Worker,
+    /// Print a new Ed25519 signing key (PKCS#8 PEM) for JWT_PRIVATE_KEY_FILE, and exit.
+    Keygen,
 }
 
 #[derive(Debug, Clone, clap::Args)]

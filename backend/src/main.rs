@@ -13,11 +13,13 @@ use std::sync::Arc;
 
 use backend::config::{Cli, Command};
 use backend::startup::{build_state, Application};
-use clap::Parser;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let Some(cli) = Cli::parse_args() else {
+        print!("{}", backend::auth::tokens::generate_ed25519_pem());
+        return ExitCode::SUCCESS;
+    };
     backend::telemetry::init();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let result = match cli.command.unwrap_or(Command::Serve) {
@@ -44,6 +46,7 @@ async fn main() -> ExitCode {
             }
             Err(e) => Err(e),
         },
+        Command::Keygen => Ok(()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

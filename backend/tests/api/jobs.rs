@@ -70,3 +70,54 @@ async fn a_job_delivered_twice_still_creates_one_todo() {
     let list: Value = app.get("/todos", &user).await.json().await.unwrap();
     assert_eq!(list["items"].as_array().unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn a_job_failing_every_attempt_is_dead_lettered_with_its_error() {
+    // Arrange: make this test database refuse one title, so the insert fails every time.
+    let app = spawn_app().await;
+    let user = app.user("poison").await;
+    sqlx::query("ALTER TABLE todos ADD CONSTRAINT no_poison CHECK (title <> 'poison')")
+        .execute(&app.state.db)
+        .await
+        .unwrap();
+    let body: Value = app.create_todo(&user, "poison").await.json().await.unwrap();
+    let job_id = uuid::Uuid::parse_str(body["job_id"].as_str().unwrap()).unwrap();
+
+    // Act: JOB_MAX_ATTEMPTS is 3 in the tests.
+    let mut outcomes = Vec::new();
+    for _ in 0..3 {
+        outcomes.push(backend::jobs::worker::try_execute_task(&app.state, job_id).await);
+    }
+
+    // Assert
+    use backend::jobs::worker::ExecutionOutcome::{DeadLettered, WillRetry};
+    assert!(
+        matches!(outcomes[0], WillRetry(_)) && matches!(outcomes[1], WillRetry(_)),
+        "{outcomes:?}"
+    );
+    assert!(matches!(outcomes[2], DeadLettered(_)), "{outcomes:?}");
+    let status: Value = app
+        .get(body["status_url"].as_str().unwrap(), &user)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(status["status"], "failed");
+    assert!(status["error"]
+        .as_str()
+        .unwrap()
+        .contains("cannot insert the todo"));
+    let mut conn = app
+        .state
+        .redis
+        .client()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let dead: usize = redis::cmd("XLEN")
+        .arg(app.settings.dead_letter_stream())
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(dead, 1);
+}
