@@ -4,6 +4,7 @@
 #   promtool   (package prometheus) checks the gateway's /metrics output in the tests
 #   redis-server  the tests start their own (rate limits, the backend's cache and queue)
 #   postgresql    server binaries (initdb, postgres) for the backend tests' own PostgreSQL
+#   nginx-light haproxy wrk   the benchmark (bench/) compares the gateway with them
 set -euo pipefail
 
 missing=()
@@ -12,6 +13,9 @@ command -v promtool >/dev/null || missing+=(prometheus)
 command -v redis-server >/dev/null || missing+=(redis-server)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 command -v cc >/dev/null || missing+=(build-essential)
+command -v nginx >/dev/null || missing+=(nginx-light)
+command -v haproxy >/dev/null || missing+=(haproxy)
+command -v wrk >/dev/null || missing+=(wrk)
 
 if ((${#missing[@]})); then
   sudo=""

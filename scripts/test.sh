@@ -19,6 +19,10 @@ for config in gateway.yaml config/gateway/*.yaml; do
   "$target_dir/debug/gateway" check "$config" >/dev/null
   echo "ok: $config"
 done
+echo "== benchmark smoke run (seconds; numbers are not asserted or kept)"
+smoke_out=$(mktemp -d)
+"$target_dir/debug/bench" proxy --smoke --out "$smoke_out"
+rm -rf "$smoke_out"
 echo "== tests"
 log=$(mktemp)
 set +e

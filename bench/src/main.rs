@@ -1,7 +1,81 @@
-//! Load benchmarks of the gateway against nginx and HAProxy. Not built yet: the benchmark
-//! issue adds the harness; this binary only says so.
+//! Load benchmarks: the gateway side by side with nginx and HAProxy, in one run, on one
+//! machine, with interleaved repetitions (A B C A B C ...), reporting medians.
+//!
+//! How to run (installs nothing; `scripts/install-deps.sh` brings nginx-light, haproxy, wrk):
+//! ```text
+//! cargo build --release -p gateway && cargo run --release -p bench -- proxy
+//! cargo run -p bench -- proxy --smoke --out /tmp/bench-smoke    # seconds, numbers not kept
+//! ```
+//! Results go to `bench/results.json` and `bench/RESULTS.md` (or `--out DIR`).
 
-fn main() {
-    eprintln!("bench: not implemented yet (see the benchmark issue); nothing was measured");
-    std::process::exit(2);
+mod idle;
+mod measure;
+mod proxy;
+mod report;
+mod systems;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(about = "Gateway benchmarks against nginx and HAProxy")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// The proxy benchmark: passthrough, policy_chain, three_upstreams,
+    /// new_connection_per_request, idle_connections.
+    Proxy {
+        /// Seconds of load per measurement.
+        #[arg(long, default_value_t = 5)]
+        duration: u64,
+        /// Interleaved repetitions per scenario.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        /// Concurrent client connections.
+        #[arg(long, default_value_t = 50)]
+        connections: usize,
+        /// A seconds-long run of the smallest scenarios, to keep the harness working.
+        #[arg(long)]
+        smoke: bool,
+        /// Where results.json and RESULTS.md go.
+        #[arg(long, default_value = "bench")]
+        out: PathBuf,
+    },
+    /// Internal: hold N idle keep-alive connections to a proxy (run with a raised fd limit).
+    IdleClient {
+        #[arg(long)]
+        target: String,
+        #[arg(long)]
+        count: usize,
+        #[arg(long, default_value_t = 10)]
+        hold_secs: u64,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Proxy {
+            duration,
+            rounds,
+            connections,
+            smoke,
+            out,
+        } => proxy::run(&proxy::Options {
+            duration: if smoke { 1 } else { duration },
+            rounds: if smoke { 1 } else { rounds },
+            connections,
+            smoke,
+            out,
+        }),
+        Command::IdleClient {
+            target,
+            count,
+            hold_secs,
+        } => idle::client(&target, count, hold_secs),
+    }
 }

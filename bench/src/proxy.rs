@@ -1,0 +1,253 @@
+//! The proxy benchmark: every scenario, every system, interleaved rounds, medians.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::atomic::Ordering::SeqCst;
+use std::time::Duration;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use ed25519_dalek::pkcs8::EncodePrivateKey as _;
+
+use crate::measure::{cpu_seconds, memory_mb, process_tree, wrk};
+use crate::report::{self, Row};
+use crate::systems::{self, Policy, System};
+
+pub(crate) struct Options {
+    pub(crate) duration: u64,
+    pub(crate) rounds: usize,
+    pub(crate) connections: usize,
+    pub(crate) smoke: bool,
+    pub(crate) out: PathBuf,
+}
+
+/// One scenario: which systems, how many threads, which upstreams, which client headers.
+struct Scenario {
+    name: &'static str,
+    threads: usize,
+    upstreams: usize,
+    /// `(label, system, with the policy chain)`.
+    systems: Vec<(&'static str, System, bool)>,
+    headers: Vec<String>,
+}
+
+fn all_systems() -> Vec<(&'static str, System, bool)> {
+    vec![
+        ("gateway", System::Gateway, false),
+        ("nginx", System::Nginx, false),
+        ("haproxy", System::Haproxy, false),
+    ]
+}
+
+/// A signing key, its public JWK in a file, and a long-lived token for the policy chain.
+fn bench_token(dir: &std::path::Path) -> anyhow::Result<(PathBuf, String)> {
+    let key = ed25519_dalek::SigningKey::generate(&mut rand_core::OsRng);
+    let der = key.to_pkcs8_der()?;
+    let jwk = serde_json::json!({
+        "kty": "OKP", "crv": "Ed25519", "alg": "EdDSA", "kid": "bench",
+        "x": URL_SAFE_NO_PAD.encode(key.verifying_key().to_bytes()),
+    });
+    let path = dir.join("bench-key.json");
+    std::fs::write(&path, jwk.to_string())?;
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
+    header.kid = Some("bench".into());
+    let claims = serde_json::json!({"sub": "bench-user", "iss": "bench", "aud": "bench", "exp": 4_000_000_000u64});
+    let token = jsonwebtoken::encode(
+        &header,
+        &claims,
+        &jsonwebtoken::EncodingKey::from_ed_der(der.as_bytes()),
+    )?;
+    Ok((path, token))
+}
+
+pub(crate) fn run(opts: &Options) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        systems::gateway_bin().exists(),
+        "no gateway binary next to this one: run `cargo build {}-p gateway` first",
+        if cfg!(debug_assertions) {
+            ""
+        } else {
+            "--release "
+        }
+    );
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    let upstreams: Vec<tests::upstream::Upstream> = rt.block_on(async {
+        let mut list = Vec::new();
+        for name in ["u1", "u2", "u3"] {
+            list.push(tests::upstream::Upstream::spawn(name).await);
+        }
+        list
+    });
+    let work = tempfile::tempdir()?;
+    let (jwk_file, token) = bench_token(work.path())?;
+    let policy = Policy { jwk_file };
+
+    let mut scenarios = vec![Scenario {
+        name: "passthrough",
+        threads: 1,
+        upstreams: 1,
+        systems: all_systems(),
+        headers: Vec::new(),
+    }];
+    let mut policy_systems = vec![("gateway", System::Gateway, true)];
+    policy_systems.push(("gateway_passthrough", System::Gateway, false));
+    scenarios.push(Scenario {
+        name: "policy_chain",
+        threads: 1,
+        upstreams: 1,
+        systems: policy_systems,
+        headers: vec![format!("Authorization: Bearer {token}")],
+    });
+    if !opts.smoke {
+        scenarios.push(Scenario {
+            name: "passthrough",
+            threads: 2,
+            upstreams: 1,
+            systems: all_systems(),
+            headers: Vec::new(),
+        });
+        scenarios.push(Scenario {
+            name: "three_upstreams",
+            threads: 1,
+            upstreams: 3,
+            systems: all_systems(),
+            headers: Vec::new(),
+        });
+        scenarios.push(Scenario {
+            name: "new_connection_per_request",
+            threads: 1,
+            upstreams: 1,
+            systems: all_systems(),
+            headers: vec!["Connection: close".to_owned()],
+        });
+    }
+
+    let mut samples: Vec<Row> = Vec::new();
+    for sc in &scenarios {
+        let addrs: Vec<SocketAddr> = upstreams[..sc.upstreams].iter().map(|u| u.addr).collect();
+        for round in 0..opts.rounds {
+            for (label, system, with_policy) in &sc.systems {
+                let p = with_policy.then_some(&policy);
+                let row =
+                    measure_once(sc, label, *system, &addrs, p, &upstreams, opts, work.path())?;
+                eprintln!(
+                    "{} t{} round {} {:<20} {:>9.0} req/s  p99 {:>6.2} ms  reuse {:.4}",
+                    sc.name,
+                    sc.threads,
+                    round + 1,
+                    label,
+                    row.rps,
+                    row.p99_ms,
+                    row.upstream_reuse
+                );
+                samples.push(row);
+            }
+        }
+    }
+    let counts: &[usize] = if opts.smoke { &[100] } else { &[1000, 10_000] };
+    for &count in counts {
+        for (label, system, _) in all_systems() {
+            let (rss, held) = idle_rss(system, count, upstreams[0].addr)?;
+            eprintln!(
+                "idle_connections {count:>6} {label:<8} {rss:.1} MiB ({held} connections held)"
+            );
+            samples.push(Row {
+                scenario: format!("idle_connections_{count}"),
+                system: label.to_owned(),
+                threads: 1,
+                rss_mb: rss,
+                // For this scenario, `requests` is the number of connections held open.
+                requests: held,
+                ..Row::default()
+            });
+        }
+    }
+    let rows = report::medians(&samples);
+    report::write(&opts.out, &rows, opts)?;
+    eprintln!(
+        "bench: {} measurements, results in {}",
+        samples.len(),
+        opts.out.display()
+    );
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)] // reason: one measurement needs its whole context
+fn measure_once(
+    sc: &Scenario,
+    label: &str,
+    system: System,
+    addrs: &[SocketAddr],
+    policy: Option<&Policy>,
+    upstreams: &[tests::upstream::Upstream],
+    opts: &Options,
+    work: &std::path::Path,
+) -> anyhow::Result<Row> {
+    let running = systems::start(system, sc.threads, addrs, policy)?;
+    let url = format!("http://{}/bench", running.addr);
+    // Warm-up: fill connection pools and caches before measuring.
+    wrk(work, &url, opts.connections, 1, &sc.headers)?;
+    let pids = process_tree(running.pid);
+    let opened = || {
+        upstreams
+            .iter()
+            .map(|u| u.state.connections.load(SeqCst))
+            .sum::<usize>()
+    };
+    let (cpu0, conn0) = (cpu_seconds(&pids), opened());
+    let r = wrk(work, &url, opts.connections, opts.duration, &sc.headers)?;
+    let (cpu1, conn1) = (cpu_seconds(&pids), opened());
+    let requests = r.requests.max(1) as f64;
+    Ok(Row {
+        scenario: sc.name.to_owned(),
+        system: label.to_owned(),
+        threads: sc.threads,
+        rps: r.requests as f64 / r.seconds.max(1e-9),
+        p50_ms: r.p50_ms,
+        p99_ms: r.p99_ms,
+        p999_ms: r.p999_ms,
+        cpu_s_per_100k: (cpu1 - cpu0) / requests * 100_000.0,
+        rss_mb: memory_mb(&pids, "VmHWM"),
+        upstream_reuse: (1.0 - (conn1 - conn0) as f64 / requests).max(0.0),
+        requests: r.requests,
+        errors: r.errors,
+    })
+}
+
+/// Memory of `system` holding `count` idle keep-alive client connections.
+/// Returns the memory and how many connections the proxy actually accepted.
+fn idle_rss(system: System, count: usize, upstream: SocketAddr) -> anyhow::Result<(f64, u64)> {
+    let running = systems::start(system, 1, &[upstream], None)?;
+    let exe = std::env::current_exe()?;
+    let mut client = Command::new("sh")
+        .args([
+            "-c",
+            &format!(
+                "ulimit -n 70000 2>/dev/null || ulimit -n 20000; exec {} idle-client --target {} --count {count} --hold-secs 30",
+                exe.display(),
+                running.addr
+            ),
+        ])
+        .stdout(Stdio::piped())
+        .spawn()?;
+    let mut out = client.stdout.take().expect("piped");
+    let mut line = String::new();
+    use std::io::Read as _;
+    let mut byte = [0u8; 1];
+    while out.read(&mut byte)? == 1 && byte[0] != b'\n' {
+        line.push(byte[0] as char);
+    }
+    let held: u64 = line
+        .strip_prefix("READY ")
+        .and_then(|n| n.trim().parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("idle client failed: {line:?}"))?;
+    std::thread::sleep(Duration::from_secs(1));
+    let rss = memory_mb(&process_tree(running.pid), "VmRSS");
+    let _ = client.kill();
+    let _ = client.wait();
+    Ok((rss, held))
+}

@@ -1,0 +1,212 @@
+//! Medians across rounds, and the results files.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+
+use crate::proxy::Options;
+
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Row {
+    pub(crate) scenario: String,
+    pub(crate) system: String,
+    pub(crate) threads: usize,
+    pub(crate) rps: f64,
+    pub(crate) p50_ms: f64,
+    pub(crate) p99_ms: f64,
+    pub(crate) p999_ms: f64,
+    pub(crate) cpu_s_per_100k: f64,
+    pub(crate) rss_mb: f64,
+    pub(crate) upstream_reuse: f64,
+    pub(crate) requests: u64,
+    pub(crate) errors: u64,
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+/// One row per (scenario, system, threads): the median of each figure over the rounds.
+pub(crate) fn medians(samples: &[Row]) -> Vec<Row> {
+    let mut groups: BTreeMap<(String, usize, String), Vec<&Row>> = BTreeMap::new();
+    for s in samples {
+        groups
+            .entry((s.scenario.clone(), s.threads, s.system.clone()))
+            .or_default()
+            .push(s);
+    }
+    groups
+        .into_iter()
+        .map(|((scenario, threads, system), rows)| {
+            let m = |f: fn(&Row) -> f64| median(rows.iter().map(|r| f(r)).collect());
+            Row {
+                scenario,
+                system,
+                threads,
+                rps: m(|r| r.rps),
+                p50_ms: m(|r| r.p50_ms),
+                p99_ms: m(|r| r.p99_ms),
+                p999_ms: m(|r| r.p999_ms),
+                cpu_s_per_100k: m(|r| r.cpu_s_per_100k),
+                rss_mb: m(|r| r.rss_mb),
+                upstream_reuse: m(|r| r.upstream_reuse),
+                requests: rows.iter().map(|r| r.requests).sum(),
+                errors: rows.iter().map(|r| r.errors).sum(),
+            }
+        })
+        .collect()
+}
+
+fn machine() -> String {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split_once(':'))
+        .map_or("unknown CPU", |(_, m)| m.trim());
+    let cores = cpuinfo
+        .lines()
+        .filter(|l| l.starts_with("processor"))
+        .count();
+    let mem = std::fs::read_to_string("/proc/meminfo")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("MemTotal"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<u64>().ok())
+        .map_or(0, |kb| kb / 1024 / 1024);
+    format!("{model}, {cores} cores, {mem} GiB")
+}
+
+fn today() -> String {
+    Command::new("date")
+        .args(["-u", "+%Y-%m-%d"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default()
+}
+
+fn find<'a>(rows: &'a [Row], scenario: &str, system: &str, threads: usize) -> Option<&'a Row> {
+    rows.iter()
+        .find(|r| r.scenario == scenario && r.system == system && r.threads == threads)
+}
+
+/// The issue's goals, each with the measured figure and whether it was met.
+fn goals(rows: &[Row]) -> Vec<String> {
+    let mut out = Vec::new();
+    for threads in [1, 2] {
+        if let (Some(g), Some(n)) = (
+            find(rows, "passthrough", "gateway", threads),
+            find(rows, "passthrough", "nginx", threads),
+        ) {
+            let ratio = g.rps / n.rps.max(1e-9);
+            out.push(format!(
+                "- passthrough, {threads} thread(s): gateway/nginx req/s = {ratio:.2} (goal >= 1.0: {}); p99 {:.2} ms vs {:.2} ms (goal: no worse: {})",
+                if ratio >= 1.0 { "met" } else { "missed" },
+                g.p99_ms,
+                n.p99_ms,
+                if g.p99_ms <= n.p99_ms { "met" } else { "missed" }
+            ));
+        }
+    }
+    if let (Some(p), Some(b)) = (
+        find(rows, "policy_chain", "gateway", 1),
+        find(rows, "policy_chain", "gateway_passthrough", 1),
+    ) {
+        let loss = 1.0 - p.rps / b.rps.max(1e-9);
+        out.push(format!(
+            "- policy chain: {:.1}% fewer req/s than pass-through in the same rounds (goal <= 10%: {})",
+            loss * 100.0,
+            if loss <= 0.10 { "met" } else { "missed" }
+        ));
+    }
+    if let Some(g) = find(rows, "passthrough", "gateway", 1) {
+        out.push(format!(
+            "- upstream connection reuse under steady load: {:.4}% (goal >= 99.9%: {})",
+            g.upstream_reuse * 100.0,
+            if g.upstream_reuse >= 0.999 {
+                "met"
+            } else {
+                "missed"
+            }
+        ));
+    }
+    if let (Some(g), Some(n)) = (
+        find(rows, "idle_connections_10000", "gateway", 1),
+        find(rows, "idle_connections_10000", "nginx", 1),
+    ) {
+        let ratio = g.rss_mb / n.rss_mb.max(1e-9);
+        out.push(format!(
+            "- RSS with 10k idle keep-alive clients: {:.1} MiB vs nginx {:.1} MiB = {ratio:.2}x (goal <= 2x: {})",
+            g.rss_mb,
+            n.rss_mb,
+            if ratio <= 2.0 { "met" } else { "missed" }
+        ));
+    }
+    out
+}
+
+pub(crate) fn write(dir: &Path, rows: &[Row], opts: &Options) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let (machine, date) = (machine(), today());
+    let json = serde_json::json!({
+        "machine": machine,
+        "date": date,
+        "settings": {"duration_s": opts.duration, "rounds": opts.rounds, "connections": opts.connections, "smoke": opts.smoke},
+        "rows": rows.iter().map(|r| serde_json::json!({
+            "scenario": r.scenario, "system": r.system, "threads": r.threads,
+            "rps": r.rps.round(), "p50_ms": r.p50_ms, "p99_ms": r.p99_ms, "p999_ms": r.p999_ms,
+            "cpu_s_per_100k": r.cpu_s_per_100k, "rss_mb": r.rss_mb, "upstream_reuse": r.upstream_reuse,
+            "requests": r.requests, "errors": r.errors,
+        })).collect::<Vec<_>>(),
+    });
+    std::fs::write(
+        dir.join("results.json"),
+        serde_json::to_string_pretty(&json)? + "\n",
+    )?;
+
+    let mut md = format!(
+        "# Benchmark results\n\nMachine: {machine}. Date: {date}. Generated by `cargo run --release -p bench -- proxy` \
+         ({} s per measurement, {} interleaved rounds, {} connections, wrk with one thread; medians across rounds).\n\
+         The machine is shared and noisy: compare systems within this file, not across runs.\n\n## Goals\n\n{}\n",
+        opts.duration,
+        opts.rounds,
+        opts.connections,
+        goals(rows).join("\n")
+    );
+    let mut scenarios: Vec<(String, usize)> = rows
+        .iter()
+        .map(|r| (r.scenario.clone(), r.threads))
+        .collect();
+    scenarios.dedup();
+    for (scenario, threads) in scenarios {
+        md.push_str(&format!(
+            "\n## {scenario} ({threads} thread{})\n\n| system | req/s | p50 ms | p99 ms | p99.9 ms | CPU s / 100k req | peak RSS MiB | upstream reuse | errors |\n|---|---|---|---|---|---|---|---|---|\n",
+            if threads == 1 { "" } else { "s" }
+        ));
+        for r in rows
+            .iter()
+            .filter(|r| r.scenario == scenario && r.threads == threads)
+        {
+            md.push_str(&format!(
+                "| {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {:.1} | {:.4} | {} |\n",
+                r.system,
+                r.rps,
+                r.p50_ms,
+                r.p99_ms,
+                r.p999_ms,
+                r.cpu_s_per_100k,
+                r.rss_mb,
+                r.upstream_reuse,
+                r.errors
+            ));
+        }
+    }
+    std::fs::write(dir.join("RESULTS.md"), md)?;
+    Ok(())
+}
