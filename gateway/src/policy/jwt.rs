@@ -30,11 +30,71 @@ struct Key {
 }
 
 /// What a verified token contributes to the request.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(crate) struct Verified {
     pub(crate) subject: Option<String>,
     /// Claims copied into upstream headers (`jwt.forward_claims`).
     pub(crate) headers: Vec<(HeaderName, HeaderValue)>,
+    /// The token's `exp`, in seconds since the epoch.
+    expires_at: u64,
+}
+
+/// Recently verified tokens, so a client sending the same token again does not pay for a
+/// signature check each time (an Ed25519 or ECDSA verification costs tens of microseconds;
+/// the lookup, well under one). Keyed by the exact token bytes: the same bytes verify the
+/// same way until `exp`. Cleared whenever the key set changes, bounded in size.
+struct VerifiedCache {
+    shards: Vec<std::sync::Mutex<std::collections::HashMap<String, Verified>>>,
+    max_per_shard: usize,
+    hasher: std::collections::hash_map::RandomState,
+}
+
+const CACHE_SHARDS: usize = 16;
+
+impl VerifiedCache {
+    fn new(max_entries: usize) -> Self {
+        Self {
+            shards: (0..CACHE_SHARDS)
+                .map(|_| std::sync::Mutex::default())
+                .collect(),
+            max_per_shard: (max_entries / CACHE_SHARDS).max(1),
+            hasher: std::collections::hash_map::RandomState::new(),
+        }
+    }
+
+    fn shard(&self, token: &str) -> &std::sync::Mutex<std::collections::HashMap<String, Verified>> {
+        use std::hash::BuildHasher as _;
+        let i = usize::try_from(self.hasher.hash_one(token) % CACHE_SHARDS as u64).unwrap_or(0);
+        &self.shards[i]
+    }
+
+    fn get(&self, token: &str, now: u64) -> Option<Verified> {
+        let map = self.shard(token).lock().unwrap_or_else(|p| p.into_inner());
+        map.get(token).filter(|v| v.expires_at > now).cloned()
+    }
+
+    fn put(&self, token: &str, verified: &Verified, now: u64) {
+        let mut map = self.shard(token).lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= self.max_per_shard {
+            map.retain(|_, v| v.expires_at > now);
+            if map.len() >= self.max_per_shard {
+                map.clear();
+            }
+        }
+        map.insert(token.to_owned(), verified.clone());
+    }
+
+    fn clear(&self) {
+        for shard in &self.shards {
+            shard.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        }
+    }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// Parse a PEM public key for `alg`; also used by config validation.
@@ -96,6 +156,8 @@ pub(crate) struct Verifier {
     pools: Vec<Arc<Pool>>,
     /// Set when a reload replaces this verifier, to end its refresh timer.
     retired: tokio::sync::watch::Sender<bool>,
+    /// Tokens verified recently (see `VerifiedCache`).
+    cache: VerifiedCache,
 }
 
 impl Verifier {
@@ -139,6 +201,7 @@ impl Verifier {
             client,
             pools,
             retired: tokio::sync::watch::channel(false).0,
+            cache: VerifiedCache::new(100_000),
         })
     }
 
@@ -161,6 +224,16 @@ impl Verifier {
 
     /// Verify `token`. The error is a short reason for logs, never shown to clients.
     pub(crate) async fn verify(&self, token: &str) -> Result<Verified, &'static str> {
+        let now = unix_now();
+        if let Some(hit) = self.cache.get(token, now) {
+            return Ok(hit);
+        }
+        let verified = self.verify_uncached(token).await?;
+        self.cache.put(token, &verified, now);
+        Ok(verified)
+    }
+
+    async fn verify_uncached(&self, token: &str) -> Result<Verified, &'static str> {
         let header =
             jsonwebtoken::decode_header(token).map_err(|_| "malformed token or unsupported alg")?;
         if let Some(verified) = self.try_keys(token, header.alg, header.kid.as_deref())? {
@@ -262,6 +335,10 @@ impl Verifier {
         Ok(Verified {
             subject: claims.get("sub").map(text),
             headers,
+            expires_at: claims
+                .get("exp")
+                .and_then(serde_json::Value::as_u64)
+                .unwrap_or(0),
         })
     }
 
@@ -280,6 +357,8 @@ impl Verifier {
             Ok(keys) => {
                 tracing::info!(keys = keys.len(), on_demand, "JWKS refreshed");
                 self.jwks_keys.store(Arc::new(keys));
+                // A key that left the set must stop vouching for tokens at once.
+                self.cache.clear();
                 metrics::JWKS_REFRESHES.with_label_values(&["ok"]).inc();
                 true
             }
