@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use pingora::apps::http_app::HttpServer;
+use pingora::listeners::{L4BufferSettings, ListenerConfig};
 use pingora::server::configuration::ServerConf;
 use pingora::server::{ExecutionPhase, RunArgs, Server};
 use pingora::services::background::background_service;
@@ -56,7 +57,13 @@ pub fn run(config: Config) -> Result<(), StartupError> {
         },
         "gateway",
     );
-    proxy.add_tcp(&config.listeners.http.to_string());
+    // A small per-connection read buffer: idle keep-alive clients are the common case, and
+    // Pingora's 64 KiB default dominates their memory.
+    proxy.add_listener(
+        ListenerConfig::tcp(config.listeners.http.to_string()).l4_buffer(
+            L4BufferSettings::default().read(config.server.downstream_read_buffer_bytes),
+        ),
+    );
 
     let mut admin = Service::new(
         "admin".to_owned(),

@@ -47,6 +47,7 @@ pub struct ServerSettings {
     pub threads: usize,
     pub shutdown_grace: Duration,
     pub upstream_keepalive_pool_size: usize,
+    pub downstream_read_buffer_bytes: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -256,10 +256,18 @@ fn check_server(errs: &mut Errors<'_>, s: &ServerFile) -> ServerSettings {
             "must be greater than 0, got 0",
         );
     }
+    let buffer = usize::try_from(s.downstream_read_buffer.0).unwrap_or(usize::MAX);
+    if !(1024..=1024 * 1024).contains(&buffer) {
+        errs.push(
+            "server.downstream_read_buffer",
+            format!("must be between 1KiB and 1MiB, got {buffer} bytes"),
+        );
+    }
     ServerSettings {
         threads: s.threads,
         shutdown_grace: s.shutdown_grace,
         upstream_keepalive_pool_size: s.upstream_keepalive_pool_size,
+        downstream_read_buffer_bytes: buffer,
     }
 }
 
