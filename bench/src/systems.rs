@@ -39,8 +39,10 @@ pub(crate) struct Running {
 impl Drop for Running {
     fn drop(&mut self) {
         // nginx workers and HAProxy threads go with their parent; the gateway is one process.
+        // The `--` matters: procps-ng 4.0.2's `kill -KILL -PGID` parses the group as `-1`
+        // and signals every process on the machine.
         let _ = Command::new("kill")
-            .args(["-KILL", &format!("-{}", self.pid)])
+            .args(["-s", "KILL", "--", &format!("-{}", self.pid)])
             .status();
         let _ = self.child.kill();
         let _ = self.child.wait();
