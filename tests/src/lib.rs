@@ -7,6 +7,7 @@
 //! - [`dns`]: an authoritative DNS server whose answers tests edit while traffic flows.
 //! - [`jwks`]: run-time signing keys, minted tokens and a JWKS server.
 //! - [`redis`]: a real redis-server on a free port.
+//! - [`postgres`]: a real PostgreSQL server (initdb into a temp dir) on a free port.
 //! - [`load`]: a bounded closed-loop load generator that records every failure.
 //! - `tests`: the end-to-end tests themselves (`cargo test -p tests`).
 //!
@@ -16,6 +17,7 @@ pub mod dns;
 pub mod gateway;
 pub mod jwks;
 pub mod load;
+pub mod postgres;
 pub mod redis;
 pub mod upstream;
 
@@ -30,6 +32,18 @@ pub fn patience() -> Duration {
         .ok()
         .and_then(|v| v.parse().ok())
         .map_or(Duration::from_secs(10), Duration::from_millis)
+}
+
+/// Block until something accepts TCP connections on `127.0.0.1:port`, for at most 30 s.
+pub fn wait_for_port(port: u16, what: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what} did not start on port {port}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// Retry an async condition until it holds or [`patience`] runs out, then panic with the
