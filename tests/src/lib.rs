@@ -8,6 +8,8 @@
 //! - [`jwks`]: run-time signing keys, minted tokens and a JWKS server.
 //! - [`redis`]: a real redis-server on a free port.
 //! - [`postgres`]: a real PostgreSQL server (initdb into a temp dir) on a free port.
+//! - [`stack`]: the whole stack on loopback (PostgreSQL, Redis, backends, gateway); the
+//!   `stack` binary runs it.
 //! - [`load`]: a bounded closed-loop load generator that records every failure.
 //! - `tests`: the end-to-end tests themselves (`cargo test -p tests`).
 //!
@@ -19,6 +21,7 @@ pub mod jwks;
 pub mod load;
 pub mod postgres;
 pub mod redis;
+pub mod stack;
 pub mod upstream;
 
 #[cfg(test)]

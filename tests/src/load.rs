@@ -11,7 +11,7 @@ pub struct LoadReport {
     pub ok: usize,
     /// One line per failed request: status or transport error.
     pub failures: Vec<String>,
-    /// Successful responses per `x-upstream`.
+    /// Successful responses per value of the identity header (`x-upstream` by default).
     pub by_upstream: HashMap<String, usize>,
 }
 
@@ -21,38 +21,66 @@ pub struct Load {
     workers: Vec<tokio::task::JoinHandle<()>>,
 }
 
+/// What a [`Load`] sends.
+#[derive(Debug, Clone)]
+pub struct LoadSpec {
+    pub url: String,
+    pub concurrency: usize,
+    /// Upper bound on requests in all; each worker stops after its share.
+    pub max_requests: usize,
+    /// Sent as `Authorization: Bearer ...` when set.
+    pub bearer: Option<String>,
+    /// The response header that names the server that answered.
+    pub identity_header: &'static str,
+}
+
 impl Load {
     /// Start GET load on `url`. Bounded: each worker stops after `max_requests / concurrency`
     /// requests even if never stopped.
     pub fn start(url: &str, concurrency: usize, max_requests: usize) -> Self {
+        Self::start_with(&LoadSpec {
+            url: url.to_owned(),
+            concurrency,
+            max_requests,
+            bearer: None,
+            identity_header: "x-upstream",
+        })
+    }
+
+    /// Start GET load as `spec` says.
+    pub fn start_with(spec: &LoadSpec) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let report = Arc::new(Mutex::new(LoadReport::default()));
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .build()
             .expect("client");
-        let per_worker = max_requests.div_ceil(concurrency);
-        let workers = (0..concurrency)
+        let per_worker = spec.max_requests.div_ceil(spec.concurrency);
+        let workers = (0..spec.concurrency)
             .map(|_| {
-                let (stop, report, client, url) = (
+                let (stop, report, client, spec) = (
                     Arc::clone(&stop),
                     Arc::clone(&report),
                     client.clone(),
-                    url.to_owned(),
+                    spec.clone(),
                 );
                 tokio::spawn(async move {
                     for _ in 0..per_worker {
                         if stop.load(SeqCst) {
                             break;
                         }
-                        let outcome = client.get(&url).send().await;
+                        let mut request = client.get(&spec.url);
+                        if let Some(token) = &spec.bearer {
+                            request = request.bearer_auth(token);
+                        }
+                        let outcome = request.send().await;
                         let mut r = report.lock().expect("report lock");
                         match outcome {
                             Ok(resp) if resp.status().is_success() => {
                                 r.ok += 1;
                                 let name = resp
                                     .headers()
-                                    .get("x-upstream")
+                                    .get(spec.identity_header)
                                     .and_then(|v| v.to_str().ok())
                                     .unwrap_or("?")
                                     .to_owned();

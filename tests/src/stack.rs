@@ -1,0 +1,422 @@
+//! The whole stack on loopback, without Docker: an ephemeral PostgreSQL and Redis, N backend
+//! replicas and the gateway, all real processes on free ports.
+//!
+//! The gateway runs the root `gateway.yaml` with only what cannot work outside Docker
+//! replaced: the listener addresses, the `backend` pool's endpoints (the replicas' loopback
+//! addresses instead of the compose service name) and the rate limiter's Redis URL.
+//! [`Stack::follow_config`] keeps applying edits of the root file, so the hot-reload tour in
+//! the README works here too.
+//!
+//! Used by the `stack` binary (`cargo run --release --bin stack`) and by the end-to-end
+//! benchmark in `bench/`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, ensure, Context as _};
+use serde_yaml::Value;
+
+use crate::gateway::free_port;
+use crate::postgres::Postgres;
+use crate::redis::RedisServer;
+
+/// What to start.
+#[derive(Debug, Clone)]
+pub struct StackOptions {
+    /// Number of backend replicas.
+    pub replicas: usize,
+    /// The gateway's HTTP port on 127.0.0.1 (0 picks a free one).
+    pub port: u16,
+    /// The gateway's admin port on 127.0.0.1 (0 picks a free one).
+    pub admin_port: u16,
+    /// The gateway config to run (normally the root `gateway.yaml`).
+    pub config: PathBuf,
+    /// Extra environment for every backend replica (e.g. `CACHE_TTL_SECONDS`).
+    pub backend_env: Vec<(String, String)>,
+}
+
+/// A running stack. Dropping it kills every process it started.
+pub struct Stack {
+    /// The gateway's public address.
+    pub http: SocketAddr,
+    /// The gateway's admin address (`/metrics`, `/healthz`, `/readyz`).
+    pub admin: SocketAddr,
+    /// Each replica's address, in start order.
+    pub backends: Vec<SocketAddr>,
+    /// The PostgreSQL server; kept so it lives as long as the stack.
+    pub postgres: Postgres,
+    /// The Redis server shared by the backends' cache and queue and the gateway's limits.
+    pub redis: RedisServer,
+    /// Backend replica processes, in the order of `backends`.
+    backend_children: Vec<Child>,
+    gateway_child: Child,
+    /// The config as the user edits it, and the rendered copy the gateway runs.
+    source_config: PathBuf,
+    rendered_config: PathBuf,
+    /// Signing key, rendered config and every process's log.
+    dir: tempfile::TempDir,
+}
+
+/// The directory of the running executable's profile (`target/debug` or `target/release`),
+/// where cargo puts the `gateway` and `backend` binaries. Under `cargo run` they are built
+/// (or brought up to date) first with the same profile.
+pub fn sibling_binaries() -> anyhow::Result<(PathBuf, PathBuf)> {
+    let exe = std::env::current_exe().context("Failed to find the current executable")?;
+    let mut dir = exe.parent().context("executable has no parent dir")?;
+    // A test executable lives one level down, in `deps/`.
+    if dir.file_name().is_some_and(|n| n == "deps") {
+        dir = dir.parent().context("deps dir has no parent")?;
+    }
+    if let Some(cargo) = std::env::var_os("CARGO") {
+        let mut cmd = Command::new(cargo);
+        cmd.args(["build", "-p", "gateway", "-p", "backend", "--bins"]);
+        if dir.file_name().is_some_and(|n| n == "release") {
+            cmd.arg("--release");
+        }
+        let status = cmd.status().context("Failed to run cargo build")?;
+        ensure!(
+            status.success(),
+            "cargo build of gateway and backend failed"
+        );
+    }
+    let (gateway, backend) = (dir.join("gateway"), dir.join("backend"));
+    for bin in [&gateway, &backend] {
+        ensure!(
+            bin.exists(),
+            "{} is missing: build it with `cargo build --release --bins`",
+            bin.display()
+        );
+    }
+    Ok((gateway, backend))
+}
+
+impl Stack {
+    /// Start PostgreSQL, Redis, the replicas and the gateway, and wait until `/readyz`
+    /// answers 200 (every pool has a healthy endpoint).
+    pub async fn start(options: &StackOptions) -> anyhow::Result<Self> {
+        ensure!(options.replicas >= 1, "--replicas must be at least 1");
+        let (gateway_bin, backend_bin) = sibling_binaries()?;
+        let dir = tempfile::Builder::new()
+            .prefix("stack-")
+            .tempdir()
+            .context("Failed to create the stack's temp dir")?;
+
+        let postgres = Postgres::start(true);
+        let redis = RedisServer::spawn().await;
+
+        let key = dir.path().join("signing.pem");
+        let keygen = Command::new(&backend_bin)
+            .arg("keygen")
+            .output()
+            .context("Failed to run `backend keygen`")?;
+        ensure!(keygen.status.success(), "`backend keygen` failed");
+        std::fs::write(&key, keygen.stdout).context("Failed to write the signing key")?;
+
+        let mut backends = Vec::new();
+        let mut backend_children = Vec::new();
+        for i in 1..=options.replicas {
+            let port = free_port();
+            let log = log_file(dir.path(), &format!("backend-{i}"))?;
+            let child = Command::new(&backend_bin)
+                .env("DATABASE_URL", postgres.url("postgres"))
+                .env("REDIS_URL", redis.url())
+                .env("BIND", "127.0.0.1")
+                .env("PORT", port.to_string())
+                .env("JWT_PRIVATE_KEY_FILE", &key)
+                .env("INSTANCE_ID", format!("backend-{i}"))
+                .envs(options.backend_env.iter().map(|(k, v)| (k, v)))
+                .stdout(Stdio::from(log.try_clone()?))
+                .stderr(Stdio::from(log))
+                .spawn()
+                .context("Failed to start a backend replica")?;
+            backend_children.push(child);
+            backends.push(SocketAddr::from(([127, 0, 0, 1], port)));
+        }
+
+        let http = SocketAddr::from(([127, 0, 0, 1], pick(options.port)));
+        let admin = SocketAddr::from(([127, 0, 0, 1], pick(options.admin_port)));
+        let rendered_config = dir.path().join("gateway.yaml");
+        let source = std::fs::read_to_string(&options.config)
+            .with_context(|| format!("Failed to read {}", options.config.display()))?;
+        let rendered = render_config(&source, http, admin, &backends, &redis.url())
+            .with_context(|| format!("Failed to adapt {}", options.config.display()))?;
+        std::fs::write(&rendered_config, rendered).context("Failed to write the config")?;
+        let log = log_file(dir.path(), "gateway")?;
+        let gateway_child = Command::new(&gateway_bin)
+            .arg("--config")
+            .arg(&rendered_config)
+            .stdout(Stdio::from(log.try_clone()?))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .context("Failed to start the gateway")?;
+
+        let mut stack = Self {
+            http,
+            admin,
+            backends,
+            postgres,
+            redis,
+            backend_children,
+            gateway_child,
+            source_config: options.config.clone(),
+            rendered_config,
+            dir,
+        };
+        stack.wait_ready().await?;
+        Ok(stack)
+    }
+
+    /// Where every process writes its log (`gateway.log`, `backend-N.log`).
+    pub fn log_dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// `http://` URL of `path` on the gateway.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.http)
+    }
+
+    async fn wait_ready(&mut self) -> anyhow::Result<()> {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(2))
+            .build()?;
+        let url = format!("http://{}/readyz", self.admin);
+        // Replicas run their migrations first; a cold PostgreSQL can take a while.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            for (i, child) in self.backend_children.iter_mut().enumerate() {
+                if let Some(status) = child.try_wait()? {
+                    bail!(
+                        "backend-{} exited with {status}; see {}",
+                        i + 1,
+                        self.dir
+                            .path()
+                            .join(format!("backend-{}.log", i + 1))
+                            .display()
+                    );
+                }
+            }
+            if let Some(status) = self.gateway_child.try_wait()? {
+                bail!(
+                    "the gateway exited with {status}; see {}",
+                    self.dir.path().join("gateway.log").display()
+                );
+            }
+            if client
+                .get(&url)
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+            {
+                return Ok(());
+            }
+            ensure!(
+                Instant::now() < deadline,
+                "the gateway was not ready within 60 s; logs in {}",
+                self.dir.path().display()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Apply edits of the source config until `stop` resolves: every 500 ms, if the file
+    /// changed and `gateway check` accepts it, render it again over the running copy (the
+    /// gateway reloads it). A rejected edit is reported with `gateway check`'s own messages,
+    /// which name lines of the file the user edited.
+    pub async fn follow_config(&self, stop: impl std::future::Future<Output = ()>) {
+        tokio::pin!(stop);
+        let mut last = std::fs::read_to_string(&self.source_config).unwrap_or_default();
+        loop {
+            tokio::select! {
+                () = &mut stop => return,
+                () = tokio::time::sleep(Duration::from_millis(500)) => {}
+            }
+            let Ok(text) = std::fs::read_to_string(&self.source_config) else {
+                continue;
+            };
+            if text == last {
+                continue;
+            }
+            last.clone_from(&text);
+            match self.apply_config(&text) {
+                Ok(()) => println!("{}: applied", self.source_config.display()),
+                Err(e) => eprintln!("{e:#}; the gateway keeps its current config"),
+            }
+        }
+    }
+
+    fn apply_config(&self, text: &str) -> anyhow::Result<()> {
+        let (gateway_bin, _) = sibling_binaries()?;
+        let check = Command::new(gateway_bin)
+            .arg("check")
+            .arg(&self.source_config)
+            .output()
+            .context("Failed to run `gateway check`")?;
+        ensure!(
+            check.status.success(),
+            "{}",
+            String::from_utf8_lossy(&check.stderr).trim_end()
+        );
+        let rendered = render_config(
+            text,
+            self.http,
+            self.admin,
+            &self.backends,
+            &self.redis.url(),
+        )?;
+        // Write a temp file and rename it over the old one, so the gateway never reads half.
+        let tmp = self.rendered_config.with_extension("yaml.tmp");
+        std::fs::write(&tmp, rendered).context("Failed to write the config")?;
+        std::fs::rename(&tmp, &self.rendered_config).context("Failed to replace the config")?;
+        Ok(())
+    }
+
+    /// SIGTERM every process (gateway first, so it stops sending traffic), wait up to 10 s
+    /// for each, then kill what is left. PostgreSQL and Redis stop when the stack drops.
+    pub async fn shutdown(mut self) {
+        terminate(&mut self.gateway_child).await;
+        for child in &mut self.backend_children {
+            signal(child, "-TERM");
+        }
+        for child in &mut self.backend_children {
+            terminate(child).await;
+        }
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        for child in std::iter::once(&mut self.gateway_child).chain(&mut self.backend_children) {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn pick(port: u16) -> u16 {
+    if port == 0 {
+        free_port()
+    } else {
+        port
+    }
+}
+
+fn log_file(dir: &Path, name: &str) -> anyhow::Result<std::fs::File> {
+    std::fs::File::create(dir.join(format!("{name}.log")))
+        .with_context(|| format!("Failed to create the log file of {name}"))
+}
+
+/// Send a signal with the `kill` command (the workspace forbids `unsafe`, so no libc).
+fn signal(child: &Child, sig: &str) {
+    let _ = Command::new("kill")
+        .args([sig, &child.id().to_string()])
+        .status();
+}
+
+/// SIGTERM, then up to 10 s (Docker's stop timeout) for a clean exit, then SIGKILL.
+async fn terminate(child: &mut Child) {
+    signal(child, "-TERM");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if child.try_wait().ok().flatten().is_some() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// `source` with the listeners, the `backend` pool's endpoints and the rate limiter's Redis
+/// replaced. Everything else (routes, policies, health checks) is the user's.
+pub fn render_config(
+    source: &str,
+    http: SocketAddr,
+    admin: SocketAddr,
+    backends: &[SocketAddr],
+    redis_url: &str,
+) -> anyhow::Result<String> {
+    let mut doc: Value = serde_yaml::from_str(source).context("not valid YAML")?;
+    let root = doc
+        .as_mapping_mut()
+        .context("the config is not a mapping")?;
+    let listeners = root
+        .entry("listeners".into())
+        .or_insert_with(|| Value::Mapping(Default::default()));
+    set(listeners, "http", Value::from(http.to_string()))?;
+    set(listeners, "admin", Value::from(admin.to_string()))?;
+    let pool = root
+        .get_mut("pools")
+        .and_then(|p| p.get_mut("backend"))
+        .context("the config has no `pools.backend` to point at the replicas")?;
+    let endpoints = backends
+        .iter()
+        .map(|a| Value::from(a.to_string()))
+        .collect();
+    set(pool, "endpoints", Value::Sequence(endpoints))?;
+    if let Some(limits) = root.get_mut("rate_limiting") {
+        set(limits, "redis_url", Value::from(redis_url))?;
+    }
+    serde_yaml::to_string(&doc).context("Failed to write YAML")
+}
+
+fn set(map: &mut Value, key: &str, value: Value) -> anyhow::Result<()> {
+    map.as_mapping_mut()
+        .with_context(|| format!("`{key}`'s parent is not a mapping"))?
+        .insert(key.into(), value);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn render_config_replaces_only_listeners_endpoints_and_redis() {
+        // Arrange
+        let source =
+            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../gateway.yaml"))
+                .unwrap();
+        let http: SocketAddr = "127.0.0.1:8080".parse().unwrap();
+        let admin: SocketAddr = "127.0.0.1:9099".parse().unwrap();
+        let backends: Vec<SocketAddr> = vec!["127.0.0.1:7001".parse().unwrap()];
+
+        // Act
+        let rendered =
+            render_config(&source, http, admin, &backends, "redis://127.0.0.1:7379").unwrap();
+
+        // Assert
+        let mut before: Value = serde_yaml::from_str(&source).unwrap();
+        let after: Value = serde_yaml::from_str(&rendered).unwrap();
+        assert_eq!(after["listeners"]["http"], "127.0.0.1:8080");
+        assert_eq!(after["listeners"]["admin"], "127.0.0.1:9099");
+        assert_eq!(
+            after["pools"]["backend"]["endpoints"],
+            Value::Sequence(vec!["127.0.0.1:7001".into()])
+        );
+        assert_eq!(
+            after["rate_limiting"]["redis_url"],
+            "redis://127.0.0.1:7379"
+        );
+        // Everything else is untouched.
+        before["listeners"] = after["listeners"].clone();
+        before["pools"]["backend"]["endpoints"] = after["pools"]["backend"]["endpoints"].clone();
+        before["rate_limiting"]["redis_url"] = after["rate_limiting"]["redis_url"].clone();
+        assert_eq!(before, after);
+    }
+
+    #[test]
+    fn render_config_names_a_missing_backend_pool() {
+        let err = render_config(
+            "pools: {}\n",
+            "127.0.0.1:1".parse().unwrap(),
+            "127.0.0.1:2".parse().unwrap(),
+            &[],
+            "redis://x",
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("pools.backend"), "{err}");
+    }
+}
