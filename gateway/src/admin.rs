@@ -26,7 +26,8 @@ fn reply(status: StatusCode, content_type: &str, body: Vec<u8>) -> Response<Vec<
 }
 
 impl AdminApp {
-    /// Ready when every pool has at least one endpoint passing its checks.
+    /// Ready when every pool has at least one endpoint passing its checks and a configured
+    /// JWKS has been fetched (before that every token would be refused).
     fn readiness(&self) -> Response<Vec<u8>> {
         let rt = self.runtime.load();
         let mut ready = true;
@@ -47,7 +48,10 @@ impl AdminApp {
                 )
             })
             .collect();
-        let body = serde_json::json!({"ready": ready, "pools": pools}).to_string();
+        let jwks = rt.verifier.as_ref().is_none_or(|v| v.has_jwks_keys());
+        ready &= jwks;
+        let body =
+            serde_json::json!({"ready": ready, "pools": pools, "jwks_loaded": jwks}).to_string();
         let status = if ready {
             StatusCode::OK
         } else {

@@ -55,6 +55,8 @@ pub struct Stack {
     /// The config as the user edits it, and the rendered copy the gateway runs.
     source_config: PathBuf,
     rendered_config: PathBuf,
+    /// The source text the gateway started with; edits are changes from it.
+    started_with: String,
     /// Signing key, rendered config and every process's log.
     dir: tempfile::TempDir,
 }
@@ -69,7 +71,10 @@ pub fn sibling_binaries() -> anyhow::Result<(PathBuf, PathBuf)> {
     if dir.file_name().is_some_and(|n| n == "deps") {
         dir = dir.parent().context("deps dir has no parent")?;
     }
-    if let Some(cargo) = std::env::var_os("CARGO") {
+    // Under `cargo run` (not in a test: the test runner's binaries are built already, and
+    // a nested cargo would wait on the running one's lock).
+    let in_test = exe.parent().is_some_and(|p| p.ends_with("deps"));
+    if let (Some(cargo), false) = (std::env::var_os("CARGO"), in_test) {
         let mut cmd = Command::new(cargo);
         cmd.args(["build", "-p", "gateway", "-p", "backend", "--bins"]);
         if dir.file_name().is_some_and(|n| n == "release") {
@@ -162,6 +167,7 @@ impl Stack {
             gateway_child,
             source_config: options.config.clone(),
             rendered_config,
+            started_with: source,
             dir,
         };
         stack.wait_ready().await?;
@@ -227,7 +233,7 @@ impl Stack {
     /// which name lines of the file the user edited.
     pub async fn follow_config(&self, stop: impl std::future::Future<Output = ()>) {
         tokio::pin!(stop);
-        let mut last = std::fs::read_to_string(&self.source_config).unwrap_or_default();
+        let mut last = self.started_with.clone();
         loop {
             tokio::select! {
                 () = &mut stop => return,

@@ -217,6 +217,12 @@ impl Verifier {
         }
     }
 
+    /// False while a configured JWKS has not been fetched once: every token would fail
+    /// until then, so `/readyz` waits for it.
+    pub(crate) fn has_jwks_keys(&self) -> bool {
+        self.config.jwks.is_none() || !self.jwks_keys.load().is_empty()
+    }
+
     /// End the refresh timer (a reload replaced this verifier).
     pub(crate) fn retire(&self) {
         self.retired.send_replace(true);

@@ -12,6 +12,7 @@ mod rate_limits;
 mod reload;
 mod requests;
 mod routing;
+mod stack;
 
 use crate::gateway::{self, TestGateway};
 use crate::upstream::Upstream;

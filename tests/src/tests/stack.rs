@@ -1,0 +1,121 @@
+//! The native runner with the committed `gateway.yaml`: the real config, two real backend
+//! replicas, PostgreSQL and Redis, and a live edit of the config.
+
+use serde_json::{json, Value};
+use std::path::Path;
+
+use crate::assert_eventually;
+use crate::stack::{Stack, StackOptions};
+
+async fn post(client: &reqwest::Client, url: &str, body: &Value, token: Option<&str>) -> Value {
+    let mut req = client.post(url).json(body);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let resp = req.send().await.expect("POST");
+    assert!(resp.status().is_success(), "POST {url}: {}", resp.status());
+    resp.json().await.unwrap_or(Value::Null)
+}
+
+#[tokio::test]
+async fn the_stack_serves_the_api_across_replicas_and_applies_config_edits() {
+    // Arrange: a copy of the committed config, so the test may edit it.
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("gateway.yaml");
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../gateway.yaml"),
+        &config,
+    )
+    .unwrap();
+    let stack = Stack::start(&StackOptions {
+        replicas: 2,
+        port: 0,
+        admin_port: 0,
+        config: config.clone(),
+        backend_env: vec![("WORKER_CONCURRENCY".into(), "1".into())],
+    })
+    .await
+    .expect("the stack starts");
+    let client = reqwest::Client::new();
+    let creds = json!({"username": "ada", "password": "correct horse battery"});
+
+    // Act: register, log in, create a todo through the queue, list it.
+    post(&client, &stack.url("/auth/register"), &creds, None).await;
+    let login = post(&client, &stack.url("/auth/login"), &creds, None).await;
+    let token = login["access_token"].as_str().unwrap().to_owned();
+    let job = post(
+        &client,
+        &stack.url("/todos"),
+        &json!({"title": "milk"}),
+        Some(&token),
+    )
+    .await;
+    let status_url = stack.url(job["status_url"].as_str().unwrap());
+    assert_eventually!(
+        client
+            .get(&status_url)
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap()["status"]
+            == "done",
+        "the job never finished"
+    );
+    let mut instances = std::collections::HashSet::new();
+    let mut titles = Value::Null;
+    for _ in 0..6 {
+        let resp = client
+            .get(stack.url("/todos"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        instances.insert(resp.headers()["x-instance"].to_str().unwrap().to_owned());
+        titles = resp.json::<Value>().await.unwrap()["items"].clone();
+    }
+
+    // Assert: both replicas answered, through the real routes and the JWT check.
+    assert_eq!(
+        instances,
+        ["backend-1", "backend-2"].map(String::from).into(),
+        "round robin over both replicas"
+    );
+    assert_eq!(titles[0]["title"], "milk");
+    let anonymous = client.get(stack.url("/todos")).send().await.unwrap();
+    assert_eq!(anonymous.status(), 401, "the todos route requires a token");
+
+    // Act 2: tighten the todos route's limit in the user's file.
+    let text = std::fs::read_to_string(&config).unwrap();
+    let edited = text.replacen(
+        "{ key: subject, rate: 20, per: 1s, burst: 40, scope: cluster }",
+        "{ key: subject, rate: 1, per: 1m, burst: 1, scope: cluster }",
+        1,
+    );
+    assert_ne!(
+        text, edited,
+        "the committed todos limit changed; update this test"
+    );
+    std::fs::write(&config, edited).unwrap();
+
+    // Assert 2: 429s appear without a restart, while the runner follows the file.
+    let saw_429 = async {
+        assert_eventually!(
+            client
+                .get(stack.url("/todos"))
+                .bearer_auth(&token)
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == 429),
+            "the edited limit never applied"
+        );
+    };
+    tokio::select! {
+        () = stack.follow_config(std::future::pending()) => unreachable!("follows until stopped"),
+        () = saw_429 => {}
+    }
+    stack.shutdown().await;
+}
