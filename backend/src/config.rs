@@ -69,7 +69,7 @@ pub struct Settings {
     /// Largest PostgreSQL connection pool.
     #[arg(long, env = "DB_POOL_SIZE", default_value_t = 20)]
     pub db_pool_size: u32,
-    /// How long a cached first page of todos lives, in seconds.
+    /// How long a cached first page of todos lives, in seconds; 0 turns the cache off.
     #[arg(long, env = "CACHE_TTL_SECONDS", default_value_t = 300)]
     pub cache_ttl_seconds: u64,
     /// Job workers per process.

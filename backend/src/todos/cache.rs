@@ -28,6 +28,12 @@ pub(crate) struct TodoCache {
 pub(crate) type Version = u64;
 
 impl TodoCache {
+    /// A TTL of zero turns list caching off (every read goes to PostgreSQL); writes still
+    /// bump versions, so turning it back on never serves a page from before.
+    pub(crate) fn enabled(&self) -> bool {
+        !self.ttl.is_zero()
+    }
+
     fn version_key(&self, user: Uuid) -> String {
         format!("{}todos:{user}:version", self.prefix)
     }

@@ -39,7 +39,7 @@ pub(crate) async fn list(req: Request<'_>) -> Result<Reply, ApiError> {
         .transpose()?;
     let state = req.state;
     // Only the default first page is cached: it is what clients load most.
-    let cacheable = cursor.is_none() && limit == DEFAULT_LIMIT;
+    let cacheable = state.cache.enabled() && cursor.is_none() && limit == DEFAULT_LIMIT;
     let mut version = None;
     if cacheable {
         match state.cache.get(user).await {

@@ -116,6 +116,7 @@ pub(crate) struct Options {
     pub(crate) database_url: Option<String>,
     pub(crate) redis_url: Option<String>,
     pub(crate) visibility_timeout_seconds: u64,
+    pub(crate) cache_ttl_seconds: u64,
 }
 
 impl Default for Options {
@@ -125,6 +126,7 @@ impl Default for Options {
             database_url: None,
             redis_url: None,
             visibility_timeout_seconds: 30,
+            cache_ttl_seconds: 300,
         }
     }
 }
@@ -158,7 +160,7 @@ pub(crate) async fn spawn_app_with(options: Options) -> TestApp {
         token_ttl_seconds: 900,
         trust_gateway_identity: options.trust_gateway_identity,
         db_pool_size: 10,
-        cache_ttl_seconds: 300,
+        cache_ttl_seconds: options.cache_ttl_seconds,
         worker_concurrency: 2,
         instance_id: Some(format!(
             "test-{}",

@@ -1,6 +1,6 @@
 use serde_json::{json, Value};
 
-use crate::helpers::spawn_app;
+use crate::helpers::{spawn_app, spawn_app_with, Options};
 
 #[tokio::test]
 async fn every_crud_path_works_and_delete_makes_it_404() {
@@ -234,5 +234,47 @@ async fn sql_injection_strings_are_stored_verbatim() {
         list["items"].as_array().unwrap().len(),
         1,
         "the table is still there"
+    );
+}
+
+#[tokio::test]
+async fn with_a_zero_cache_ttl_lists_come_from_postgres_and_the_cache_is_never_used() {
+    // Arrange
+    let app = spawn_app_with(Options {
+        cache_ttl_seconds: 0,
+        ..Options::default()
+    })
+    .await;
+    let user = app.user("nocache").await;
+    app.create_todo_done(&user, "one").await;
+
+    // Act
+    let mut lists = Vec::new();
+    for _ in 0..3 {
+        let list: Value = app.get("/todos", &user).await.json().await.unwrap();
+        lists.push(list["items"].as_array().unwrap().len());
+    }
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+
+    // Assert
+    assert_eq!(lists, vec![1, 1, 1]);
+    let cache_lines: Vec<&str> = metrics
+        .lines()
+        .filter(|l| {
+            l.starts_with("cache_operations_total{result=\"hit\"}")
+                || l.starts_with("cache_operations_total{result=\"miss\"}")
+        })
+        .collect();
+    assert!(
+        cache_lines.iter().all(|l| l.ends_with(" 0")),
+        "no cache lookups: {cache_lines:?}"
     );
 }
