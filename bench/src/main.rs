@@ -4,10 +4,13 @@
 //! How to run (installs nothing; `scripts/install-deps.sh` brings nginx-light, haproxy, wrk):
 //! ```text
 //! cargo build --release -p gateway && cargo run --release -p bench -- proxy
+//! cargo run --release -p bench -- e2e           # the stack end to end (builds gateway and backend)
 //! cargo run -p bench -- proxy --smoke --out /tmp/bench-smoke    # seconds, numbers not kept
 //! ```
-//! Results go to `bench/results.json` and `bench/RESULTS.md` (or `--out DIR`).
+//! Results go to `bench/results.json` and `bench/RESULTS.md` (or `--out DIR`); each command
+//! replaces its own rows and keeps the other's.
 
+mod e2e;
 mod idle;
 mod measure;
 mod proxy;
@@ -46,6 +49,28 @@ enum Command {
         #[arg(long, default_value = "bench")]
         out: PathBuf,
     },
+    /// The stack end to end through the gateway: GET /todos with and without the cache,
+    /// POST /todos accept rate, job drain rate.
+    E2e {
+        /// Backend replicas.
+        #[arg(long, default_value_t = 3)]
+        replicas: usize,
+        /// Seconds of load per measurement.
+        #[arg(long, default_value_t = 5)]
+        duration: u64,
+        /// Interleaved repetitions.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        /// Concurrent client connections.
+        #[arg(long, default_value_t = 50)]
+        connections: usize,
+        /// One short round with one replica, to keep the harness working.
+        #[arg(long)]
+        smoke: bool,
+        /// Where results.json and RESULTS.md go.
+        #[arg(long, default_value = "bench")]
+        out: PathBuf,
+    },
     /// Internal: hold N idle keep-alive connections to a proxy (run with a raised fd limit).
     IdleClient {
         #[arg(long)]
@@ -72,6 +97,29 @@ fn main() -> anyhow::Result<()> {
             smoke,
             out,
         }),
+        Command::E2e {
+            replicas,
+            duration,
+            rounds,
+            connections,
+            smoke,
+            out,
+        } => {
+            let opts = e2e::Options {
+                replicas: if smoke { 1 } else { replicas },
+                duration: if smoke { 1 } else { duration },
+                rounds: if smoke { 1 } else { rounds },
+                connections: if smoke { 8 } else { connections },
+            };
+            let rows = report::medians(&e2e::run(&opts)?);
+            let settings = serde_json::json!({
+                "replicas": opts.replicas, "duration_s": opts.duration,
+                "rounds": opts.rounds, "connections": opts.connections, "smoke": smoke,
+            });
+            report::write(&out, "e2e", &rows, settings)?;
+            eprintln!("bench: e2e results in {}", out.display());
+            Ok(())
+        }
         Command::IdleClient {
             target,
             count,

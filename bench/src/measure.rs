@@ -31,8 +31,20 @@ pub(crate) fn wrk(
     seconds: u64,
     headers: &[String],
 ) -> anyhow::Result<WrkResult> {
+    wrk_with(dir, url, connections, seconds, headers, "")
+}
+
+/// [`wrk`] with Lua run before the reporter (e.g. setting `wrk.method` and `wrk.body`).
+pub(crate) fn wrk_with(
+    dir: &Path,
+    url: &str,
+    connections: usize,
+    seconds: u64,
+    headers: &[String],
+    lua: &str,
+) -> anyhow::Result<WrkResult> {
     let script = dir.join("report.lua");
-    std::fs::write(&script, WRK_SCRIPT)?;
+    std::fs::write(&script, format!("{lua}{WRK_SCRIPT}"))?;
     let mut cmd = Command::new("wrk");
     cmd.args([
         "-t1",

@@ -167,7 +167,11 @@ pub(crate) fn run(opts: &Options) -> anyhow::Result<()> {
         }
     }
     let rows = report::medians(&samples);
-    report::write(&opts.out, &rows, opts)?;
+    let settings = serde_json::json!({
+        "duration_s": opts.duration, "rounds": opts.rounds,
+        "connections": opts.connections, "smoke": opts.smoke,
+    });
+    report::write(&opts.out, "proxy", &rows, settings)?;
     eprintln!(
         "bench: {} measurements, results in {}",
         samples.len(),

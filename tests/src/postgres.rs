@@ -172,6 +172,11 @@ impl Postgres {
         self.run(false);
     }
 
+    /// The process started for the server (a watchdog shell or `runuser`), if running.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// The URL of database `db`, as the superuser `postgres` (trust auth on loopback).
     pub fn url(&self, db: &str) -> String {
         format!("postgres://postgres@127.0.0.1:{}/{db}", self.port)

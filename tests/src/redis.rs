@@ -25,6 +25,11 @@ impl RedisServer {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
+    /// The server's process id, if running.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// (Re)start on the same port, without persistence, and wait until it answers.
     pub async fn start(&mut self) {
         let child = Command::new("redis-server")

@@ -179,6 +179,16 @@ impl Stack {
         self.dir.path()
     }
 
+    /// The process ids this stack started (gateway, replicas, PostgreSQL's watchdog and
+    /// Redis), for accounting; their children belong to them.
+    pub fn pids(&self) -> Vec<u32> {
+        let mut pids = vec![self.gateway_child.id()];
+        pids.extend(self.backend_children.iter().map(Child::id));
+        pids.extend(self.postgres.pid());
+        pids.extend(self.redis.pid());
+        pids
+    }
+
     /// `http://` URL of `path` on the gateway.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.http)

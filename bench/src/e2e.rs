@@ -1,0 +1,261 @@
+//! The stack end to end: the gateway with the committed `gateway.yaml` in front of N backend
+//! replicas, real PostgreSQL and Redis (the native runner, `tests::stack`).
+//!
+//! Two stacks run side by side, one with the list cache and one without
+//! (`CACHE_TTL_SECONDS=0`), and are measured in interleaved rounds:
+//! - `e2e_get_todos`: `GET /todos` (first page, 20 todos) by one user, cached or not;
+//! - `e2e_post_todos`: `POST /todos` accept rate (202s per second);
+//! - `e2e_job_drain`: after the POST load stops, jobs per second until every enqueued job
+//!   has been processed (the stream is empty).
+//!
+//! The per-user rate limits of `/todos` and `/jobs` are removed from the config (one user
+//! would otherwise measure the limiter); everything else is the committed file.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use tests::stack::{Stack, StackOptions};
+
+use crate::measure::{cpu_seconds, memory_mb, process_tree, wrk_with};
+use crate::report::Row;
+
+pub(crate) struct Options {
+    pub(crate) replicas: usize,
+    pub(crate) duration: u64,
+    pub(crate) rounds: usize,
+    pub(crate) connections: usize,
+}
+
+const POST_SCRIPT: &str = r#"
+wrk.method = "POST"
+wrk.body = '{"title":"bench"}'
+wrk.headers["Content-Type"] = "application/json"
+"#;
+
+/// The committed gateway.yaml without the per-user limits on `/todos` and `/jobs`.
+fn bench_config(dir: &Path) -> anyhow::Result<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../gateway.yaml");
+    let mut doc: serde_yaml::Value = serde_yaml::from_str(&std::fs::read_to_string(root)?)?;
+    for route in doc["routes"]
+        .as_sequence_mut()
+        .ok_or_else(|| anyhow::anyhow!("gateway.yaml has no routes"))?
+    {
+        if matches!(route["name"].as_str(), Some("todos" | "jobs")) {
+            if let Some(map) = route.as_mapping_mut() {
+                map.remove("rate_limits");
+            }
+        }
+    }
+    let path = dir.join("gateway.yaml");
+    std::fs::write(&path, serde_yaml::to_string(&doc)?)?;
+    Ok(path)
+}
+
+/// One stack under test and its seeded user.
+struct Target {
+    label: &'static str,
+    stack: Stack,
+    token: String,
+    pids: Vec<u32>,
+}
+
+async fn seed(stack: &Stack) -> anyhow::Result<String> {
+    let client = reqwest::Client::new();
+    let creds = json!({"username": "bench", "password": "correct horse battery"});
+    client
+        .post(stack.url("/auth/register"))
+        .json(&creds)
+        .send()
+        .await?
+        .error_for_status()?;
+    let login: Value = client
+        .post(stack.url("/auth/login"))
+        .json(&creds)
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let token = login["access_token"]
+        .as_str()
+        .ok_or_else(|| anyhow::anyhow!("no access_token in {login}"))?
+        .to_owned();
+    for i in 0..20 {
+        client
+            .post(stack.url("/todos"))
+            .bearer_auth(&token)
+            .json(&json!({"title": format!("seed {i}")}))
+            .send()
+            .await?
+            .error_for_status()?;
+    }
+    Ok(token)
+}
+
+/// Sum of `jobs_total{event="..."}` over every replica's `/metrics`.
+async fn jobs(stack: &Stack, event: &str) -> f64 {
+    let line = format!("jobs_total{{event=\"{event}\"}} ");
+    let mut total = 0.0;
+    for addr in &stack.backends {
+        let Ok(resp) = reqwest::get(format!("http://{addr}/metrics")).await else {
+            continue;
+        };
+        let text = resp.text().await.unwrap_or_default();
+        total += text
+            .lines()
+            .find_map(|l| l.strip_prefix(&line))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .unwrap_or(0.0);
+    }
+    total
+}
+
+/// Wait until every enqueued job was processed; jobs per second from `since`.
+async fn drain(stack: &Stack, limit: Duration) -> anyhow::Result<(f64, f64)> {
+    let start = Instant::now();
+    let remaining = jobs(stack, "enqueued").await - jobs(stack, "processed").await;
+    loop {
+        if jobs(stack, "processed").await >= jobs(stack, "enqueued").await {
+            let secs = start.elapsed().as_secs_f64();
+            return Ok((remaining, remaining / secs.max(1e-3)));
+        }
+        anyhow::ensure!(start.elapsed() < limit, "jobs did not drain in {limit:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+pub(crate) fn run(opts: &Options) -> anyhow::Result<Vec<Row>> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    let work = tempfile::tempdir()?;
+    let config = bench_config(work.path())?;
+    let mut targets = Vec::new();
+    for (label, ttl) in [("cached", "300"), ("uncached", "0")] {
+        let stack = rt.block_on(Stack::start(&StackOptions {
+            replicas: opts.replicas,
+            port: 0,
+            admin_port: 0,
+            config: config.clone(),
+            backend_env: vec![
+                ("CACHE_TTL_SECONDS".into(), ttl.into()),
+                ("RUST_LOG".into(), "warn".into()),
+            ],
+        }))?;
+        let token = rt.block_on(seed(&stack))?;
+        rt.block_on(drain(&stack, Duration::from_secs(60)))?;
+        targets.push(Target {
+            label,
+            stack,
+            token,
+            pids: Vec::new(),
+        });
+    }
+    for t in &mut targets {
+        t.pids = stack_pids(&t.stack);
+    }
+
+    let mut samples = Vec::new();
+    for round in 0..opts.rounds {
+        for t in &targets {
+            let auth = vec![format!("Authorization: Bearer {}", t.token)];
+            let get_url = t.stack.url("/todos");
+            wrk_with(work.path(), &get_url, opts.connections, 1, &auth, "")?;
+            let row = measured(&format!("e2e_get_todos_{}", t.label), &t.pids, opts, || {
+                wrk_with(
+                    work.path(),
+                    &get_url,
+                    opts.connections,
+                    opts.duration,
+                    &auth,
+                    "",
+                )
+            })?;
+            eprintln!(
+                "e2e round {} GET /todos {:<8} {:>8.0} req/s p99 {:.2} ms",
+                round + 1,
+                t.label,
+                row.rps,
+                row.p99_ms
+            );
+            samples.push(row);
+        }
+        // Writes go to one stack only: the cache does not change the write path.
+        let t = &targets[0];
+        let auth = vec![format!("Authorization: Bearer {}", t.token)];
+        let post_url = t.stack.url("/todos");
+        let row = measured("e2e_post_todos", &t.pids, opts, || {
+            wrk_with(
+                work.path(),
+                &post_url,
+                opts.connections,
+                opts.duration,
+                &auth,
+                POST_SCRIPT,
+            )
+        })?;
+        eprintln!(
+            "e2e round {} POST /todos {:>8.0} req/s p99 {:.2} ms",
+            round + 1,
+            row.rps,
+            row.p99_ms
+        );
+        samples.push(row);
+        let (jobs, rate) = rt.block_on(drain(&t.stack, Duration::from_secs(300)))?;
+        eprintln!(
+            "e2e round {} drain {jobs:.0} jobs at {rate:.0} jobs/s",
+            round + 1
+        );
+        samples.push(Row {
+            scenario: "e2e_job_drain".into(),
+            system: "stack".into(),
+            threads: opts.replicas,
+            rps: rate,
+            requests: jobs as u64,
+            ..Row::default()
+        });
+    }
+    for t in targets {
+        rt.block_on(t.stack.shutdown());
+    }
+    Ok(samples)
+}
+
+/// Every process of a stack: gateway, replicas, PostgreSQL and Redis.
+fn stack_pids(stack: &Stack) -> Vec<u32> {
+    let mut pids = Vec::new();
+    for pid in stack.pids() {
+        pids.extend(process_tree(pid));
+    }
+    pids
+}
+
+/// Run `load` once and turn its result into a row (CPU and memory over the whole stack).
+fn measured(
+    scenario: &str,
+    pids: &[u32],
+    opts: &Options,
+    load: impl FnOnce() -> anyhow::Result<crate::measure::WrkResult>,
+) -> anyhow::Result<Row> {
+    let cpu0 = cpu_seconds(pids);
+    let r = load()?;
+    let cpu = cpu_seconds(pids) - cpu0;
+    let requests = r.requests.max(1) as f64;
+    Ok(Row {
+        scenario: scenario.to_owned(),
+        system: "stack".into(),
+        // For the end-to-end rows, `threads` is the number of backend replicas.
+        threads: opts.replicas,
+        rps: r.requests as f64 / r.seconds.max(1e-9),
+        p50_ms: r.p50_ms,
+        p99_ms: r.p99_ms,
+        p999_ms: r.p999_ms,
+        cpu_s_per_100k: cpu / requests * 100_000.0,
+        rss_mb: memory_mb(pids, "VmHWM"),
+        upstream_reuse: 0.0,
+        requests: r.requests,
+        errors: r.errors,
+    })
+}
