@@ -28,26 +28,33 @@ struct Cli {
     command: Command,
 }
 
+/// How long and how hard each benchmark measures, and where its results go.
+#[derive(clap::Args)]
+struct RunArgs {
+    /// Seconds of load per measurement.
+    #[arg(long, default_value_t = 5)]
+    duration: u64,
+    /// Interleaved repetitions per scenario.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// Concurrent client connections.
+    #[arg(long, default_value_t = 50)]
+    connections: usize,
+    /// A seconds-long run of the smallest scenarios, to keep the harness working.
+    #[arg(long)]
+    smoke: bool,
+    /// Where results.json and RESULTS.md go.
+    #[arg(long, default_value = "bench")]
+    out: PathBuf,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// The proxy benchmark: passthrough, policy_chain, three_upstreams,
     /// new_connection_per_request, idle_connections.
     Proxy {
-        /// Seconds of load per measurement.
-        #[arg(long, default_value_t = 5)]
-        duration: u64,
-        /// Interleaved repetitions per scenario.
-        #[arg(long, default_value_t = 3)]
-        rounds: usize,
-        /// Concurrent client connections.
-        #[arg(long, default_value_t = 50)]
-        connections: usize,
-        /// A seconds-long run of the smallest scenarios, to keep the harness working.
-        #[arg(long)]
-        smoke: bool,
-        /// Where results.json and RESULTS.md go.
-        #[arg(long, default_value = "bench")]
-        out: PathBuf,
+        #[command(flatten)]
+        run: RunArgs,
     },
     /// The stack end to end through the gateway: GET /todos with and without the cache,
     /// POST /todos accept rate, job drain rate.
@@ -55,21 +62,8 @@ enum Command {
         /// Backend replicas.
         #[arg(long, default_value_t = 3)]
         replicas: usize,
-        /// Seconds of load per measurement.
-        #[arg(long, default_value_t = 5)]
-        duration: u64,
-        /// Interleaved repetitions.
-        #[arg(long, default_value_t = 3)]
-        rounds: usize,
-        /// Concurrent client connections.
-        #[arg(long, default_value_t = 50)]
-        connections: usize,
-        /// One short round with one replica, to keep the harness working.
-        #[arg(long)]
-        smoke: bool,
-        /// Where results.json and RESULTS.md go.
-        #[arg(long, default_value = "bench")]
-        out: PathBuf,
+        #[command(flatten)]
+        run: RunArgs,
     },
     /// Internal: hold N idle keep-alive connections to a proxy (run with a raised fd limit).
     IdleClient {
@@ -84,40 +78,27 @@ enum Command {
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
-        Command::Proxy {
-            duration,
-            rounds,
-            connections,
-            smoke,
-            out,
-        } => proxy::run(&proxy::Options {
-            duration: if smoke { 1 } else { duration },
-            rounds: if smoke { 1 } else { rounds },
-            connections,
-            smoke,
-            out,
+        Command::Proxy { run } => proxy::run(&proxy::Options {
+            duration: if run.smoke { 1 } else { run.duration },
+            rounds: if run.smoke { 1 } else { run.rounds },
+            connections: run.connections,
+            smoke: run.smoke,
+            out: run.out,
         }),
-        Command::E2e {
-            replicas,
-            duration,
-            rounds,
-            connections,
-            smoke,
-            out,
-        } => {
+        Command::E2e { replicas, run } => {
             let opts = e2e::Options {
-                replicas: if smoke { 1 } else { replicas },
-                duration: if smoke { 1 } else { duration },
-                rounds: if smoke { 1 } else { rounds },
-                connections: if smoke { 8 } else { connections },
+                replicas: if run.smoke { 1 } else { replicas },
+                duration: if run.smoke { 1 } else { run.duration },
+                rounds: if run.smoke { 1 } else { run.rounds },
+                connections: if run.smoke { 8 } else { run.connections },
             };
             let rows = report::medians(&e2e::run(&opts)?);
             let settings = serde_json::json!({
                 "replicas": opts.replicas, "duration_s": opts.duration,
-                "rounds": opts.rounds, "connections": opts.connections, "smoke": smoke,
+                "rounds": opts.rounds, "connections": opts.connections, "smoke": run.smoke,
             });
-            report::write(&out, "e2e", &rows, settings)?;
-            eprintln!("bench: e2e results in {}", out.display());
+            report::write(&run.out, "e2e", &rows, settings)?;
+            eprintln!("bench: e2e results in {}", run.out.display());
             Ok(())
         }
         Command::IdleClient {

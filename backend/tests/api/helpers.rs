@@ -343,6 +343,18 @@ impl TestApp {
         status["todo_id"].as_str().unwrap().to_owned()
     }
 
+    /// The `/metrics` text.
+    pub(crate) async fn metrics(&self) -> String {
+        self.client
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     /// The signing key, to mint tokens the service did not issue.
     pub(crate) fn signing_pem(&self) -> String {
         std::fs::read_to_string(self.key_dir.path().join("signing.pem")).unwrap()

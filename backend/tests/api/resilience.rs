@@ -46,15 +46,7 @@ async fn with_redis_down_reads_fall_back_and_writes_are_refused_until_it_returns
     assert_eq!(list["items"].as_array().unwrap().len(), 1);
     assert_eq!(write.status(), 503);
     assert_eq!(ready, 503);
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     assert!(
         metrics.contains("cache_operations_total{result=\"error\"}"),
         "{metrics}"

@@ -254,15 +254,7 @@ async fn with_a_zero_cache_ttl_lists_come_from_postgres_and_the_cache_is_never_u
         let list: Value = app.get("/todos", &user).await.json().await.unwrap();
         lists.push(list["items"].as_array().unwrap().len());
     }
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
 
     // Assert
     assert_eq!(lists, vec![1, 1, 1]);
