@@ -328,7 +328,11 @@ impl ProxyHttp for Gateway {
             metrics::CONNECT_FAILURES
                 .with_label_values(&[pool.name()])
                 .inc();
-            pool.report_failure(*addr);
+            if e.etype() == &ErrorType::ConnectRefused {
+                pool.report_refused(*addr);
+            } else {
+                pool.report_failure(*addr);
+            }
             // Nothing was sent, so any method may go to another endpoint.
             e.set_retry(ctx.tried.len() <= pool.config.retries.attempts);
         }

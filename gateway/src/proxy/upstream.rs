@@ -256,17 +256,34 @@ impl Pool {
         };
         let failures = e.failures.fetch_add(1, Relaxed) + 1;
         if failures >= threshold {
-            e.failures.store(0, Relaxed);
-            let cooldown =
-                u64::try_from(self.config.passive.cooldown.as_millis()).unwrap_or(u64::MAX);
-            e.ejected_until_ms
-                .store(self.now_ms().saturating_add(cooldown), Relaxed);
-            metrics::EJECTIONS.with_label_values(&[self.name()]).inc();
-            metrics::ENDPOINT_HEALTHY
-                .with_label_values(&[self.name(), &addr.to_string()])
-                .set(0);
-            tracing::warn!(pool = %self.name(), endpoint = %addr, failures, cooldown = ?self.config.passive.cooldown, "endpoint ejected by passive health");
+            self.eject(addr, e, "consecutive failures");
         }
+    }
+
+    /// Passive health: `addr` refused a connection. Nothing listens there (a replica that is
+    /// stopping or gone), so it is ejected at once rather than after `consecutive_failures`:
+    /// when several replicas stop together, every request that tried one would otherwise
+    /// spend a retry on each of them.
+    pub(crate) fn report_refused(&self, addr: SocketAddr) {
+        if self.config.passive.consecutive_failures == 0 {
+            return;
+        }
+        let endpoints = self.endpoints.load();
+        if let Some(e) = endpoints.get(&addr) {
+            self.eject(addr, e, "connection refused");
+        }
+    }
+
+    fn eject(&self, addr: SocketAddr, e: &Endpoint, reason: &'static str) {
+        e.failures.store(0, Relaxed);
+        let cooldown = u64::try_from(self.config.passive.cooldown.as_millis()).unwrap_or(u64::MAX);
+        e.ejected_until_ms
+            .store(self.now_ms().saturating_add(cooldown), Relaxed);
+        metrics::EJECTIONS.with_label_values(&[self.name()]).inc();
+        metrics::ENDPOINT_HEALTHY
+            .with_label_values(&[self.name(), &addr.to_string()])
+            .set(0);
+        tracing::warn!(pool = %self.name(), endpoint = %addr, reason, cooldown = ?self.config.passive.cooldown, "endpoint ejected by passive health");
     }
 
     /// Passive health: `addr` answered without a 5xx.
