@@ -5,6 +5,7 @@
 #   redis-server  the tests start their own (rate limits, the backend's cache and queue)
 #   postgresql    server binaries (initdb, postgres) for the backend tests' own PostgreSQL
 #   nginx-light haproxy wrk   the benchmark (bench/) compares the gateway with them
+#   debootstrap   the compose test builds its base image from Debian packages (no registry)
 set -euo pipefail
 
 missing=()
@@ -16,6 +17,7 @@ command -v cc >/dev/null || missing+=(build-essential)
 command -v nginx >/dev/null || missing+=(nginx-light)
 command -v haproxy >/dev/null || missing+=(haproxy)
 command -v wrk >/dev/null || missing+=(wrk)
+command -v debootstrap >/dev/null || missing+=(debootstrap)
 
 if ((${#missing[@]})); then
   sudo=""

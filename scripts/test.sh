@@ -22,11 +22,25 @@ done
 echo "== benchmark smoke run (seconds; numbers are not asserted or kept)"
 smoke_out=$(mktemp -d)
 "$target_dir/debug/bench" proxy --smoke --out "$smoke_out"
+"$target_dir/debug/bench" e2e --smoke --out "$smoke_out"
 rm -rf "$smoke_out"
+echo "== docker engine (the compose test needs one; without one it prints SKIP)"
+dockerd_pid=""
+if command -v dockerd >/dev/null && ! docker info >/dev/null 2>&1 && [ "$(id -u)" -eq 0 ]; then
+  dockerd_log=$(mktemp)
+  dockerd >"$dockerd_log" 2>&1 &
+  dockerd_pid=$!
+  for _ in $(seq 60); do docker info >/dev/null 2>&1 && break; sleep 0.5; done
+  echo "started dockerd (pid $dockerd_pid, log $dockerd_log)"
+fi
+stop_dockerd() { if [ -n "$dockerd_pid" ]; then kill "$dockerd_pid" 2>/dev/null || true; fi; }
+trap stop_dockerd EXIT
+docker info >/dev/null 2>&1 && echo "docker: $(docker version --format '{{.Server.Version}}')" || echo "docker: none"
+
 echo "== tests"
 log=$(mktemp)
 set +e
-GATEWAY_BIN="$target_dir/debug/gateway" cargo test --workspace 2>&1 | tee "$log"
+GATEWAY_BIN="$target_dir/debug/gateway" cargo test --workspace --no-fail-fast 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
 # One closing line for the whole workspace (cargo prints one per test binary).
