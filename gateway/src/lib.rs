@@ -8,10 +8,11 @@
 //! - [`config`]: `gateway.yaml` -> validated [`config::Config`], with file:line:column errors.
 //! - `proxy`: the `ProxyHttp` implementation, one module per phase, plus pools and discovery.
 //! - `admin`: `/metrics`, `/healthz`, `/readyz` on the admin listener.
-//! - `policy`: edge policies (JWT verification).
+//! - `policy`: edge policies (JWT verification, rate limits).
 //! - `metrics`: every Prometheus metric, in the registry `pingora-prometheus` serves.
 //! - `reload`: watches `gateway.yaml` (and SIGHUP) and swaps in a new runtime.
 //! - [`server`]: wiring and process lifecycle (shutdown drain).
+//! - [`telemetry`]: JSON logs; access lines buffered off the request path.
 
 mod admin;
 pub mod config;
@@ -21,5 +22,6 @@ mod policy;
 mod proxy;
 mod reload;
 pub mod server;
+pub mod telemetry;
 
 pub use error::StartupError;

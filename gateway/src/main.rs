@@ -54,7 +54,7 @@ fn main() -> ExitCode {
         };
     }
 
-    init_logging();
+    gateway::telemetry::init();
     let config = match gateway::config::load(&cli.config) {
         Ok(config) => config,
         Err(errors) => {
@@ -69,15 +69,4 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// JSON lines on stdout; `RUST_LOG` sets the level (default `info`).
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(filter)
-        .with_current_span(false)
-        .init();
 }

@@ -111,6 +111,7 @@ fn exit_when_drained(server: &Server) {
                     }
                 }
                 tracing::info!("drained: no request in flight, exiting");
+                crate::telemetry::flush();
                 std::process::exit(0);
             }
             Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}

@@ -128,6 +128,10 @@ pub(super) fn log_request(session: &Session, e: Option<&Error>, ctx: &Ctx) {
         .with_label_values(&[route])
         .observe(total.as_secs_f64());
 
+    // The fields below allocate; skip them when the access log is off (RUST_LOG=warn).
+    if !tracing::enabled!(target: "access", tracing::Level::INFO) {
+        return;
+    }
     let pool = ctx.pool().map(|p| p.name().to_owned());
     let endpoint = ctx.tried.last().map(ToString::to_string);
     tracing::info!(

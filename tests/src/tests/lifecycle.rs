@@ -36,6 +36,14 @@ async fn sigterm_lets_in_flight_requests_finish_then_exits() {
         tokio::net::TcpStream::connect(gw.http).await.is_err(),
         "still accepting"
     );
+    // Access lines are buffered; the drained request's line is written before the exit.
+    assert!(
+        gw.log()
+            .lines()
+            .any(|l| l.contains("\"target\":\"access\"") && l.contains("/slow/1500")),
+        "the in-flight request's access line was lost:\n{}",
+        gw.log()
+    );
 }
 
 #[test]
