@@ -36,19 +36,10 @@ wrk.headers["Content-Type"] = "application/json"
 /// The committed gateway.yaml without the per-user limits on `/todos` and `/jobs`.
 fn bench_config(dir: &Path) -> anyhow::Result<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../gateway.yaml");
-    let mut doc: serde_yaml::Value = serde_yaml::from_str(&std::fs::read_to_string(root)?)?;
-    for route in doc["routes"]
-        .as_sequence_mut()
-        .ok_or_else(|| anyhow::anyhow!("gateway.yaml has no routes"))?
-    {
-        if matches!(route["name"].as_str(), Some("todos" | "jobs")) {
-            if let Some(map) = route.as_mapping_mut() {
-                map.remove("rate_limits");
-            }
-        }
-    }
+    let text =
+        tests::stack::without_rate_limits(&std::fs::read_to_string(root)?, &["todos", "jobs"])?;
     let path = dir.join("gateway.yaml");
-    std::fs::write(&path, serde_yaml::to_string(&doc)?)?;
+    std::fs::write(&path, text)?;
     Ok(path)
 }
 
@@ -93,30 +84,35 @@ async fn seed(stack: &Stack) -> anyhow::Result<String> {
     Ok(token)
 }
 
-/// Sum of `jobs_total{event="..."}` over every replica's `/metrics`.
-async fn jobs(stack: &Stack, event: &str) -> f64 {
-    let line = format!("jobs_total{{event=\"{event}\"}} ");
-    let mut total = 0.0;
+/// `(enqueued, processed)`: `jobs_total` summed over every replica's `/metrics`.
+async fn job_counts(stack: &Stack) -> (f64, f64) {
+    let counter = |text: &str, event: &str| {
+        let line = format!("jobs_total{{event=\"{event}\"}} ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(&line))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    let (mut enqueued, mut processed) = (0.0, 0.0);
     for addr in &stack.backends {
         let Ok(resp) = reqwest::get(format!("http://{addr}/metrics")).await else {
             continue;
         };
         let text = resp.text().await.unwrap_or_default();
-        total += text
-            .lines()
-            .find_map(|l| l.strip_prefix(&line))
-            .and_then(|v| v.trim().parse::<f64>().ok())
-            .unwrap_or(0.0);
+        enqueued += counter(&text, "enqueued");
+        processed += counter(&text, "processed");
     }
-    total
+    (enqueued, processed)
 }
 
-/// Wait until every enqueued job was processed; jobs per second from `since`.
+/// Wait until every enqueued job was processed; `(jobs that were left, jobs per second)`.
 async fn drain(stack: &Stack, limit: Duration) -> anyhow::Result<(f64, f64)> {
     let start = Instant::now();
-    let remaining = jobs(stack, "enqueued").await - jobs(stack, "processed").await;
+    let (enqueued, processed) = job_counts(stack).await;
+    let remaining = enqueued - processed;
     loop {
-        if jobs(stack, "processed").await >= jobs(stack, "enqueued").await {
+        let (enqueued, processed) = job_counts(stack).await;
+        if processed >= enqueued {
             let secs = start.elapsed().as_secs_f64();
             return Ok((remaining, remaining / secs.max(1e-3)));
         }

@@ -2,8 +2,9 @@
 //!
 //! Access-log lines (target `access`, one per request) go through an in-process buffer that
 //! a background thread flushes every 100 ms, and that [`flush`] empties before the process
-//! exits: writing each line at once cost a `write` syscall per request, 16% of the proxy's
-//! throughput on the benchmark machine. Every other line (start-up, reloads, health,
+//! exits, so the request path formats its line but makes no `write` syscall for it (the
+//! access log cost 16% of the proxy's throughput on the benchmark machine, see
+//! `bench/README.md`). Every other line (start-up, reloads, health,
 //! errors) is written at once, so operators and tests see it immediately. An access line may
 //! therefore appear up to 100 ms after lines logged later than it.
 
@@ -11,11 +12,9 @@ use std::io::Write;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
-use tracing_subscriber::filter::filter_fn;
+use tracing::Metadata;
+use tracing_subscriber::fmt::writer::MakeWriterExt as _;
 use tracing_subscriber::fmt::MakeWriter;
-use tracing_subscriber::layer::SubscriberExt as _;
-use tracing_subscriber::util::SubscriberInitExt as _;
-use tracing_subscriber::Layer as _;
 
 /// How long an access line may wait in the buffer.
 const FLUSH_INTERVAL: Duration = Duration::from_millis(100);
@@ -33,7 +32,7 @@ fn lock() -> MutexGuard<'static, Vec<u8>> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// Write out `lines` (taken from the buffer, so no lock is held during the syscall).
+/// Write `lines` to stdout.
 fn write_out(lines: &[u8]) {
     if !lines.is_empty() {
         let _ = std::io::stdout().lock().write_all(lines);
@@ -86,20 +85,15 @@ impl<'a> MakeWriter<'a> for Buffered {
 pub fn init() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let access = tracing_subscriber::fmt::layer()
+    // One JSON layer; only the writer depends on the target.
+    let writer = Buffered
+        .with_filter(|meta: &Metadata<'_>| meta.target() == "access")
+        .or_else(std::io::stdout);
+    tracing_subscriber::fmt()
         .json()
+        .with_env_filter(filter)
         .with_current_span(false)
-        .with_writer(Buffered)
-        .with_filter(filter_fn(|meta| meta.target() == "access"));
-    let other = tracing_subscriber::fmt::layer()
-        .json()
-        .with_current_span(false)
-        .with_writer(std::io::stdout)
-        .with_filter(filter_fn(|meta| meta.target() != "access"));
-    tracing_subscriber::registry()
-        .with(filter)
-        .with(access)
-        .with(other)
+        .with_writer(writer)
         .init();
     std::thread::Builder::new()
         .name("access-log-flush".into())

@@ -6,7 +6,6 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::gateway::free_port;
-use crate::wait_for_port;
 
 fn is_root() -> bool {
     Command::new("id")
@@ -127,9 +126,8 @@ impl Postgres {
                 .expect("spawn postgres")
         };
         self.child = Some(child);
-        wait_for_port(self.port, "PostgreSQL");
-        // The port opens before the server takes sessions ("the database system is starting
-        // up"); pg_isready asks the server itself.
+        // Not just the port: it opens before the server takes sessions ("the database
+        // system is starting up"); pg_isready asks the server itself.
         let deadline = Instant::now() + Duration::from_secs(30);
         let port = self.port.to_string();
         while !Command::new(pg_bin("pg_isready"))

@@ -52,6 +52,8 @@ pub struct Stack {
     /// Backend replica processes, in the order of `backends`.
     backend_children: Vec<Child>,
     gateway_child: Child,
+    /// The gateway binary, also used to `check` edits of the source config.
+    gateway_bin: PathBuf,
     /// The config as the user edits it, and the rendered copy the gateway runs.
     source_config: PathBuf,
     rendered_config: PathBuf,
@@ -68,12 +70,12 @@ pub fn sibling_binaries() -> anyhow::Result<(PathBuf, PathBuf)> {
     let exe = std::env::current_exe().context("Failed to find the current executable")?;
     let mut dir = exe.parent().context("executable has no parent dir")?;
     // A test executable lives one level down, in `deps/`.
-    if dir.file_name().is_some_and(|n| n == "deps") {
+    let in_test = dir.ends_with("deps");
+    if in_test {
         dir = dir.parent().context("deps dir has no parent")?;
     }
     // Under `cargo run` (not in a test: the test runner's binaries are built already, and
     // a nested cargo would wait on the running one's lock).
-    let in_test = exe.parent().is_some_and(|p| p.ends_with("deps"));
     if let (Some(cargo), false) = (std::env::var_os("CARGO"), in_test) {
         let mut cmd = Command::new(cargo);
         cmd.args(["build", "-p", "gateway", "-p", "backend", "--bins"]);
@@ -165,6 +167,7 @@ impl Stack {
             redis,
             backend_children,
             gateway_child,
+            gateway_bin,
             source_config: options.config.clone(),
             rendered_config,
             started_with: source,
@@ -264,8 +267,8 @@ impl Stack {
     }
 
     fn apply_config(&self, text: &str) -> anyhow::Result<()> {
-        let (gateway_bin, _) = sibling_binaries()?;
-        let check = Command::new(gateway_bin)
+        // Not `sibling_binaries()`: under `cargo run` that would run cargo on every edit.
+        let check = Command::new(&self.gateway_bin)
             .arg("check")
             .arg(&self.source_config)
             .output()
@@ -374,6 +377,26 @@ pub fn render_config(
     set(pool, "endpoints", Value::Sequence(endpoints))?;
     if let Some(limits) = root.get_mut("rate_limiting") {
         set(limits, "redis_url", Value::from(redis_url))?;
+    }
+    serde_yaml::to_string(&doc).context("Failed to write YAML")
+}
+
+/// `source` without the `rate_limits` of the routes named in `routes`: a load test from one
+/// user (the benchmark, the compose test) measures failures and throughput, not the limiter.
+pub fn without_rate_limits(source: &str, routes: &[&str]) -> anyhow::Result<String> {
+    let mut doc: Value = serde_yaml::from_str(source).context("not valid YAML")?;
+    let list = doc
+        .get_mut("routes")
+        .and_then(Value::as_sequence_mut)
+        .context("the config has no `routes` list")?;
+    for route in list {
+        let named = route
+            .get("name")
+            .and_then(Value::as_str)
+            .is_some_and(|n| routes.contains(&n));
+        if let (true, Some(map)) = (named, route.as_mapping_mut()) {
+            map.remove("rate_limits");
+        }
     }
     serde_yaml::to_string(&doc).context("Failed to write YAML")
 }

@@ -145,14 +145,12 @@ fn docker(args: &[&str]) -> String {
 /// rate limiting. The reload step adds a limit back.
 fn test_config(dir: &Path) -> PathBuf {
     let text = std::fs::read_to_string(repo_root().join("gateway.yaml")).unwrap();
-    let mut doc: Yaml = serde_yaml::from_str(&text).unwrap();
-    for route in doc["routes"].as_sequence_mut().unwrap() {
-        if matches!(route["name"].as_str(), Some("todos" | "jobs")) {
-            route.as_mapping_mut().unwrap().remove("rate_limits");
-        }
-    }
     let path = dir.join("gateway.yaml");
-    std::fs::write(&path, serde_yaml::to_string(&doc).unwrap()).unwrap();
+    std::fs::write(
+        &path,
+        tests::stack::without_rate_limits(&text, &["todos", "jobs"]).unwrap(),
+    )
+    .unwrap();
     path
 }
 
