@@ -24,6 +24,14 @@ pub enum ApiError {
     NotFound,
     #[error("{0}")]
     Conflict(String),
+    /// Well-formed, but conflicting with what the server already holds for it (e.g. an
+    /// `Idempotency-Key` reused for a different request).
+    #[error("{0}")]
+    Unprocessable(String),
+    /// A bounded resource of this replica is saturated (e.g. password hashing); retrying soon
+    /// or on another replica helps. Expected under floods, so logged at debug level only.
+    #[error("{0}")]
+    Busy(&'static str),
     #[error("method not allowed")]
     MethodNotAllowed,
     #[error("{0}")]
@@ -41,8 +49,9 @@ impl ApiError {
             Self::Unauthorized | Self::BadCredentials => StatusCode::UNAUTHORIZED,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -54,6 +63,10 @@ impl ApiError {
             Self::Unexpected(e) => {
                 tracing::error!(request_id, error.cause_chain = ?e, error.message = %e, "request failed");
                 "The server failed to handle the request.".to_owned()
+            }
+            Self::Busy(what) => {
+                tracing::debug!(request_id, resource = what, "replica busy");
+                format!("{what}; retry shortly.")
             }
             Self::Unavailable(what) => {
                 tracing::warn!(request_id, dependency = what, "dependency unavailable");
@@ -88,11 +101,20 @@ impl ApiError {
     }
 }
 
-/// A database failure: unreachable means 503, anything else is unexpected.
+/// A database failure: unreachable means 503; a data exception (SQLSTATE class 22: a value
+/// PostgreSQL cannot store or compare, such as a NUL byte in text or a date out of range) can
+/// only come from a client's value that validation let through, so it is a 400; anything else
+/// is unexpected. A 500 must mean a bug: the gateway counts 5xx toward ejecting a replica.
 pub fn db_error(e: sqlx::Error) -> ApiError {
     match e {
         sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
             ApiError::Unavailable("the database")
+        }
+        sqlx::Error::Database(db) if db.code().is_some_and(|c| c.starts_with("22")) => {
+            tracing::info!(sqlstate = ?db.code(), error = %db, "database refused a client value");
+            ApiError::Validation(
+                "a value in the request cannot be stored (invalid text or out of range)".to_owned(),
+            )
         }
         other => ApiError::Unexpected(anyhow::Error::new(other).context("database query failed")),
     }

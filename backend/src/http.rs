@@ -47,8 +47,9 @@ impl Request<'_> {
             .map_err(|e| ApiError::MalformedBody(format!("invalid JSON body: {e}")))
     }
 
-    /// The authenticated user: from the gateway's `X-User-Id` when trusted, else from the
-    /// bearer token verified here.
+    /// The authenticated user: from the gateway's `X-User-Id` when identity from the gateway
+    /// is trusted and the request proves it came from the gateway (`X-Gateway-Secret`), else
+    /// from the bearer token verified here.
     pub fn user(&self) -> Result<Uuid, ApiError> {
         let header = |name| {
             self.parts
@@ -56,10 +57,17 @@ impl Request<'_> {
                 .get(name)
                 .and_then(|v: &HeaderValue| v.to_str().ok())
         };
-        if self.state.settings.trust_gateway_identity {
-            return header("x-user-id")
-                .and_then(|v| Uuid::parse_str(v).ok())
-                .ok_or(ApiError::Unauthorized);
+        if let Some(secret) = &self.state.gateway_secret {
+            let from_gateway = self
+                .parts
+                .headers
+                .get("x-gateway-secret")
+                .is_some_and(|v| constant_time_eq(v.as_bytes(), secret));
+            if from_gateway {
+                return header("x-user-id")
+                    .and_then(|v| Uuid::parse_str(v).ok())
+                    .ok_or(ApiError::Unauthorized);
+            }
         }
         let token = header(header::AUTHORIZATION.as_str())
             .and_then(|v| v.split_once(' '))
@@ -78,6 +86,11 @@ impl Request<'_> {
             (k == key).then(|| v.to_owned())
         })
     }
+}
+
+/// Compare secrets without an early exit that would tell, by timing, how much matched.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 pub fn json(status: StatusCode, value: &serde_json::Value) -> Reply {
@@ -104,10 +117,31 @@ fn text(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) 
     resp
 }
 
+/// The segments of `path` when it is in canonical form, else `None`.
+///
+/// Canonical: starts with `/`, no empty segment (no `//`, no trailing slash), no `.` or `..`
+/// segment, no percent-encoding (nothing this API serves needs one). The gateway normalizes
+/// paths before routing; answering only the canonical spelling here means a path that
+/// slipped past it in another spelling (and so past the limits of its exact route) finds
+/// nothing rather than the same handler.
+pub fn canonical_segments(path: &str) -> Option<Vec<&str>> {
+    let rest = path.strip_prefix('/')?;
+    if rest.is_empty() {
+        return Some(Vec::new());
+    }
+    let segments: Vec<&str> = rest.split('/').collect();
+    segments
+        .iter()
+        .all(|s| !s.is_empty() && *s != "." && *s != ".." && !s.contains('%'))
+        .then_some(segments)
+}
+
 /// Route template (for metrics) and handler outcome.
 async fn dispatch(req: Request<'_>) -> (&'static str, Result<Reply, ApiError>) {
     let path = req.parts.uri.path().to_owned();
-    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let Some(segments) = canonical_segments(&path) else {
+        return ("other", Err(ApiError::NotFound));
+    };
     let method = req.parts.method.clone();
     match (method, segments.as_slice()) {
         (Method::GET, ["healthz"]) => ("/healthz", Ok(text(StatusCode::OK, "text/plain", "ok\n"))),
@@ -172,9 +206,12 @@ pub async fn serve(
         headers.insert("x-request-id", v);
     }
     let status = reply.status().as_u16();
-    state
-        .metrics
-        .observe_request(route, method.as_str(), status, started.elapsed());
+    state.metrics.observe_request(
+        route,
+        crate::metrics::method_label(&method),
+        status,
+        started.elapsed(),
+    );
     tracing::info!(
         target: "access", request_id, method = %method, route, status,
         duration_ms = started.elapsed().as_secs_f64() * 1000.0, "request"

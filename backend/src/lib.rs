@@ -4,7 +4,8 @@
 //! # Layout
 //! - [`config`]: settings from the environment (`backend --help`).
 //! - [`startup`]: `build_state`, `Application::build` / `run_until_stopped`.
-//! - [`http`]: request reading, identity, the routing table, replies.
+//! - [`http`]: request reading, identity, the routing table (canonical paths only), replies.
+//! - [`input`]: rules every text input shares (no control characters).
 //! - [`auth`]: usernames and passwords, argon2id hashes, signed tokens and the JWKS.
 //! - [`todos`]: the todo domain, its SQL and the first-page cache.
 //! - [`jobs`]: the queue (Redis stream), its SQL and the workers.
@@ -14,6 +15,7 @@ pub mod auth;
 pub mod config;
 pub mod error;
 pub mod http;
+pub mod input;
 pub mod jobs;
 pub mod metrics;
 pub mod redis_handle;

@@ -16,6 +16,8 @@ pub struct Metrics {
     pub stream: IntGaugeVec,
     /// Database pool connections by state: in_use, idle.
     pub db_pool: IntGaugeVec,
+    /// Password hashes and verifications by outcome: done, busy (refused: replica saturated).
+    pub password_hashes: IntCounterVec,
 }
 
 impl Metrics {
@@ -66,12 +68,20 @@ impl Metrics {
             ),
             &["state"],
         )?;
+        let password_hashes = IntCounterVec::new(
+            Opts::new(
+                "password_hashes_total",
+                "Argon2id operations by op (hash|verify) and outcome (done|busy)",
+            ),
+            &["op", "outcome"],
+        )?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(duration.clone()))?;
         registry.register(Box::new(cache.clone()))?;
         registry.register(Box::new(jobs.clone()))?;
         registry.register(Box::new(stream.clone()))?;
         registry.register(Box::new(db_pool.clone()))?;
+        registry.register(Box::new(password_hashes.clone()))?;
         Ok(Self {
             registry,
             requests,
@@ -80,6 +90,7 @@ impl Metrics {
             jobs,
             stream,
             db_pool,
+            password_hashes,
         })
     }
 
@@ -97,5 +108,33 @@ impl Metrics {
         let mut out = Vec::new();
         let _ = prometheus::TextEncoder::new().encode(&self.registry.gather(), &mut out);
         out
+    }
+}
+
+/// A method as a metric label with bounded cardinality: the standard methods by name,
+/// anything else `OTHER` (a client can send any token as a method; each would otherwise
+/// become a new time series).
+pub fn method_label(method: &http::Method) -> &'static str {
+    match *method {
+        http::Method::GET => "GET",
+        http::Method::HEAD => "HEAD",
+        http::Method::POST => "POST",
+        http::Method::PUT => "PUT",
+        http::Method::PATCH => "PATCH",
+        http::Method::DELETE => "DELETE",
+        http::Method::OPTIONS => "OPTIONS",
+        _ => "OTHER",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn made_up_methods_map_to_other() {
+        let made_up = http::Method::from_bytes(b"BREW").unwrap();
+        assert_eq!(method_label(&made_up), "OTHER");
+        assert_eq!(method_label(&http::Method::PATCH), "PATCH");
     }
 }

@@ -1,6 +1,7 @@
 //! Credentials as types: once parsed, a `Username` or `Password` is known to be acceptable.
 
 use crate::error::ApiError;
+use crate::input::reject_control_chars;
 
 /// 3-32 characters of `[a-z0-9_.-]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -8,6 +9,7 @@ pub struct Username(String);
 
 impl Username {
     pub fn parse(raw: String) -> Result<Self, ApiError> {
+        reject_control_chars("username", &raw)?;
         let ok_len = (3..=32).contains(&raw.len());
         let ok_chars = raw.bytes().all(|b| {
             b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'.' | b'-')
@@ -26,7 +28,7 @@ impl Username {
     }
 }
 
-/// 8-256 bytes. Never logged: `Debug` hides it.
+/// 8-256 bytes without control characters. Never logged: `Debug` hides it.
 #[derive(Clone)]
 pub struct Password(String);
 
@@ -38,6 +40,7 @@ impl std::fmt::Debug for Password {
 
 impl Password {
     pub fn parse(raw: String) -> Result<Self, ApiError> {
+        reject_control_chars("password", &raw)?;
         if (8..=256).contains(&raw.len()) {
             Ok(Self(raw))
         } else {
@@ -72,5 +75,6 @@ mod tests {
         assert!(Password::parse("x".repeat(257)).is_err());
         let p = Password::parse("correct horse".into()).unwrap();
         assert_eq!(format!("{p:?}"), "Password(..)");
+        assert!(Password::parse("correct\0horse".into()).is_err());
     }
 }

@@ -5,13 +5,15 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::error::ApiError;
+use crate::input::reject_control_chars;
 
-/// A title of 1-255 characters after trimming.
+/// A title of 1-255 characters after trimming, on one line (no control characters).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TodoTitle(String);
 
 impl TodoTitle {
     pub fn parse(raw: &str) -> Result<Self, ApiError> {
+        reject_control_chars("title", raw)?;
         let trimmed = raw.trim();
         let chars = trimmed.chars().count();
         if (1..=255).contains(&chars) {
@@ -44,6 +46,11 @@ pub struct Page {
     pub next_cursor: Option<String>,
 }
 
+/// The instants a cursor may name: from the Unix epoch to the end of year 9999. Every
+/// `created_at` this API hands out lies in between, and PostgreSQL could not even compare
+/// against an instant before 4713 BC (its error would be a 500).
+const CURSOR_MICROS: std::ops::RangeInclusive<i64> = 0..=253_402_300_799_999_999;
+
 /// Where the next page starts: the last item's `(created_at, id)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Cursor {
@@ -66,8 +73,11 @@ impl Cursor {
             .map_err(|_| bad())?;
         let raw = String::from_utf8(raw).map_err(|_| bad())?;
         let (micros, id) = raw.split_once('.').ok_or_else(bad)?;
-        let created_at =
-            DateTime::from_timestamp_micros(micros.parse().map_err(|_| bad())?).ok_or_else(bad)?;
+        let micros: i64 = micros.parse().map_err(|_| bad())?;
+        if !CURSOR_MICROS.contains(&micros) {
+            return Err(bad());
+        }
+        let created_at = DateTime::from_timestamp_micros(micros).ok_or_else(bad)?;
         Ok(Self {
             created_at,
             id: Uuid::parse_str(id).map_err(|_| bad())?,
@@ -88,6 +98,8 @@ mod tests {
             "255 characters, not bytes"
         );
         assert!(TodoTitle::parse(&"x".repeat(256)).is_err());
+        assert!(TodoTitle::parse("mi\0lk").is_err());
+        assert!(TodoTitle::parse("milk\nand eggs").is_err());
     }
 
     #[test]
@@ -98,5 +110,10 @@ mod tests {
         };
         assert_eq!(Cursor::decode(&c.encode()).unwrap(), c);
         assert!(Cursor::decode("not-a-cursor").is_err());
+        let before_4713_bc = Cursor {
+            created_at: DateTime::from_timestamp_micros(-300_000_000_000_000_000).unwrap(),
+            id: Uuid::now_v7(),
+        };
+        assert!(Cursor::decode(&before_4713_bc.encode()).is_err());
     }
 }

@@ -117,6 +117,11 @@ pub(crate) struct Options {
     pub(crate) redis_url: Option<String>,
     pub(crate) visibility_timeout_seconds: u64,
     pub(crate) cache_ttl_seconds: u64,
+    /// With `trust_gateway_identity`: the shared secret's file contents.
+    pub(crate) gateway_secret: Option<String>,
+    pub(crate) password_hash_concurrency: Option<usize>,
+    pub(crate) header_read_timeout_seconds: u64,
+    pub(crate) dead_letter_max_len: usize,
 }
 
 impl Default for Options {
@@ -127,6 +132,10 @@ impl Default for Options {
             redis_url: None,
             visibility_timeout_seconds: 30,
             cache_ttl_seconds: 300,
+            gateway_secret: None,
+            password_hash_concurrency: None,
+            header_read_timeout_seconds: 65,
+            dead_letter_max_len: 10_000,
         }
     }
 }
@@ -136,41 +145,7 @@ pub(crate) async fn spawn_app() -> TestApp {
 }
 
 pub(crate) async fn spawn_app_with(options: Options) -> TestApp {
-    let database_url = match options.database_url {
-        Some(url) => url,
-        None => {
-            let pg = shared_postgres();
-            let name = format!("test_{}", Uuid::new_v4().simple());
-            create_database(&pg.url("postgres"), &name).await;
-            pg.url(&name)
-        }
-    };
-    let redis_url = options.redis_url.unwrap_or_else(|| shared_redis().url());
-    let key_dir = tempfile::tempdir().unwrap();
-    let key_file = key_dir.path().join("signing.pem");
-    std::fs::write(&key_file, backend::auth::tokens::generate_ed25519_pem()).unwrap();
-    let settings = Settings {
-        database_url,
-        redis_url,
-        bind: "127.0.0.1".parse().unwrap(),
-        port: 0,
-        jwt_private_key_file: key_file,
-        jwt_issuer: "todo-backend".into(),
-        jwt_audience: "todo-api".into(),
-        token_ttl_seconds: 900,
-        trust_gateway_identity: options.trust_gateway_identity,
-        db_pool_size: 10,
-        cache_ttl_seconds: options.cache_ttl_seconds,
-        worker_concurrency: 2,
-        instance_id: Some(format!(
-            "test-{}",
-            &Uuid::new_v4().simple().to_string()[..8]
-        )),
-        redis_key_prefix: format!("test:{}:", Uuid::new_v4().simple()),
-        job_visibility_timeout_seconds: options.visibility_timeout_seconds,
-        job_max_attempts: 3,
-        max_body_bytes: 64 * 1024,
-    };
+    let (settings, key_dir) = test_settings(options).await;
     let app = Application::build(settings.clone())
         .await
         .expect("backend starts");
@@ -188,6 +163,57 @@ pub(crate) async fn spawn_app_with(options: Options) -> TestApp {
         key_dir,
         stop,
     }
+}
+
+/// Settings for one test's world (a fresh database, key prefix and signing key), and the
+/// directory that holds its key files.
+pub(crate) async fn test_settings(options: Options) -> (Settings, tempfile::TempDir) {
+    let database_url = match options.database_url {
+        Some(url) => url,
+        None => {
+            let pg = shared_postgres();
+            let name = format!("test_{}", Uuid::new_v4().simple());
+            create_database(&pg.url("postgres"), &name).await;
+            pg.url(&name)
+        }
+    };
+    let redis_url = options.redis_url.unwrap_or_else(|| shared_redis().url());
+    let key_dir = tempfile::tempdir().unwrap();
+    let key_file = key_dir.path().join("signing.pem");
+    std::fs::write(&key_file, backend::auth::tokens::generate_ed25519_pem()).unwrap();
+    let secret_file = options.gateway_secret.map(|secret| {
+        let path = key_dir.path().join("gateway-secret");
+        std::fs::write(&path, secret).unwrap();
+        path
+    });
+    let settings = Settings {
+        database_url,
+        redis_url,
+        bind: "127.0.0.1".parse().unwrap(),
+        port: 0,
+        jwt_private_key_file: key_file,
+        jwt_issuer: "todo-backend".into(),
+        jwt_audience: "todo-api".into(),
+        token_ttl_seconds: 900,
+        trust_gateway_identity: options.trust_gateway_identity,
+        gateway_identity_secret_file: secret_file,
+        db_pool_size: 10,
+        cache_ttl_seconds: options.cache_ttl_seconds,
+        worker_concurrency: 2,
+        instance_id: Some(format!(
+            "test-{}",
+            &Uuid::new_v4().simple().to_string()[..8]
+        )),
+        redis_key_prefix: format!("test:{}:", Uuid::new_v4().simple()),
+        job_visibility_timeout_seconds: options.visibility_timeout_seconds,
+        job_max_attempts: 3,
+        max_body_bytes: 64 * 1024,
+        password_hash_concurrency: options.password_hash_concurrency,
+        header_read_timeout_seconds: options.header_read_timeout_seconds,
+        dead_letter_max_len: options.dead_letter_max_len,
+        stream_trim_interval_seconds: 10,
+    };
+    (settings, key_dir)
 }
 
 impl Drop for TestApp {
@@ -351,6 +377,44 @@ impl TestApp {
             .await
             .unwrap()
             .text()
+            .await
+            .unwrap()
+    }
+
+    /// POST `body` as JSON to `target` exactly as written (HTTP clients resolve `.` and `..`
+    /// segments before sending), over a raw connection; returns the status code.
+    pub(crate) async fn raw_post(&self, target: &str, body: &Value) -> u16 {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let addr = self.address.trim_start_matches("http://");
+        let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let body = body.to_string();
+        let request = format!(
+            "POST {target} HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        conn.write_all(request.as_bytes()).await.unwrap();
+        let mut response = Vec::new();
+        conn.read_to_end(&mut response).await.unwrap();
+        let text = String::from_utf8_lossy(&response);
+        text.split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// Entries in a Redis stream (the job stream or the dead-letter stream).
+    pub(crate) async fn stream_len(&self, stream: &str) -> usize {
+        let mut conn = self
+            .state
+            .redis
+            .client()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap();
+        redis::cmd("XLEN")
+            .arg(stream)
+            .query_async(&mut conn)
             .await
             .unwrap()
     }
