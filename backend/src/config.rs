@@ -63,9 +63,15 @@ pub struct Settings {
     /// Access-token lifetime in seconds.
     #[arg(long, env = "TOKEN_TTL_SECONDS", default_value_t = 900)]
     pub token_ttl_seconds: u64,
-    /// Take the user from the gateway's X-User-Id header instead of verifying tokens here.
+    /// Take the user from the gateway's X-User-Id header instead of verifying tokens here, on
+    /// requests that also carry the shared secret of GATEWAY_IDENTITY_SECRET_FILE in
+    /// X-Gateway-Secret (others must send a valid bearer token).
     #[arg(long, env = "TRUST_GATEWAY_IDENTITY", default_value_t = false, action = clap::ArgAction::Set)]
     pub trust_gateway_identity: bool,
+    /// File holding the secret the gateway sends in X-Gateway-Secret (its
+    /// `jwt.forward_secret`); required with TRUST_GATEWAY_IDENTITY=true.
+    #[arg(long, env = "GATEWAY_IDENTITY_SECRET_FILE")]
+    pub gateway_identity_secret_file: Option<PathBuf>,
     /// Largest PostgreSQL connection pool.
     #[arg(long, env = "DB_POOL_SIZE", default_value_t = 20)]
     pub db_pool_size: u32,
@@ -90,6 +96,21 @@ pub struct Settings {
     /// Largest request body accepted, in bytes.
     #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 64 * 1024)]
     pub max_body_bytes: usize,
+    /// Password hashes and verifications run at once (default: one per core); more wait in a
+    /// short queue, and past that get 503 with Retry-After.
+    #[arg(long, env = "PASSWORD_HASH_CONCURRENCY")]
+    pub password_hash_concurrency: Option<usize>,
+    /// Longest time a client may take to send a request header, in seconds. hyper also
+    /// applies it to idle keep-alive connections, so keep it above the gateway's
+    /// `timeouts.idle` for this pool (55 s in gateway.yaml).
+    #[arg(long, env = "HEADER_READ_TIMEOUT_SECONDS", default_value_t = 65)]
+    pub header_read_timeout_seconds: u64,
+    /// Entries kept in the dead-letter stream (older ones are trimmed).
+    #[arg(long, env = "DEAD_LETTER_MAX_LEN", default_value_t = 10_000)]
+    pub dead_letter_max_len: usize,
+    /// How often acknowledged entries are trimmed from the job stream, in seconds.
+    #[arg(long, env = "STREAM_TRIM_INTERVAL_SECONDS", default_value_t = 10)]
+    pub stream_trim_interval_seconds: u64,
 }
 
 impl Settings {
@@ -100,6 +121,13 @@ impl Settings {
                 .and_then(|h| h.into_string().ok())
                 .unwrap_or_else(|| "backend".to_owned())
         })
+    }
+
+    /// Concurrent password hashes: the setting, else one per core.
+    pub fn password_hash_concurrency(&self) -> usize {
+        self.password_hash_concurrency
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from))
+            .max(1)
     }
 
     pub fn cache_ttl(&self) -> Duration {

@@ -8,12 +8,13 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 use uuid::Uuid;
 
+use crate::auth::password::Hashing;
 use crate::auth::tokens::{KeyError, TokenKeys};
 use crate::config::Settings;
 use crate::jobs::queue::Queue;
@@ -39,6 +40,15 @@ pub enum StartupError {
     },
     #[error("cannot register metrics")]
     Metrics(#[source] prometheus::Error),
+    #[error("TRUST_GATEWAY_IDENTITY=true needs GATEWAY_IDENTITY_SECRET_FILE: without a shared secret any client that can reach this port could claim to be any user")]
+    IdentitySecretMissing,
+    #[error("cannot read GATEWAY_IDENTITY_SECRET_FILE {path}")]
+    IdentitySecret {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("GATEWAY_IDENTITY_SECRET_FILE {path} holds fewer than 16 bytes")]
+    IdentitySecretTooShort { path: String },
 }
 
 /// Everything a request or a worker needs; shared by all of them.
@@ -50,6 +60,10 @@ pub struct AppState {
     pub redis: RedisHandle,
     /// Signs and verifies access tokens; published as the JWKS.
     pub tokens: TokenKeys,
+    /// Bounds concurrent argon2 work (a flood must not take every core).
+    pub hashing: Hashing,
+    /// With `TRUST_GATEWAY_IDENTITY`: the secret the gateway proves itself with.
+    pub gateway_secret: Option<Vec<u8>>,
     pub(crate) cache: TodoCache,
     pub queue: Queue,
     /// This replica's name, sent as `X-Instance` and used in consumer names.
@@ -127,6 +141,25 @@ pub async fn build_state(settings: Settings) -> Result<Arc<AppState>, StartupErr
         &settings.jwt_audience,
         Duration::from_secs(settings.token_ttl_seconds),
     )?;
+    let gateway_secret = match (
+        settings.trust_gateway_identity,
+        &settings.gateway_identity_secret_file,
+    ) {
+        (false, _) => None,
+        (true, None) => return Err(StartupError::IdentitySecretMissing),
+        (true, Some(path)) => {
+            let path_text = path.display().to_string();
+            let bytes = std::fs::read(path).map_err(|source| StartupError::IdentitySecret {
+                path: path_text.clone(),
+                source,
+            })?;
+            let secret = bytes.trim_ascii().to_vec();
+            if secret.len() < 16 {
+                return Err(StartupError::IdentitySecretTooShort { path: path_text });
+            }
+            Some(secret)
+        }
+    };
     let options: PgConnectOptions = settings
         .database_url
         .parse()
@@ -158,20 +191,28 @@ pub async fn build_state(settings: Settings) -> Result<Arc<AppState>, StartupErr
         redis: redis.clone(),
         stream: settings.stream(),
         dead_letter: settings.dead_letter_stream(),
+        dead_letter_max_len: settings.dead_letter_max_len,
     };
     if let Err(e) = queue.ensure_group().await {
         tracing::warn!(error = %e, "job stream not ready yet; workers will retry");
     }
     let instance = settings.instance_id();
+    let metrics = Metrics::new().map_err(StartupError::Metrics)?;
+    let hashing = Hashing::new(
+        settings.password_hash_concurrency(),
+        metrics.password_hashes.clone(),
+    );
     Ok(Arc::new(AppState {
         settings,
         db,
         redis,
         tokens,
+        hashing,
+        gateway_secret,
         cache,
         queue,
         instance,
-        metrics: Metrics::new().map_err(StartupError::Metrics)?,
+        metrics,
     }))
 }
 
@@ -206,6 +247,13 @@ impl Application {
     /// up to 8 s (Docker stops a container after 10).
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()>) {
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        let mut http = http1::Builder::new();
+        // A client that trickles its header (slowloris) is cut off; hyper also counts idle
+        // keep-alive time against this, hence a default above the gateway's idle timeout.
+        http.timer(TokioTimer::new())
+            .header_read_timeout(Duration::from_secs(
+                self.state.settings.header_read_timeout_seconds.max(1),
+            ));
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
@@ -213,7 +261,7 @@ impl Application {
                     let Ok((stream, _)) = accepted else { continue };
                     let state = Arc::clone(&self.state);
                     let service = service_fn(move |req| crate::http::serve(Arc::clone(&state), req));
-                    let conn = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+                    let conn = http.serve_connection(TokioIo::new(stream), service);
                     let conn = graceful.watch(conn);
                     tokio::spawn(async move {
                         let _ = conn.await;

@@ -29,6 +29,17 @@ pub(crate) async fn create_user(
     }
 }
 
+/// Whether an account already has `username`.
+pub(crate) async fn username_taken(
+    pool: &PgPool,
+    username: &Username,
+) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM users WHERE username = $1)")
+        .bind(username.as_str())
+        .fetch_one(pool)
+        .await
+}
+
 /// `(id, password_hash)` of a user.
 pub(crate) async fn find_by_username(
     pool: &PgPool,

@@ -4,10 +4,10 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use super::domain::{Password, Username};
-use super::password;
 use super::repo::{self, Created};
 use crate::error::{db_error, ApiError};
 use crate::http::{json, Reply, Request};
+use crate::input::reject_control_chars;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -16,11 +16,20 @@ struct Credentials {
     password: String,
 }
 
+/// Register an account. The name is checked before the password is hashed, so a flood of
+/// registrations for a taken name costs one indexed read each, not an argon2 hash; the
+/// unique constraint still decides races between two registrations of a free name.
 pub(crate) async fn register(req: Request<'_>) -> Result<Reply, ApiError> {
     let body: Credentials = req.json()?;
     let username = Username::parse(body.username)?;
     let password = Password::parse(body.password)?;
-    let hash = password::hash(password).await?;
+    if repo::username_taken(&req.state.db, &username)
+        .await
+        .map_err(db_error)?
+    {
+        return Err(taken());
+    }
+    let hash = req.state.hashing.hash(password).await?;
     let id = Uuid::now_v7();
     match repo::create_user(&req.state.db, id, &username, &hash)
         .await
@@ -30,13 +39,21 @@ pub(crate) async fn register(req: Request<'_>) -> Result<Reply, ApiError> {
             http::StatusCode::CREATED,
             &serde_json::json!({ "id": id, "username": username.as_str() }),
         )),
-        Created::UsernameTaken => Err(ApiError::Conflict("that username is taken".to_owned())),
+        Created::UsernameTaken => Err(taken()),
     }
+}
+
+fn taken() -> ApiError {
+    ApiError::Conflict("that username is taken".to_owned())
 }
 
 pub(crate) async fn login(req: Request<'_>) -> Result<Reply, ApiError> {
     let body: Credentials = req.json()?;
-    // Malformed credentials cannot match any account: same answer as a wrong password.
+    // Control characters are a client bug, named as such (and PostgreSQL cannot even look
+    // up a name with a NUL byte); other malformed credentials cannot match any account and
+    // get the same answer as a wrong password.
+    reject_control_chars("username", &body.username)?;
+    reject_control_chars("password", &body.password)?;
     let Ok(password) = Password::parse(body.password) else {
         return Err(ApiError::BadCredentials);
     };
@@ -47,7 +64,7 @@ pub(crate) async fn login(req: Request<'_>) -> Result<Reply, ApiError> {
         Some((id, hash)) => (Some(id), Some(hash)),
         None => (None, None),
     };
-    let valid = password::verify(password, hash).await?;
+    let valid = req.state.hashing.verify(password, hash).await?;
     let Some(user_id) = user_id.filter(|_| valid) else {
         return Err(ApiError::BadCredentials);
     };

@@ -15,7 +15,32 @@ pub struct Queue {
     pub(crate) redis: RedisHandle,
     pub stream: String,
     pub dead_letter: String,
+    /// The dead-letter stream keeps about this many entries (trimmed on each add).
+    pub dead_letter_max_len: usize,
 }
+
+/// Trims the job stream below the oldest entry the group still needs, atomically: the
+/// oldest pending (delivered, unacknowledged) entry, or when nothing is pending, the group's
+/// last delivered entry (kept itself; everything before it was acknowledged). Entries not
+/// yet delivered are never touched. Done in one script so that no delivery can happen
+/// between reading the group's state and trimming.
+/// KEYS[1]: stream; ARGV[1]: group. Returns the number of entries removed.
+const TRIM_SCRIPT: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local pending = redis.call('XPENDING', KEYS[1], ARGV[1])
+local keep_from = nil
+if pending[1] > 0 then
+  keep_from = pending[2]
+else
+  for _, group in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
+    local fields = {}
+    for i = 1, #group, 2 do fields[group[i]] = group[i + 1] end
+    if fields['name'] == ARGV[1] then keep_from = fields['last-delivered-id'] end
+  end
+end
+if keep_from == nil or keep_from == '0-0' then return 0 end
+return redis.call('XTRIM', KEYS[1], 'MINID', keep_from)
+";
 
 /// One delivered entry: the stream id to acknowledge and the job it names.
 #[derive(Debug, Clone)]
@@ -117,13 +142,16 @@ impl Queue {
         Ok(())
     }
 
+    /// Record a job that failed for good, with its cause, keeping the stream bounded.
     pub async fn dead_letter(&self, job_id: Uuid, error: &str) -> redis::RedisResult<()> {
         let (stream, error) = (self.dead_letter.clone(), error.to_owned());
+        let max_len = redis::streams::StreamMaxlen::Approx(self.dead_letter_max_len.max(1));
         let _: String = self
             .redis
             .run(|mut c| async move {
-                c.xadd(
+                c.xadd_maxlen(
                     stream,
+                    max_len,
                     "*",
                     &[("job_id", job_id.to_string()), ("error", error)],
                 )
@@ -131,6 +159,20 @@ impl Queue {
             })
             .await?;
         Ok(())
+    }
+
+    /// Remove acknowledged entries from the job stream (see `TRIM_SCRIPT`); returns how many.
+    pub async fn trim_acknowledged(&self) -> redis::RedisResult<u64> {
+        let stream = self.stream.clone();
+        self.redis
+            .run(|mut c| async move {
+                redis::Script::new(TRIM_SCRIPT)
+                    .key(stream)
+                    .arg(GROUP)
+                    .invoke_async(&mut c)
+                    .await
+            })
+            .await
     }
 
     /// `(pending entries, lag)` of the group, for metrics.

@@ -10,13 +10,22 @@ pub(crate) struct JobView {
     pub(crate) error: Option<String>,
 }
 
-/// `(id, status)` of the job a user created with an idempotency key.
+/// A job found by its idempotency key.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub(crate) struct KeyedJob {
+    pub(crate) id: Uuid,
+    /// The fingerprint of the request that created it (`None` for jobs from before it was
+    /// recorded).
+    pub(crate) request_hash: Option<String>,
+}
+
+/// The job a user created with an idempotency key.
 pub(crate) async fn find_by_key(
     pool: &PgPool,
     user: Uuid,
     key: &str,
-) -> Result<Option<(Uuid, String)>, sqlx::Error> {
-    sqlx::query_as("SELECT id, status FROM jobs WHERE user_id = $1 AND idempotency_key = $2")
+) -> Result<Option<KeyedJob>, sqlx::Error> {
+    sqlx::query_as("SELECT id, request_hash FROM jobs WHERE user_id = $1 AND idempotency_key = $2")
         .bind(user)
         .bind(key)
         .fetch_optional(pool)
@@ -39,17 +48,56 @@ pub(crate) async fn insert(
     user: Uuid,
     key: Option<&str>,
     title: &str,
+    request_hash: &str,
 ) -> Result<Option<Uuid>, sqlx::Error> {
     sqlx::query_scalar(
-        "INSERT INTO jobs (id, user_id, idempotency_key, title, status) VALUES ($1, $2, $3, $4, 'queued') \
+        "INSERT INTO jobs (id, user_id, idempotency_key, title, status, request_hash) \
+         VALUES ($1, $2, $3, $4, 'queued', $5) \
          ON CONFLICT (user_id, idempotency_key) DO NOTHING RETURNING id",
     )
     .bind(id)
     .bind(user)
     .bind(key)
     .bind(title)
+    .bind(request_hash)
     .fetch_optional(pool)
     .await
+}
+
+/// Record that the job's stream entry exists.
+pub(crate) async fn mark_enqueued(pool: &PgPool, id: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE jobs SET enqueued_at = now() WHERE id = $1")
+        .bind(id)
+        .execute(pool)
+        .await
+        .map(|_| ())
+}
+
+/// Claim a queued job that was committed at least `age` ago but never enqueued (the replica
+/// that accepted it died in between), so that exactly one caller enqueues it.
+pub(crate) async fn claim_orphan(
+    pool: &PgPool,
+    id: Uuid,
+    age: std::time::Duration,
+) -> Result<bool, sqlx::Error> {
+    let claimed: Option<Uuid> = sqlx::query_scalar(
+        "UPDATE jobs SET enqueued_at = now() WHERE id = $1 AND status = 'queued' \
+         AND enqueued_at IS NULL AND created_at < now() - make_interval(secs => $2) RETURNING id",
+    )
+    .bind(id)
+    .bind(age.as_secs_f64())
+    .fetch_optional(pool)
+    .await?;
+    Ok(claimed.is_some())
+}
+
+/// Undo [`claim_orphan`] after the enqueue failed.
+pub(crate) async fn unclaim(pool: &PgPool, id: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE jobs SET enqueued_at = NULL WHERE id = $1")
+        .bind(id)
+        .execute(pool)
+        .await
+        .map(|_| ())
 }
 
 pub(crate) async fn view(

@@ -28,19 +28,23 @@ fn accepted(job_id: Uuid) -> Reply {
 
 /// Record the job, then enqueue it. The row is committed before the stream entry exists, so
 /// a worker never sees an entry whose job it cannot read. If the queue refuses, the row is
-/// removed again and the client gets 503: nothing is accepted that was not enqueued. A retry
-/// with the same `Idempotency-Key` answers with the first job, enqueueing it again if it is
-/// still queued (a crash between commit and enqueue; running a job twice is harmless).
+/// removed again and the client gets 503: nothing is accepted that was not enqueued.
+///
+/// With an `Idempotency-Key` (IETF httpapi Idempotency-Key draft): a replay of the same
+/// request answers with the first job and enqueues nothing; the same key with a different
+/// request is 422. The one exception is a job whose enqueue never happened because the
+/// replica died between commit and enqueue: a replay after the visibility timeout enqueues it.
 pub(crate) async fn create_todo(req: Request<'_>) -> Result<Reply, ApiError> {
     let user = req.user()?;
     let body: NewTodo = req.json()?;
     let title = TodoTitle::parse(&body.title)?;
+    let fingerprint = fingerprint(&body);
     let key = match req.parts.headers.get("idempotency-key") {
         None => None,
         Some(v) => Some(
             v.to_str()
                 .ok()
-                .filter(|k| (1..=255).contains(&k.len()))
+                .filter(|k| (1..=255).contains(&k.len()) && !k.contains('\t'))
                 .ok_or_else(|| {
                     ApiError::Validation(
                         "Idempotency-Key must be 1-255 visible characters".to_owned(),
@@ -50,45 +54,98 @@ pub(crate) async fn create_todo(req: Request<'_>) -> Result<Reply, ApiError> {
         ),
     };
     let state = req.state;
-    let enqueue = |job_id: Uuid| async move {
-        state.queue.enqueue(job_id).await.map_err(|e| {
-            tracing::warn!(request_id = req.request_id, error = %e, "cannot enqueue a job");
-            ApiError::Unavailable("the job queue")
-        })
-    };
     if let Some(key) = &key {
-        if let Some((existing, status)) = repo::find_by_key(&state.db, user, key)
+        if let Some(existing) = repo::find_by_key(&state.db, user, key)
             .await
             .map_err(db_error)?
         {
-            if status == "queued" {
-                enqueue(existing).await?;
-            }
-            return Ok(accepted(existing));
+            return replay(&req, existing, &fingerprint).await;
         }
     }
     let job_id = Uuid::now_v7();
-    let Some(job_id) = repo::insert(&state.db, job_id, user, key.as_deref(), title.as_str())
-        .await
-        .map_err(db_error)?
-    else {
-        // A concurrent retry with the same key inserted first: answer with its job.
+    let inserted = repo::insert(
+        &state.db,
+        job_id,
+        user,
+        key.as_deref(),
+        title.as_str(),
+        &fingerprint,
+    )
+    .await
+    .map_err(db_error)?;
+    let Some(job_id) = inserted else {
+        // A concurrent request with the same key inserted first.
         let key = key.as_deref().unwrap_or_default();
-        let existing = repo::find_by_key(&state.db, user, key)
+        return match repo::find_by_key(&state.db, user, key)
             .await
-            .map_err(db_error)?;
-        return existing
-            .map(|(id, _)| accepted(id))
-            .ok_or(ApiError::Conflict("retry the request".to_owned()));
+            .map_err(db_error)?
+        {
+            Some(existing) => replay(&req, existing, &fingerprint).await,
+            None => Err(ApiError::Conflict("retry the request".to_owned())),
+        };
     };
-    if let Err(e) = enqueue(job_id).await {
+    if let Err(e) = enqueue(&req, job_id).await {
         if let Err(undo) = repo::delete_queued(&state.db, job_id).await {
-            tracing::warn!(%job_id, error = %undo, "could not remove a job that was not enqueued; it will never run");
+            tracing::warn!(%job_id, error = %undo, "could not remove a job that was not enqueued; a replay of its request will enqueue it");
         }
         return Err(e);
     }
+    if let Err(e) = repo::mark_enqueued(&state.db, job_id).await {
+        // The entry exists, so the job runs; at worst a late replay enqueues it once more,
+        // which is harmless (a todo is unique per job).
+        tracing::warn!(%job_id, error = %e, "could not record that a job was enqueued");
+    }
     state.metrics.jobs.with_label_values(&["enqueued"]).inc();
     Ok(accepted(job_id))
+}
+
+/// The request's fingerprint for idempotency: a SHA-256 over what the job would do.
+fn fingerprint(body: &NewTodo) -> String {
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::new()
+        .chain_update(b"POST /todos\n")
+        .chain_update(body.title.as_bytes())
+        .finalize();
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+async fn enqueue(req: &Request<'_>, job_id: Uuid) -> Result<(), ApiError> {
+    req.state.queue.enqueue(job_id).await.map_err(|e| {
+        tracing::warn!(request_id = req.request_id, error = %e, "cannot enqueue a job");
+        ApiError::Unavailable("the job queue")
+    })
+}
+
+/// Answer a retried request with the job its key already names.
+async fn replay(
+    req: &Request<'_>,
+    existing: repo::KeyedJob,
+    fingerprint: &str,
+) -> Result<Reply, ApiError> {
+    if existing
+        .request_hash
+        .as_deref()
+        .is_some_and(|h| h != fingerprint)
+    {
+        return Err(ApiError::Unprocessable(
+            "this Idempotency-Key was already used with a different request".to_owned(),
+        ));
+    }
+    let state = req.state;
+    let orphan = repo::claim_orphan(&state.db, existing.id, state.settings.visibility_timeout())
+        .await
+        .map_err(db_error)?;
+    if orphan {
+        tracing::info!(job_id = %existing.id, "enqueueing a job its first request never enqueued");
+        if let Err(e) = enqueue(req, existing.id).await {
+            if let Err(undo) = repo::unclaim(&state.db, existing.id).await {
+                tracing::warn!(job_id = %existing.id, error = %undo, "could not release an orphaned job");
+            }
+            return Err(e);
+        }
+        state.metrics.jobs.with_label_values(&["enqueued"]).inc();
+    }
+    Ok(accepted(existing.id))
 }
 
 pub(crate) async fn get(req: &Request<'_>, id: &str) -> Result<Reply, ApiError> {

@@ -11,6 +11,9 @@ use super::repo;
 use crate::startup::AppState;
 use crate::todos;
 
+/// The `error` a client reads on `GET /jobs/{id}` for a dead-lettered job.
+pub const FAILED_JOB_MESSAGE: &str = "the todo could not be created";
+
 /// What one execution of a job came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ExecutionOutcome {
@@ -43,7 +46,9 @@ pub async fn try_execute_task(state: &AppState, job_id: Uuid) -> ExecutionOutcom
                     "{error}; and the dead-letter stream failed: {e}"
                 ));
             }
-            if let Err(e) = repo::fail(&state.db, job_id, &error).await {
+            // Clients see a fixed message; the cause (which may quote the database) stays in
+            // the dead-letter stream and the log, for operators.
+            if let Err(e) = repo::fail(&state.db, job_id, FAILED_JOB_MESSAGE).await {
                 tracing::warn!(%job_id, error = %e, "could not mark a dead-lettered job failed");
             }
             ExecutionOutcome::DeadLettered(error)
@@ -179,7 +184,27 @@ pub async fn run(
     tracing::info!(consumer, "worker stopped");
 }
 
-/// Start `state.settings.worker_concurrency` workers named after this instance.
+/// Trim acknowledged entries from the job stream every `STREAM_TRIM_INTERVAL_SECONDS`, until
+/// `stop` fires. Every replica runs one; trimming is idempotent, so they need no coordination.
+pub async fn trim_stream(state: Arc<AppState>, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let every = Duration::from_secs(state.settings.stream_trim_interval_seconds.max(1));
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => return,
+        }
+        match state.queue.trim_acknowledged().await {
+            Ok(0) => {}
+            Ok(trimmed) => tracing::debug!(trimmed, "trimmed acknowledged job entries"),
+            Err(e) => tracing::warn!(error = %e, "could not trim the job stream"),
+        }
+    }
+}
+
+/// Start `state.settings.worker_concurrency` workers named after this instance, and the
+/// stream trimmer.
 pub fn spawn_workers(
     state: &Arc<AppState>,
     stop: &tokio::sync::watch::Receiver<bool>,
@@ -189,5 +214,6 @@ pub fn spawn_workers(
         let consumer = format!("{}-{n}", state.instance);
         set.spawn(run(Arc::clone(state), consumer, stop.clone()));
     }
+    set.spawn(trim_stream(Arc::clone(state), stop.clone()));
     set
 }

@@ -3,7 +3,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
 
-use crate::helpers::{spawn_app, spawn_app_with, Options};
+use crate::helpers::{spawn_app, spawn_app_with, test_settings, Options};
 
 #[tokio::test]
 async fn register_then_login_returns_a_bearer_token() {
@@ -136,10 +136,12 @@ async fn expired_tampered_and_wrong_audience_tokens_are_401() {
 }
 
 #[tokio::test]
-async fn with_trusted_gateway_identity_the_user_comes_from_x_user_id() {
+async fn with_trusted_gateway_identity_x_user_id_counts_only_with_the_gateway_secret() {
     // Arrange
+    let secret = "a-long-shared-secret-of-the-gateway";
     let app = spawn_app_with(Options {
         trust_gateway_identity: true,
+        gateway_secret: Some(format!("{secret}\n")),
         ..Options::default()
     })
     .await;
@@ -150,29 +152,58 @@ async fn with_trusted_gateway_identity_the_user_comes_from_x_user_id() {
         .await
         .unwrap();
     let id = reg["id"].as_str().unwrap();
+    let token: Value = app
+        .login("frank", "correct horse")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let get = |headers: &[(&str, &str)]| {
+        let mut req = app.client.get(app.url("/todos"));
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        req.send()
+    };
 
     // Act
-    let with_header = app
-        .client
-        .get(app.url("/todos"))
-        .header("x-user-id", id)
-        .send()
+    let from_gateway = get(&[("x-user-id", id), ("x-gateway-secret", secret)])
         .await
         .unwrap();
-    let without = app
-        .client
-        .get(app.url("/todos"))
-        .bearer_auth("anything")
-        .send()
+    let spoofed = get(&[("x-user-id", id)]).await.unwrap();
+    let wrong_secret = get(&[("x-user-id", id), ("x-gateway-secret", "guess")])
         .await
         .unwrap();
+    let bearer = get(&[(
+        "authorization",
+        &format!("Bearer {}", token["access_token"].as_str().unwrap()),
+    )])
+    .await
+    .unwrap();
 
     // Assert
-    assert_eq!(with_header.status(), 200);
-    assert_eq!(
-        without.status(),
-        401,
-        "bearer tokens are not checked in this mode"
+    assert_eq!(from_gateway.status(), 200);
+    assert_eq!(spoofed.status(), 401, "a client cannot claim an identity");
+    assert_eq!(wrong_secret.status(), 401);
+    assert_eq!(bearer.status(), 200, "direct clients still use their token");
+}
+
+#[tokio::test]
+async fn trusting_gateway_identity_without_a_secret_refuses_to_start() {
+    let (settings, _keys) = test_settings(Options {
+        trust_gateway_identity: true,
+        ..Options::default()
+    })
+    .await;
+
+    let started = backend::startup::Application::build(settings).await;
+
+    assert!(
+        matches!(
+            started,
+            Err(backend::startup::StartupError::IdentitySecretMissing)
+        ),
+        "the backend must not start without a secret"
     );
 }
 
