@@ -8,6 +8,7 @@
 //! - [`config`]: `gateway.yaml` -> validated [`config::Config`], with file:line:column errors.
 //! - `proxy`: the `ProxyHttp` implementation, one module per phase, plus pools and discovery.
 //! - `admin`: `/metrics`, `/healthz`, `/readyz` on the admin listener.
+//! - `path`: canonical request paths (the one spelling routes and limits see).
 //! - `policy`: edge policies (JWT verification, rate limits).
 //! - `metrics`: every Prometheus metric, in the registry `pingora-prometheus` serves.
 //! - `reload`: watches `gateway.yaml` (and SIGHUP) and swaps in a new runtime.
@@ -18,6 +19,7 @@ mod admin;
 pub mod config;
 mod error;
 mod metrics;
+mod path;
 mod policy;
 mod proxy;
 mod reload;

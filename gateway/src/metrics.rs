@@ -6,8 +6,9 @@
 
 use once_cell::sync::Lazy;
 use pingora_prometheus::prometheus::{
-    self, register_histogram_vec, register_int_counter_vec, register_int_gauge,
-    register_int_gauge_vec, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec,
+    self, register_histogram_vec, register_int_counter, register_int_counter_vec,
+    register_int_gauge, register_int_gauge_vec, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec,
 };
 
 /// Requests answered, by route, method, status code and who produced the status
@@ -87,12 +88,51 @@ pub(crate) static IN_FLIGHT: Lazy<IntGauge> = Lazy::new(|| {
     .expect("metric names are unique")
 });
 
-/// Constant 1, labelled with what is loaded, for dashboards and alerts on config drift.
+/// Client connections open on the public listener.
+pub(crate) static DOWNSTREAM_CONNECTIONS: Lazy<IntGauge> = Lazy::new(|| {
+    register_int_gauge!(
+        "gateway_downstream_connections",
+        "Client connections open on the public listener"
+    )
+    .expect("metric names are unique")
+});
+
+/// Client connections closed at accept because `limits.max_connections` were open.
+pub(crate) static DOWNSTREAM_REJECTED: Lazy<IntCounter> = Lazy::new(|| {
+    register_int_counter!(
+        "gateway_downstream_connections_rejected_total",
+        "Client connections closed at once because limits.max_connections were open"
+    )
+    .expect("metric names are unique")
+});
+
+/// Client connections closed by a deadline: `idle` (no request began in time) or `header`
+/// (a request header was not complete in time).
+pub(crate) static DOWNSTREAM_TIMEOUTS: Lazy<IntCounterVec> = Lazy::new(|| {
+    register_int_counter_vec!(
+        "gateway_downstream_timeouts_total",
+        "Client connections closed by a deadline, by phase (idle|header)",
+        &["phase"]
+    )
+    .expect("metric names are unique")
+});
+
+/// Access-log lines dropped because stdout was not drained fast enough.
+pub(crate) static ACCESS_LOG_DROPPED: Lazy<IntCounter> = Lazy::new(|| {
+    register_int_counter!(
+        "gateway_access_log_dropped_total",
+        "Access-log lines dropped because stdout did not keep up (the buffer was full)"
+    )
+    .expect("metric names are unique")
+});
+
+/// Constant 1, labelled with what is loaded (`hash`: of the file's text), for dashboards and
+/// alerts on config drift.
 pub(crate) static CONFIG_INFO: Lazy<IntGaugeVec> = Lazy::new(|| {
     register_int_gauge_vec!(
         "gateway_config_info",
         "The loaded configuration (value is always 1)",
-        &["file", "routes", "pools"]
+        &["file", "routes", "pools", "hash"]
     )
     .expect("metric names are unique")
 });
@@ -156,6 +196,12 @@ pub(crate) fn init() {
     Lazy::force(&UPSTREAM_CONNECTIONS);
     Lazy::force(&IN_FLIGHT);
     Lazy::force(&CONFIG_INFO);
+    Lazy::force(&DOWNSTREAM_CONNECTIONS);
+    Lazy::force(&DOWNSTREAM_REJECTED);
+    Lazy::force(&ACCESS_LOG_DROPPED);
+    for phase in ["idle", "header"] {
+        DOWNSTREAM_TIMEOUTS.with_label_values(&[phase]);
+    }
     Lazy::force(&JWKS_REFRESHES);
     Lazy::force(&REJECTIONS);
     CONFIG_RELOAD_SUCCESS.set(1);

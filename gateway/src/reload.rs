@@ -1,12 +1,18 @@
-//! Hot reload of `gateway.yaml`: the file is watched (polled, which also works through
-//! Docker bind mounts and editors that replace the file) and re-read on SIGHUP.
+//! Hot reload of `gateway.yaml`: the file is watched (polled by path, which also works
+//! through Docker directory mounts and editors that replace the file) and re-read on SIGHUP.
+//!
+//! A file is applied only once two reads a poll apart (or, on SIGHUP, a moment apart) give
+//! the same text: a reader racing a writer can see a prefix of the new file that still
+//! parses (a route cut before its `auth: required`), and that must never be applied.
 //!
 //! A new config is validated in full first; an invalid one is rejected with every error
-//! logged and the old one keeps serving. A valid one is swapped in atomically: requests in
-//! flight finish on the runtime they started with, unchanged pools keep their endpoints and
-//! health, an unchanged `jwt:` keeps its keys, unchanged rate limits keep their counters.
-//! Settings that need new sockets or threads (listeners, `server:`, `dns:`) are reported as
-//! needing a restart.
+//! logged and the old one keeps serving. A valid one is built beside the old one, its new
+//! pools warmed up (members discovered, first checks run, within a deadline), and then
+//! swapped in atomically: requests in flight finish on the runtime they started with; a pool
+//! keeps or inherits its endpoints and health; `jwt:` keeps or inherits its keys; unchanged
+//! rate limits keep their counters. So an edit of any section fails no request. Settings
+//! that need new sockets or threads (listeners, `server:`, `dns:`) are reported as needing a
+//! restart. Each applied config is logged with the hash of its text.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -25,6 +31,9 @@ use crate::proxy::Runtime;
 
 /// How often the config file is compared with what was last read.
 const POLL_EVERY: Duration = Duration::from_millis(500);
+
+/// On SIGHUP, the file is read twice this far apart and applied only if both agree.
+const SETTLE: Duration = Duration::from_millis(100);
 
 pub(crate) struct Reloader {
     pub(crate) path: PathBuf,
@@ -56,7 +65,8 @@ fn start_new(next: &Runtime, previous: Option<&Runtime>, stop: &watch::Receiver<
 fn retire_old(previous: &Runtime, next: &Runtime) {
     for pool in &previous.pools {
         if !next.pools.iter().any(|p| Arc::ptr_eq(p, pool)) {
-            pool.retire();
+            let succeeded = next.pools.iter().any(|p| p.name() == pool.name());
+            pool.retire(succeeded);
         }
     }
     if let Some(old) = &previous.verifier {
@@ -88,12 +98,36 @@ pub(crate) fn publish_config_info(config: &Config) {
             &config.source.display().to_string(),
             &config.routes.len().to_string(),
             &config.pools.len().to_string(),
+            &config.source_hash,
         ])
         .set(1);
 }
 
+/// Two reads of the config file agreeing, so a half-written file is never applied.
+#[derive(Default)]
+struct StableReads {
+    /// A text seen once that differs from the applied one, waiting for a second read.
+    candidate: Option<String>,
+}
+
+impl StableReads {
+    /// Feed one read; returns the text to apply once it has been read twice in a row.
+    fn observe(&mut self, text: String, applied: &str) -> Option<String> {
+        if text == applied {
+            self.candidate = None;
+            return None;
+        }
+        if self.candidate.as_deref() == Some(text.as_str()) {
+            self.candidate = None;
+            return Some(text);
+        }
+        self.candidate = Some(text);
+        None
+    }
+}
+
 impl Reloader {
-    fn apply(&self, text: &str, stop: &watch::Receiver<bool>) {
+    async fn apply(&self, text: &str, stop: &watch::Receiver<bool>) {
         let fail = |reason: &str| {
             metrics::CONFIG_RELOAD_SUCCESS.set(0);
             metrics::CONFIG_RELOADS.with_label_values(&["error"]).inc();
@@ -118,9 +152,11 @@ impl Reloader {
                 return;
             }
         };
+        next.warm(&previous).await;
         start_new(&next, Some(&previous), stop);
         let next = Arc::new(next);
         self.runtime.store(Arc::clone(&next));
+        next.activate();
         retire_old(&previous, &next);
         publish_config_info(&next.config);
         metrics::CONFIG_RELOAD_SUCCESS.set(1);
@@ -131,7 +167,8 @@ impl Reloader {
             .filter(|p| previous.pools.iter().any(|old| Arc::ptr_eq(old, p)))
             .count();
         tracing::info!(
-            file = %self.path.display(), routes = next.config.routes.len(), pools = next.pools.len(),
+            file = %self.path.display(), hash = %next.config.source_hash,
+            routes = next.config.routes.len(), pools = next.pools.len(),
             pools_kept = reused, "config reloaded"
         );
         if !restart.is_empty() {
@@ -145,9 +182,12 @@ impl BackgroundService for Reloader {
     async fn start(&self, mut shutdown: ShutdownWatch) {
         let (stop_tx, stop_rx) = watch::channel(false);
         start_new(&self.runtime.load(), None, &stop_rx);
-        let mut last = tokio::fs::read_to_string(&self.path)
+        // What is applied: the text the gateway started with (a change made between the
+        // start-up read and this one is picked up by the polls below).
+        let mut applied = tokio::fs::read_to_string(&self.path)
             .await
             .unwrap_or_default();
+        let mut reads = StableReads::default();
         let mut hangup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
         {
             Ok(s) => Some(s),
@@ -164,18 +204,75 @@ impl BackgroundService for Reloader {
                 Some(()) = async { match hangup.as_mut() { Some(h) => h.recv().await, None => None } } => true,
                 _ = shutdown.changed() => break,
             };
-            match tokio::fs::read_to_string(&self.path).await {
-                Ok(text) if forced || text != last => {
-                    last.clone_from(&text);
-                    self.apply(&text, &stop_rx);
+            let read = tokio::fs::read_to_string(&self.path).await;
+            if forced {
+                // SIGHUP: reload now, even an unchanged file, but only a settled one.
+                let settled = match read {
+                    Ok(first) => {
+                        tokio::time::sleep(SETTLE).await;
+                        match tokio::fs::read_to_string(&self.path).await {
+                            Ok(second) if second == first => Some(first),
+                            _ => None,
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!(file = %self.path.display(), error = %e, "cannot read the config to reload it");
+                        continue;
+                    }
+                };
+                match settled {
+                    Some(text) => {
+                        self.apply(&text, &stop_rx).await;
+                        applied = text;
+                    }
+                    None => {
+                        tracing::warn!(file = %self.path.display(), "the config changed while being read; it is applied once it stops changing")
+                    }
                 }
-                Err(e) if forced => {
-                    tracing::error!(file = %self.path.display(), error = %e, "cannot read the config to reload it");
+                continue;
+            }
+            // Unreadable (briefly, while an editor replaces it): next tick.
+            if let Ok(text) = read {
+                if let Some(stable) = reads.observe(text, &applied) {
+                    self.apply(&stable, &stop_rx).await;
+                    applied = stable;
                 }
-                // Unchanged, or briefly unreadable while an editor replaces it: next tick.
-                Ok(_) | Err(_) => {}
             }
         }
         let _ = stop_tx.send(true);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_text_is_applied_only_after_two_identical_reads() {
+        let mut reads = StableReads::default();
+        let applied = "v1";
+
+        assert_eq!(reads.observe("v1".into(), applied), None, "unchanged");
+        assert_eq!(reads.observe("v2-half".into(), applied), None, "seen once");
+        assert_eq!(
+            reads.observe("v2-more".into(), applied),
+            None,
+            "still moving"
+        );
+        assert_eq!(reads.observe("v2".into(), applied), None, "seen once");
+        assert_eq!(reads.observe("v2".into(), applied).as_deref(), Some("v2"));
+    }
+
+    #[test]
+    fn a_file_that_goes_back_to_the_applied_text_cancels_the_candidate() {
+        let mut reads = StableReads::default();
+
+        assert_eq!(reads.observe("v2".into(), "v1"), None);
+        assert_eq!(reads.observe("v1".into(), "v1"), None);
+        assert_eq!(
+            reads.observe("v2".into(), "v1"),
+            None,
+            "needs two reads again"
+        );
     }
 }

@@ -15,6 +15,7 @@ use crate::admin::AdminApp;
 use crate::config::Config;
 use crate::error::StartupError;
 use crate::metrics;
+use crate::proxy::connection::Connections;
 use crate::proxy::discovery;
 use crate::proxy::{Gateway, Runtime};
 use crate::reload::{publish_config_info, Reloader};
@@ -50,12 +51,15 @@ pub fn run(config: Config) -> Result<(), StartupError> {
     let mut server = Server::new_with_opt_and_conf(None, pingora_server_conf(&config));
     server.bootstrap();
 
-    let mut proxy = pingora::proxy::http_proxy_service_with_name(
+    let proxy = pingora::proxy::http_proxy(
         &server.configuration,
         Gateway {
             runtime: Arc::clone(&runtime),
         },
-        "gateway",
+    );
+    let mut proxy = Service::new(
+        "gateway".to_owned(),
+        Connections::new(proxy, Arc::clone(&runtime)),
     );
     // A small per-connection read buffer: idle keep-alive clients are the common case, and
     // Pingora's 64 KiB default dominates their memory.
@@ -87,7 +91,10 @@ pub fn run(config: Config) -> Result<(), StartupError> {
     ));
 
     exit_when_drained(&server);
-    tracing::info!(http = %config.listeners.http, admin = %config.listeners.admin, "gateway starting");
+    tracing::info!(
+        http = %config.listeners.http, admin = %config.listeners.admin,
+        file = %config.source.display(), hash = %config.source_hash, "gateway starting"
+    );
     server.run(RunArgs::default());
     Ok(())
 }

@@ -80,7 +80,7 @@ impl Default for ListenersFile {
     }
 }
 
-/// `limits:`: request-shape limits enforced before routing.
+/// `limits:`: request-shape limits enforced before routing, and client connection limits.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct LimitsFile {
@@ -88,6 +88,14 @@ pub(crate) struct LimitsFile {
     pub(crate) max_header_bytes: usize,
     /// Default request-body limit for every route.
     pub(crate) max_body_bytes: ByteSize,
+    /// Longest time from the first byte of a request to the end of its header.
+    #[serde(deserialize_with = "duration")]
+    pub(crate) header_timeout: Duration,
+    /// Longest a client connection may sit idle before (or between) requests.
+    #[serde(deserialize_with = "duration")]
+    pub(crate) idle_timeout: Duration,
+    /// Client connections open at once on the public listener; more are closed at accept.
+    pub(crate) max_connections: usize,
 }
 
 impl Default for LimitsFile {
@@ -97,6 +105,11 @@ impl Default for LimitsFile {
             max_header_bytes: 32 * 1024,
             // "10mb", as Express' body parser and the original stack's gateway had it.
             max_body_bytes: ByteSize(10 * 1024 * 1024),
+            // nginx's client_header_timeout is 60 s; HAProxy's docs suggest 10 s for
+            // `timeout http-request`, which slowloris protection needs.
+            header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 16_384,
         }
     }
 }
@@ -129,6 +142,40 @@ pub(crate) struct JwtFile {
     pub(crate) jwks: Option<JwksFile>,
     #[serde(default)]
     pub(crate) keys: Vec<StaticKeyFile>,
+    /// Signature checks allowed per client (tokens verified before are free).
+    #[serde(default)]
+    pub(crate) verification_limit: Option<VerificationLimitFile>,
+    /// A secret sent upstream with forwarded claims, so the upstream can tell the gateway
+    /// from a client that reached it directly.
+    #[serde(default)]
+    pub(crate) forward_secret: Option<ForwardSecretFile>,
+}
+
+/// `jwt.verification_limit`: like a rate limit, always per client address and local.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct VerificationLimitFile {
+    pub(crate) rate: u64,
+    #[serde(deserialize_with = "duration")]
+    pub(crate) per: Duration,
+    #[serde(default)]
+    pub(crate) burst: Option<u64>,
+}
+
+/// `jwt.forward_secret`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ForwardSecretFile {
+    #[serde(default = "default_secret_header")]
+    pub(crate) header: String,
+    #[serde(default)]
+    pub(crate) secret_file: Option<String>,
+    #[serde(default)]
+    pub(crate) secret_env: Option<String>,
+}
+
+fn default_secret_header() -> String {
+    "X-Gateway-Secret".to_owned()
 }
 
 fn default_leeway() -> Duration {
@@ -202,6 +249,9 @@ pub(crate) struct RateLimitingFile {
     pub(crate) headers_on_success: bool,
     /// Keys remembered per local limit; full buckets are forgotten first.
     pub(crate) max_local_keys: usize,
+    /// IPv6 clients are counted per network of this many bits (a subscriber usually holds a
+    /// whole /64 and can rotate through it).
+    pub(crate) ipv6_prefix: u8,
 }
 
 impl Default for RateLimitingFile {
@@ -212,6 +262,7 @@ impl Default for RateLimitingFile {
             key_prefix: "gateway:rl:".to_owned(),
             headers_on_success: true,
             max_local_keys: 100_000,
+            ipv6_prefix: 64,
         }
     }
 }

@@ -28,6 +28,9 @@ use ipnet::IpNet;
 pub struct Config {
     /// The file this came from, for messages and reloads.
     pub source: PathBuf,
+    /// The first 16 hex digits of the SHA-256 of the file's text: logged with every config
+    /// applied, so an operator can tell which version of the file is live.
+    pub source_hash: String,
     pub server: ServerSettings,
     pub listeners: Listeners,
     pub limits: Limits,
@@ -61,6 +64,12 @@ pub struct Limits {
     pub max_uri_bytes: usize,
     pub max_header_bytes: usize,
     pub max_body_bytes: u64,
+    /// From the first byte of a request to the end of its header.
+    pub header_timeout: Duration,
+    /// Idle time allowed before the first request and between requests.
+    pub idle_timeout: Duration,
+    /// Open client connections on the public listener.
+    pub max_connections: usize,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -83,6 +92,8 @@ pub struct RateLimiting {
     pub key_prefix: String,
     pub headers_on_success: bool,
     pub max_local_keys: usize,
+    /// Bits of an IPv6 client address that identify the client for limits.
+    pub ipv6_prefix: u8,
 }
 
 /// One rate limit of a route: `rate` requests per `per`, bursts of up to `burst`.
@@ -123,6 +134,27 @@ pub struct JwtConfig {
     pub forward_claims: Vec<(String, HeaderName)>,
     pub jwks: Option<JwksConfig>,
     pub keys: Vec<StaticKey>,
+    /// Signature checks per client; always `client_ip` keyed and local.
+    pub verification_limit: Option<RateLimit>,
+    pub forward_secret: Option<ForwardSecret>,
+}
+
+/// A header with a shared secret, set upstream on requests that carry forwarded claims.
+#[derive(Clone, PartialEq)]
+pub struct ForwardSecret {
+    pub header: HeaderName,
+    pub value: http::HeaderValue,
+}
+
+impl fmt::Debug for ForwardSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The value is a secret: never in logs or `Debug` output.
+        write!(
+            f,
+            "ForwardSecret {{ header: {:?}, value: .. }}",
+            self.header
+        )
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

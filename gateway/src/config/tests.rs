@@ -102,6 +102,51 @@ fn invalid_configs_report_file_line_column_key_and_value() {
                 "gw.yaml:4:11: jwt.jwks.url: expected an http:// URL, got \"https://x\"",
             ],
         ),
+        (
+            format!(
+                "jwt:\n  issuers: [i]\n  audiences: [a]\n  leeway: 1h\n  forward_claims: {{ sub: Content-Length, org: X-Forwarded-Org }}\n  jwks: {{ url: \"http://x\", min_refresh_interval: 0s }}\n{pool}{ROUTES}"
+            ),
+            vec![
+                "gw.yaml:4:3: jwt.leeway: must be at most 5m, got 1h",
+                "gw.yaml:5:21: jwt.forward_claims.sub: \"Content-Length\" is a framing, routing or forwarding header the gateway owns; name another header (e.g. X-User-Id)",
+                "gw.yaml:5:42: jwt.forward_claims.org: \"X-Forwarded-Org\" is a framing, routing or forwarding header the gateway owns; name another header (e.g. X-User-Id)",
+                "gw.yaml:6:28: jwt.jwks.min_refresh_interval: must be at least 100ms (each unknown key id may trigger a fetch), got 0s",
+            ],
+        ),
+        (
+            format!(
+                "{pool}routes:\n  - match: {{ path_prefix: / }}\n    pool: p\n    rate_limits: [{{ rate: 1, per: 2d, burst: 2000000 }}]\n"
+            ),
+            vec![
+                "gw.yaml:7:30: routes[0].rate_limits[0].per: must be at most 1day, got 2days",
+                "gw.yaml:7:39: routes[0].rate_limits[0].burst: must be at most 1000000, got 2000000",
+            ],
+        ),
+        (
+            format!(
+                "{pool}routes:\n  - match: {{ path: /auth/login/ }}\n    pool: p\n  - match: {{ path_prefix: /a/../b }}\n    pool: p\n"
+            ),
+            vec![
+                "gw.yaml:5:14: routes[0].match.path: must be a canonical path (requests are matched in canonical form), got \"/auth/login/\"; write \"/auth/login\"",
+                "gw.yaml:7:14: routes[1].match.path_prefix: holds a '.' or '..' segment, which no request path may contain, got \"/a/../b\"",
+            ],
+        ),
+        (
+            format!(
+                "limits: {{ header_timeout: 0s, max_connections: 0 }}\nrate_limiting: {{ ipv6_prefix: 0 }}\n{pool}{ROUTES}"
+            ),
+            vec![
+                "gw.yaml:1:11: limits.header_timeout: must be greater than 0, got 0s",
+                "gw.yaml:1:31: limits.max_connections: must be at least 1, got 0",
+                "gw.yaml:2:18: rate_limiting.ipv6_prefix: must be between 1 and 128, got 0",
+            ],
+        ),
+        (
+            format!(
+                "jwt:\n  issuers: [i]\n  audiences: [a]\n  jwks: {{ url: \"http://x\" }}\n  forward_secret: {{ header: Host, secret_env: NOPE }}\n{pool}{ROUTES}"
+            ),
+            vec!["gw.yaml:5:21: jwt.forward_secret.header: \"Host\" is a header the gateway owns"],
+        ),
     ];
 
     for (text, expected) in cases {

@@ -17,14 +17,27 @@ use super::file::{
 };
 use super::spans::SpanIndex;
 use super::{
-    AuthMode, Balance, Config, ConfigError, EndpointSpec, HashKey, HealthCheck, JwksConfig,
-    JwksSource, JwtConfig, KeySource, LimitKey, LimitScope, Limits, Listeners, PassiveHealth,
-    PathMatch, PoolConfig, Probe, RateLimit, RateLimiting, Retries, RouteAction, RouteConfig,
-    RouteMatch, ServerSettings, StaticKey, Timeouts,
+    AuthMode, Balance, Config, ConfigError, EndpointSpec, ForwardSecret, HashKey, HealthCheck,
+    JwksConfig, JwksSource, JwtConfig, KeySource, LimitKey, LimitScope, Limits, Listeners,
+    PassiveHealth, PathMatch, PoolConfig, Probe, RateLimit, RateLimiting, Retries, RouteAction,
+    RouteConfig, RouteMatch, ServerSettings, StaticKey, Timeouts,
 };
 
 /// The most retries a pool may ask for; more only multiplies load on a failing upstream.
 const MAX_RETRY_ATTEMPTS: usize = 10;
+
+/// Clock skew a token may have: more would keep expired tokens alive.
+const MAX_LEEWAY: Duration = Duration::from_secs(300);
+
+/// Shortest time between two JWKS fetches triggered by unknown key ids: each request with a
+/// made-up `kid` would otherwise cost a fetch.
+const MIN_JWKS_COOLDOWN: Duration = Duration::from_millis(100);
+
+/// Longest period of a rate limit; GCRA state is kept for up to `per * burst / rate`.
+const MAX_LIMIT_PERIOD: Duration = Duration::from_secs(24 * 3600);
+
+/// Largest burst of a rate limit.
+const MAX_BURST: u64 = 1_000_000;
 
 /// Collects errors and places each one in the file.
 struct Errors<'a> {
@@ -228,6 +241,7 @@ pub(super) fn validate(
             Some(rate_limiting),
         ) if errs.list.is_empty() => Ok(Config {
             source: file.to_owned(),
+            source_hash: content_hash(text),
             server,
             listeners,
             limits,
@@ -240,6 +254,16 @@ pub(super) fn validate(
         }),
         _ => Err(errs.list),
     }
+}
+
+/// The first 16 hex digits of the SHA-256 of `text`.
+fn content_hash(text: &str) -> String {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(text.as_bytes())
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 fn check_server(errs: &mut Errors<'_>, s: &ServerFile) -> ServerSettings {
@@ -309,10 +333,18 @@ fn check_limits(errs: &mut Errors<'_>, l: &LimitsFile) -> Limits {
             format!("must be at least 256, got {}", l.max_header_bytes),
         );
     }
+    require_positive(errs, "limits.header_timeout", l.header_timeout);
+    require_positive(errs, "limits.idle_timeout", l.idle_timeout);
+    if l.max_connections == 0 {
+        errs.push("limits.max_connections", "must be at least 1, got 0");
+    }
     Limits {
         max_uri_bytes: l.max_uri_bytes,
         max_header_bytes: l.max_header_bytes,
         max_body_bytes: l.max_body_bytes.0,
+        header_timeout: l.header_timeout,
+        idle_timeout: l.idle_timeout,
+        max_connections: l.max_connections,
     }
 }
 
@@ -398,6 +430,7 @@ fn check_pool(errs: &mut Errors<'_>, name: String, p: PoolFile) -> Option<PoolCo
         }
     }
     require_positive(errs, &at("resolve_interval"), p.resolve_interval);
+    require_positive(errs, &at("dns_grace"), p.dns_grace);
 
     let balance = match (p.balance, p.hash_key.as_deref()) {
         (BalanceFile::RoundRobin, None) => Some(Balance::RoundRobin),
@@ -582,13 +615,34 @@ fn check_routes(
             }
         };
         if let Some(PathMatch::Prefix(p) | PathMatch::Exact(p)) = &path {
+            let key = if matches!(path, Some(PathMatch::Prefix(_))) {
+                "match.path_prefix"
+            } else {
+                "match.path"
+            };
+            // Requests are matched in canonical form, so a route spelled otherwise could
+            // never match (a prefix may keep one trailing '/', which means the same).
+            let bare = match &path {
+                Some(PathMatch::Prefix(_)) if p.len() > 1 => p.strip_suffix('/').unwrap_or(p),
+                _ => p.as_str(),
+            };
             if !p.starts_with('/') {
-                let key = if matches!(path, Some(PathMatch::Prefix(_))) {
-                    "match.path_prefix"
-                } else {
-                    "match.path"
-                };
                 errs.push(at(key), format!("must start with '/', got {p:?}"));
+            } else {
+                match crate::path::normalize(bare) {
+                    Ok(None) => {}
+                    Ok(Some(canonical)) => errs.push(
+                        at(key),
+                        format!(
+                            "must be a canonical path (requests are matched in canonical form), \
+                             got {p:?}; write {canonical:?}"
+                        ),
+                    ),
+                    Err(why) => errs.push(
+                        at(key),
+                        format!("holds {why}, which no request path may contain, got {p:?}"),
+                    ),
+                }
             }
         }
 
@@ -768,6 +822,16 @@ fn check_jwt(
     if j.audiences.is_empty() {
         errs.push("jwt.audiences", "must list at least one accepted audience");
     }
+    if j.leeway > MAX_LEEWAY {
+        errs.push(
+            "jwt.leeway",
+            format!(
+                "must be at most {}, got {}",
+                humantime::format_duration(MAX_LEEWAY),
+                humantime::format_duration(j.leeway)
+            ),
+        );
+    }
     let mut forward_claims = Vec::new();
     for (claim, header) in &j.forward_claims {
         let (Some(claim), Some(header)) = (claim.as_str(), header.as_str()) else {
@@ -775,6 +839,13 @@ fn check_jwt(
             continue;
         };
         match HeaderName::from_bytes(header.as_bytes()) {
+            Ok(name) if is_reserved_header(&name) => errs.push(
+                format!("jwt.forward_claims.{claim}"),
+                format!(
+                    "{header:?} is a framing, routing or forwarding header the gateway owns; \
+                     name another header (e.g. X-User-Id)"
+                ),
+            ),
             Ok(name) => forward_claims.push((claim.to_owned(), name)),
             Err(_) => errs.push(
                 format!("jwt.forward_claims.{claim}"),
@@ -782,9 +853,36 @@ fn check_jwt(
             ),
         }
     }
+    let forward_secret = j
+        .forward_secret
+        .and_then(|f| check_forward_secret(errs, f, base_dir));
+    let verification_limit = j.verification_limit.and_then(|l| {
+        check_rate_limit(
+            errs,
+            "jwt.verification_limit",
+            &RateLimitFile {
+                key: "client_ip".to_owned(),
+                rate: l.rate,
+                per: l.per,
+                burst: l.burst,
+                scope: ScopeFile::Local,
+                fail_open: true,
+            },
+        )
+    });
     let jwks = j.jwks.and_then(|k| {
         require_positive(errs, "jwt.jwks.refresh_interval", k.refresh_interval);
         require_positive(errs, "jwt.jwks.timeout", k.timeout);
+        if k.min_refresh_interval < MIN_JWKS_COOLDOWN {
+            errs.push(
+                "jwt.jwks.min_refresh_interval",
+                format!(
+                    "must be at least {} (each unknown key id may trigger a fetch), got {}",
+                    humantime::format_duration(MIN_JWKS_COOLDOWN),
+                    humantime::format_duration(k.min_refresh_interval)
+                ),
+            );
+        }
         let source = match (k.url, k.pool, k.path) {
             (Some(url), None, None) if url.starts_with("http://") => Some(JwksSource::Url(url)),
             (Some(url), None, None) => {
@@ -889,7 +987,101 @@ fn check_jwt(
         forward_claims,
         jwks,
         keys,
+        verification_limit,
+        forward_secret,
     })
+}
+
+/// Headers no `forward_claims` or `forward_secret` may name: message framing, routing and
+/// connection headers, and the forwarding and request-id headers the gateway sets itself.
+fn is_reserved_header(name: &HeaderName) -> bool {
+    const RESERVED: [&str; 16] = [
+        "host",
+        "content-length",
+        "transfer-encoding",
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "upgrade",
+        "forwarded",
+        "x-real-ip",
+        "x-request-id",
+        "authorization",
+        "cookie",
+        "expect",
+        "content-type",
+    ];
+    let n = name.as_str();
+    RESERVED.contains(&n) || n.starts_with("x-forwarded-") || n.starts_with("proxy-")
+}
+
+/// `jwt.forward_secret`: the header and the secret, read now (a missing or short secret is a
+/// config error, not a surprise at the first request).
+fn check_forward_secret(
+    errs: &mut Errors<'_>,
+    f: super::file::ForwardSecretFile,
+    base_dir: &Path,
+) -> Option<ForwardSecret> {
+    let at = "jwt.forward_secret";
+    let header = match HeaderName::from_bytes(f.header.as_bytes()) {
+        Ok(name) if is_reserved_header(&name) => {
+            errs.push(
+                format!("{at}.header"),
+                format!("{:?} is a header the gateway owns", f.header),
+            );
+            return None;
+        }
+        Ok(name) => name,
+        Err(_) => {
+            errs.push(
+                format!("{at}.header"),
+                format!("invalid header name {:?}", f.header),
+            );
+            return None;
+        }
+    };
+    let secret = match (f.secret_file, f.secret_env) {
+        (Some(file), None) => match std::fs::read(base_dir.join(&file)) {
+            Ok(bytes) => bytes.trim_ascii().to_vec(),
+            Err(e) => {
+                errs.push(
+                    format!("{at}.secret_file"),
+                    format!("cannot read {file:?}: {e}"),
+                );
+                return None;
+            }
+        },
+        (None, Some(var)) => match std::env::var(&var) {
+            Ok(value) => value.trim().as_bytes().to_vec(),
+            Err(_) => {
+                errs.push(
+                    format!("{at}.secret_env"),
+                    format!("environment variable {var} is not set"),
+                );
+                return None;
+            }
+        },
+        _ => {
+            errs.push(at, "needs exactly one of secret_file or secret_env");
+            return None;
+        }
+    };
+    if secret.len() < 16 {
+        errs.push(at, "the secret must be at least 16 bytes");
+        return None;
+    }
+    match http::HeaderValue::from_bytes(&secret) {
+        Ok(value) => Some(ForwardSecret { header, value }),
+        Err(_) => {
+            errs.push(
+                at,
+                "the secret must be visible ASCII (it is sent as a header)",
+            );
+            None
+        }
+    }
 }
 
 fn check_rate_limiting(errs: &mut Errors<'_>, r: RateLimitingFile) -> Option<RateLimiting> {
@@ -909,12 +1101,19 @@ fn check_rate_limiting(errs: &mut Errors<'_>, r: RateLimitingFile) -> Option<Rat
             "must be greater than 0, got 0",
         );
     }
+    if !(1..=128).contains(&r.ipv6_prefix) {
+        errs.push(
+            "rate_limiting.ipv6_prefix",
+            format!("must be between 1 and 128, got {}", r.ipv6_prefix),
+        );
+    }
     (errs.list.len() == before).then_some(RateLimiting {
         redis_url: r.redis_url,
         redis_timeout: r.redis_timeout,
         key_prefix: r.key_prefix,
         headers_on_success: r.headers_on_success,
         max_local_keys: r.max_local_keys,
+        ipv6_prefix: r.ipv6_prefix,
     })
 }
 
@@ -946,6 +1145,22 @@ fn check_rate_limit(errs: &mut Errors<'_>, at: &str, l: &RateLimitFile) -> Optio
     let burst = l.burst.unwrap_or(l.rate);
     if l.burst == Some(0) {
         errs.push(format!("{at}.burst"), "must be at least 1, got 0");
+    }
+    if l.per > MAX_LIMIT_PERIOD {
+        errs.push(
+            format!("{at}.per"),
+            format!(
+                "must be at most {}, got {}",
+                humantime::format_duration(MAX_LIMIT_PERIOD),
+                humantime::format_duration(l.per)
+            ),
+        );
+    }
+    if burst > MAX_BURST {
+        errs.push(
+            format!("{at}.burst"),
+            format!("must be at most {MAX_BURST}, got {burst}"),
+        );
     }
     if u128::from(l.rate) > l.per.as_micros() {
         errs.push(

@@ -23,7 +23,7 @@ use crate::proxy::upstream::Pool;
 
 /// A public key (or configured secret) pinned to one algorithm.
 #[derive(Clone)]
-struct Key {
+pub(crate) struct Key {
     alg: Algorithm,
     kid: Option<String>,
     key: DecodingKey,
@@ -42,9 +42,11 @@ pub(crate) struct Verified {
 /// Recently verified tokens, so a client sending the same token again does not pay for a
 /// signature check each time (an Ed25519 or ECDSA verification costs tens of microseconds;
 /// the lookup, well under one). Keyed by the exact token bytes: the same bytes verify the
-/// same way until `exp`. Cleared whenever the key set changes, bounded in size.
+/// same way until `exp`, under the same keys. Each entry carries the key-set generation it
+/// was verified under and counts only while that generation is current, so a verification
+/// that raced a key removal cannot keep vouching for its token. Bounded in size.
 struct VerifiedCache {
-    shards: Vec<std::sync::Mutex<std::collections::HashMap<String, Verified>>>,
+    shards: Vec<std::sync::Mutex<std::collections::HashMap<String, (u64, Verified)>>>,
     max_per_shard: usize,
     hasher: std::collections::hash_map::RandomState,
 }
@@ -62,26 +64,32 @@ impl VerifiedCache {
         }
     }
 
-    fn shard(&self, token: &str) -> &std::sync::Mutex<std::collections::HashMap<String, Verified>> {
+    fn shard(
+        &self,
+        token: &str,
+    ) -> &std::sync::Mutex<std::collections::HashMap<String, (u64, Verified)>> {
         use std::hash::BuildHasher as _;
         let i = usize::try_from(self.hasher.hash_one(token) % CACHE_SHARDS as u64).unwrap_or(0);
         &self.shards[i]
     }
 
-    fn get(&self, token: &str, now: u64) -> Option<Verified> {
+    /// The entry for `token` if it is unexpired and was verified under `generation`.
+    fn get(&self, token: &str, now: u64, generation: u64) -> Option<Verified> {
         let map = self.shard(token).lock().unwrap_or_else(|p| p.into_inner());
-        map.get(token).filter(|v| v.expires_at > now).cloned()
+        map.get(token)
+            .filter(|(g, v)| *g == generation && v.expires_at > now)
+            .map(|(_, v)| v.clone())
     }
 
-    fn put(&self, token: &str, verified: &Verified, now: u64) {
+    fn put(&self, token: &str, verified: &Verified, now: u64, generation: u64) {
         let mut map = self.shard(token).lock().unwrap_or_else(|p| p.into_inner());
         if map.len() >= self.max_per_shard {
-            map.retain(|_, v| v.expires_at > now);
+            map.retain(|_, (_, v)| v.expires_at > now);
             if map.len() >= self.max_per_shard {
                 map.clear();
             }
         }
-        map.insert(token.to_owned(), verified.clone());
+        map.insert(token.to_owned(), (generation, verified.clone()));
     }
 
     fn clear(&self) {
@@ -152,8 +160,12 @@ pub(crate) struct Verifier {
     /// Serializes JWKS fetches (single flight) and remembers when the last one started.
     fetch_gate: tokio::sync::Mutex<Option<Instant>>,
     client: reqwest::Client,
-    /// For `JwksSource::Pool`: the pools of the runtime this verifier belongs to.
-    pools: Vec<Arc<Pool>>,
+    /// For `JwksSource::Pool`: the pool to fetch from. A reload that replaces the pool (its
+    /// settings changed) points a kept verifier at the successor.
+    jwks_pool: arc_swap::ArcSwapOption<Pool>,
+    /// Bumped after every change of the key set; cached verifications of older generations
+    /// no longer count.
+    key_generation: std::sync::atomic::AtomicU64,
     /// Set when a reload replaces this verifier, to end its refresh timer.
     retired: tokio::sync::watch::Sender<bool>,
     /// Tokens verified recently (see `VerifiedCache`).
@@ -162,7 +174,7 @@ pub(crate) struct Verifier {
 
 impl Verifier {
     /// Load the configured keys (HMAC secrets are read from the environment or files now).
-    pub(crate) fn new(config: &JwtConfig, pools: Vec<Arc<Pool>>) -> Result<Self, String> {
+    pub(crate) fn new(config: &JwtConfig, jwks_pool: Option<Arc<Pool>>) -> Result<Self, String> {
         let mut static_keys = Vec::new();
         for k in &config.keys {
             let key = match &k.source {
@@ -199,7 +211,8 @@ impl Verifier {
             jwks_keys: ArcSwap::from_pointee(Vec::new()),
             fetch_gate: tokio::sync::Mutex::new(None),
             client,
-            pools,
+            jwks_pool: arc_swap::ArcSwapOption::new(jwks_pool),
+            key_generation: std::sync::atomic::AtomicU64::new(0),
             retired: tokio::sync::watch::channel(false).0,
             cache: VerifiedCache::new(100_000),
         })
@@ -209,11 +222,19 @@ impl Verifier {
         &self.config
     }
 
-    /// The pool JWKS documents are fetched from, if any.
-    pub(crate) fn jwks_pool(&self) -> Option<&Arc<Pool>> {
-        match self.config.jwks.as_ref().map(|j| &j.source) {
-            Some(JwksSource::Pool { pool, .. }) => self.pools.get(*pool),
-            _ => None,
+    /// Fetch JWKS documents from `pool` from now on (a reload replaced the pool).
+    pub(crate) fn set_jwks_pool(&self, pool: Option<Arc<Pool>>) {
+        self.jwks_pool.store(pool);
+    }
+
+    /// Start with the keys `previous` last fetched, when both fetch from the same place:
+    /// a verifier rebuilt by a reload must not refuse every token until its first fetch.
+    pub(crate) fn inherit_keys(&self, previous: &Verifier) {
+        let keys = previous.jwks_keys.load_full();
+        if !keys.is_empty() {
+            self.jwks_keys.store(keys);
+            self.key_generation
+                .fetch_add(1, std::sync::atomic::Ordering::Release);
         }
     }
 
@@ -229,17 +250,27 @@ impl Verifier {
     }
 
     /// Verify `token`. The error is a short reason for logs, never shown to clients.
-    pub(crate) async fn verify(&self, token: &str) -> Result<Verified, &'static str> {
-        let now = unix_now();
-        if let Some(hit) = self.cache.get(token, now) {
-            return Ok(hit);
-        }
-        let verified = self.verify_uncached(token).await?;
-        self.cache.put(token, &verified, now);
+    /// A verification of `token` under the current keys, if one is cached: free to ask,
+    /// which is why per-client verification limits apply only past this point.
+    pub(crate) fn cached(&self, token: &str) -> Option<Verified> {
+        let generation = self
+            .key_generation
+            .load(std::sync::atomic::Ordering::Acquire);
+        self.cache.get(token, unix_now(), generation)
+    }
+
+    /// Check the signature and claims of `token` and cache the result.
+    pub(crate) async fn verify_uncached(&self, token: &str) -> Result<Verified, &'static str> {
+        // Read before the keys: if they change meanwhile, the entry is of an old generation.
+        let generation = self
+            .key_generation
+            .load(std::sync::atomic::Ordering::Acquire);
+        let verified = self.check(token).await?;
+        self.cache.put(token, &verified, unix_now(), generation);
         Ok(verified)
     }
 
-    async fn verify_uncached(&self, token: &str) -> Result<Verified, &'static str> {
+    async fn check(&self, token: &str) -> Result<Verified, &'static str> {
         let header =
             jsonwebtoken::decode_header(token).map_err(|_| "malformed token or unsupported alg")?;
         if let Some(verified) = self.try_keys(token, header.alg, header.kid.as_deref())? {
@@ -363,7 +394,10 @@ impl Verifier {
             Ok(keys) => {
                 tracing::info!(keys = keys.len(), on_demand, "JWKS refreshed");
                 self.jwks_keys.store(Arc::new(keys));
-                // A key that left the set must stop vouching for tokens at once.
+                // A key that left the set must stop vouching for tokens at once: entries of
+                // older generations no longer count, and are dropped to free the memory.
+                self.key_generation
+                    .fetch_add(1, std::sync::atomic::Ordering::Release);
                 self.cache.clear();
                 metrics::JWKS_REFRESHES.with_label_values(&["ok"]).inc();
                 true
@@ -383,15 +417,15 @@ impl Verifier {
     async fn fetch(&self, source: &JwksSource) -> Result<Vec<Key>, String> {
         let url = match source {
             JwksSource::Url(url) => url.clone(),
-            JwksSource::Pool { pool, path } => {
-                let pool = self.pools.get(*pool).ok_or("JWKS pool is missing")?;
+            JwksSource::Pool { path, .. } => {
+                let pool = self.jwks_pool.load_full().ok_or("JWKS pool is missing")?;
                 let addr = pool
                     .select(b"", &[])
                     .ok_or("JWKS pool has no healthy endpoint")?;
                 format!("http://{addr}{path}")
             }
         };
-        let resp = self
+        let mut resp = self
             .client
             .get(&url)
             .send()
@@ -400,11 +434,14 @@ impl Verifier {
         if !resp.status().is_success() {
             return Err(format!("GET {url}: status {}", resp.status()));
         }
-        let set: JwkSet = resp
-            .json()
-            .await
-            .map_err(|e| format!("GET {url}: not a JWK set: {e}"))?;
-        Ok(keys_from_jwks(&set))
+        let mut body = Vec::new();
+        while let Some(chunk) = resp.chunk().await.map_err(|e| format!("GET {url}: {e}"))? {
+            if body.len() + chunk.len() > MAX_JWKS_BYTES {
+                return Err(format!("GET {url}: larger than {MAX_JWKS_BYTES} bytes"));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        parse_jwks(&body).map_err(|e| format!("GET {url}: {e}"))
     }
 
     /// Fetch at start (retrying each second until it works), then every `refresh_interval`.
@@ -427,6 +464,23 @@ impl Verifier {
             }
         }
     }
+}
+
+/// A JWKS document larger than this is refused (real ones are a few KiB).
+const MAX_JWKS_BYTES: usize = 1024 * 1024;
+
+/// The usable keys of a JWKS document. A document that is not a JWK set, or that yields no
+/// usable key, is an error: the last good keys must never be replaced by an empty set.
+pub(crate) fn parse_jwks(body: &[u8]) -> Result<Vec<Key>, String> {
+    let set: JwkSet = serde_json::from_slice(body).map_err(|e| format!("not a JWK set: {e}"))?;
+    let keys = keys_from_jwks(&set);
+    if keys.is_empty() {
+        return Err(format!(
+            "no usable public key among {} in the set",
+            set.keys.len()
+        ));
+    }
+    Ok(keys)
 }
 
 /// Public keys of a JWK set, each pinned to its declared or implied algorithm. Symmetric

@@ -150,6 +150,9 @@ local emission = tonumber(ARGV[1])
 local tolerance = tonumber(ARGV[2])
 local tat = tonumber(redis.call('GET', KEYS[1]) or now)
 if tat < now then tat = now end
+-- These settings never put a bucket further ahead than tolerance + emission; state from
+-- other settings or a clock step is clamped to that.
+if tat - now > tolerance + emission then tat = now + tolerance + emission end
 local ahead = tat - now
 if ahead > tolerance then
   return {0, ahead}
@@ -242,7 +245,11 @@ impl RedisStore {
                 None
             }
             Err(_) => {
-                tracing::warn!("Redis rate-limit decision timed out");
+                // A connection that stops answering may be wedged (a half-open TCP
+                // connection, a stuck proxy); start over with a fresh one (reconnects are
+                // limited to one a second).
+                tracing::warn!("Redis rate-limit decision timed out; reconnecting");
+                self.forget_connection().await;
                 None
             }
         }
@@ -256,8 +263,21 @@ pub(crate) struct Limiter {
     /// Local buckets: the whole state for `scope: local`, the fallback for `cluster`.
     local: LocalBuckets,
     redis: Option<Arc<RedisStore>>,
-    /// Distinguishes this limit's keys in Redis: route name and position.
+    /// Distinguishes this limit's keys in Redis: route name, position and a hash of the
+    /// settings, so a limit changed by a reload starts with fresh buckets (as local limits
+    /// do) instead of inheriting state written under other settings.
     redis_scope: String,
+}
+
+/// A short, stable (same on every gateway) hash of a limit's settings.
+fn settings_hash(spec: &RateLimit) -> String {
+    use sha2::Digest as _;
+    let text = format!("{}/{}us/{}", spec.rate, spec.per.as_micros(), spec.burst);
+    sha2::Sha256::digest(text.as_bytes())
+        .iter()
+        .take(4)
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// What a limiter answered.
@@ -272,7 +292,7 @@ impl Limiter {
         spec: &RateLimit,
         settings: &RateLimiting,
         redis: Option<Arc<RedisStore>>,
-        redis_scope: String,
+        redis_scope: &str,
     ) -> Self {
         let gcra = Gcra::new(spec);
         Self {
@@ -284,7 +304,7 @@ impl Limiter {
             } else {
                 None
             },
-            redis_scope,
+            redis_scope: format!("{redis_scope}:{}", settings_hash(spec)),
         }
     }
 
@@ -361,6 +381,96 @@ mod tests {
             );
         }
         assert!(admitted.len() >= 95, "the steady rate is still served");
+    }
+
+    #[test]
+    fn changed_settings_give_other_redis_keys_and_equal_ones_the_same() {
+        let spec = |rate, burst| RateLimit {
+            key: LimitKey::Route,
+            rate,
+            per: Duration::from_secs(60),
+            burst,
+            scope: LimitScope::Cluster,
+            fail_open: true,
+        };
+        assert_eq!(settings_hash(&spec(10, 5)), settings_hash(&spec(10, 5)));
+        assert_ne!(settings_hash(&spec(10, 5)), settings_hash(&spec(11, 5)));
+        assert_ne!(settings_hash(&spec(10, 5)), settings_hash(&spec(10, 6)));
+    }
+
+    #[tokio::test]
+    async fn a_redis_that_stops_answering_is_reconnected_to() {
+        // Arrange: a "Redis" that answers the connection handshake but never a script, like
+        // a connection wedged behind a stuck proxy.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("redis://{}", listener.local_addr().unwrap());
+        let scripts = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let seen = Arc::clone(&scripts);
+        let _server = tokio::spawn(async move {
+            while let Ok((conn, _)) = listener.accept().await {
+                tokio::spawn(wedged_redis(conn, Arc::clone(&seen)));
+            }
+        });
+        let settings = RateLimiting {
+            redis_url: Some(url),
+            redis_timeout: Duration::from_millis(50),
+            key_prefix: "t:".into(),
+            headers_on_success: true,
+            max_local_keys: 10,
+            ipv6_prefix: 64,
+        };
+        let store = RedisStore::new(&settings).unwrap();
+        let g = gcra(1, 60, 1);
+
+        // Act: the connection may or may not be made in time; the script call cannot answer.
+        let decided = store.decide(&g, "k").await;
+
+        // Assert: the script was sent, got no answer, and the connection was dropped.
+        assert!(decided.is_none());
+        assert!(
+            scripts.load(std::sync::atomic::Ordering::SeqCst) > 0,
+            "the script was sent"
+        );
+        assert!(store.conn.lock().await.is_none());
+    }
+
+    /// Reads RESP commands; answers `+OK` to all but scripts (`EVAL`, `EVALSHA`), which it
+    /// counts and leaves unanswered.
+    async fn wedged_redis(
+        conn: tokio::net::TcpStream,
+        scripts: Arc<std::sync::atomic::AtomicUsize>,
+    ) {
+        use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _};
+        let mut conn = tokio::io::BufReader::new(conn);
+        loop {
+            let mut line = String::new();
+            if conn.read_line(&mut line).await.unwrap_or(0) == 0 {
+                return;
+            }
+            let Some(n) = line
+                .trim()
+                .strip_prefix('*')
+                .and_then(|n| n.parse::<usize>().ok())
+            else {
+                continue;
+            };
+            let mut words = Vec::new();
+            for _ in 0..n {
+                let mut len = String::new();
+                conn.read_line(&mut len).await.unwrap_or(0);
+                let len: usize = len.trim().trim_start_matches('$').parse().unwrap_or(0);
+                let mut word = vec![0; len + 2];
+                if conn.read_exact(&mut word).await.is_err() {
+                    return;
+                }
+                words.push(String::from_utf8_lossy(&word[..len]).to_ascii_uppercase());
+            }
+            if words.first().is_some_and(|w| w.starts_with("EVAL")) {
+                scripts.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            } else {
+                let _ = conn.get_mut().write_all(b"+OK\r\n").await;
+            }
+        }
     }
 
     #[test]

@@ -62,6 +62,10 @@ pub(crate) struct DnsDiscovery {
     grace: Duration,
     resolver: Arc<TokioAsyncResolver>,
     names: Mutex<HashMap<String, NameState>>,
+    /// Set when this discovery succeeds one of an earlier config (a reload changed the
+    /// pool): the first discovery answers names from the inherited state instead of asking
+    /// DNS, so the new pool holds its members before it takes traffic.
+    inherited: std::sync::atomic::AtomicBool,
 }
 
 impl DnsDiscovery {
@@ -77,11 +81,47 @@ impl DnsDiscovery {
             grace,
             resolver,
             names: Mutex::new(HashMap::new()),
+            inherited: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// Take over what `previous` (the same pool under the config before a reload) knows of
+    /// each name: the next discovery answers from it, later ones ask DNS again, and the
+    /// grace period keeps counting from the last successful resolution.
+    pub(crate) fn inherit(&self, previous: &DnsDiscovery) {
+        let old = previous.names.lock().unwrap_or_else(|p| p.into_inner());
+        let mut names = self.names.lock().unwrap_or_else(|p| p.into_inner());
+        for (host, state) in old.iter() {
+            names.insert(
+                host.clone(),
+                NameState {
+                    addrs: state.addrs.clone(),
+                    last_ok: state.last_ok,
+                    failing_since: state.failing_since,
+                },
+            );
+        }
+        self.inherited
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The inherited addresses of `host`, if this is the first discovery after inheriting.
+    fn inherited_addrs(&self, host: &str, first: bool) -> Option<Vec<SocketAddr>> {
+        if !first {
+            return None;
+        }
+        let names = self.names.lock().unwrap_or_else(|p| p.into_inner());
+        names
+            .get(host)
+            .map(|s| s.addrs.clone())
+            .filter(|a| !a.is_empty())
     }
 
     /// Resolve every endpoint once and apply the grace rules.
     pub(crate) async fn resolve_all(&self) -> BTreeSet<SocketAddr> {
+        let first = self
+            .inherited
+            .swap(false, std::sync::atomic::Ordering::Relaxed);
         let mut out = BTreeSet::new();
         for spec in &self.specs {
             match spec {
@@ -89,6 +129,11 @@ impl DnsDiscovery {
                     out.insert(*addr);
                 }
                 EndpointSpec::Name { host, port } => {
+                    if let Some(addrs) = self.inherited_addrs(host, first) {
+                        // Same name, possibly another port in the new config.
+                        out.extend(addrs.iter().map(|a| SocketAddr::new(a.ip(), *port)));
+                        continue;
+                    }
                     let result = self.resolver.lookup_ip(host.as_str()).await;
                     let resolved: Vec<SocketAddr> = match &result {
                         Ok(lookup) => lookup.iter().map(|ip| SocketAddr::new(ip, *port)).collect(),
@@ -154,6 +199,17 @@ impl DnsDiscovery {
     }
 }
 
+/// The discovery a pool's balancer runs, shared with the pool so a successor can inherit
+/// its state.
+pub(crate) struct SharedDiscovery(pub(crate) Arc<DnsDiscovery>);
+
+#[async_trait]
+impl ServiceDiscovery for SharedDiscovery {
+    async fn discover(&self) -> pingora::Result<(BTreeSet<Backend>, HashMap<u64, bool>)> {
+        self.0.discover().await
+    }
+}
+
 #[async_trait]
 impl ServiceDiscovery for DnsDiscovery {
     async fn discover(&self) -> pingora::Result<(BTreeSet<Backend>, HashMap<u64, bool>)> {
@@ -205,6 +261,38 @@ mod tests {
         let kept = d.apply("svc", Vec::new(), Some("NXDOMAIN".into()));
 
         assert!(kept.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_successor_answers_its_first_discovery_from_the_inherited_names() {
+        // Arrange: the resolver points nowhere, so only inherited state can answer.
+        let resolver = Arc::new(resolver(&["127.0.0.1:9".parse().unwrap()]).unwrap());
+        let spec = || {
+            vec![EndpointSpec::Name {
+                host: "svc".into(),
+                port: 80,
+            }]
+        };
+        let old = DnsDiscovery::new(
+            "p".into(),
+            spec(),
+            Duration::from_secs(60),
+            Arc::clone(&resolver),
+        );
+        let addr: SocketAddr = "10.0.0.1:80".parse().unwrap();
+        old.apply("svc", vec![addr], None);
+        let new = DnsDiscovery::new("p".into(), spec(), Duration::from_secs(60), resolver);
+
+        // Act
+        new.inherit(&old);
+        let first = new.resolve_all().await;
+
+        // Assert: and the grace period still applies to later failed lookups.
+        assert_eq!(first.into_iter().collect::<Vec<_>>(), vec![addr]);
+        assert_eq!(
+            new.resolve_all().await.into_iter().collect::<Vec<_>>(),
+            vec![addr]
+        );
     }
 
     #[tokio::test]

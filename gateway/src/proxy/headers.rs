@@ -39,6 +39,36 @@ pub(crate) fn request_id(incoming: Option<&[u8]>) -> String {
     }
 }
 
+/// Every `X-Forwarded-For` line joined in order (`None` when there is none). Borrowed when
+/// there is one line, the common case.
+pub(crate) fn forwarded_for(headers: &HeaderMap) -> Option<std::borrow::Cow<'_, str>> {
+    let mut lines = headers
+        .get_all(X_FORWARDED_FOR)
+        .iter()
+        .map(|v| v.to_str().unwrap_or(""));
+    let first = lines.next()?;
+    let mut joined: Option<String> = None;
+    for line in lines {
+        let j = joined.get_or_insert_with(|| first.to_owned());
+        j.push_str(", ");
+        j.push_str(line);
+    }
+    Some(joined.map_or(std::borrow::Cow::Borrowed(first), std::borrow::Cow::Owned))
+}
+
+/// The key a client's requests are counted under: its IPv4 address, or for IPv6 the
+/// network of `v6_prefix` bits around it (one subscriber usually holds a whole /64 and can
+/// pick any address in it). IPv4-mapped IPv6 addresses count as the IPv4 address.
+pub(crate) fn client_key(ip: IpAddr, v6_prefix: u8) -> String {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => match ipnet::Ipv6Net::new(v6, v6_prefix) {
+            Ok(net) => net.trunc().to_string(),
+            Err(_) => v6.to_string(),
+        },
+    }
+}
+
 /// The client's address: the peer, unless the peer is a trusted proxy, in which case the
 /// right-most `X-Forwarded-For` entry that is not itself a trusted proxy.
 pub(crate) fn client_ip(
@@ -113,11 +143,7 @@ pub(crate) fn set_forwarded(
     f: &Forwarded<'_>,
 ) -> pingora::Result<()> {
     let xff = match (f.peer, f.peer_trusted) {
-        (Some(peer), true) => match req
-            .headers
-            .get(X_FORWARDED_FOR)
-            .and_then(|v| v.to_str().ok())
-        {
+        (Some(peer), true) => match forwarded_for(&req.headers) {
             Some(prev) if !prev.trim().is_empty() => format!("{prev}, {peer}"),
             _ => peer.to_string(),
         },
@@ -179,6 +205,29 @@ mod tests {
             &trusted,
         );
         assert_eq!(ip, Some("1.2.3.4".parse().unwrap()));
+    }
+
+    #[test]
+    fn forwarded_for_lines_are_joined_in_order() {
+        let mut h = HeaderMap::new();
+        assert!(forwarded_for(&h).is_none());
+        h.append(X_FORWARDED_FOR, "1.1.1.1".parse().unwrap());
+        assert_eq!(forwarded_for(&h).as_deref(), Some("1.1.1.1"));
+        h.append(X_FORWARDED_FOR, "2.2.2.2, 3.3.3.3".parse().unwrap());
+        assert_eq!(
+            forwarded_for(&h).as_deref(),
+            Some("1.1.1.1, 2.2.2.2, 3.3.3.3")
+        );
+    }
+
+    #[test]
+    fn ipv6_clients_are_keyed_by_their_prefix_and_mapped_v4_as_v4() {
+        let key = |s: &str, p| client_key(s.parse().unwrap(), p);
+        assert_eq!(key("2001:db8:1:2:aaaa::1", 64), "2001:db8:1:2::/64");
+        assert_eq!(key("2001:db8:1:2:ffff::", 64), "2001:db8:1:2::/64");
+        assert_eq!(key("2001:db8:1:2::1", 128), "2001:db8:1:2::1/128");
+        assert_eq!(key("::ffff:192.0.2.1", 64), "192.0.2.1");
+        assert_eq!(key("192.0.2.1", 64), "192.0.2.1");
     }
 
     #[test]

@@ -2,10 +2,13 @@
 //! module:
 //! - `request_filters`: request id, client address, size limits, routing, fixed responses;
 //! - `upstream`: pools, health and endpoint choice (`upstream_peer`), retries;
-//! - `response_filters`: response headers, passive health, access log and metrics.
+//! - `response_filters`: response headers, passive health, access log and metrics;
+//! - `connection`: around all of it, per client connection: the connection cap and the idle
+//!   and header deadlines.
 //!
 //! Phase order: see pingora's `docs/user_guide/phase.md` and ARCHITECTURE.md.
 
+pub(crate) mod connection;
 pub(crate) mod discovery;
 pub(crate) mod errors;
 pub(crate) mod headers;
@@ -41,6 +44,9 @@ pub(crate) struct Runtime {
     pub(crate) pools: Vec<Arc<Pool>>,
     /// Token verification for routes with `auth`, when `jwt:` is configured.
     pub(crate) verifier: Option<Arc<Verifier>>,
+    /// `jwt.verification_limit`: signature checks per client (cached tokens are free), so
+    /// a flood of invalid tokens cannot buy unbounded CPU.
+    pub(crate) verification_limiter: Option<Arc<Limiter>>,
     /// Headers only the gateway may set upstream; client copies are always removed.
     pub(crate) owned_headers: Vec<http::HeaderName>,
     /// Each route's limiters, indexed like `config.routes`.
@@ -53,11 +59,28 @@ pub(crate) struct Runtime {
 /// because backends may trust it (the backend's `TRUST_GATEWAY_IDENTITY`).
 const ALWAYS_OWNED: &str = "x-user-id";
 
+/// How long a reload may spend warming up new pools before it swaps them in anyway.
+const WARM_DEADLINE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Where a `jwt:` section fetches its key set from, independent of pool positions: two
+/// verifiers with the same origin see the same keys.
+fn jwks_origin(config: &Config) -> Option<String> {
+    let jwks = config.jwt.as_ref()?.jwks.as_ref()?;
+    Some(match &jwks.source {
+        crate::config::JwksSource::Url(url) => format!("url {url}"),
+        crate::config::JwksSource::Pool { pool, path } => {
+            format!("pool {} {path}", config.pools.get(*pool)?.name)
+        }
+    })
+}
+
 impl Runtime {
-    /// Build the runtime for `config`, reusing from `previous` every pool whose settings are
-    /// unchanged (it keeps its endpoints and health), the verifier when `jwt:` is unchanged
-    /// (it keeps its keys), and every limiter whose route name and spec are unchanged (it
-    /// keeps its counters).
+    /// Build the runtime for `config`, taking over from `previous` what must survive a
+    /// reload: a pool whose settings are unchanged is kept as it is; a pool of the same name
+    /// with other settings is succeeded by one that inherits its members and health (see
+    /// `Pool::succeed`); an unchanged `jwt:` keeps its verifier (keys and cached tokens), a
+    /// changed one starts with the old keys when it fetches from the same place; a limiter
+    /// whose route name and spec are unchanged keeps its counters.
     pub(crate) fn build(
         config: Arc<Config>,
         resolver: &Arc<TokioAsyncResolver>,
@@ -67,30 +90,64 @@ impl Runtime {
             .pools
             .iter()
             .map(|pc| {
-                previous
-                    .and_then(|p| p.pools.iter().find(|old| old.config == *pc))
-                    .cloned()
-                    .unwrap_or_else(|| Arc::new(Pool::new(pc.clone(), Arc::clone(resolver))))
+                let old_pools = previous.map_or(&[][..], |p| &p.pools[..]);
+                if let Some(same) = old_pools.iter().find(|old| old.config == *pc) {
+                    return Arc::clone(same);
+                }
+                let resolver = Arc::clone(resolver);
+                match old_pools.iter().find(|old| old.name() == pc.name) {
+                    Some(old) => Arc::new(Pool::succeed(pc.clone(), resolver, old)),
+                    None => Arc::new(Pool::new(pc.clone(), resolver)),
+                }
             })
             .collect();
         let verifier = match &config.jwt {
             None => None,
             Some(jwt) => {
-                let reusable = previous.and_then(|p| p.verifier.as_ref()).filter(|v| {
-                    v.config() == jwt
-                        && v.jwks_pool()
-                            .is_none_or(|old| pools.iter().any(|p| Arc::ptr_eq(p, old)))
+                let origin = jwks_origin(&config);
+                let old = previous.and_then(|p| {
+                    let v = p.verifier.as_ref()?;
+                    Some((v, jwks_origin(&p.config) == origin))
                 });
-                match reusable {
-                    Some(v) => Some(Arc::clone(v)),
-                    None => Some(Arc::new(Verifier::new(jwt, pools.clone())?)),
+                match old {
+                    Some((v, true)) if v.config() == jwt => Some(Arc::clone(v)),
+                    _ => {
+                        let v = Verifier::new(jwt, jwks_pool(&config, &pools))?;
+                        if let Some((old, true)) = old {
+                            v.inherit_keys(old);
+                        }
+                        Some(Arc::new(v))
+                    }
                 }
             }
         };
+        let verification_limiter = config
+            .jwt
+            .as_ref()
+            .and_then(|j| j.verification_limit.as_ref())
+            .map(|spec| {
+                previous
+                    .and_then(|p| p.verification_limiter.as_ref())
+                    .filter(|l| l.spec == *spec)
+                    .cloned()
+                    .unwrap_or_else(|| {
+                        Arc::new(Limiter::new(
+                            spec,
+                            &config.rate_limiting,
+                            None,
+                            "jwt:verifications",
+                        ))
+                    })
+            });
         let mut owned_headers = vec![http::HeaderName::from_static(ALWAYS_OWNED)];
         for (_, header) in config.jwt.iter().flat_map(|j| &j.forward_claims) {
             if !owned_headers.contains(header) {
                 owned_headers.push(header.clone());
+            }
+        }
+        if let Some(secret) = config.jwt.as_ref().and_then(|j| j.forward_secret.as_ref()) {
+            if !owned_headers.contains(&secret.header) {
+                owned_headers.push(secret.header.clone());
             }
         }
         let same_store = previous.is_some_and(|p| p.config.rate_limiting == config.rate_limiting);
@@ -120,7 +177,7 @@ impl Runtime {
                                     spec,
                                     &config.rate_limiting,
                                     redis.clone(),
-                                    format!("{}:{i}:{j}", route.name),
+                                    &format!("{}:{i}:{j}", route.name),
                                 ))
                             })
                     })
@@ -132,10 +189,36 @@ impl Runtime {
             config,
             pools,
             verifier,
+            verification_limiter,
             owned_headers,
             limiters,
             redis,
         })
+    }
+
+    /// Make the pools this runtime does not share with `previous` ready to take traffic
+    /// (members discovered, first checks run), all at once and within `WARM_DEADLINE`.
+    pub(crate) async fn warm(&self, previous: &Runtime) {
+        let fresh = self
+            .pools
+            .iter()
+            .filter(|p| !previous.pools.iter().any(|old| Arc::ptr_eq(old, p)));
+        futures::future::join_all(fresh.map(|p| p.warm(WARM_DEADLINE))).await;
+    }
+
+    /// Called once this runtime serves: a kept verifier now fetches from this runtime's pool.
+    pub(crate) fn activate(&self) {
+        if let Some(v) = &self.verifier {
+            v.set_jwks_pool(jwks_pool(&self.config, &self.pools));
+        }
+    }
+}
+
+/// The pool `config`'s JWKS is fetched from, if it names one.
+fn jwks_pool(config: &Config, pools: &[Arc<Pool>]) -> Option<Arc<Pool>> {
+    match &config.jwt.as_ref()?.jwks.as_ref()?.source {
+        crate::config::JwksSource::Pool { pool, .. } => pools.get(*pool).cloned(),
+        crate::config::JwksSource::Url(_) => None,
     }
 }
 
@@ -170,6 +253,8 @@ pub(crate) struct Ctx {
     client_ip: Option<IpAddr>,
     peer_trusted: bool,
     host: Option<String>,
+    /// The request path in canonical form, when the client spelled it otherwise.
+    canonical_path: Option<String>,
     /// Index of the matched route in the router, by name for logs and metrics.
     route_name: Option<String>,
     route_action: Option<RouteAction>,
@@ -226,6 +311,7 @@ impl ProxyHttp for Gateway {
             client_ip: None,
             peer_trusted: false,
             host: None,
+            canonical_path: None,
             route_name: None,
             route_action: None,
             upstream_path: None,
@@ -246,6 +332,7 @@ impl ProxyHttp for Gateway {
     }
 
     async fn early_request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<()> {
+        connection::header_received();
         ctx.runtime = Some(self.runtime.load_full());
         request_filters::identify(session, ctx);
         Ok(())

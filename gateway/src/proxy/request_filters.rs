@@ -27,11 +27,14 @@ pub(super) fn identify(session: &Session, ctx: &mut Ctx) {
         .as_ref()
         .map_or(&[][..], |rt| &rt.config.trusted_proxies[..]);
     ctx.peer_trusted = peer.is_some_and(|ip| trusted.iter().any(|net| net.contains(&ip)));
-    let xff = req
-        .headers
-        .get("x-forwarded-for")
-        .and_then(|v| v.to_str().ok());
-    ctx.client_ip = headers::client_ip(peer, xff, trusted);
+    ctx.client_ip = if ctx.peer_trusted {
+        // Only a trusted proxy's header is read, and all of its lines: a proxy may append a
+        // new line rather than extend the last one.
+        let xff = headers::forwarded_for(&req.headers);
+        headers::client_ip(peer, xff.as_deref(), trusted)
+    } else {
+        peer
+    };
     ctx.host = request_host(req);
 }
 
@@ -49,8 +52,10 @@ fn request_host(req: &RequestHeader) -> Option<String> {
     (!host.is_empty()).then(|| host.to_ascii_lowercase())
 }
 
-/// 414 for a long request target, 431 for large headers, 400 for dot segments in the path.
-pub(super) fn check_limits(session: &Session, ctx: &Ctx) -> Result<()> {
+/// 414 for a long request target, 431 for large headers, 400 for a path without a safe
+/// canonical form; a path in another spelling is rewritten to its canonical form (see
+/// `crate::path`), which routing, limits and the upstream then see.
+pub(super) fn check_limits(session: &Session, ctx: &mut Ctx) -> Result<()> {
     let Some(rt) = &ctx.runtime else {
         return Ok(());
     };
@@ -74,19 +79,13 @@ pub(super) fn check_limits(session: &Session, ctx: &Ctx) -> Result<()> {
             format!("request headers are {header_bytes} bytes"),
         );
     }
-    if has_dot_segment(req.uri.path()) {
-        return Error::e_explain(BAD_REQUEST, "dot segment in request path");
+    match crate::path::normalize(req.uri.path()) {
+        Ok(canonical) => ctx.canonical_path = canonical,
+        Err(why) => {
+            return Error::e_explain(BAD_REQUEST, format!("request path holds {why}"));
+        }
     }
     Ok(())
-}
-
-/// `.` or `..` segments, literal or percent-encoded, would let a path escape a route prefix
-/// once the upstream normalizes it, so they are refused rather than guessed at.
-fn has_dot_segment(path: &str) -> bool {
-    path.split('/').any(|segment| {
-        let decoded = segment.to_ascii_lowercase().replace("%2e", ".");
-        decoded == "." || decoded == ".."
-    })
 }
 
 /// Pick the route, or fail with 404.
@@ -95,7 +94,8 @@ pub(super) fn route(session: &Session, ctx: &mut Ctx) -> Result<()> {
         return Ok(());
     };
     let req = session.req_header();
-    let path = req.uri.path();
+    let sent = req.uri.path();
+    let path = ctx.canonical_path.as_deref().unwrap_or(sent);
     let Some(route) = rt.router.find(ctx.host.as_deref(), path, &req.method) else {
         return Error::e_explain(ROUTE_NOT_FOUND, format!("no route for {path}"));
     };
@@ -105,7 +105,7 @@ pub(super) fn route(session: &Session, ctx: &mut Ctx) -> Result<()> {
     ctx.route_index = route.index;
     ctx.route_action = Some(route.action.clone());
     let upstream_path = route.upstream_path(path);
-    if upstream_path != path {
+    if upstream_path != sent {
         ctx.upstream_path = Some(upstream_path.into_owned());
     }
     Ok(())
@@ -140,7 +140,14 @@ pub(super) async fn authenticate(session: &Session, ctx: &mut Ctx) -> Result<()>
         }
         return Ok(());
     };
-    match verifier.verify(token).await {
+    let result = match verifier.cached(token) {
+        Some(hit) => Ok(hit),
+        None => {
+            check_verification_limit(ctx).await?;
+            verifier.verify_uncached(token).await
+        }
+    };
+    match result {
         Ok(verified) => {
             ctx.subject = verified.subject;
             ctx.identity_headers = verified.headers;
@@ -153,6 +160,41 @@ pub(super) async fn authenticate(session: &Session, ctx: &mut Ctx) -> Result<()>
     }
 }
 
+/// `jwt.verification_limit`: a client may make the gateway check only so many signatures
+/// (tokens it verified before are free), so a flood of made-up tokens gets 429s cheaply.
+async fn check_verification_limit(ctx: &mut Ctx) -> Result<()> {
+    let Some(limiter) = ctx
+        .runtime
+        .as_ref()
+        .and_then(|rt| rt.verification_limiter.clone())
+    else {
+        return Ok(());
+    };
+    let key = client_limit_key(ctx);
+    match limiter.check(&key).await {
+        Verdict::Decided(d) if !d.allowed => {
+            ctx.rate_decision = Some(d);
+            Error::e_explain(
+                RATE_LIMITED,
+                format!("too many token verifications for {key}"),
+            )
+        }
+        Verdict::Decided(_) | Verdict::Unavailable => Ok(()),
+    }
+}
+
+/// The key a client's requests count under in limits: its address, IPv6 by prefix.
+fn client_limit_key(ctx: &Ctx) -> String {
+    let prefix = ctx
+        .runtime
+        .as_ref()
+        .map_or(64, |rt| rt.config.rate_limiting.ipv6_prefix);
+    ctx.client_ip.map_or_else(
+        || "ip:unknown".to_owned(),
+        |ip| format!("ip:{}", headers::client_key(ip, prefix)),
+    )
+}
+
 /// Apply every rate limit of the route; all must allow. A missing key (no subject, no
 /// header) falls back to the client address, never to "unlimited".
 pub(super) async fn rate_limit(session: &Session, ctx: &mut Ctx) -> Result<()> {
@@ -162,22 +204,19 @@ pub(super) async fn rate_limit(session: &Session, ctx: &mut Ctx) -> Result<()> {
     let Some(limiters) = rt.limiters.get(ctx.route_index) else {
         return Ok(());
     };
-    let client = ctx
-        .client_ip
-        .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
+    let client = client_limit_key(ctx);
     for limiter in limiters {
         let key = match &limiter.spec.key {
-            LimitKey::ClientIp => format!("ip:{client}"),
+            LimitKey::ClientIp => client.clone(),
             LimitKey::Subject => ctx
                 .subject
                 .as_ref()
-                .map_or_else(|| format!("ip:{client}"), |s| format!("sub:{s}")),
+                .map_or_else(|| client.clone(), |s| format!("sub:{s}")),
             LimitKey::Header(name) => session
                 .req_header()
                 .headers
                 .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map_or_else(|| format!("ip:{client}"), |v| format!("h:{v}")),
+                .map_or_else(|| client.clone(), |v| header_limit_key(v.as_bytes())),
             LimitKey::Route => "route".to_owned(),
         };
         match limiter.check(&key).await {
@@ -199,6 +238,18 @@ pub(super) async fn rate_limit(session: &Session, ctx: &mut Ctx) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The limit key of a header value: short printable values as they are (readable in Redis),
+/// anything else as a hash, so a client cannot make the gateway store large keys.
+fn header_limit_key(value: &[u8]) -> String {
+    use sha2::Digest as _;
+    if value.len() <= 64 && value.iter().all(|b| b.is_ascii_graphic()) {
+        return format!("h:{}", String::from_utf8_lossy(value));
+    }
+    let digest = sha2::Sha256::digest(value);
+    let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
+    format!("hs:{hex}")
 }
 
 /// 413 before any upstream work when the declared length is over the route's limit.
@@ -266,7 +317,12 @@ pub(super) fn hash_key(session: &Session, ctx: &Ctx, balance: &Balance) -> Vec<u
             .client_ip
             .map(|ip| ip.to_string().into_bytes())
             .unwrap_or_default(),
-        HashKey::Path => session.req_header().uri.path().as_bytes().to_vec(),
+        HashKey::Path => ctx
+            .canonical_path
+            .as_deref()
+            .unwrap_or(session.req_header().uri.path())
+            .as_bytes()
+            .to_vec(),
         HashKey::Header(name) => session
             .req_header()
             .headers
@@ -293,6 +349,16 @@ pub(super) fn rewrite_upstream_request(
     }
     for (name, value) in &ctx.identity_headers {
         req.insert_header(name.clone(), value.clone())?;
+    }
+    // The shared secret goes with forwarded claims only: it tells the upstream that these
+    // identity headers come from the gateway.
+    let secret = ctx
+        .runtime
+        .as_ref()
+        .and_then(|rt| rt.config.jwt.as_ref())
+        .and_then(|j| j.forward_secret.as_ref());
+    if let (Some(secret), false) = (secret, ctx.identity_headers.is_empty()) {
+        req.insert_header(secret.header.clone(), secret.value.clone())?;
     }
     let peer = session
         .client_addr()
@@ -325,11 +391,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn dot_segments_are_detected_even_when_encoded() {
-        assert!(has_dot_segment("/a/../b"));
-        assert!(has_dot_segment("/a/%2E%2e/b"));
-        assert!(has_dot_segment("/./a"));
-        assert!(!has_dot_segment("/a/..b/c.d"));
+    fn long_or_binary_header_keys_are_hashed() {
+        assert_eq!(header_limit_key(b"alice"), "h:alice");
+        let long = header_limit_key(&[b'x'; 500]);
+        assert!(long.starts_with("hs:") && long.len() == 35, "{long}");
+        assert!(header_limit_key(b"a b").starts_with("hs:"));
+        assert_ne!(
+            header_limit_key(&[b'x'; 500]),
+            header_limit_key(&[b'y'; 500])
+        );
     }
 
     #[test]

@@ -20,9 +20,17 @@ use pingora::lb::{Backend, Backends, LoadBalancer};
 use pingora::protocols::l4::socket::SocketAddr as PingoraAddr;
 use pingora::upstreams::peer::HttpPeer;
 
-use super::discovery::DnsDiscovery;
+use super::discovery::{DnsDiscovery, SharedDiscovery};
 use crate::config::{Balance, HealthCheck, PoolConfig, Probe};
 use crate::metrics;
+
+/// Milliseconds since a process-wide zero point: ejection deadlines are stored this way, so
+/// they keep their meaning when a reload hands an endpoint's state to a successor pool.
+fn now_ms() -> u64 {
+    static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    let epoch = EPOCH.get_or_init(Instant::now);
+    u64::try_from(epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
 
 /// Active-check verdicts, stored in an `AtomicU8`.
 const UNKNOWN: u8 = 0;
@@ -38,7 +46,7 @@ pub(crate) struct Endpoint {
     check_streak: AtomicUsize,
     /// Consecutive connect failures or 5xx answers seen by real traffic.
     failures: AtomicU32,
-    /// Milliseconds since the pool's epoch until which passive health keeps it out.
+    /// `now_ms()` until which passive health keeps it out.
     ejected_until_ms: AtomicU64,
 }
 
@@ -50,6 +58,23 @@ impl Endpoint {
             check_streak: AtomicUsize::new(0),
             failures: AtomicU32::new(0),
             ejected_until_ms: AtomicU64::new(0),
+        }
+    }
+
+    /// A copy of `self` for a successor pool: the verdicts and passive state carry over;
+    /// a pool without active checks counts every endpoint as passing them.
+    fn inherited(&self, checked: bool) -> Self {
+        let active = if checked {
+            self.active.load(Relaxed)
+        } else {
+            HEALTHY
+        };
+        Self {
+            addr: self.addr,
+            active: AtomicU8::new(active),
+            check_streak: AtomicUsize::new(0),
+            failures: AtomicU32::new(self.failures.load(Relaxed)),
+            ejected_until_ms: AtomicU64::new(self.ejected_until_ms.load(Relaxed)),
         }
     }
 
@@ -83,8 +108,8 @@ where
 }
 
 impl Selector {
-    fn new(balance: &Balance, discovery: DnsDiscovery) -> Self {
-        let backends = Backends::new(Box::new(discovery));
+    fn new(balance: &Balance, discovery: Arc<DnsDiscovery>) -> Self {
+        let backends = Backends::new(Box::new(SharedDiscovery(discovery)));
         match balance {
             Balance::RoundRobin => Self::RoundRobin(LoadBalancer::from_backends(backends)),
             Balance::Random => Self::Random(LoadBalancer::from_backends(backends)),
@@ -165,37 +190,77 @@ fn prober(hc: &HealthCheck) -> Prober {
 pub(crate) struct Pool {
     pub(crate) config: PoolConfig,
     selector: Selector,
+    /// Membership by DNS; shared with the selector, kept here so a successor can inherit it.
+    discovery: Arc<DnsDiscovery>,
     /// Current members by address; swapped whole when discovery changes the set, so the
     /// request path reads it without locking.
     endpoints: ArcSwap<HashMap<SocketAddr, Arc<Endpoint>>>,
     prober: Option<Prober>,
-    /// Zero point for `Endpoint::ejected_until_ms`.
-    epoch: Instant,
-    /// Set when a reload drops this pool, to end its timers.
-    retired: tokio::sync::watch::Sender<bool>,
+    /// Set when a reload drops this pool, to end its timers. The value says whether a
+    /// successor of the same name took over (then it keeps publishing the health gauges).
+    retired: tokio::sync::watch::Sender<Option<bool>>,
 }
 
 impl Pool {
     pub(crate) fn new(config: PoolConfig, resolver: Arc<TokioAsyncResolver>) -> Self {
-        let discovery = DnsDiscovery::new(
+        let discovery = Arc::new(DnsDiscovery::new(
             config.name.clone(),
             config.endpoints.clone(),
             config.dns_grace,
             resolver,
-        );
+        ));
         Self {
-            selector: Selector::new(&config.balance, discovery),
+            selector: Selector::new(&config.balance, Arc::clone(&discovery)),
+            discovery,
             prober: config.health_check.as_ref().map(prober),
             config,
             endpoints: ArcSwap::from_pointee(HashMap::new()),
-            epoch: Instant::now(),
-            retired: tokio::sync::watch::channel(false).0,
+            retired: tokio::sync::watch::channel(None).0,
         }
     }
 
-    /// End this pool's timers (a reload replaced or removed it).
-    pub(crate) fn retire(&self) {
-        self.retired.send_replace(true);
+    /// The pool for `config` that takes over from `previous`, the pool of the same name
+    /// under the config before a reload: it inherits the members, their health verdicts and
+    /// passive state, and what DNS last said, so it can take traffic at once (see [`warm`]).
+    ///
+    /// [`warm`]: Pool::warm
+    pub(crate) fn succeed(
+        config: PoolConfig,
+        resolver: Arc<TokioAsyncResolver>,
+        previous: &Pool,
+    ) -> Self {
+        let pool = Self::new(config, resolver);
+        pool.discovery.inherit(&previous.discovery);
+        let checked = pool.prober.is_some();
+        let inherited: HashMap<SocketAddr, Arc<Endpoint>> = previous
+            .endpoints
+            .load()
+            .iter()
+            .map(|(addr, e)| (*addr, Arc::new(e.inherited(checked))))
+            .collect();
+        pool.endpoints.store(Arc::new(inherited));
+        pool
+    }
+
+    /// Make a new pool ready before it takes traffic: discover its members and run the first
+    /// active check on those it did not inherit, within `deadline`. Returns whether it has an
+    /// endpoint that can take traffic.
+    pub(crate) async fn warm(&self, deadline: Duration) -> bool {
+        let ready = async {
+            let added = self.refresh().await;
+            self.check(Some(&added)).await;
+        };
+        if tokio::time::timeout(deadline, ready).await.is_err() {
+            tracing::warn!(pool = %self.name(), ?deadline, "pool not warmed up in time; swapping it in anyway");
+        }
+        self.publish_health();
+        self.has_healthy_endpoint()
+    }
+
+    /// End this pool's timers (a reload replaced or removed it). With `succeeded`, a pool of
+    /// the same name took over and keeps the health gauges; otherwise they are removed.
+    pub(crate) fn retire(&self, succeeded: bool) {
+        self.retired.send_replace(Some(succeeded));
     }
 
     pub(crate) fn name(&self) -> &str {
@@ -203,7 +268,7 @@ impl Pool {
     }
 
     fn now_ms(&self) -> u64 {
-        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+        now_ms()
     }
 
     /// Choose an endpoint for one attempt. `tried` holds the endpoints earlier attempts of
@@ -465,8 +530,10 @@ impl Pool {
                 _ = check_tick.tick() => self.check(None).await,
                 _ = stop.changed() => return,
                 _ = retired.changed() => {
-                    for (addr, _) in self.endpoint_health() {
-                        let _ = metrics::ENDPOINT_HEALTHY.remove_label_values(&[self.name(), &addr.to_string()]);
+                    if *retired.borrow() != Some(true) {
+                        for (addr, _) in self.endpoint_health() {
+                            let _ = metrics::ENDPOINT_HEALTHY.remove_label_values(&[self.name(), &addr.to_string()]);
+                        }
                     }
                     return;
                 }

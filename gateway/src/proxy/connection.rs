@@ -1,0 +1,174 @@
+//! Client connections: a cap on how many are open, an idle deadline before each request and
+//! a deadline for each request header, around Pingora's HTTP proxy.
+//!
+//! Pingora bounds each single read of a request header (60 s) but not the header as a
+//! whole, so a client sending one byte every 50 s holds a connection forever, and nothing
+//! caps connections: a few thousand such clients (slowloris) exhaust file descriptors. This
+//! `ServerApp` runs Pingora's own HTTP/1 keep-alive loop with three additions:
+//! - a connection past `limits.max_connections` is closed at once;
+//! - before each request, the first byte must come within `limits.idle_timeout`;
+//! - from that byte, the header must be complete within `limits.header_timeout`, which the
+//!   request phases signal through [`header_received`]; otherwise the connection is closed.
+//!
+//! The limits are read from the live runtime, so a reload changes them for new connections
+//! (and for the next request of open ones). HTTP/2 connections (TLS with ALPN `h2`) keep
+//! Pingora's own handling.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use async_trait::async_trait;
+use pingora::apps::{HttpPersistentSettings, HttpServerApp, ServerApp};
+use pingora::protocols::http::ServerSession;
+use pingora::protocols::{Stream, ALPN};
+use pingora::proxy::HttpProxy;
+use pingora::server::ShutdownWatch;
+
+use super::{Gateway, Runtime};
+use crate::metrics;
+
+tokio::task_local! {
+    /// Set by the request phases once the current request's header has been read.
+    static HEADER_READ: Arc<AtomicBool>;
+}
+
+/// Tell the connection the current request's header is complete (its deadline no longer
+/// applies). A no-op outside an HTTP/1 connection task.
+pub(crate) fn header_received() {
+    let _ = HEADER_READ.try_with(|done| done.store(true, Ordering::Relaxed));
+}
+
+/// The public listener's application: connection limits around the proxy.
+pub(crate) struct Connections {
+    proxy: Arc<HttpProxy<Gateway>>,
+    /// The live config's `limits:`.
+    runtime: Arc<ArcSwap<Runtime>>,
+    /// Client connections open now.
+    open: AtomicUsize,
+}
+
+/// Counts one open connection until dropped.
+struct Open<'a>(&'a AtomicUsize);
+
+impl Drop for Open<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+        metrics::DOWNSTREAM_CONNECTIONS.dec();
+    }
+}
+
+impl Connections {
+    pub(crate) fn new(proxy: HttpProxy<Gateway>, runtime: Arc<ArcSwap<Runtime>>) -> Self {
+        Self {
+            proxy: Arc::new(proxy),
+            runtime,
+            open: AtomicUsize::new(0),
+        }
+    }
+
+    /// One request of an HTTP/1 connection, closed (`None`) when its header is not complete
+    /// within `deadline` of its first byte.
+    async fn request(
+        &self,
+        session: ServerSession,
+        shutdown: &ShutdownWatch,
+        deadline: std::time::Duration,
+        header_read: &Arc<AtomicBool>,
+    ) -> Option<pingora::apps::ReusedHttpStream> {
+        header_read.store(false, Ordering::Relaxed);
+        let request = HEADER_READ.scope(
+            Arc::clone(header_read),
+            self.proxy.process_new_http(session, shutdown),
+        );
+        tokio::pin!(request);
+        tokio::select! {
+            biased;
+            done = &mut request => done,
+            () = tokio::time::sleep(deadline) => {
+                if header_read.load(Ordering::Relaxed) {
+                    request.await
+                } else {
+                    metrics::DOWNSTREAM_TIMEOUTS.with_label_values(&["header"]).inc();
+                    None
+                }
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl ServerApp for Connections {
+    async fn process_new(
+        self: &Arc<Self>,
+        mut stream: Stream,
+        shutdown: &ShutdownWatch,
+    ) -> Option<Stream> {
+        let open = self.open.fetch_add(1, Ordering::Relaxed) + 1;
+        metrics::DOWNSTREAM_CONNECTIONS.inc();
+        let _open = Open(&self.open);
+        let max = self.runtime.load().config.limits.max_connections;
+        if open > max {
+            metrics::DOWNSTREAM_REJECTED.inc();
+            tracing::debug!(
+                open,
+                max,
+                "connection refused: limits.max_connections reached"
+            );
+            return None;
+        }
+        if matches!(
+            stream.selected_alpn_proto(),
+            Some(ALPN::H2 | ALPN::Custom(_))
+        ) {
+            return ServerApp::process_new(&self.proxy, stream, shutdown).await;
+        }
+        let header_read = Arc::new(AtomicBool::new(false));
+        let mut persistent: Option<HttpPersistentSettings> = None;
+        loop {
+            let (idle, header) = {
+                let rt = self.runtime.load();
+                (
+                    rt.config.limits.idle_timeout,
+                    rt.config.limits.header_timeout,
+                )
+            };
+            // Wait for the first byte of the next request (peeked, so Pingora still reads it).
+            let mut first = [0u8; 1];
+            match tokio::time::timeout(idle, stream.try_peek(&mut first)).await {
+                Ok(Ok(_)) => {}
+                // Closed by the client: the common end of a keep-alive connection.
+                Ok(Err(_)) => return None,
+                Err(_) => {
+                    metrics::DOWNSTREAM_TIMEOUTS
+                        .with_label_values(&["idle"])
+                        .inc();
+                    return None;
+                }
+            }
+            let mut session = ServerSession::new_http1(stream);
+            match persistent.take() {
+                Some(settings) => settings.apply_to_session(&mut session),
+                None => {
+                    // As Pingora's own HTTP/1 loop does for a new connection.
+                    session.set_keepalive(if *shutdown.borrow() { None } else { Some(60) });
+                    session.set_keepalive_reuses_remaining(
+                        self.proxy
+                            .server_options()
+                            .and_then(|o| o.keepalive_request_limit),
+                    );
+                }
+            }
+            let reused = self
+                .request(session, shutdown, header, &header_read)
+                .await?;
+            let (next, settings) = reused.consume();
+            stream = next;
+            persistent = settings;
+        }
+    }
+
+    async fn cleanup(&self) {
+        self.proxy.http_cleanup().await;
+    }
+}
