@@ -11,6 +11,7 @@
 //! - [`stack`]: the whole stack on loopback (PostgreSQL, Redis, backends, gateway); the
 //!   `stack` binary runs it.
 //! - [`load`]: a bounded closed-loop load generator that records every failure.
+//! - [`raw`]: raw HTTP/1.1 requests, for what client libraries will not send as written.
 //! - `tests`: the end-to-end tests themselves (`cargo test -p tests`).
 //!
 //! Logs of each gateway are kept in its temp dir and printed on drop when `TEST_LOG=1`.
@@ -20,6 +21,7 @@ pub mod gateway;
 pub mod jwks;
 pub mod load;
 pub mod postgres;
+pub mod raw;
 pub mod redis;
 pub mod stack;
 pub mod upstream;

@@ -65,8 +65,15 @@ pub struct Stack {
 
 /// The directory of the running executable's profile (`target/debug` or `target/release`),
 /// where cargo puts the `gateway` and `backend` binaries. Under `cargo run` they are built
-/// (or brought up to date) first with the same profile.
+/// (or brought up to date) first with the same profile. `GATEWAY_BIN` and `BACKEND_BIN`
+/// override each (e.g. to run the tests against binaries of an earlier commit).
 pub fn sibling_binaries() -> anyhow::Result<(PathBuf, PathBuf)> {
+    if let (Some(gateway), Some(backend)) = (
+        std::env::var_os("GATEWAY_BIN"),
+        std::env::var_os("BACKEND_BIN"),
+    ) {
+        return Ok((PathBuf::from(gateway), PathBuf::from(backend)));
+    }
     let exe = std::env::current_exe().context("Failed to find the current executable")?;
     let mut dir = exe.parent().context("executable has no parent dir")?;
     // A test executable lives one level down, in `deps/`.
@@ -266,7 +273,9 @@ impl Stack {
         }
     }
 
-    fn apply_config(&self, text: &str) -> anyhow::Result<()> {
+    /// Check the source file with `gateway check`, then render `text` (its contents) over the
+    /// running copy, which the gateway then reloads.
+    pub fn apply_config(&self, text: &str) -> anyhow::Result<()> {
         // Not `sibling_binaries()`: under `cargo run` that would run cargo on every edit.
         let check = Command::new(&self.gateway_bin)
             .arg("check")

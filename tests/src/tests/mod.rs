@@ -4,6 +4,7 @@ mod auth;
 mod balancing;
 mod discovery;
 mod failures;
+mod hardening;
 mod health;
 mod lifecycle;
 mod limits;
