@@ -142,8 +142,11 @@ fn docker(args: &[&str]) -> String {
 
 /// The test's gateway config: the committed gateway.yaml without the per-user limits on
 /// `/todos` and `/jobs`, so that a closed-loop load from one user measures failures, not
-/// rate limiting. The reload step adds a limit back.
+/// rate limiting. The reload step adds a limit back. The directory is mounted as the
+/// container's config directory, so it must be readable by the gateway's user.
 fn test_config(dir: &Path) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
     let text = std::fs::read_to_string(repo_root().join("gateway.yaml")).unwrap();
     let path = dir.join("gateway.yaml");
     std::fs::write(
@@ -152,6 +155,16 @@ fn test_config(dir: &Path) -> PathBuf {
     )
     .unwrap();
     path
+}
+
+/// The first 16 hex digits of the SHA-256 of `text`, as the gateway logs applied configs.
+fn content_hash(text: &str) -> String {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(text.as_bytes())
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Build (or reuse) the local stand-in images; their names in `local.yml`'s variables.
@@ -324,7 +337,10 @@ async fn the_compose_stack_scales_survives_kills_reloads_live_and_is_scraped() {
         ("GATEWAY_HTTP_PORT".to_owned(), http_port.to_string()),
         ("GATEWAY_ADMIN_PORT".to_owned(), admin_port.to_string()),
         ("PROMETHEUS_PORT".to_owned(), prometheus_port.to_string()),
-        ("GATEWAY_CONFIG".to_owned(), config.display().to_string()),
+        (
+            "GATEWAY_CONFIG_DIR".to_owned(),
+            dir.path().display().to_string(),
+        ),
     ]);
     let project = Project {
         name: format!("stacktest{}", std::process::id()),
@@ -443,7 +459,9 @@ async fn the_compose_stack_scales_survives_kills_reloads_live_and_is_scraped() {
     assert_eq!(titles.len(), 101, "one todo per job, and the first");
     assert_eq!(unique.len(), 101, "no job applied twice");
 
-    // 6: add a rate limit to the mounted gateway.yaml (edited in place): 429s, no restart.
+    // 6: add a rate limit to the mounted gateway.yaml, saved the way `sed -i`, vim and
+    // `git checkout` save (a new file renamed over the old one): 429s, no restart, and the
+    // log names the hash of the applied text.
     let gateway = project.ok(&["ps", "-q", "gateway"]).trim().to_owned();
     let started_before = docker(&["inspect", "-f", "{{.State.StartedAt}}", &gateway]);
     let text = std::fs::read_to_string(&project.config).unwrap();
@@ -456,11 +474,21 @@ async fn the_compose_stack_scales_survives_kills_reloads_live_and_is_scraped() {
             .unwrap();
         }
     }
-    std::fs::write(&project.config, serde_yaml::to_string(&doc).unwrap()).unwrap();
+    let edited = serde_yaml::to_string(&doc).unwrap();
+    let replacement = project.config.with_extension("yaml.new");
+    std::fs::write(&replacement, &edited).unwrap();
+    std::fs::rename(&replacement, &project.config).unwrap();
     wait_for("429s after the edit", Duration::from_secs(10), async || {
         client.get(&project.url("/todos"), &token).await.status() == 429
     })
     .await;
+    let logs = project.ok(&["logs", "--no-color", "gateway"]);
+    let hash = content_hash(&edited);
+    assert!(
+        logs.lines()
+            .any(|l| l.contains("config reloaded") && l.contains(&hash)),
+        "no reload of {hash} in the gateway's log:\n{logs}"
+    );
     let started_after = docker(&["inspect", "-f", "{{.State.StartedAt}}", &gateway]);
     assert_eq!(
         started_before, started_after,
