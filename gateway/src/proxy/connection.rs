@@ -134,17 +134,23 @@ impl ServerApp for Connections {
                 )
             };
             // Wait for the first byte of the next request (peeked, so Pingora still reads it).
+            // A keep-alive connection idle at shutdown is closed, as Pingora's own loop does.
+            if persistent.is_some() && *shutdown.borrow() {
+                return None;
+            }
+            let mut stop = shutdown.clone();
             let mut first = [0u8; 1];
-            match tokio::time::timeout(idle, stream.try_peek(&mut first)).await {
-                Ok(Ok(_)) => {}
-                // Closed by the client: the common end of a keep-alive connection.
-                Ok(Err(_)) => return None,
-                Err(_) => {
-                    metrics::DOWNSTREAM_TIMEOUTS
-                        .with_label_values(&["idle"])
-                        .inc();
-                    return None;
-                }
+            tokio::select! {
+                waited = tokio::time::timeout(idle, stream.try_peek(&mut first)) => match waited {
+                    Ok(Ok(_)) => {}
+                    // Closed by the client: the common end of a keep-alive connection.
+                    Ok(Err(_)) => return None,
+                    Err(_) => {
+                        metrics::DOWNSTREAM_TIMEOUTS.with_label_values(&["idle"]).inc();
+                        return None;
+                    }
+                },
+                _ = stop.changed(), if persistent.is_some() => return None,
             }
             let mut session = ServerSession::new_http1(stream);
             match persistent.take() {
