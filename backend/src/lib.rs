@@ -10,10 +10,13 @@
 //! - [`todos`]: the todo domain, its SQL and the first-page cache.
 //! - [`jobs`]: the queue (Redis stream), its SQL and the workers.
 //! - [`error`]: `ApiError`, the single error-to-status table.
+//! - `fuzzing`: entry points for the fuzz targets and property tests (not an API).
 
 pub mod auth;
 pub mod config;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http;
 pub mod input;
 pub mod jobs;

@@ -14,10 +14,13 @@
 //! - `reload`: watches `gateway.yaml` (and SIGHUP) and swaps in a new runtime.
 //! - [`server`]: wiring and process lifecycle (shutdown drain).
 //! - [`telemetry`]: JSON logs; access lines buffered off the request path.
+//! - `fuzzing`: entry points for the fuzz targets and property tests (not an API).
 
 mod admin;
 pub mod config;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod metrics;
 mod path;
 mod policy;

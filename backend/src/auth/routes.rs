@@ -11,9 +11,9 @@ use crate::input::reject_control_chars;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Credentials {
-    username: String,
-    password: String,
+pub(crate) struct Credentials {
+    pub(crate) username: String,
+    pub(crate) password: String,
 }
 
 /// Register an account. The name is checked before the password is hashed, so a flood of

@@ -10,8 +10,8 @@ use crate::todos::domain::TodoTitle;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct NewTodo {
-    title: String,
+pub(crate) struct NewTodo {
+    pub(crate) title: String,
 }
 
 fn accepted(job_id: Uuid) -> Reply {

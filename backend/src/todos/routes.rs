@@ -97,9 +97,9 @@ pub(crate) async fn get(req: &Request<'_>, id: &str) -> Result<Reply, ApiError> 
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Patch {
-    title: Option<String>,
-    done: Option<bool>,
+pub(crate) struct Patch {
+    pub(crate) title: Option<String>,
+    pub(crate) done: Option<bool>,
 }
 
 pub(crate) async fn update(req: &Request<'_>, id: &str) -> Result<Reply, ApiError> {

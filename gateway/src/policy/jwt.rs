@@ -222,6 +222,33 @@ impl Verifier {
         &self.config
     }
 
+    /// A verifier with one static HS256 key (`secret`) and fixed claims rules, for the fuzz
+    /// targets and property tests: they sign arbitrary claims with the secret and feed
+    /// arbitrary tokens through the real checks.
+    pub(crate) fn for_fuzzing(secret: &[u8]) -> Self {
+        let config = JwtConfig {
+            issuers: vec!["fuzz-issuer".to_owned()],
+            audiences: vec!["fuzz-api".to_owned()],
+            leeway: std::time::Duration::from_secs(30),
+            required_claims: vec!["sub".to_owned()],
+            forward_claims: vec![
+                ("sub".to_owned(), HeaderName::from_static("x-user-id")),
+                ("org".to_owned(), HeaderName::from_static("x-org")),
+            ],
+            jwks: None,
+            keys: Vec::new(),
+            verification_limit: None,
+            forward_secret: None,
+        };
+        let mut verifier = Self::new(&config, None).unwrap_or_else(|e| unreachable!("{e}"));
+        verifier.static_keys.push(Key {
+            alg: Algorithm::HS256,
+            kid: None,
+            key: DecodingKey::from_secret(secret),
+        });
+        verifier
+    }
+
     /// Fetch JWKS documents from `pool` from now on (a reload replaced the pool).
     pub(crate) fn set_jwks_pool(&self, pool: Option<Arc<Pool>>) {
         self.jwks_pool.store(pool);
@@ -529,4 +556,89 @@ fn algorithm_of(k: KeyAlgorithm) -> Option<Algorithm> {
         KeyAlgorithm::PS512 => Algorithm::PS512,
         _ => return None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &[u8] = b"unit-test-secret";
+
+    fn token(claims: &serde_json::Value) -> String {
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(Algorithm::HS256),
+            claims,
+            &jsonwebtoken::EncodingKey::from_secret(SECRET),
+        )
+        .unwrap()
+    }
+
+    fn claims() -> serde_json::Value {
+        serde_json::json!({
+            "sub": "alice", "iss": "fuzz-issuer", "aud": "fuzz-api", "exp": unix_now() + 300,
+        })
+    }
+
+    #[tokio::test]
+    async fn a_cached_verification_stops_counting_when_the_key_set_changes() {
+        // Arrange: a token verified (and cached) under the current keys.
+        let verifier = Verifier::for_fuzzing(SECRET);
+        let t = token(&claims());
+        assert!(verifier.verify_uncached(&t).await.is_ok());
+        assert!(verifier.cached(&t).is_some());
+
+        // Act: the key set changes (a refresh or an inherited set bumps the generation).
+        verifier
+            .key_generation
+            .fetch_add(1, std::sync::atomic::Ordering::Release);
+
+        // Assert: the cached verdict no longer counts; the token must be checked again.
+        assert!(verifier.cached(&t).is_none());
+    }
+
+    #[tokio::test]
+    async fn a_verification_racing_a_key_change_is_cached_under_the_old_generation() {
+        let verifier = Verifier::for_fuzzing(SECRET);
+        let t = token(&claims());
+        let before = verifier
+            .key_generation
+            .load(std::sync::atomic::Ordering::Acquire);
+        let verified = verifier.check(&t).await.unwrap();
+
+        // The keys change between the check and the cache write.
+        verifier
+            .key_generation
+            .fetch_add(1, std::sync::atomic::Ordering::Release);
+        verifier.cache.put(&t, &verified, unix_now(), before);
+
+        assert!(verifier.cached(&t).is_none());
+    }
+
+    #[tokio::test]
+    async fn claims_are_checked_and_forwarded() {
+        let verifier = Verifier::for_fuzzing(SECRET);
+        let mut c = claims();
+        c["org"] = 42.into();
+
+        let ok = verifier.verify_uncached(&token(&c)).await.unwrap();
+        c["iss"] = "someone-else".into();
+        let wrong_issuer = verifier.verify_uncached(&token(&c)).await;
+
+        assert_eq!(ok.subject.as_deref(), Some("alice"));
+        assert!(ok.headers.iter().any(|(n, v)| n == "x-org" && v == "42"));
+        assert_eq!(wrong_issuer.unwrap_err(), "wrong issuer");
+    }
+
+    #[test]
+    fn an_empty_or_unusable_key_set_is_an_error_not_an_empty_set() {
+        let hmac_only = br#"{"keys":[{"kty":"oct","k":"c2VjcmV0","alg":"HS256"}]}"#;
+        assert!(parse_jwks(br#"{"keys":[]}"#).is_err());
+        assert!(
+            parse_jwks(hmac_only).is_err(),
+            "HMAC keys are never taken from a JWKS"
+        );
+        assert!(parse_jwks(b"<html>").is_err());
+        let ed25519 = br#"{"keys":[{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo","kid":"k1"}]}"#;
+        assert_eq!(parse_jwks(ed25519).map(|k| k.len()), Ok(1));
+    }
 }
