@@ -157,6 +157,19 @@ fn test_config(dir: &Path) -> PathBuf {
     path
 }
 
+/// This process' hard limit on open files, which the Docker engine on the same machine
+/// usually shares.
+fn nofile_limit() -> u64 {
+    let out = Command::new("sh")
+        .args(["-c", "ulimit -Hn"])
+        .output()
+        .expect("run sh");
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(65_536)
+}
+
 /// The first 16 hex digits of the SHA-256 of `text`, as the gateway logs applied configs.
 fn content_hash(text: &str) -> String {
     use sha2::Digest as _;
@@ -340,6 +353,12 @@ async fn the_compose_stack_scales_survives_kills_reloads_live_and_is_scraped() {
         (
             "GATEWAY_CONFIG_DIR".to_owned(),
             dir.path().display().to_string(),
+        ),
+        // Containers cannot get more descriptors than the engine has (20000 in this
+        // project's sandboxes); compose asks for 65536 by default.
+        (
+            "GATEWAY_NOFILE".to_owned(),
+            nofile_limit().min(65_536).to_string(),
         ),
     ]);
     let project = Project {
