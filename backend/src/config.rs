@@ -64,14 +64,21 @@ pub struct Settings {
     #[arg(long, env = "TOKEN_TTL_SECONDS", default_value_t = 900)]
     pub token_ttl_seconds: u64,
     /// Take the user from the gateway's X-User-Id header instead of verifying tokens here, on
-    /// requests that also carry the shared secret of GATEWAY_IDENTITY_SECRET_FILE in
-    /// X-Gateway-Secret (others must send a valid bearer token).
+    /// requests that also carry the shared secret of GATEWAY_IDENTITY_SECRET_FILE (in
+    /// GATEWAY_IDENTITY_SECRET_HEADER); others must send a valid bearer token.
     #[arg(long, env = "TRUST_GATEWAY_IDENTITY", default_value_t = false, action = clap::ArgAction::Set)]
     pub trust_gateway_identity: bool,
-    /// File holding the secret the gateway sends in X-Gateway-Secret (its
-    /// `jwt.forward_secret`); required with TRUST_GATEWAY_IDENTITY=true.
+    /// File holding the secret the gateway sends to this service (its pool's
+    /// `forward_secret`); required with TRUST_GATEWAY_IDENTITY=true.
     #[arg(long, env = "GATEWAY_IDENTITY_SECRET_FILE")]
     pub gateway_identity_secret_file: Option<PathBuf>,
+    /// The header that carries that secret (the gateway pool's `forward_secret.header`).
+    #[arg(
+        long,
+        env = "GATEWAY_IDENTITY_SECRET_HEADER",
+        default_value = "x-gateway-secret"
+    )]
+    pub gateway_identity_secret_header: String,
     /// Largest PostgreSQL connection pool.
     #[arg(long, env = "DB_POOL_SIZE", default_value_t = 20)]
     pub db_pool_size: u32,

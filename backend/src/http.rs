@@ -48,7 +48,7 @@ impl Request<'_> {
     }
 
     /// The authenticated user: from the gateway's `X-User-Id` when identity from the gateway
-    /// is trusted and the request proves it came from the gateway (`X-Gateway-Secret`), else
+    /// is trusted and the request proves it came from the gateway (the shared secret), else
     /// from the bearer token verified here.
     pub fn user(&self) -> Result<Uuid, ApiError> {
         let header = |name| {
@@ -61,7 +61,7 @@ impl Request<'_> {
             let from_gateway = self
                 .parts
                 .headers
-                .get("x-gateway-secret")
+                .get(self.state.settings.gateway_identity_secret_header.as_str())
                 .is_some_and(|v| constant_time_eq(v.as_bytes(), secret));
             if from_gateway {
                 return header("x-user-id")

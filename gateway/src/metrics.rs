@@ -117,11 +117,11 @@ pub(crate) static DOWNSTREAM_TIMEOUTS: Lazy<IntCounterVec> = Lazy::new(|| {
     .expect("metric names are unique")
 });
 
-/// Access-log lines dropped because stdout was not drained fast enough.
-pub(crate) static ACCESS_LOG_DROPPED: Lazy<IntCounter> = Lazy::new(|| {
+/// Log lines dropped because stdout was not drained fast enough.
+pub(crate) static LOG_DROPPED: Lazy<IntCounter> = Lazy::new(|| {
     register_int_counter!(
-        "gateway_access_log_dropped_total",
-        "Access-log lines dropped because stdout did not keep up (the buffer was full)"
+        "gateway_log_dropped_total",
+        "Log lines dropped because stdout did not keep up (the buffer was full)"
     )
     .expect("metric names are unique")
 });
@@ -198,7 +198,7 @@ pub(crate) fn init() {
     Lazy::force(&CONFIG_INFO);
     Lazy::force(&DOWNSTREAM_CONNECTIONS);
     Lazy::force(&DOWNSTREAM_REJECTED);
-    Lazy::force(&ACCESS_LOG_DROPPED);
+    Lazy::force(&LOG_DROPPED);
     for phase in ["idle", "header"] {
         DOWNSTREAM_TIMEOUTS.with_label_values(&[phase]);
     }

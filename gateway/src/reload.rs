@@ -3,7 +3,9 @@
 //!
 //! A file is applied only once two reads a poll apart (or, on SIGHUP, a moment apart) give
 //! the same text: a reader racing a writer can see a prefix of the new file that still
-//! parses (a route cut before its `auth: required`), and that must never be applied.
+//! parses (a route cut before its `auth: required`). That closes the race with an ordinary
+//! write; a writer that stalls for longer than a poll mid-file can still be caught, which
+//! is why the README asks for saves by rename (what editors, `sed -i` and `git` do).
 //!
 //! A new config is validated in full first; an invalid one is rejected with every error
 //! logged and the old one keeps serving. A valid one is built beside the old one, its new
@@ -103,22 +105,35 @@ pub(crate) fn publish_config_info(config: &Config) {
         .set(1);
 }
 
-/// Two reads of the config file agreeing, so a half-written file is never applied.
+/// Two reads of the config file agreeing, so a file caught mid-write is not applied.
 #[derive(Default)]
 struct StableReads {
     /// A text seen once that differs from the applied one, waiting for a second read.
     candidate: Option<String>,
+    /// The hash of the last text handed out to be applied (a rejected one is not tried
+    /// again until the file changes).
+    tried: Option<String>,
 }
 
 impl StableReads {
     /// Feed one read; returns the text to apply once it has been read twice in a row.
+    /// `applied` is the hash of the text the running config was parsed from.
     fn observe(&mut self, text: String, applied: &str) -> Option<String> {
-        if text == applied {
+        let hash = config::content_hash(&text);
+        if hash == applied {
+            self.candidate = None;
+            // Back to what runs after a rejected edit: apply it once more, so that the
+            // reload metrics say the file and the running config agree again.
+            let rejected_since = self.tried.take().is_some_and(|t| t != hash);
+            return rejected_since.then_some(text);
+        }
+        if self.tried.as_deref() == Some(hash.as_str()) {
             self.candidate = None;
             return None;
         }
         if self.candidate.as_deref() == Some(text.as_str()) {
             self.candidate = None;
+            self.tried = Some(hash);
             return Some(text);
         }
         self.candidate = Some(text);
@@ -182,11 +197,6 @@ impl BackgroundService for Reloader {
     async fn start(&self, mut shutdown: ShutdownWatch) {
         let (stop_tx, stop_rx) = watch::channel(false);
         start_new(&self.runtime.load(), None, &stop_rx);
-        // What is applied: the text the gateway started with (a change made between the
-        // start-up read and this one is picked up by the polls below).
-        let mut applied = tokio::fs::read_to_string(&self.path)
-            .await
-            .unwrap_or_default();
         let mut reads = StableReads::default();
         let mut hangup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
         {
@@ -221,21 +231,20 @@ impl BackgroundService for Reloader {
                     }
                 };
                 match settled {
-                    Some(text) => {
-                        self.apply(&text, &stop_rx).await;
-                        applied = text;
-                    }
+                    Some(text) => self.apply(&text, &stop_rx).await,
                     None => {
                         tracing::warn!(file = %self.path.display(), "the config changed while being read; it is applied once it stops changing")
                     }
                 }
                 continue;
             }
-            // Unreadable (briefly, while an editor replaces it): next tick.
+            // Compared with what runs (the text the live config was parsed from, so an edit
+            // made while the gateway started is applied too). Unreadable (briefly, while an
+            // editor replaces it): next tick.
             if let Ok(text) = read {
+                let applied = self.runtime.load().config.source_hash.clone();
                 if let Some(stable) = reads.observe(text, &applied) {
                     self.apply(&stable, &stop_rx).await;
-                    applied = stable;
                 }
             }
         }
@@ -250,29 +259,56 @@ mod tests {
     #[test]
     fn a_text_is_applied_only_after_two_identical_reads() {
         let mut reads = StableReads::default();
-        let applied = "v1";
+        let applied = config::content_hash("v1");
 
-        assert_eq!(reads.observe("v1".into(), applied), None, "unchanged");
-        assert_eq!(reads.observe("v2-half".into(), applied), None, "seen once");
+        assert_eq!(reads.observe("v1".into(), &applied), None, "unchanged");
+        assert_eq!(reads.observe("v2-half".into(), &applied), None, "seen once");
+        assert_eq!(reads.observe("v2-more".into(), &applied), None, "moving");
+        assert_eq!(reads.observe("v2".into(), &applied), None, "seen once");
+        assert_eq!(reads.observe("v2".into(), &applied).as_deref(), Some("v2"));
+    }
+
+    #[test]
+    fn a_rejected_text_is_not_tried_again_until_the_file_changes() {
+        let mut reads = StableReads::default();
+        let applied = config::content_hash("v1");
+        reads.observe("bad".into(), &applied);
         assert_eq!(
-            reads.observe("v2-more".into(), applied),
-            None,
-            "still moving"
+            reads.observe("bad".into(), &applied).as_deref(),
+            Some("bad")
         );
-        assert_eq!(reads.observe("v2".into(), applied), None, "seen once");
-        assert_eq!(reads.observe("v2".into(), applied).as_deref(), Some("v2"));
+
+        // Applying it failed, so `applied` is still v1's hash.
+        assert_eq!(reads.observe("bad".into(), &applied), None);
+        assert_eq!(reads.observe("bad".into(), &applied), None);
+        reads.observe("fixed".into(), &applied);
+        assert_eq!(
+            reads.observe("fixed".into(), &applied).as_deref(),
+            Some("fixed")
+        );
+    }
+
+    #[test]
+    fn going_back_to_the_running_text_after_a_rejected_edit_applies_it_once() {
+        let mut reads = StableReads::default();
+        let applied = config::content_hash("v1");
+        reads.observe("bad".into(), &applied);
+        assert_eq!(
+            reads.observe("bad".into(), &applied).as_deref(),
+            Some("bad")
+        );
+
+        assert_eq!(reads.observe("v1".into(), &applied).as_deref(), Some("v1"));
+        assert_eq!(reads.observe("v1".into(), &applied), None);
     }
 
     #[test]
     fn a_file_that_goes_back_to_the_applied_text_cancels_the_candidate() {
         let mut reads = StableReads::default();
+        let applied = config::content_hash("v1");
 
-        assert_eq!(reads.observe("v2".into(), "v1"), None);
-        assert_eq!(reads.observe("v1".into(), "v1"), None);
-        assert_eq!(
-            reads.observe("v2".into(), "v1"),
-            None,
-            "needs two reads again"
-        );
+        assert_eq!(reads.observe("v2".into(), &applied), None);
+        assert_eq!(reads.observe("v1".into(), &applied), None);
+        assert_eq!(reads.observe("v2".into(), &applied), None, "again");
     }
 }

@@ -1,22 +1,19 @@
 //! Logging: JSON lines on stdout, levels from `RUST_LOG` (default `info`).
 //!
-//! Access-log lines (target `access`, one per request) go through an in-process buffer that
-//! a background thread flushes every 100 ms, and that [`flush`] empties before the process
-//! exits, so the request path formats its line but makes no `write` syscall for it (the
-//! access log cost 16% of the proxy's throughput on the benchmark machine, see
-//! `bench/README.md`). Only the flush thread writes, outside the buffer's lock, so a request
-//! thread never waits for stdout; if stdout stops draining, the buffer stops at 16 MiB and
-//! further access lines are dropped and counted (`gateway_access_log_dropped_total`).
-//! Every other line (start-up, reloads, health, errors) is written at once, so operators and
-//! tests see it immediately. An access line may therefore appear up to 100 ms after lines
-//! logged later than it.
+//! Every line goes through an in-process buffer that a background thread writes out, and
+//! that [`flush`] empties before the process exits: the request path formats its line but
+//! never makes a `write` syscall (the access log cost 16% of the proxy's throughput on the
+//! benchmark machine, see `bench/README.md`) and never waits for stdout. Access lines
+//! (target `access`, one per request) are written every 100 ms; any other line (start-up,
+//! reloads, health, errors) wakes the writer at once, so operators and tests see it
+//! immediately, in order. If stdout stops draining, the buffer stops at 16 MiB and further
+//! lines are dropped and counted (`gateway_log_dropped_total`).
 
 use std::io::Write;
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
 use tracing::Metadata;
-use tracing_subscriber::fmt::writer::MakeWriterExt as _;
 use tracing_subscriber::fmt::MakeWriter;
 
 /// How long an access line may wait in the buffer.
@@ -27,11 +24,11 @@ const FLUSH_INTERVAL: Duration = Duration::from_millis(100);
 const HIGH_WATER: usize = 256 * 1024;
 
 /// Past this many buffered bytes (stdout is not being drained: a stuck log collector, a
-/// full pipe) new access lines are dropped and counted in
-/// `gateway_access_log_dropped_total`: request threads never wait for stdout.
+/// full pipe) new lines are dropped and counted in `gateway_log_dropped_total`: request
+/// threads never wait for stdout.
 const HARD_CAP: usize = 16 * 1024 * 1024;
 
-/// Access lines not yet written, and the flush thread's wake-up call.
+/// Lines not yet written, and the flush thread's wake-up call.
 struct AccessBuffer {
     lines: Mutex<Vec<u8>>,
     wake: Condvar,
@@ -69,12 +66,12 @@ fn write_out(lines: &[u8]) {
     }
 }
 
-/// Write every buffered access line to stdout now (call before exiting).
+/// Write every buffered line to stdout now (call before exiting).
 pub fn flush() {
     write_out(&ACCESS.take());
 }
 
-/// The writer the access-log layer formats each line into.
+/// The writer the log layer formats each line into.
 struct Buffered;
 
 /// One locked use of the buffer: the fmt layer formats a line into its own scratch space,
@@ -82,12 +79,14 @@ struct Buffered;
 struct Locked<'a> {
     buffer: &'a AccessBuffer,
     lines: MutexGuard<'a, Vec<u8>>,
+    /// Not an access line: wake the writer now rather than at its next tick.
+    urgent: bool,
 }
 
 impl Write for Locked<'_> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         if self.lines.len() + buf.len() > self.buffer.cap {
-            crate::metrics::ACCESS_LOG_DROPPED.inc();
+            crate::metrics::LOG_DROPPED.inc();
         } else {
             self.lines.extend_from_slice(buf);
         }
@@ -102,7 +101,7 @@ impl Write for Locked<'_> {
 
 impl Drop for Locked<'_> {
     fn drop(&mut self) {
-        if self.lines.len() >= HIGH_WATER {
+        if self.urgent || self.lines.len() >= HIGH_WATER {
             self.buffer.wake.notify_one();
         }
     }
@@ -115,12 +114,21 @@ impl<'a> MakeWriter<'a> for Buffered {
         Locked {
             buffer: &ACCESS,
             lines: ACCESS.lock(),
+            urgent: true,
+        }
+    }
+
+    fn make_writer_for(&'a self, meta: &Metadata<'_>) -> Self::Writer {
+        Locked {
+            buffer: &ACCESS,
+            lines: ACCESS.lock(),
+            urgent: meta.target() != "access",
         }
     }
 }
 
-/// The flush thread: every `FLUSH_INTERVAL`, or when woken at the high-water mark, take the
-/// buffer under the lock and write it out without it.
+/// The flush thread: every `FLUSH_INTERVAL`, or when woken (an urgent line, the high-water
+/// mark), take the buffer under the lock and write it out without it.
 fn flush_loop(buffer: &'static AccessBuffer) {
     loop {
         let lines = {
@@ -139,15 +147,11 @@ fn flush_loop(buffer: &'static AccessBuffer) {
 pub fn init() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    // One JSON layer; only the writer depends on the target.
-    let writer = Buffered
-        .with_filter(|meta: &Metadata<'_>| meta.target() == "access")
-        .or_else(std::io::stdout);
     tracing_subscriber::fmt()
         .json()
         .with_env_filter(filter)
         .with_current_span(false)
-        .with_writer(writer)
+        .with_writer(Buffered)
         .init();
     std::thread::Builder::new()
         .name("access-log-flush".into())
@@ -165,22 +169,20 @@ mod tests {
         // Arrange: a small buffer and no flush thread, as if stdout were blocked for good.
         static SMALL: AccessBuffer = AccessBuffer::new(1024);
         let line = [b'x'; 100];
-        let dropped_before = crate::metrics::ACCESS_LOG_DROPPED.get();
+        let dropped_before = crate::metrics::LOG_DROPPED.get();
 
         // Act: 50 lines into room for 10; each write returns at once.
         for _ in 0..50 {
             let mut w = Locked {
                 buffer: &SMALL,
                 lines: SMALL.lock(),
+                urgent: false,
             };
             w.write_all(&line).unwrap();
         }
 
         // Assert
         assert_eq!(SMALL.take().len(), 1000, "ten lines kept, whole");
-        assert_eq!(
-            crate::metrics::ACCESS_LOG_DROPPED.get() - dropped_before,
-            40
-        );
+        assert_eq!(crate::metrics::LOG_DROPPED.get() - dropped_before, 40);
     }
 }

@@ -2,8 +2,8 @@
 //!
 //! Every response carries `x-upstream: <name>`; the body echoes the method, path and request
 //! headers as JSON, so tests can see exactly what the gateway forwarded. Behaviour is
-//! switchable at run time: the health endpoint can fail, every answer can become a 500, and
-//! `/slow/<ms>` answers late. The server counts accepted connections, which is how tests
+//! switchable at run time: the health endpoint can fail, every answer can become a 500,
+//! `/slow/<ms>` answers late and `/shed` answers 503 with `Retry-After` (load shedding). The server counts accepted connections, which is how tests
 //! measure upstream keep-alive reuse.
 
 use std::convert::Infallible;
@@ -139,6 +139,13 @@ async fn handle(
         return Ok(reply(status, &name, Bytes::from_static(b"health\n")));
     }
     state.requests.fetch_add(1, SeqCst);
+    if path == "/shed" {
+        // A deliberate load-shedding answer: 503 with Retry-After.
+        let mut resp = reply(StatusCode::SERVICE_UNAVAILABLE, &name, Bytes::new());
+        resp.headers_mut()
+            .insert("retry-after", "1".parse().expect("static"));
+        return Ok(resp);
+    }
     if let Some(ms) = path
         .strip_prefix("/slow/")
         .and_then(|ms| ms.parse::<u64>().ok())

@@ -197,6 +197,7 @@ pub(crate) async fn test_settings(options: Options) -> (Settings, tempfile::Temp
         token_ttl_seconds: 900,
         trust_gateway_identity: options.trust_gateway_identity,
         gateway_identity_secret_file: secret_file,
+        gateway_identity_secret_header: "x-gateway-secret".into(),
         db_pool_size: 10,
         cache_ttl_seconds: options.cache_ttl_seconds,
         worker_concurrency: 2,

@@ -96,6 +96,9 @@ pub(crate) struct LimitsFile {
     pub(crate) idle_timeout: Duration,
     /// Client connections open at once on the public listener; more are closed at accept.
     pub(crate) max_connections: usize,
+    /// Client connections open at once from one client address (IPv6: one
+    /// `rate_limiting.ipv6_prefix` network); unset means no per-client cap.
+    pub(crate) max_connections_per_client: Option<usize>,
 }
 
 impl Default for LimitsFile {
@@ -110,6 +113,7 @@ impl Default for LimitsFile {
             header_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
             max_connections: 16_384,
+            max_connections_per_client: None,
         }
     }
 }
@@ -145,10 +149,6 @@ pub(crate) struct JwtFile {
     /// Signature checks allowed per client (tokens verified before are free).
     #[serde(default)]
     pub(crate) verification_limit: Option<VerificationLimitFile>,
-    /// A secret sent upstream with forwarded claims, so the upstream can tell the gateway
-    /// from a client that reached it directly.
-    #[serde(default)]
-    pub(crate) forward_secret: Option<ForwardSecretFile>,
 }
 
 /// `jwt.verification_limit`: like a rate limit, always per client address and local.
@@ -162,7 +162,7 @@ pub(crate) struct VerificationLimitFile {
     pub(crate) burst: Option<u64>,
 }
 
-/// `jwt.forward_secret`.
+/// `pools.<name>.forward_secret`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ForwardSecretFile {
@@ -325,6 +325,10 @@ pub(crate) struct PoolFile {
     pub(crate) passive_health: PassiveHealthFile,
     #[serde(default)]
     pub(crate) retries: RetriesFile,
+    /// A secret sent to this pool with forwarded claims, so its endpoints can tell the
+    /// gateway from a client that reached them directly.
+    #[serde(default)]
+    pub(crate) forward_secret: Option<ForwardSecretFile>,
 }
 
 fn default_resolve_interval() -> Duration {

@@ -70,6 +70,8 @@ pub struct Limits {
     pub idle_timeout: Duration,
     /// Open client connections on the public listener.
     pub max_connections: usize,
+    /// Open client connections from one client address, if capped.
+    pub max_connections_per_client: Option<usize>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -83,6 +85,8 @@ pub struct PoolConfig {
     pub health_check: Option<HealthCheck>,
     pub passive: PassiveHealth,
     pub retries: Retries,
+    /// Sent to this pool on requests that carry forwarded claims.
+    pub forward_secret: Option<ForwardSecret>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -136,10 +140,9 @@ pub struct JwtConfig {
     pub keys: Vec<StaticKey>,
     /// Signature checks per client; always `client_ip` keyed and local.
     pub verification_limit: Option<RateLimit>,
-    pub forward_secret: Option<ForwardSecret>,
 }
 
-/// A header with a shared secret, set upstream on requests that carry forwarded claims.
+/// A header with a shared secret, set on requests to a pool that carry forwarded claims.
 #[derive(Clone, PartialEq)]
 pub struct ForwardSecret {
     pub header: HeaderName,
@@ -348,6 +351,17 @@ impl fmt::Display for ConfigErrors {
 }
 
 impl std::error::Error for ConfigErrors {}
+
+/// The first 16 hex digits of the SHA-256 of a config file's text: how logs and
+/// `gateway_config_info` name the version of the file that is live.
+pub(crate) fn content_hash(text: &str) -> String {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(text.as_bytes())
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
 
 /// Read and validate `path`.
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {

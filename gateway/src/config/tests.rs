@@ -142,10 +142,8 @@ fn invalid_configs_report_file_line_column_key_and_value() {
             ],
         ),
         (
-            format!(
-                "jwt:\n  issuers: [i]\n  audiences: [a]\n  jwks: {{ url: \"http://x\" }}\n  forward_secret: {{ header: Host, secret_env: NOPE }}\n{pool}{ROUTES}"
-            ),
-            vec!["gw.yaml:5:21: jwt.forward_secret.header: \"Host\" is a header the gateway owns"],
+            format!("{pool}    forward_secret: {{ header: Host, secret_env: NOPE }}\n{ROUTES}"),
+            vec!["gw.yaml:4:23: pools.p.forward_secret.header: \"Host\" is a header the gateway owns"],
         ),
     ];
 

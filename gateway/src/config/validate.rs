@@ -189,12 +189,12 @@ pub(super) fn validate(
     let limits = limits.map(|l| check_limits(&mut errs, &l));
     let trusted_proxies = trusted.map(|t| check_trusted(&mut errs, &t));
     let dns_nameservers = dns.map(|d| check_dns(&mut errs, &d));
+    let base_dir = file.parent().unwrap_or_else(|| Path::new("."));
     let pools: Vec<PoolConfig> = pool_files
         .into_iter()
-        .filter_map(|(name, pool)| check_pool(&mut errs, name, pool))
+        .filter_map(|(name, pool)| check_pool(&mut errs, name, pool, base_dir))
         .collect();
     let pool_names: Vec<&str> = declared.iter().map(String::as_str).collect();
-    let base_dir = file.parent().unwrap_or_else(|| Path::new("."));
     let jwt = jwt_file.and_then(|j| check_jwt(&mut errs, j, &pool_names, base_dir));
     let default_body_limit = limits.as_ref().map_or(0, |l| l.max_body_bytes);
     let routes = check_routes(&mut errs, route_files, &pool_names, default_body_limit);
@@ -241,7 +241,7 @@ pub(super) fn validate(
             Some(rate_limiting),
         ) if errs.list.is_empty() => Ok(Config {
             source: file.to_owned(),
-            source_hash: content_hash(text),
+            source_hash: super::content_hash(text),
             server,
             listeners,
             limits,
@@ -254,16 +254,6 @@ pub(super) fn validate(
         }),
         _ => Err(errs.list),
     }
-}
-
-/// The first 16 hex digits of the SHA-256 of `text`.
-fn content_hash(text: &str) -> String {
-    use sha2::Digest as _;
-    sha2::Sha256::digest(text.as_bytes())
-        .iter()
-        .take(8)
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 fn check_server(errs: &mut Errors<'_>, s: &ServerFile) -> ServerSettings {
@@ -338,6 +328,12 @@ fn check_limits(errs: &mut Errors<'_>, l: &LimitsFile) -> Limits {
     if l.max_connections == 0 {
         errs.push("limits.max_connections", "must be at least 1, got 0");
     }
+    if l.max_connections_per_client == Some(0) {
+        errs.push(
+            "limits.max_connections_per_client",
+            "must be at least 1, got 0 (leave it out for no per-client cap)",
+        );
+    }
     Limits {
         max_uri_bytes: l.max_uri_bytes,
         max_header_bytes: l.max_header_bytes,
@@ -345,6 +341,7 @@ fn check_limits(errs: &mut Errors<'_>, l: &LimitsFile) -> Limits {
         header_timeout: l.header_timeout,
         idle_timeout: l.idle_timeout,
         max_connections: l.max_connections,
+        max_connections_per_client: l.max_connections_per_client,
     }
 }
 
@@ -409,7 +406,12 @@ pub(crate) fn parse_endpoint(text: &str) -> Result<EndpointSpec, String> {
     })
 }
 
-fn check_pool(errs: &mut Errors<'_>, name: String, p: PoolFile) -> Option<PoolConfig> {
+fn check_pool(
+    errs: &mut Errors<'_>,
+    name: String,
+    p: PoolFile,
+    base_dir: &Path,
+) -> Option<PoolConfig> {
     let before = errs.list.len();
     let at = |key: &str| format!("pools.{name}.{key}");
 
@@ -489,10 +491,15 @@ fn check_pool(errs: &mut Errors<'_>, name: String, p: PoolFile) -> Option<PoolCo
         );
     }
 
+    let forward_secret = p
+        .forward_secret
+        .and_then(|f| check_forward_secret(errs, &at("forward_secret"), f, base_dir));
+
     if errs.list.len() != before {
         return None;
     }
     Some(PoolConfig {
+        forward_secret,
         name,
         endpoints,
         resolve_interval: p.resolve_interval,
@@ -853,9 +860,6 @@ fn check_jwt(
             ),
         }
     }
-    let forward_secret = j
-        .forward_secret
-        .and_then(|f| check_forward_secret(errs, f, base_dir));
     let verification_limit = j.verification_limit.and_then(|l| {
         check_rate_limit(
             errs,
@@ -988,7 +992,6 @@ fn check_jwt(
         jwks,
         keys,
         verification_limit,
-        forward_secret,
     })
 }
 
@@ -1017,14 +1020,14 @@ fn is_reserved_header(name: &HeaderName) -> bool {
     RESERVED.contains(&n) || n.starts_with("x-forwarded-") || n.starts_with("proxy-")
 }
 
-/// `jwt.forward_secret`: the header and the secret, read now (a missing or short secret is a
+/// `pools.<name>.forward_secret`: the header and the secret, read now (a missing or short secret is a
 /// config error, not a surprise at the first request).
 fn check_forward_secret(
     errs: &mut Errors<'_>,
+    at: &str,
     f: super::file::ForwardSecretFile,
     base_dir: &Path,
 ) -> Option<ForwardSecret> {
-    let at = "jwt.forward_secret";
     let header = match HeaderName::from_bytes(f.header.as_bytes()) {
         Ok(name) if is_reserved_header(&name) => {
             errs.push(

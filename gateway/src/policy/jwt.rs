@@ -27,6 +27,9 @@ pub(crate) struct Key {
     alg: Algorithm,
     kid: Option<String>,
     key: DecodingKey,
+    /// What the key was made from (the JWK's JSON, or the config entry), to tell whether a
+    /// refreshed set differs from the current one.
+    origin: String,
 }
 
 /// What a verified token contributes to the request.
@@ -194,6 +197,7 @@ impl Verifier {
                 alg: k.alg,
                 kid: k.kid.clone(),
                 key,
+                origin: format!("config:{:?}", k.source),
             });
         }
         let client = reqwest::Client::builder()
@@ -238,13 +242,13 @@ impl Verifier {
             jwks: None,
             keys: Vec::new(),
             verification_limit: None,
-            forward_secret: None,
         };
         let mut verifier = Self::new(&config, None).unwrap_or_else(|e| unreachable!("{e}"));
         verifier.static_keys.push(Key {
             alg: Algorithm::HS256,
             kid: None,
             key: DecodingKey::from_secret(secret),
+            origin: "fuzzing".to_owned(),
         });
         verifier
     }
@@ -419,13 +423,17 @@ impl Verifier {
         *last = Some(Instant::now());
         match self.fetch(&jwks.source).await {
             Ok(keys) => {
-                tracing::info!(keys = keys.len(), on_demand, "JWKS refreshed");
-                self.jwks_keys.store(Arc::new(keys));
-                // A key that left the set must stop vouching for tokens at once: entries of
-                // older generations no longer count, and are dropped to free the memory.
-                self.key_generation
-                    .fetch_add(1, std::sync::atomic::Ordering::Release);
-                self.cache.clear();
+                let changed = !same_keys(&self.jwks_keys.load(), &keys);
+                tracing::info!(keys = keys.len(), changed, on_demand, "JWKS refreshed");
+                if changed {
+                    self.jwks_keys.store(Arc::new(keys));
+                    // A key that left the set must stop vouching for tokens at once: entries
+                    // of older generations no longer count, and are dropped to free memory.
+                    // An unchanged set keeps the cache (tokens verified before stay free).
+                    self.key_generation
+                        .fetch_add(1, std::sync::atomic::Ordering::Release);
+                    self.cache.clear();
+                }
                 metrics::JWKS_REFRESHES.with_label_values(&["ok"]).inc();
                 true
             }
@@ -493,6 +501,16 @@ impl Verifier {
     }
 }
 
+/// Whether two key sets hold the same keys (in any order).
+fn same_keys(a: &[Key], b: &[Key]) -> bool {
+    fn origins(keys: &[Key]) -> Vec<&str> {
+        let mut o: Vec<&str> = keys.iter().map(|k| k.origin.as_str()).collect();
+        o.sort_unstable();
+        o
+    }
+    origins(a) == origins(b)
+}
+
 /// A JWKS document larger than this is refused (real ones are a few KiB).
 const MAX_JWKS_BYTES: usize = 1024 * 1024;
 
@@ -538,6 +556,7 @@ fn keys_from_jwks(set: &JwkSet) -> Vec<Key> {
                 alg,
                 kid: jwk.common.key_id.clone(),
                 key,
+                origin: serde_json::to_string(jwk).unwrap_or_default(),
             })
         })
         .collect()
@@ -627,6 +646,21 @@ mod tests {
         assert_eq!(ok.subject.as_deref(), Some("alice"));
         assert!(ok.headers.iter().any(|(n, v)| n == "x-org" && v == "42"));
         assert_eq!(wrong_issuer.unwrap_err(), "wrong issuer");
+    }
+
+    #[test]
+    fn a_refetched_set_with_the_same_keys_in_another_order_is_unchanged() {
+        let a = br#"{"keys":[{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo","kid":"k1"},{"kty":"EC","crv":"P-256","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0","kid":"k2"}]}"#;
+        let b = br#"{"keys":[{"kty":"EC","crv":"P-256","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0","kid":"k2"},{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo","kid":"k1"}]}"#;
+        let only_k1 = br#"{"keys":[{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo","kid":"k1"}]}"#;
+        let (a, b, k1) = (
+            parse_jwks(a).unwrap(),
+            parse_jwks(b).unwrap(),
+            parse_jwks(only_k1).unwrap(),
+        );
+
+        assert!(same_keys(&a, &b), "an unchanged set keeps the token cache");
+        assert!(!same_keys(&a, &k1), "a removed key is a change");
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //! whole, so a client sending one byte every 50 s holds a connection forever, and nothing
 //! caps connections: a few thousand such clients (slowloris) exhaust file descriptors. This
 //! `ServerApp` runs Pingora's own HTTP/1 keep-alive loop with three additions:
-//! - a connection past `limits.max_connections` is closed at once;
+//! - a connection past `limits.max_connections`, or past
+//!   `limits.max_connections_per_client` from one client address, is closed at once;
 //! - before each request, the first byte must come within `limits.idle_timeout`;
 //! - from that byte, the header must be complete within `limits.header_timeout`, which the
 //!   request phases signal through [`header_received`]; otherwise the connection is closed.
@@ -14,8 +15,9 @@
 //! (and for the next request of open ones). HTTP/2 connections (TLS with ALPN `h2`) keep
 //! Pingora's own handling.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
@@ -46,6 +48,62 @@ pub(crate) struct Connections {
     runtime: Arc<ArcSwap<Runtime>>,
     /// Client connections open now.
     open: AtomicUsize,
+    /// Client connections open now per client address (kept only while a per-client cap
+    /// is configured), so one client cannot take every slot of `max_connections`.
+    per_client: PerClient,
+}
+
+const SHARDS: usize = 16;
+
+/// Open connections per client key, sharded to keep lock hold times short.
+struct PerClient {
+    shards: Vec<Mutex<HashMap<String, usize>>>,
+    hasher: std::collections::hash_map::RandomState,
+}
+
+impl PerClient {
+    fn new() -> Self {
+        Self {
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            hasher: std::collections::hash_map::RandomState::new(),
+        }
+    }
+
+    fn shard(&self, key: &str) -> &Mutex<HashMap<String, usize>> {
+        use std::hash::BuildHasher as _;
+        let i = usize::try_from(self.hasher.hash_one(key) % SHARDS as u64).unwrap_or(0);
+        &self.shards[i]
+    }
+
+    /// Count one more connection of `key`; returns how many it has open now.
+    fn enter(&self, key: &str) -> usize {
+        let mut map = self.shard(key).lock().unwrap_or_else(|p| p.into_inner());
+        let n = map.entry(key.to_owned()).or_insert(0);
+        *n += 1;
+        *n
+    }
+
+    fn leave(&self, key: &str) {
+        let mut map = self.shard(key).lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = map.get_mut(key) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(key);
+            }
+        }
+    }
+}
+
+/// Counts one open connection of a client until dropped.
+struct ClientSlot<'a> {
+    counts: &'a PerClient,
+    key: String,
+}
+
+impl Drop for ClientSlot<'_> {
+    fn drop(&mut self) {
+        self.counts.leave(&self.key);
+    }
 }
 
 /// Counts one open connection until dropped.
@@ -64,6 +122,7 @@ impl Connections {
             proxy: Arc::new(proxy),
             runtime,
             open: AtomicUsize::new(0),
+            per_client: PerClient::new(),
         }
     }
 
@@ -107,7 +166,15 @@ impl ServerApp for Connections {
         let open = self.open.fetch_add(1, Ordering::Relaxed) + 1;
         metrics::DOWNSTREAM_CONNECTIONS.inc();
         let _open = Open(&self.open);
-        let max = self.runtime.load().config.limits.max_connections;
+        let (max, per_client_max, v6_prefix) = {
+            let rt = self.runtime.load();
+            let limits = &rt.config.limits;
+            (
+                limits.max_connections,
+                limits.max_connections_per_client,
+                rt.config.rate_limiting.ipv6_prefix,
+            )
+        };
         if open > max {
             metrics::DOWNSTREAM_REJECTED.inc();
             tracing::debug!(
@@ -117,6 +184,24 @@ impl ServerApp for Connections {
             );
             return None;
         }
+        let peer = stream
+            .get_socket_digest()
+            .and_then(|d| d.peer_addr().and_then(|a| a.as_inet()).map(|a| a.ip()));
+        let _slot = match (per_client_max, peer) {
+            (Some(cap), Some(ip)) => {
+                let slot = ClientSlot {
+                    counts: &self.per_client,
+                    key: super::headers::client_key(ip, v6_prefix),
+                };
+                if self.per_client.enter(&slot.key) > cap {
+                    metrics::DOWNSTREAM_REJECTED.inc();
+                    tracing::debug!(client = %slot.key, cap, "connection refused: limits.max_connections_per_client reached");
+                    return None;
+                }
+                Some(slot)
+            }
+            _ => None,
+        };
         if matches!(
             stream.selected_alpn_proto(),
             Some(ALPN::H2 | ALPN::Custom(_))

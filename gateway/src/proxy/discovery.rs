@@ -86,35 +86,41 @@ impl DnsDiscovery {
     }
 
     /// Take over what `previous` (the same pool under the config before a reload) knows of
-    /// each name: the next discovery answers from it, later ones ask DNS again, and the
-    /// grace period keeps counting from the last successful resolution.
+    /// each name this pool still uses, with this pool's port for it: the next discovery
+    /// answers from that without asking DNS (names new to the pool join at the discovery
+    /// after), later ones ask DNS again, and the grace period keeps counting from the last
+    /// successful resolution.
     pub(crate) fn inherit(&self, previous: &DnsDiscovery) {
         let old = previous.names.lock().unwrap_or_else(|p| p.into_inner());
         let mut names = self.names.lock().unwrap_or_else(|p| p.into_inner());
-        for (host, state) in old.iter() {
-            names.insert(
-                host.clone(),
-                NameState {
-                    addrs: state.addrs.clone(),
-                    last_ok: state.last_ok,
-                    failing_since: state.failing_since,
-                },
-            );
+        for spec in &self.specs {
+            let EndpointSpec::Name { host, port } = spec else {
+                continue;
+            };
+            if let Some(state) = old.get(host) {
+                names.insert(
+                    host.clone(),
+                    NameState {
+                        addrs: state
+                            .addrs
+                            .iter()
+                            .map(|a| SocketAddr::new(a.ip(), *port))
+                            .collect(),
+                        last_ok: state.last_ok,
+                        failing_since: state.failing_since,
+                    },
+                );
+            }
         }
         self.inherited
             .store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
-    /// The inherited addresses of `host`, if this is the first discovery after inheriting.
-    fn inherited_addrs(&self, host: &str, first: bool) -> Option<Vec<SocketAddr>> {
-        if !first {
-            return None;
-        }
+    /// What the first discovery after inheriting answers for `host`: its inherited
+    /// addresses, or none (not a DNS query: a slow resolver must not hold up a reload).
+    fn inherited_addrs(&self, host: &str) -> Vec<SocketAddr> {
         let names = self.names.lock().unwrap_or_else(|p| p.into_inner());
-        names
-            .get(host)
-            .map(|s| s.addrs.clone())
-            .filter(|a| !a.is_empty())
+        names.get(host).map(|s| s.addrs.clone()).unwrap_or_default()
     }
 
     /// Resolve every endpoint once and apply the grace rules.
@@ -129,9 +135,8 @@ impl DnsDiscovery {
                     out.insert(*addr);
                 }
                 EndpointSpec::Name { host, port } => {
-                    if let Some(addrs) = self.inherited_addrs(host, first) {
-                        // Same name, possibly another port in the new config.
-                        out.extend(addrs.iter().map(|a| SocketAddr::new(a.ip(), *port)));
+                    if first {
+                        out.extend(self.inherited_addrs(host));
                         continue;
                     }
                     let result = self.resolver.lookup_ip(host.as_str()).await;
@@ -293,6 +298,33 @@ mod tests {
             new.resolve_all().await.into_iter().collect::<Vec<_>>(),
             vec![addr]
         );
+    }
+
+    #[tokio::test]
+    async fn a_successor_with_another_port_keeps_it_through_the_grace_period() {
+        // Arrange: the old pool used port 80, the new config says 8080.
+        let resolver = Arc::new(resolver(&["127.0.0.1:9".parse().unwrap()]).unwrap());
+        let spec = |port| {
+            vec![EndpointSpec::Name {
+                host: "svc".into(),
+                port,
+            }]
+        };
+        let grace = Duration::from_secs(60);
+        let old = DnsDiscovery::new("p".into(), spec(80), grace, Arc::clone(&resolver));
+        old.apply("svc", vec!["10.0.0.1:80".parse().unwrap()], None);
+        let new = DnsDiscovery::new("p".into(), spec(8080), grace, resolver);
+
+        // Act: the first discovery answers from the inherited state, the second finds DNS
+        // failing (the resolver points nowhere) and falls back on the grace rule.
+        new.inherit(&old);
+        let first = new.resolve_all().await;
+        let during_grace = new.resolve_all().await;
+
+        // Assert
+        let expected: SocketAddr = "10.0.0.1:8080".parse().unwrap();
+        assert_eq!(first.into_iter().collect::<Vec<_>>(), vec![expected]);
+        assert_eq!(during_grace.into_iter().collect::<Vec<_>>(), vec![expected]);
     }
 
     #[tokio::test]

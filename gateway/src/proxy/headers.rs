@@ -40,20 +40,21 @@ pub(crate) fn request_id(incoming: Option<&[u8]>) -> String {
 }
 
 /// Every `X-Forwarded-For` line joined in order (`None` when there is none). Borrowed when
-/// there is one line, the common case.
+/// there is one valid line, the common case. Bytes that are not UTF-8 (a client may put any
+/// in the part a proxy extends) spoil only their own entry, not the entries after it.
 pub(crate) fn forwarded_for(headers: &HeaderMap) -> Option<std::borrow::Cow<'_, str>> {
     let mut lines = headers
         .get_all(X_FORWARDED_FOR)
         .iter()
-        .map(|v| v.to_str().unwrap_or(""));
+        .map(|v| String::from_utf8_lossy(v.as_bytes()));
     let first = lines.next()?;
     let mut joined: Option<String> = None;
     for line in lines {
-        let j = joined.get_or_insert_with(|| first.to_owned());
+        let j = joined.get_or_insert_with(|| first.clone().into_owned());
         j.push_str(", ");
-        j.push_str(line);
+        j.push_str(&line);
     }
-    Some(joined.map_or(std::borrow::Cow::Borrowed(first), std::borrow::Cow::Owned))
+    Some(joined.map_or(first, std::borrow::Cow::Owned))
 }
 
 /// The key a client's requests are counted under: its IPv4 address, or for IPv6 the
@@ -218,6 +219,22 @@ mod tests {
             forwarded_for(&h).as_deref(),
             Some("1.1.1.1, 2.2.2.2, 3.3.3.3")
         );
+    }
+
+    #[test]
+    fn a_non_utf8_entry_spoils_only_itself() {
+        let mut h = HeaderMap::new();
+        h.append(
+            X_FORWARDED_FOR,
+            http::HeaderValue::from_bytes(b"6.6.6.6\xff, 203.0.113.7").unwrap(),
+        );
+        let xff = forwarded_for(&h);
+        let client = client_ip(
+            Some("10.0.0.2".parse().unwrap()),
+            xff.as_deref(),
+            &nets(&["10.0.0.0/8"]),
+        );
+        assert_eq!(client, Some("203.0.113.7".parse().unwrap()));
     }
 
     #[test]

@@ -110,7 +110,7 @@ impl Runtime {
                     Some((v, jwks_origin(&p.config) == origin))
                 });
                 match old {
-                    Some((v, true)) if v.config() == jwt => Some(Arc::clone(v)),
+                    Some((v, true)) if same_verification(v.config(), jwt) => Some(Arc::clone(v)),
                     _ => {
                         let v = Verifier::new(jwt, jwks_pool(&config, &pools))?;
                         if let Some((old, true)) = old {
@@ -145,7 +145,11 @@ impl Runtime {
                 owned_headers.push(header.clone());
             }
         }
-        if let Some(secret) = config.jwt.as_ref().and_then(|j| j.forward_secret.as_ref()) {
+        for secret in config
+            .pools
+            .iter()
+            .filter_map(|p| p.forward_secret.as_ref())
+        {
             if !owned_headers.contains(&secret.header) {
                 owned_headers.push(secret.header.clone());
             }
@@ -158,8 +162,7 @@ impl Runtime {
         let limiters = config
             .routes
             .iter()
-            .enumerate()
-            .map(|(i, route)| {
+            .map(|route| {
                 let old = previous.filter(|_| same_store).and_then(|p| {
                     let index = p.config.routes.iter().position(|r| r.name == route.name)?;
                     Some(&p.limiters[index])
@@ -177,7 +180,9 @@ impl Runtime {
                                     spec,
                                     &config.rate_limiting,
                                     redis.clone(),
-                                    &format!("{}:{i}:{j}", route.name),
+                                    // Route names are unique; no position in the file,
+                                    // which a reload may shift differently on each gateway.
+                                    &format!("{}:{j}", route.name),
                                 ))
                             })
                     })
@@ -212,6 +217,16 @@ impl Runtime {
             v.set_jwks_pool(jwks_pool(&self.config, &self.pools));
         }
     }
+}
+
+/// Whether two `jwt:` sections verify tokens the same way: all but `verification_limit`,
+/// which the runtime applies, not the verifier (changing it keeps keys and cached tokens).
+fn same_verification(a: &crate::config::JwtConfig, b: &crate::config::JwtConfig) -> bool {
+    let strip = |j: &crate::config::JwtConfig| crate::config::JwtConfig {
+        verification_limit: None,
+        ..j.clone()
+    };
+    strip(a) == strip(b)
 }
 
 /// The pool `config`'s JWKS is fetched from, if it names one.

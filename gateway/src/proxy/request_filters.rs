@@ -79,6 +79,18 @@ pub(super) fn check_limits(session: &Session, ctx: &mut Ctx) -> Result<()> {
             format!("request headers are {header_bytes} bytes"),
         );
     }
+    // Only origin-form (`/path`) and absolute-form `http(s)://` targets: another scheme or
+    // form (`x:/auth/login`, `*`) would be routed on one path and forwarded as another.
+    // (Pingora keeps an absolute-form target's bytes in `raw_path` and only its path in
+    // `uri`.)
+    let raw = req.raw_path();
+    let origin_form = raw.first() == Some(&b'/');
+    let http_url = [&b"http://"[..], b"https://"]
+        .iter()
+        .any(|scheme| raw.len() > scheme.len() && raw[..scheme.len()].eq_ignore_ascii_case(scheme));
+    if !origin_form && !http_url {
+        return Error::e_explain(BAD_REQUEST, "request target is not a path or an http URL");
+    }
     match crate::path::normalize(req.uri.path()) {
         Ok(canonical) => ctx.canonical_path = canonical,
         Err(why) => {
@@ -105,7 +117,10 @@ pub(super) fn route(session: &Session, ctx: &mut Ctx) -> Result<()> {
     ctx.route_index = route.index;
     ctx.route_action = Some(route.action.clone());
     let upstream_path = route.upstream_path(path);
-    if upstream_path != sent {
+    // An absolute-form target goes upstream in origin form, so the upstream reads the very
+    // path the gateway routed on.
+    let origin_form = req.raw_path().first() == Some(&b'/');
+    if upstream_path != sent || !origin_form {
         ctx.upstream_path = Some(upstream_path.into_owned());
     }
     Ok(())
@@ -350,13 +365,9 @@ pub(super) fn rewrite_upstream_request(
     for (name, value) in &ctx.identity_headers {
         req.insert_header(name.clone(), value.clone())?;
     }
-    // The shared secret goes with forwarded claims only: it tells the upstream that these
-    // identity headers come from the gateway.
-    let secret = ctx
-        .runtime
-        .as_ref()
-        .and_then(|rt| rt.config.jwt.as_ref())
-        .and_then(|j| j.forward_secret.as_ref());
+    // The pool's shared secret goes with forwarded claims only: it tells the upstream that
+    // these identity headers come from the gateway.
+    let secret = ctx.pool().and_then(|p| p.config.forward_secret.as_ref());
     if let (Some(secret), false) = (secret, ctx.identity_headers.is_empty()) {
         req.insert_header(secret.header.clone(), secret.value.clone())?;
     }

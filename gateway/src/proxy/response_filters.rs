@@ -12,10 +12,18 @@ use crate::metrics;
 use crate::policy::rate_limit::Decision;
 
 /// The upstream answered: no retry from here on, and passive health learns the outcome.
+/// A 503 with `Retry-After` is an upstream shedding load on purpose (e.g. the backend's
+/// saturated password hashing): it counts neither way, since ejecting a replica for it
+/// would only push its load onto the others.
 pub(super) fn from_upstream(resp: &ResponseHeader, ctx: &mut Ctx) {
     ctx.response_started = true;
     ctx.upstream_elapsed = ctx.upstream_started.map(|t| t.elapsed());
     if let (Some(pool), Some(addr)) = (ctx.pool(), ctx.tried.last()) {
+        let shedding = resp.status == http::StatusCode::SERVICE_UNAVAILABLE
+            && resp.headers.contains_key(http::header::RETRY_AFTER);
+        if shedding {
+            return;
+        }
         if resp.status.is_server_error() {
             pool.report_failure(*addr);
         } else {

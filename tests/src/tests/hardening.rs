@@ -599,11 +599,11 @@ async fn the_forward_secret_goes_upstream_with_verified_identities_only() {
     let secret_file = secrets.path().join("gateway-secret");
     std::fs::write(&secret_file, "s3cret-shared-with-the-backend\n").unwrap();
     let gw = gateway::start(&format!(
-        "{}  forward_secret: {{ secret_file: \"{}\" }}\npools:\n  p: {{ endpoints: {} }}\n\
+        "{}pools:\n  p: {{ endpoints: {}, forward_secret: {{ secret_file: \"{}\" }} }}\n\
          routes:\n- {{ name: open, match: {{ path_prefix: / }}, pool: p, auth: optional }}\n",
         jwt_section(&jwks.url()),
+        endpoints(&[&up]),
         secret_file.display(),
-        endpoints(&[&up])
     ))
     .await;
     gw.wait_ready().await;
@@ -639,5 +639,102 @@ async fn the_forward_secret_goes_upstream_with_verified_identities_only() {
         seen(anonymous_spoof).await,
         None,
         "a client's copy is removed"
+    );
+}
+
+#[tokio::test]
+async fn an_upstream_shedding_load_with_503_and_retry_after_is_not_ejected() {
+    // Arrange: ejection after 2 failures in a row.
+    let up = Upstream::spawn("a").await;
+    let gw = super::proxy_all(&[&up], "passive_health: { consecutive_failures: 2 }").await;
+    gw.wait_ready().await;
+    let client = reqwest::Client::new();
+
+    // Act: five load-shedding answers, then five real failures.
+    let mut shed = Vec::new();
+    for _ in 0..5 {
+        shed.push(
+            client
+                .get(gw.url("/shed"))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16(),
+        );
+    }
+    let ejections_after_shedding =
+        metric_value(&gw, "gateway_upstream_ejections_total{pool=\"p\"}").await;
+    up.set_failing(true);
+    for _ in 0..5 {
+        client.get(gw.url("/x")).send().await.unwrap();
+    }
+
+    // Assert: the 503s reached the client untouched, and only real failures eject.
+    assert_eq!(shed, vec![503; 5]);
+    assert_eq!(ejections_after_shedding.unwrap_or(0.0), 0.0);
+    let ejections = metric_value(&gw, "gateway_upstream_ejections_total{pool=\"p\"}").await;
+    assert!(ejections >= Some(1.0), "{ejections:?}");
+}
+
+#[tokio::test]
+async fn targets_that_are_not_a_path_are_refused_and_urls_go_upstream_as_paths() {
+    // Arrange
+    let up = Upstream::spawn("a").await;
+    let gw = super::proxy_all(&[&up], "").await;
+    gw.wait_ready().await;
+
+    // Act
+    let other_scheme = raw::send(gw.http, &raw::request("GET", "x:/auth/login", &[], "")).await;
+    let absolute = raw::send(
+        gw.http,
+        &raw::request("GET", "http://test/a/b?c=d", &[], ""),
+    )
+    .await;
+
+    // Assert
+    assert_eq!(other_scheme.status, 400);
+    assert_eq!(absolute.status, 200);
+    assert_eq!(absolute.json()["target"], "/a/b?c=d");
+}
+
+#[tokio::test]
+async fn one_client_cannot_take_every_connection_when_capped_per_client() {
+    use tokio::io::AsyncWriteExt as _;
+    // Arrange: 3 connections per client address, 100 in all.
+    let up = Upstream::spawn("a").await;
+    let gw = with_limits(&up, "max_connections_per_client: 3").await;
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(tokio::net::TcpStream::connect(gw.http).await.unwrap());
+    }
+    assert_eventually!(
+        metric_value(&gw, "gateway_downstream_connections").await == Some(3.0),
+        "the three connections were never counted"
+    );
+
+    // Act: a fourth from the same address (127.0.0.1), and one from another (127.0.0.2).
+    let mut fourth = tokio::net::TcpStream::connect(gw.http).await.unwrap();
+    let _ = fourth
+        .write_all(b"GET /x HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await;
+    let refused = closed_by_server(&mut fourth).await;
+    let other = tokio::net::TcpSocket::new_v4().unwrap();
+    other.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+    let mut other = other.connect(gw.http).await.unwrap();
+    other
+        .write_all(b"GET /x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    tokio::io::AsyncReadExt::read_to_end(&mut other, &mut answer)
+        .await
+        .unwrap();
+
+    // Assert
+    assert!(refused, "the fourth connection of one client was closed");
+    assert!(
+        String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 200"),
+        "another client still gets in"
     );
 }
