@@ -204,6 +204,36 @@ impl Stack {
         format!("http://{}{path}", self.http)
     }
 
+    /// Register `username` through the gateway and log in; returns the access token.
+    pub async fn new_user(
+        &self,
+        client: &reqwest::Client,
+        username: &str,
+    ) -> anyhow::Result<String> {
+        let creds = serde_json::json!({"username": username, "password": "correct horse battery"});
+        let registered = client
+            .post(self.url("/auth/register"))
+            .json(&creds)
+            .send()
+            .await?;
+        ensure!(
+            registered.status() == 201,
+            "register: {}",
+            registered.status()
+        );
+        let login: serde_json::Value = client
+            .post(self.url("/auth/login"))
+            .json(&creds)
+            .send()
+            .await?
+            .json()
+            .await?;
+        login["access_token"]
+            .as_str()
+            .map(str::to_owned)
+            .context("no access_token in the login answer")
+    }
+
     async fn wait_ready(&mut self) -> anyhow::Result<()> {
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(2))

@@ -188,19 +188,11 @@ async fn an_idempotency_key_reused_with_another_body_is_422_and_a_replay_enqueue
     assert_eq!(a["job_id"], b["job_id"]);
     assert_eq!(other.status(), 422);
     assert_eq!(other.headers()["content-type"], "application/problem+json");
-    let mut conn = app
-        .state
-        .redis
-        .client()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
-    let entries: usize = redis::cmd("XLEN")
-        .arg(app.settings.stream())
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    assert_eq!(entries, 1, "the replay did not enqueue the job again");
+    assert_eq!(
+        app.stream_len(&app.settings.stream()).await,
+        1,
+        "the replay did not enqueue the job again"
+    );
 }
 
 #[tokio::test]

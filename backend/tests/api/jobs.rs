@@ -108,17 +108,5 @@ async fn a_job_failing_every_attempt_is_dead_lettered_with_its_error() {
         backend::jobs::worker::FAILED_JOB_MESSAGE,
         "clients never read database error text"
     );
-    let mut conn = app
-        .state
-        .redis
-        .client()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
-    let dead: usize = redis::cmd("XLEN")
-        .arg(app.settings.dead_letter_stream())
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    assert_eq!(dead, 1);
+    assert_eq!(app.stream_len(&app.settings.dead_letter_stream()).await, 1);
 }

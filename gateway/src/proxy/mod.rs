@@ -126,18 +126,10 @@ impl Runtime {
             .as_ref()
             .and_then(|j| j.verification_limit.as_ref())
             .map(|spec| {
-                previous
-                    .and_then(|p| p.verification_limiter.as_ref())
-                    .filter(|l| l.spec == *spec)
-                    .cloned()
-                    .unwrap_or_else(|| {
-                        Arc::new(Limiter::new(
-                            spec,
-                            &config.rate_limiting,
-                            None,
-                            "jwt:verifications",
-                        ))
-                    })
+                let old = previous.and_then(|p| p.verification_limiter.as_ref());
+                keep_or_build(old, spec, || {
+                    Limiter::new(spec, &config.rate_limiting, None, "jwt:verifications")
+                })
             });
         let mut owned_headers = vec![http::HeaderName::from_static(ALWAYS_OWNED)];
         for (_, header) in config.jwt.iter().flat_map(|j| &j.forward_claims) {
@@ -172,19 +164,16 @@ impl Runtime {
                     .iter()
                     .enumerate()
                     .map(|(j, spec)| {
-                        old.and_then(|o| o.get(j))
-                            .filter(|l| l.spec == *spec)
-                            .cloned()
-                            .unwrap_or_else(|| {
-                                Arc::new(Limiter::new(
-                                    spec,
-                                    &config.rate_limiting,
-                                    redis.clone(),
-                                    // Route names are unique; no position in the file,
-                                    // which a reload may shift differently on each gateway.
-                                    &format!("{}:{j}", route.name),
-                                ))
-                            })
+                        keep_or_build(old.and_then(|o| o.get(j)), spec, || {
+                            Limiter::new(
+                                spec,
+                                &config.rate_limiting,
+                                redis.clone(),
+                                // Route names are unique; no position in the file, which
+                                // a reload may shift differently on each gateway.
+                                &format!("{}:{j}", route.name),
+                            )
+                        })
                     })
                     .collect()
             })
@@ -227,6 +216,18 @@ fn same_verification(a: &crate::config::JwtConfig, b: &crate::config::JwtConfig)
         ..j.clone()
     };
     strip(a) == strip(b)
+}
+
+/// `old` when it enforces `spec` already (it keeps its counters), else a new limiter.
+fn keep_or_build(
+    old: Option<&Arc<Limiter>>,
+    spec: &crate::config::RateLimit,
+    build: impl FnOnce() -> Limiter,
+) -> Arc<Limiter> {
+    match old {
+        Some(limiter) if limiter.spec == *spec => Arc::clone(limiter),
+        _ => Arc::new(build()),
+    }
 }
 
 /// The pool `config`'s JWKS is fetched from, if it names one.

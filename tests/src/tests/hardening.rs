@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::endpoints;
 use crate::assert_eventually;
@@ -304,24 +304,7 @@ async fn an_edit_of_every_config_section_under_load_fails_no_request() {
     .await
     .expect("the stack starts");
     let client = reqwest::Client::new();
-    let creds = json!({"username": "chaos", "password": "correct horse battery"});
-    let reg = client
-        .post(stack.url("/auth/register"))
-        .json(&creds)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(reg.status(), 201);
-    let login: Value = client
-        .post(stack.url("/auth/login"))
-        .json(&creds)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = login["access_token"].as_str().unwrap().to_owned();
+    let token = stack.new_user(&client, "chaos").await.unwrap();
     let load = Load::start_with(&LoadSpec {
         url: stack.url("/todos"),
         concurrency: 6,
