@@ -331,13 +331,7 @@ impl TestApp {
     pub(crate) async fn drain_jobs(&self) -> usize {
         let queue = &self.state.queue;
         queue.ensure_group().await.unwrap();
-        let mut conn = self
-            .state
-            .redis
-            .client()
-            .get_multiplexed_async_connection()
-            .await
-            .unwrap();
+        let mut conn = self.redis_connection().await;
         let mut handled = 0;
         loop {
             let batch = queue
@@ -404,15 +398,19 @@ impl TestApp {
             .unwrap_or(0)
     }
 
-    /// Entries in a Redis stream (the job stream or the dead-letter stream).
-    pub(crate) async fn stream_len(&self, stream: &str) -> usize {
-        let mut conn = self
-            .state
+    /// A connection of its own to the test's Redis.
+    pub(crate) async fn redis_connection(&self) -> redis::aio::MultiplexedConnection {
+        self.state
             .redis
             .client()
             .get_multiplexed_async_connection()
             .await
-            .unwrap();
+            .unwrap()
+    }
+
+    /// Entries in a Redis stream (the job stream or the dead-letter stream).
+    pub(crate) async fn stream_len(&self, stream: &str) -> usize {
+        let mut conn = self.redis_connection().await;
         redis::cmd("XLEN")
             .arg(stream)
             .query_async(&mut conn)
