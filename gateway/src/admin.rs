@@ -9,7 +9,7 @@ use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
 
 use crate::metrics;
-use crate::proxy::Runtime;
+use crate::runtime::Runtime;
 
 pub(crate) struct AdminApp {
     /// Shared with the proxy so readiness reflects the pools actually serving.

@@ -9,7 +9,8 @@ use std::sync::OnceLock;
 
 use crate::config::{self, PathMatch, RouteAction, RouteConfig, RouteMatch};
 use crate::policy::jwt::Verifier;
-use crate::proxy::{headers, route::Router};
+use crate::proxy::headers;
+use crate::routing::Router;
 
 /// The secret of the fuzzing verifier's HS256 key.
 pub const JWT_SECRET: &[u8] = b"fuzzing-secret-not-a-real-one";

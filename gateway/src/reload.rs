@@ -29,7 +29,7 @@ use tokio::sync::watch;
 
 use crate::config::{self, Config};
 use crate::metrics;
-use crate::proxy::Runtime;
+use crate::runtime::Runtime;
 
 /// How often the config file is compared with what was last read.
 const POLL_EVERY: Duration = Duration::from_millis(500);

@@ -16,9 +16,10 @@ use crate::config::Config;
 use crate::error::StartupError;
 use crate::metrics;
 use crate::proxy::connection::Connections;
-use crate::proxy::discovery;
-use crate::proxy::{Gateway, Runtime};
+use crate::proxy::Gateway;
 use crate::reload::{publish_config_info, Reloader};
+use crate::runtime::Runtime;
+use crate::upstream::discovery;
 
 /// Pingora's process settings, derived from our `server:` section.
 pub(crate) fn pingora_server_conf(config: &Config) -> ServerConf {

@@ -19,7 +19,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 
 use crate::config::{JwksSource, JwtConfig, KeySource};
 use crate::metrics;
-use crate::proxy::upstream::Pool;
+use crate::upstream::Pool;
 
 /// A public key (or configured secret) pinned to one algorithm.
 #[derive(Clone)]

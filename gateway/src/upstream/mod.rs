@@ -1,5 +1,9 @@
 //! Upstream pools: membership, health (active and passive) and endpoint selection.
 //!
+//! - `discovery`: DNS names re-resolved on the pool's timer, with a grace period;
+//! - `health`: one endpoint's health state machine (active verdict, passive ejection);
+//! - this module: `Pool`, which ties them to Pingora's balancer and runs the timers.
+//!
 //! Pingora's `LoadBalancer` provides membership (through our [`DnsDiscovery`]) and the
 //! selection algorithms. Health is tracked here instead of in Pingora's registry because we
 //! need three things it does not do: a new endpoint gets no traffic before its first passing
@@ -8,9 +12,8 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use hickory_resolver::TokioAsyncResolver;
@@ -20,72 +23,13 @@ use pingora::lb::{Backend, Backends, LoadBalancer};
 use pingora::protocols::l4::socket::SocketAddr as PingoraAddr;
 use pingora::upstreams::peer::HttpPeer;
 
-use super::discovery::{DnsDiscovery, SharedDiscovery};
+pub(crate) mod discovery;
+mod health;
+
 use crate::config::{Balance, HealthCheck, PoolConfig, Probe};
 use crate::metrics;
-
-/// Milliseconds since a process-wide zero point: ejection deadlines are stored this way, so
-/// they keep their meaning when a reload hands an endpoint's state to a successor pool.
-fn now_ms() -> u64 {
-    static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
-    let epoch = EPOCH.get_or_init(Instant::now);
-    u64::try_from(epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
-}
-
-/// Active-check verdicts, stored in an `AtomicU8`.
-const UNKNOWN: u8 = 0;
-const HEALTHY: u8 = 1;
-const UNHEALTHY: u8 = 2;
-
-/// One resolved address of a pool and everything known about its health.
-pub(crate) struct Endpoint {
-    pub(crate) addr: SocketAddr,
-    /// `UNKNOWN` until the first active check when the pool has one, else `HEALTHY`.
-    active: AtomicU8,
-    /// Consecutive active-check results in the current direction (only the checker writes).
-    check_streak: AtomicUsize,
-    /// Consecutive connect failures or 5xx answers seen by real traffic.
-    failures: AtomicU32,
-    /// `now_ms()` until which passive health keeps it out.
-    ejected_until_ms: AtomicU64,
-}
-
-impl Endpoint {
-    fn new(addr: SocketAddr, checked: bool) -> Self {
-        Self {
-            addr,
-            active: AtomicU8::new(if checked { UNKNOWN } else { HEALTHY }),
-            check_streak: AtomicUsize::new(0),
-            failures: AtomicU32::new(0),
-            ejected_until_ms: AtomicU64::new(0),
-        }
-    }
-
-    /// A copy of `self` for a successor pool: the verdicts and passive state carry over;
-    /// a pool without active checks counts every endpoint as passing them.
-    fn inherited(&self, checked: bool) -> Self {
-        let active = if checked {
-            self.active.load(Relaxed)
-        } else {
-            HEALTHY
-        };
-        Self {
-            addr: self.addr,
-            active: AtomicU8::new(active),
-            check_streak: AtomicUsize::new(0),
-            failures: AtomicU32::new(self.failures.load(Relaxed)),
-            ejected_until_ms: AtomicU64::new(self.ejected_until_ms.load(Relaxed)),
-        }
-    }
-
-    fn active_healthy(&self) -> bool {
-        self.active.load(Relaxed) == HEALTHY
-    }
-
-    fn ejected(&self, now_ms: u64) -> bool {
-        self.ejected_until_ms.load(Relaxed) > now_ms
-    }
-}
+use discovery::{DnsDiscovery, SharedDiscovery};
+use health::{now_ms, Endpoint};
 
 /// The selection algorithm, as a closed set so that `Pool` stays one concrete type.
 enum Selector {
@@ -267,14 +211,10 @@ impl Pool {
         &self.config.name
     }
 
-    fn now_ms(&self) -> u64 {
-        now_ms()
-    }
-
     /// Choose an endpoint for one attempt. `tried` holds the endpoints earlier attempts of
     /// this request used; they are avoided while any other endpoint can take the request.
     pub(crate) fn select(&self, key: &[u8], tried: &[SocketAddr]) -> Option<SocketAddr> {
-        let now = self.now_ms();
+        let now = now_ms();
         let endpoints = self.endpoints.load();
         let max = endpoints.len() * 4 + 8;
         let pick = |respect_ejection: bool, avoid_tried: bool| {
@@ -319,9 +259,8 @@ impl Pool {
         let Some(e) = endpoints.get(&addr) else {
             return;
         };
-        let failures = e.failures.fetch_add(1, Relaxed) + 1;
-        if failures >= threshold {
-            self.eject(addr, e, "consecutive failures");
+        if e.record_failure(threshold, self.config.passive.cooldown, now_ms()) {
+            self.ejected(addr, "consecutive failures");
         }
     }
 
@@ -335,15 +274,13 @@ impl Pool {
         }
         let endpoints = self.endpoints.load();
         if let Some(e) = endpoints.get(&addr) {
-            self.eject(addr, e, "connection refused");
+            e.eject(self.config.passive.cooldown, now_ms());
+            self.ejected(addr, "connection refused");
         }
     }
 
-    fn eject(&self, addr: SocketAddr, e: &Endpoint, reason: &'static str) {
-        e.failures.store(0, Relaxed);
-        let cooldown = u64::try_from(self.config.passive.cooldown.as_millis()).unwrap_or(u64::MAX);
-        e.ejected_until_ms
-            .store(self.now_ms().saturating_add(cooldown), Relaxed);
+    /// Log and count an ejection passive health just made.
+    fn ejected(&self, addr: SocketAddr, reason: &'static str) {
         metrics::EJECTIONS.with_label_values(&[self.name()]).inc();
         metrics::ENDPOINT_HEALTHY
             .with_label_values(&[self.name(), &addr.to_string()])
@@ -354,9 +291,7 @@ impl Pool {
     /// Passive health: `addr` answered without a 5xx.
     pub(crate) fn report_success(&self, addr: SocketAddr) {
         if let Some(e) = self.endpoints.load().get(&addr) {
-            if e.failures.load(Relaxed) != 0 {
-                e.failures.store(0, Relaxed);
-            }
+            e.record_success();
         }
     }
 
@@ -367,12 +302,12 @@ impl Pool {
 
     /// `(endpoint, routable)` for every member, for `/readyz` and tests.
     pub(crate) fn endpoint_health(&self) -> Vec<(SocketAddr, bool)> {
-        let now = self.now_ms();
+        let now = now_ms();
         let mut out: Vec<_> = self
             .endpoints
             .load()
             .values()
-            .map(|e| (e.addr, e.active_healthy() && !e.ejected(now)))
+            .map(|e| (e.addr, e.routable(now)))
             .collect();
         out.sort();
         out
@@ -461,39 +396,14 @@ impl Pool {
     }
 
     fn observe(&self, e: &Endpoint, hc: &HealthCheck, result: Result<(), String>) {
-        let passed = result.is_ok();
-        let current = e.active.load(Relaxed);
-        let next = match (current, passed) {
-            // The first verdict on a new endpoint needs only one check.
-            (UNKNOWN, true) => HEALTHY,
-            (UNKNOWN, false) => UNHEALTHY,
-            (HEALTHY, true) | (UNHEALTHY, false) => {
-                e.check_streak.store(0, Relaxed);
-                return;
-            }
-            (_, ok) => {
-                let streak = e.check_streak.fetch_add(1, Relaxed) + 1;
-                let needed = if ok {
-                    hc.healthy_threshold
-                } else {
-                    hc.unhealthy_threshold
-                };
-                if streak < needed {
-                    return;
-                }
-                if ok {
-                    HEALTHY
-                } else {
-                    UNHEALTHY
-                }
-            }
+        let Some(healthy) =
+            e.observe_check(result.is_ok(), hc.healthy_threshold, hc.unhealthy_threshold)
+        else {
+            return;
         };
-        e.check_streak.store(0, Relaxed);
-        e.active.store(next, Relaxed);
-        let healthy = next == HEALTHY;
         metrics::ENDPOINT_HEALTHY
             .with_label_values(&[self.name(), &e.addr.to_string()])
-            .set(i64::from(healthy && !e.ejected(self.now_ms())));
+            .set(i64::from(healthy && !e.ejected(now_ms())));
         match result {
             Ok(()) => {
                 tracing::info!(pool = %self.name(), endpoint = %e.addr, "endpoint passes its health check")

@@ -1,0 +1,215 @@
+//! The composition root: a validated [`Config`] becomes a [`Runtime`], the pools, verifier
+//! and limiters the request phases use, built with what must survive from the runtime it
+//! replaces. Requests load one `Runtime` and use it to the end; a reload swaps it whole.
+
+use std::sync::Arc;
+
+use hickory_resolver::TokioAsyncResolver;
+
+use crate::config::{Config, JwksSource, JwtConfig, RateLimit};
+use crate::policy::jwt::Verifier;
+use crate::policy::rate_limit::{Limiter, RedisStore};
+use crate::routing::Router;
+use crate::upstream::Pool;
+
+/// Everything derived from one loaded config; swapped whole so a request sees one version.
+pub(crate) struct Runtime {
+    pub(crate) config: Arc<Config>,
+    pub(crate) router: Router,
+    /// Indexed like `config.pools`; routes refer to pools by that index.
+    pub(crate) pools: Vec<Arc<Pool>>,
+    /// Token verification for routes with `auth`, when `jwt:` is configured.
+    pub(crate) verifier: Option<Arc<Verifier>>,
+    /// `jwt.verification_limit`: signature checks per client (cached tokens are free), so
+    /// a flood of invalid tokens cannot buy unbounded CPU.
+    pub(crate) verification_limiter: Option<Arc<Limiter>>,
+    /// Headers only the gateway may set upstream; client copies are always removed.
+    pub(crate) owned_headers: Vec<http::HeaderName>,
+    /// Each route's limiters, indexed like `config.routes`.
+    pub(crate) limiters: Vec<Vec<Arc<Limiter>>>,
+    /// The Redis connection cluster limits share; kept across reloads that keep its settings.
+    redis: Option<Arc<RedisStore>>,
+}
+
+/// Identity header that is never accepted from clients, even without `forward_claims`,
+/// because backends may trust it (the backend's `TRUST_GATEWAY_IDENTITY`).
+const ALWAYS_OWNED: &str = "x-user-id";
+
+/// How long a reload may spend warming up new pools before it swaps them in anyway.
+const WARM_DEADLINE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Where a `jwt:` section fetches its key set from, independent of pool positions: two
+/// verifiers with the same origin see the same keys.
+fn jwks_origin(config: &Config) -> Option<String> {
+    let jwks = config.jwt.as_ref()?.jwks.as_ref()?;
+    Some(match &jwks.source {
+        JwksSource::Url(url) => format!("url {url}"),
+        JwksSource::Pool { pool, path } => {
+            format!("pool {} {path}", config.pools.get(*pool)?.name)
+        }
+    })
+}
+
+impl Runtime {
+    /// Build the runtime for `config`, taking over from `previous` what must survive a
+    /// reload: a pool whose settings are unchanged is kept as it is; a pool of the same name
+    /// with other settings is succeeded by one that inherits its members and health (see
+    /// `Pool::succeed`); an unchanged `jwt:` keeps its verifier (keys and cached tokens), a
+    /// changed one starts with the old keys when it fetches from the same place; a limiter
+    /// whose route name and spec are unchanged keeps its counters.
+    pub(crate) fn build(
+        config: Arc<Config>,
+        resolver: &Arc<TokioAsyncResolver>,
+        previous: Option<&Runtime>,
+    ) -> std::result::Result<Self, String> {
+        let pools: Vec<Arc<Pool>> = config
+            .pools
+            .iter()
+            .map(|pc| {
+                let old_pools = previous.map_or(&[][..], |p| &p.pools[..]);
+                if let Some(same) = old_pools.iter().find(|old| old.config == *pc) {
+                    return Arc::clone(same);
+                }
+                let resolver = Arc::clone(resolver);
+                match old_pools.iter().find(|old| old.name() == pc.name) {
+                    Some(old) => Arc::new(Pool::succeed(pc.clone(), resolver, old)),
+                    None => Arc::new(Pool::new(pc.clone(), resolver)),
+                }
+            })
+            .collect();
+        let verifier = match &config.jwt {
+            None => None,
+            Some(jwt) => {
+                let origin = jwks_origin(&config);
+                let old = previous.and_then(|p| {
+                    let v = p.verifier.as_ref()?;
+                    Some((v, jwks_origin(&p.config) == origin))
+                });
+                match old {
+                    Some((v, true)) if same_verification(v.config(), jwt) => Some(Arc::clone(v)),
+                    _ => {
+                        let v = Verifier::new(jwt, jwks_pool(&config, &pools))?;
+                        if let Some((old, true)) = old {
+                            v.inherit_keys(old);
+                        }
+                        Some(Arc::new(v))
+                    }
+                }
+            }
+        };
+        let verification_limiter = config
+            .jwt
+            .as_ref()
+            .and_then(|j| j.verification_limit.as_ref())
+            .map(|spec| {
+                let old = previous.and_then(|p| p.verification_limiter.as_ref());
+                keep_or_build(old, spec, || {
+                    Limiter::new(spec, &config.rate_limiting, None, "jwt:verifications")
+                })
+            });
+        let mut owned_headers = vec![http::HeaderName::from_static(ALWAYS_OWNED)];
+        for (_, header) in config.jwt.iter().flat_map(|j| &j.forward_claims) {
+            if !owned_headers.contains(header) {
+                owned_headers.push(header.clone());
+            }
+        }
+        for secret in config
+            .pools
+            .iter()
+            .filter_map(|p| p.forward_secret.as_ref())
+        {
+            if !owned_headers.contains(&secret.header) {
+                owned_headers.push(secret.header.clone());
+            }
+        }
+        let same_store = previous.is_some_and(|p| p.config.rate_limiting == config.rate_limiting);
+        let redis = match previous {
+            Some(p) if same_store => p.redis.clone(),
+            _ => RedisStore::new(&config.rate_limiting),
+        };
+        let limiters = config
+            .routes
+            .iter()
+            .map(|route| {
+                let old = previous.filter(|_| same_store).and_then(|p| {
+                    let index = p.config.routes.iter().position(|r| r.name == route.name)?;
+                    Some(&p.limiters[index])
+                });
+                route
+                    .rate_limits
+                    .iter()
+                    .enumerate()
+                    .map(|(j, spec)| {
+                        keep_or_build(old.and_then(|o| o.get(j)), spec, || {
+                            Limiter::new(
+                                spec,
+                                &config.rate_limiting,
+                                redis.clone(),
+                                // Route names are unique; no position in the file, which
+                                // a reload may shift differently on each gateway.
+                                &format!("{}:{j}", route.name),
+                            )
+                        })
+                    })
+                    .collect()
+            })
+            .collect();
+        Ok(Self {
+            router: Router::new(&config.routes),
+            config,
+            pools,
+            verifier,
+            verification_limiter,
+            owned_headers,
+            limiters,
+            redis,
+        })
+    }
+
+    /// Make the pools this runtime does not share with `previous` ready to take traffic
+    /// (members discovered, first checks run), all at once and within `WARM_DEADLINE`.
+    pub(crate) async fn warm(&self, previous: &Runtime) {
+        let fresh = self
+            .pools
+            .iter()
+            .filter(|p| !previous.pools.iter().any(|old| Arc::ptr_eq(old, p)));
+        futures::future::join_all(fresh.map(|p| p.warm(WARM_DEADLINE))).await;
+    }
+
+    /// Called once this runtime serves: a kept verifier now fetches from this runtime's pool.
+    pub(crate) fn activate(&self) {
+        if let Some(v) = &self.verifier {
+            v.set_jwks_pool(jwks_pool(&self.config, &self.pools));
+        }
+    }
+}
+
+/// Whether two `jwt:` sections verify tokens the same way: all but `verification_limit`,
+/// which the runtime applies, not the verifier (changing it keeps keys and cached tokens).
+fn same_verification(a: &JwtConfig, b: &JwtConfig) -> bool {
+    let strip = |j: &JwtConfig| JwtConfig {
+        verification_limit: None,
+        ..j.clone()
+    };
+    strip(a) == strip(b)
+}
+
+/// `old` when it enforces `spec` already (it keeps its counters), else a new limiter.
+fn keep_or_build(
+    old: Option<&Arc<Limiter>>,
+    spec: &RateLimit,
+    build: impl FnOnce() -> Limiter,
+) -> Arc<Limiter> {
+    match old {
+        Some(limiter) if limiter.spec == *spec => Arc::clone(limiter),
+        _ => Arc::new(build()),
+    }
+}
+
+/// The pool `config`'s JWKS is fetched from, if it names one.
+fn jwks_pool(config: &Config, pools: &[Arc<Pool>]) -> Option<Arc<Pool>> {
+    match &config.jwt.as_ref()?.jwks.as_ref()?.source {
+        JwksSource::Pool { pool, .. } => pools.get(*pool).cloned(),
+        JwksSource::Url(_) => None,
+    }
+}
