@@ -8,6 +8,4 @@ pub enum StartupError {
     Config(#[from] ConfigErrors),
     #[error("cannot set up DNS resolution")]
     Resolver(#[source] std::io::Error),
-    #[error("cannot set up token verification: {0}")]
-    Jwt(String),
 }

@@ -45,7 +45,7 @@ pub(crate) struct Reloader {
     pub(crate) resolver: Arc<TokioAsyncResolver>,
 }
 
-/// Start the timers of every pool and verifier in `next` that `previous` did not run.
+/// Start the timers of every pool and JWKS refresher in `next` that `previous` did not run.
 fn start_new(next: &Runtime, previous: Option<&Runtime>, stop: &watch::Receiver<bool>) {
     for pool in &next.pools {
         let known = previous.is_some_and(|p| p.pools.iter().any(|old| Arc::ptr_eq(old, pool)));
@@ -53,12 +53,12 @@ fn start_new(next: &Runtime, previous: Option<&Runtime>, stop: &watch::Receiver<
             tokio::spawn(Arc::clone(pool).run(stop.clone()));
         }
     }
-    if let Some(v) = &next.verifier {
+    if let Some(jwks) = &next.jwks {
         let known = previous
-            .and_then(|p| p.verifier.as_ref())
-            .is_some_and(|old| Arc::ptr_eq(old, v));
+            .and_then(|p| p.jwks.as_ref())
+            .is_some_and(|old| Arc::ptr_eq(old, jwks));
         if !known {
-            tokio::spawn(Arc::clone(v).run(stop.clone()));
+            tokio::spawn(Arc::clone(jwks).run(stop.clone()));
         }
     }
 }
@@ -71,8 +71,8 @@ fn retire_old(previous: &Runtime, next: &Runtime) {
             pool.retire(succeeded);
         }
     }
-    if let Some(old) = &previous.verifier {
-        if !next.verifier.as_ref().is_some_and(|v| Arc::ptr_eq(v, old)) {
+    if let Some(old) = &previous.jwks {
+        if !next.jwks.as_ref().is_some_and(|j| Arc::ptr_eq(j, old)) {
             old.retire();
         }
     }
@@ -160,13 +160,7 @@ impl Reloader {
         };
         let previous = self.runtime.load_full();
         let restart = needs_restart(&previous.config, &new);
-        let next = match Runtime::build(Arc::new(new), &self.resolver, Some(&previous)) {
-            Ok(next) => next,
-            Err(e) => {
-                fail(&e);
-                return;
-            }
-        };
+        let next = Runtime::build(Arc::new(new), &self.resolver, Some(&previous));
         next.warm(&previous).await;
         start_new(&next, Some(&previous), stop);
         let next = Arc::new(next);

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use hickory_resolver::TokioAsyncResolver;
 
 use crate::config::{Config, JwksSource, JwtConfig, RateLimit};
+use crate::policy::jwt::jwks::{EndpointPicker, JwksRefresher};
 use crate::policy::jwt::Verifier;
 use crate::policy::rate_limit::{Limiter, RedisStore};
 use crate::routing::Router;
@@ -20,6 +21,8 @@ pub(crate) struct Runtime {
     pub(crate) pools: Vec<Arc<Pool>>,
     /// Token verification for routes with `auth`, when `jwt:` is configured.
     pub(crate) verifier: Option<Arc<Verifier>>,
+    /// Fetches the verifier's JWK set, when `jwt.jwks` is configured.
+    pub(crate) jwks: Option<Arc<JwksRefresher>>,
     /// `jwt.verification_limit`: signature checks per client (cached tokens are free), so
     /// a flood of invalid tokens cannot buy unbounded CPU.
     pub(crate) verification_limiter: Option<Arc<Limiter>>,
@@ -54,14 +57,15 @@ impl Runtime {
     /// Build the runtime for `config`, taking over from `previous` what must survive a
     /// reload: a pool whose settings are unchanged is kept as it is; a pool of the same name
     /// with other settings is succeeded by one that inherits its members and health (see
-    /// `Pool::succeed`); an unchanged `jwt:` keeps its verifier (keys and cached tokens), a
-    /// changed one starts with the old keys when it fetches from the same place; a limiter
+    /// `Pool::succeed`); an unchanged `jwt:` keeps its verifier and refresher (keys and
+    /// cached tokens), a changed one starts with the old keys when it fetches from the same
+    /// place; a limiter
     /// whose route name and spec are unchanged keeps its counters.
     pub(crate) fn build(
         config: Arc<Config>,
         resolver: &Arc<TokioAsyncResolver>,
         previous: Option<&Runtime>,
-    ) -> std::result::Result<Self, String> {
+    ) -> Self {
         let pools: Vec<Arc<Pool>> = config
             .pools
             .iter()
@@ -77,26 +81,7 @@ impl Runtime {
                 }
             })
             .collect();
-        let verifier = match &config.jwt {
-            None => None,
-            Some(jwt) => {
-                let origin = jwks_origin(&config);
-                let old = previous.and_then(|p| {
-                    let v = p.verifier.as_ref()?;
-                    Some((v, jwks_origin(&p.config) == origin))
-                });
-                match old {
-                    Some((v, true)) if same_verification(v.config(), jwt) => Some(Arc::clone(v)),
-                    _ => {
-                        let v = Verifier::new(jwt, jwks_pool(&config, &pools))?;
-                        if let Some((old, true)) = old {
-                            v.inherit_keys(old);
-                        }
-                        Some(Arc::new(v))
-                    }
-                }
-            }
-        };
+        let (verifier, jwks) = verification(&config, &pools, previous);
         let verification_limiter = config
             .jwt
             .as_ref()
@@ -154,16 +139,17 @@ impl Runtime {
                     .collect()
             })
             .collect();
-        Ok(Self {
+        Self {
             router: Router::new(&config.routes),
             config,
             pools,
             verifier,
+            jwks,
             verification_limiter,
             owned_headers,
             limiters,
             redis,
-        })
+        }
     }
 
     /// Make the pools this runtime does not share with `previous` ready to take traffic
@@ -176,10 +162,11 @@ impl Runtime {
         futures::future::join_all(fresh.map(|p| p.warm(WARM_DEADLINE))).await;
     }
 
-    /// Called once this runtime serves: a kept verifier now fetches from this runtime's pool.
+    /// Called once this runtime serves: a kept JWKS refresher now fetches from this
+    /// runtime's pool.
     pub(crate) fn activate(&self) {
-        if let Some(v) = &self.verifier {
-            v.set_jwks_pool(jwks_pool(&self.config, &self.pools));
+        if let Some(jwks) = &self.jwks {
+            jwks.set_picker(jwks_picker(&self.config, &self.pools));
         }
     }
 }
@@ -206,10 +193,56 @@ fn keep_or_build(
     }
 }
 
-/// The pool `config`'s JWKS is fetched from, if it names one.
-fn jwks_pool(config: &Config, pools: &[Arc<Pool>]) -> Option<Arc<Pool>> {
+/// The verifier and JWKS refresher for `config.jwt`, kept from `previous` when they would
+/// verify the same way from the same keys (they keep keys and cached tokens); a rebuilt
+/// verifier starts with the old keys when it fetches from the same place.
+fn verification(
+    config: &Config,
+    pools: &[Arc<Pool>],
+    previous: Option<&Runtime>,
+) -> (Option<Arc<Verifier>>, Option<Arc<JwksRefresher>>) {
+    let Some(jwt) = &config.jwt else {
+        return (None, None);
+    };
+    let origin = jwks_origin(config);
+    let old = previous.and_then(|p| {
+        let v = p.verifier.as_ref()?;
+        Some((p, v, jwks_origin(&p.config) == origin))
+    });
+    if let Some((p, v, true)) = old {
+        if same_verification(v.config(), jwt) {
+            return (Some(Arc::clone(v)), p.jwks.clone());
+        }
+    }
+    let verifier = Verifier::new(jwt);
+    if let Some((_, old, true)) = old {
+        verifier.inherit_keys(old);
+    }
+    let verifier = Arc::new(verifier);
+    let jwks = jwt.jwks.clone().map(|j| {
+        Arc::new(JwksRefresher::new(
+            j,
+            Arc::clone(&verifier),
+            jwks_picker(config, pools),
+        ))
+    });
+    (Some(verifier), jwks)
+}
+
+/// The pool `config`'s JWKS is fetched from, if it names one, as the refresher sees it.
+fn jwks_picker(config: &Config, pools: &[Arc<Pool>]) -> Option<Arc<dyn EndpointPicker>> {
     match &config.jwt.as_ref()?.jwks.as_ref()?.source {
-        JwksSource::Pool { pool, .. } => pools.get(*pool).cloned(),
+        JwksSource::Pool { pool, .. } => {
+            let pool: Arc<dyn EndpointPicker> = pools.get(*pool).cloned()?;
+            Some(pool)
+        }
         JwksSource::Url(_) => None,
+    }
+}
+
+/// A pool picks JWKS endpoints like any request would (no retry bookkeeping).
+impl EndpointPicker for Pool {
+    fn pick(&self) -> Option<std::net::SocketAddr> {
+        self.select(b"", &[])
     }
 }

@@ -45,8 +45,7 @@ pub fn run(config: Config) -> Result<(), StartupError> {
     let resolver =
         Arc::new(discovery::resolver(&config.dns_nameservers).map_err(StartupError::Resolver)?);
     publish_config_info(&config);
-    let initial =
-        Runtime::build(Arc::clone(&config), &resolver, None).map_err(StartupError::Jwt)?;
+    let initial = Runtime::build(Arc::clone(&config), &resolver, None);
     let runtime = Arc::new(ArcSwap::from_pointee(initial));
 
     let mut server = Server::new_with_opt_and_conf(None, pingora_server_conf(&config));
@@ -80,7 +79,7 @@ pub fn run(config: Config) -> Result<(), StartupError> {
 
     server.add_service(proxy);
     server.add_service(admin);
-    // The reloader also owns the pools' and the verifier's timers, starting and stopping
+    // The reloader also owns the pools' and the JWKS refresher's timers, starting and stopping
     // them as reloads add and remove pools.
     server.add_service(background_service(
         "config",

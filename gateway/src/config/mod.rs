@@ -10,8 +10,13 @@
 //! and the offending value.
 
 mod file;
+mod keys;
 mod spans;
 mod validate;
+
+pub(crate) use keys::decoding_key;
+pub(crate) use keys::secret;
+pub use keys::{KeyMaterial, Secret};
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -178,20 +183,12 @@ pub enum JwksSource {
     },
 }
 
-/// A key given in the config; its material is read when the verifier is built.
+/// A key given in the config, with its material read (and checked) at validation.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StaticKey {
     pub alg: jsonwebtoken::Algorithm,
     pub kid: Option<String>,
-    pub source: KeySource,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum KeySource {
-    PemFile(PathBuf),
-    JwkFile(PathBuf),
-    SecretEnv(String),
-    SecretFile(PathBuf),
+    pub material: KeyMaterial,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -15,12 +15,13 @@ use super::file::{
     ListenersFile, PoolFile, RateLimitFile, RateLimitingFile, RouteFile, ScopeFile, ServerFile,
     TopFile,
 };
+use super::keys;
 use super::spans::SpanIndex;
 use super::{
     AuthMode, Balance, Config, ConfigError, EndpointSpec, ForwardSecret, HashKey, HealthCheck,
-    JwksConfig, JwksSource, JwtConfig, KeySource, LimitKey, LimitScope, Limits, Listeners,
-    PassiveHealth, PathMatch, PoolConfig, Probe, RateLimit, RateLimiting, Retries, RouteAction,
-    RouteConfig, RouteMatch, ServerSettings, StaticKey, Timeouts,
+    JwksConfig, JwksSource, JwtConfig, LimitKey, LimitScope, Limits, Listeners, PassiveHealth,
+    PathMatch, PoolConfig, Probe, RateLimit, RateLimiting, Retries, RouteAction, RouteConfig,
+    RouteMatch, ServerSettings, StaticKey, Timeouts,
 };
 
 /// The most retries a pool may ask for; more only multiplies load on a failing upstream.
@@ -940,22 +941,18 @@ fn check_jwt(
                 | jsonwebtoken::Algorithm::HS384
                 | jsonwebtoken::Algorithm::HS512
         );
-        let source = match (k.pem_file, k.jwk_file, k.secret_env, k.secret_file) {
-            (Some(pem), None, None, None) if !hmac => check_key_file(
-                errs,
-                &at("pem_file"),
-                alg,
-                KeySource::PemFile(base_dir.join(pem)),
-            ),
-            (None, Some(jwk), None, None) if !hmac => check_key_file(
-                errs,
-                &at("jwk_file"),
-                alg,
-                KeySource::JwkFile(base_dir.join(jwk)),
-            ),
-            (None, None, Some(env), None) if hmac => Some(KeySource::SecretEnv(env)),
+        let read = match (k.pem_file, k.jwk_file, k.secret_env, k.secret_file) {
+            (Some(pem), None, None, None) if !hmac => {
+                Some(("pem_file", keys::read_pem(&base_dir.join(pem))))
+            }
+            (None, Some(jwk), None, None) if !hmac => {
+                Some(("jwk_file", keys::read_jwk(&base_dir.join(jwk))))
+            }
+            (None, None, Some(env), None) if hmac => {
+                Some(("secret_env", keys::read_secret_env(&env)))
+            }
             (None, None, None, Some(file)) if hmac => {
-                Some(KeySource::SecretFile(base_dir.join(file)))
+                Some(("secret_file", keys::read_secret_file(&base_dir.join(file))))
             }
             _ if hmac => {
                 errs.push(
@@ -972,11 +969,21 @@ fn check_jwt(
                 None
             }
         };
-        if let Some(source) = source {
+        // The material is read once, here, and checked to make a key of its algorithm.
+        let material = read.and_then(|(key, result)| {
+            match result.and_then(|m| keys::decoding_key(alg, &m).map(|_| m)) {
+                Ok(material) => Some(material),
+                Err(message) => {
+                    errs.push(at(key), message);
+                    None
+                }
+            }
+        });
+        if let Some(material) = material {
             keys.push(StaticKey {
                 alg,
                 kid: k.kid,
-                source,
+                material,
             });
         }
     }
@@ -1186,20 +1193,4 @@ fn check_rate_limit(errs: &mut Errors<'_>, at: &str, l: &RateLimitFile) -> Optio
         scope,
         fail_open: l.fail_open,
     })
-}
-
-/// Load a public key file once so that `gateway check` reports unreadable or wrong keys.
-fn check_key_file(
-    errs: &mut Errors<'_>,
-    at: &str,
-    alg: jsonwebtoken::Algorithm,
-    source: KeySource,
-) -> Option<KeySource> {
-    match crate::policy::jwt::load_public_key(alg, &source) {
-        Ok(_) => Some(source),
-        Err(message) => {
-            errs.push(at, message);
-            None
-        }
-    }
 }

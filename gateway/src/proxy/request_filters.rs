@@ -12,6 +12,7 @@ use super::errors::{
 use super::headers::{self, Forwarded, X_REQUEST_ID};
 use super::{AuthFailure, Ctx};
 use crate::config::{AuthMode, Balance, HashKey, LimitKey, RouteAction};
+use crate::policy::jwt::Rejected;
 use crate::policy::rate_limit::Verdict;
 
 /// Request id, client address and host; runs first so that every later error can cite them.
@@ -159,7 +160,17 @@ pub(super) async fn authenticate(session: &Session, ctx: &mut Ctx) -> Result<()>
         Some(hit) => Ok(hit),
         None => {
             check_verification_limit(ctx).await?;
-            verifier.verify_uncached(token).await
+            match verifier.verify(token) {
+                // A key id nobody knows may be a rotation the gateway has not fetched yet:
+                // fetch (at most once per `min_refresh_interval`) and try once more.
+                Err(Rejected::UnknownKid) => {
+                    if let Some(jwks) = ctx.runtime.as_ref().and_then(|rt| rt.jwks.clone()) {
+                        jwks.refresh(true).await;
+                    }
+                    verifier.verify(token)
+                }
+                other => other,
+            }
         }
     };
     match result {
@@ -168,9 +179,9 @@ pub(super) async fn authenticate(session: &Session, ctx: &mut Ctx) -> Result<()>
             ctx.identity_headers = verified.headers;
             Ok(())
         }
-        Err(reason) => {
+        Err(rejected) => {
             ctx.auth_failure = Some(AuthFailure::Invalid);
-            Error::e_explain(UNAUTHORIZED, reason)
+            Error::e_explain(UNAUTHORIZED, rejected.reason())
         }
     }
 }

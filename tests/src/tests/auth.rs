@@ -318,3 +318,43 @@ async fn static_jwk_files_and_hmac_secrets_verify_tokens_pinned_to_their_algorit
         "a kid names one key and its algorithm"
     );
 }
+
+#[tokio::test]
+async fn a_key_file_rotated_in_place_takes_effect_on_sighup() {
+    // Arrange: a static Ed25519 key in a JWK file.
+    let up = Upstream::spawn("a").await;
+    let (old_key, new_key) = (SigningKey::generate("s1"), SigningKey::generate("s1"));
+    let dir = tempfile::tempdir().unwrap();
+    let jwk_path = dir.path().join("s1.json");
+    std::fs::write(&jwk_path, old_key.jwk().to_string()).unwrap();
+    let gw = gateway::start(&format!(
+        "jwt:\n  issuers: [test-issuer]\n  audiences: [test-api]\n  keys:\n\
+         \x20   - {{ alg: EdDSA, kid: s1, jwk_file: \"{}\" }}\n\
+         pools:\n  p: {{ endpoints: {} }}\nroutes:\n- {{ match: {{ path_prefix: / }}, pool: p, auth: required }}\n",
+        jwk_path.display(),
+        endpoints(&[&up])
+    ))
+    .await;
+    gw.wait_ready().await;
+    assert_eq!(
+        call(&gw, "/x", Some(&old_key.sign(&claims("u"))), None)
+            .await
+            .status,
+        200
+    );
+
+    // Act: the key file is rewritten in place (the config file itself is unchanged).
+    std::fs::write(&jwk_path, new_key.jwk().to_string()).unwrap();
+    gw.hangup();
+    crate::assert_eventually!(
+        gw.metrics()
+            .await
+            .contains("gateway_config_reloads_total{result=\"ok\"} 1"),
+        "SIGHUP did not reload"
+    );
+
+    // Assert: the new key verifies, the old one no longer does.
+    let new = call(&gw, "/x", Some(&new_key.sign(&claims("u"))), None).await;
+    let old = call(&gw, "/x", Some(&old_key.sign(&claims("u"))), None).await;
+    assert_eq!((new.status, old.status), (200, 401));
+}
