@@ -10,6 +10,7 @@
 //! - [`postgres`]: a real PostgreSQL server (initdb into a temp dir) on a free port.
 //! - [`stack`]: the whole stack on loopback (PostgreSQL, Redis, backends, gateway); the
 //!   `stack` binary runs it.
+//! - [`layers`]: the crates' module import graphs, checked against ARCHITECTURE.md.
 //! - [`load`]: a bounded closed-loop load generator that records every failure.
 //! - [`raw`]: raw HTTP/1.1 requests, for what client libraries will not send as written.
 //! - `tests`: the end-to-end tests themselves (`cargo test -p tests`).
@@ -19,6 +20,7 @@
 pub mod dns;
 pub mod gateway;
 pub mod jwks;
+pub mod layers;
 pub mod load;
 pub mod postgres;
 pub mod raw;
