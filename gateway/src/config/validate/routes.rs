@@ -1,0 +1,253 @@
+//! `routes:`: matchers, actions, body limits, auth and rate limits of each route.
+
+use std::collections::HashSet;
+
+use bytes::Bytes;
+use http::{Method, StatusCode};
+
+use super::limits::check_rate_limit;
+use super::Errors;
+use crate::config::file::{AuthFile, MatchFile, RespondFile, RouteFile};
+use crate::config::{AuthMode, PathMatch, RouteAction, RouteConfig, RouteMatch};
+
+pub(super) fn check_routes(
+    errs: &mut Errors<'_>,
+    files: Vec<(usize, RouteFile)>,
+    pools: &[&str],
+    default_body_limit: u64,
+) -> Vec<RouteConfig> {
+    let mut routes: Vec<(usize, RouteConfig)> = Vec::new();
+    let mut names = HashSet::new();
+    for (i, r) in files {
+        let at = |key: &str| format!("routes[{i}].{key}");
+        let RouteFile {
+            name,
+            matcher,
+            pool,
+            strip_prefix,
+            respond,
+            body_limit,
+            auth,
+            rate_limits,
+        } = r;
+        let target =
+            errs.scoped(|errs| check_target(errs, i, matcher, pool, respond, strip_prefix, pools));
+        let Some((matcher, action)) = target else {
+            continue;
+        };
+        if let Some((j, _)) = routes
+            .iter()
+            .find(|(_, other)| overlaps(&other.matcher, &matcher))
+        {
+            errs.push(
+                at("match"),
+                format!("duplicates routes[{j}]: same host, path and methods, so this route could never match"),
+            );
+            continue;
+        }
+        let explicit_name = name.is_some();
+        let name = name.unwrap_or_else(|| {
+            let p = match &matcher.path {
+                PathMatch::Exact(p) | PathMatch::Prefix(p) => p.clone(),
+            };
+            matcher
+                .host
+                .as_ref()
+                .map_or(p.clone(), |h| format!("{h}{p}"))
+        });
+        if !names.insert(name.clone()) && explicit_name {
+            errs.push(at("name"), format!("duplicate route name {name:?}"));
+            continue;
+        }
+        let body_limit = body_limit.map_or(default_body_limit, |b| b.0);
+        let limits = rate_limits;
+        let mut rate_limits = Vec::new();
+        for (j, limit) in limits.iter().enumerate() {
+            if let Some(limit) =
+                check_rate_limit(errs, &format!("routes[{i}].rate_limits[{j}]"), limit)
+            {
+                rate_limits.push(limit);
+            }
+        }
+        let auth = match auth {
+            AuthFile::None => AuthMode::None,
+            AuthFile::Optional => AuthMode::Optional,
+            AuthFile::Required => AuthMode::Required,
+        };
+        routes.push((
+            i,
+            RouteConfig {
+                name,
+                matcher,
+                action,
+                body_limit,
+                auth,
+                rate_limits,
+            },
+        ));
+    }
+    routes.into_iter().map(|(_, r)| r).collect()
+}
+
+/// A route's matcher and action: its path (canonical), host, methods, and the pool it proxies
+/// to or the answer it gives.
+fn check_target(
+    errs: &mut Errors<'_>,
+    i: usize,
+    matcher: MatchFile,
+    pool: Option<String>,
+    respond: Option<RespondFile>,
+    strip_prefix: bool,
+    pools: &[&str],
+) -> Option<(RouteMatch, RouteAction)> {
+    let at = |key: &str| format!("routes[{i}].{key}");
+
+    let path = match (matcher.path_prefix, matcher.path) {
+        (Some(prefix), None) => Some(PathMatch::Prefix(prefix)),
+        (None, Some(exact)) => Some(PathMatch::Exact(exact)),
+        (Some(_), Some(_)) => {
+            errs.push(at("match"), "set either path_prefix or path, not both");
+            None
+        }
+        (None, None) => {
+            errs.push(at("match"), "needs path_prefix or path");
+            None
+        }
+    };
+    if let Some(PathMatch::Prefix(p) | PathMatch::Exact(p)) = &path {
+        let key = if matches!(path, Some(PathMatch::Prefix(_))) {
+            "match.path_prefix"
+        } else {
+            "match.path"
+        };
+        // Requests are matched in canonical form, so a route spelled otherwise could
+        // never match (a prefix may keep one trailing '/', which means the same).
+        let bare = match &path {
+            Some(PathMatch::Prefix(_)) if p.len() > 1 => p.strip_suffix('/').unwrap_or(p),
+            _ => p.as_str(),
+        };
+        if !p.starts_with('/') {
+            errs.push(at(key), format!("must start with '/', got {p:?}"));
+        } else {
+            match crate::path::normalize(bare) {
+                Ok(None) => {}
+                Ok(Some(canonical)) => errs.push(
+                    at(key),
+                    format!(
+                        "must be a canonical path (requests are matched in canonical form), \
+                         got {p:?}; write {canonical:?}"
+                    ),
+                ),
+                Err(why) => errs.push(
+                    at(key),
+                    format!("holds {why}, which no request path may contain, got {p:?}"),
+                ),
+            }
+        }
+    }
+
+    let host = matcher.host.map(|h| h.to_ascii_lowercase());
+    if let Some(h) = &host {
+        if h.is_empty() || h.contains(['/', ':', ' ']) {
+            errs.push(
+                at("match.host"),
+                format!("expected a bare host name such as \"api.example.com\", got {h:?}"),
+            );
+        }
+    }
+
+    let methods = matcher.methods.map(|list| {
+        let mut parsed = Vec::new();
+        for (j, m) in list.iter().enumerate() {
+            match Method::from_bytes(m.to_ascii_uppercase().as_bytes()) {
+                Ok(method) => parsed.push(method),
+                Err(_) => errs.push(
+                    format!("routes[{i}].match.methods[{j}]"),
+                    format!("invalid HTTP method {m:?}"),
+                ),
+            }
+        }
+        parsed
+    });
+    if methods.as_ref().is_some_and(Vec::is_empty) {
+        errs.push(
+            at("match.methods"),
+            "must list at least one method, or be left out to match all",
+        );
+    }
+
+    let action = match (pool, respond) {
+        (Some(pool), None) => match pools.iter().position(|p| *p == pool) {
+            Some(index) => {
+                if strip_prefix && !matches!(path, Some(PathMatch::Prefix(_))) {
+                    errs.push(
+                        at("strip_prefix"),
+                        "only applies to match.path_prefix routes",
+                    );
+                }
+                Some(RouteAction::Proxy {
+                    pool: index,
+                    strip_prefix,
+                })
+            }
+            None => {
+                errs.push(
+                    at("pool"),
+                    format!("unknown pool {pool:?} (known: {})", pools.join(", ")),
+                );
+                None
+            }
+        },
+        (None, Some(respond)) => {
+            if strip_prefix {
+                errs.push(at("strip_prefix"), "only applies to routes with a pool");
+            }
+            match StatusCode::from_u16(respond.status) {
+                Ok(status) if (100..600).contains(&respond.status) => Some(RouteAction::Respond {
+                    status,
+                    body: Bytes::from(respond.body),
+                    content_type: respond.content_type,
+                }),
+                _ => {
+                    errs.push(
+                        at("respond.status"),
+                        format!("not an HTTP status code: {}", respond.status),
+                    );
+                    None
+                }
+            }
+        }
+        (Some(_), Some(_)) => {
+            errs.push(at("pool"), "set either pool or respond, not both");
+            None
+        }
+        (None, None) => {
+            errs.push(
+                format!("routes[{i}]"),
+                "needs a pool to proxy to or a fixed respond",
+            );
+            None
+        }
+    };
+    Some((
+        RouteMatch {
+            path: path?,
+            host,
+            methods,
+        },
+        action?,
+    ))
+}
+
+/// Two matchers collide when one could never be chosen over the other: the same host and
+/// path, and either both match every method or their method lists share one.
+pub(super) fn overlaps(a: &RouteMatch, b: &RouteMatch) -> bool {
+    if a.path != b.path || a.host != b.host {
+        return false;
+    }
+    match (&a.methods, &b.methods) {
+        (Some(x), Some(y)) => x.iter().any(|m| y.contains(m)),
+        (None, None) => true,
+        _ => false,
+    }
+}
