@@ -1,4 +1,5 @@
-//! The gateway's own failures and the one table that turns any error into a status code.
+//! The gateway's own failures and the one table ([`fate`]) that decides how any error is
+//! answered: status, detail, the policy to count, keep-alive, and extra headers.
 //!
 //! Every response the gateway produces itself is `application/problem+json` (RFC 9457) and
 //! carries the request id, so a client can quote it and an operator can find the log line.
@@ -27,62 +28,110 @@ pub(crate) const RATE_LIMIT_UNAVAILABLE: ErrorType = ErrorType::new("RateLimitUn
 /// The request is well-formed HTTP but not acceptable (e.g. a `..` path segment).
 pub(crate) const BAD_REQUEST: ErrorType = ErrorType::new("BadRequest");
 
-/// Refusals of well-formed requests before any upstream work or body read: after them the
-/// client connection is in a known state and may be kept alive when the request had no
-/// body. Malformed or oversized requests (400, 413, 414, 431) still close the connection.
-pub(crate) fn before_upstream(e: &Error) -> bool {
-    [
-        ROUTE_NOT_FOUND,
-        NO_HEALTHY_ENDPOINT,
-        UNAUTHORIZED,
-        RATE_LIMITED,
-        RATE_LIMIT_UNAVAILABLE,
-    ]
-    .contains(e.etype())
+/// Extra headers a rejection carries, chosen with its status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Advice {
+    None,
+    /// `WWW-Authenticate` (RFC 6750), bare or with `error="invalid_token"` as the request
+    /// phase found.
+    Challenge,
+    /// `Retry-After` and `RateLimit-*` from the refusing limit's decision.
+    RateLimit,
+    /// `Retry-After: 1`: try again shortly.
+    RetryShortly,
 }
 
-/// The policy that refused a request, for `gateway_policy_rejections_total`.
-pub(crate) fn rejection_reason(e: &Error) -> Option<&'static str> {
-    match e.etype() {
-        t if *t == UNAUTHORIZED => Some("auth"),
-        t if *t == BODY_TOO_LARGE => Some("body_limit"),
-        t if *t == RATE_LIMITED || *t == RATE_LIMIT_UNAVAILABLE => Some("rate_limit"),
-        _ => None,
+/// Everything about how a failed request is answered, decided in one place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Fate {
+    /// The status; 0 when nobody is left to answer (the client went away).
+    pub(crate) status: u16,
+    /// A detail that is safe to show the client.
+    pub(crate) detail: &'static str,
+    /// The policy that refused, for `gateway_policy_rejections_total`.
+    pub(crate) policy: Option<&'static str>,
+    /// Whether the refusal came before any upstream work or body read: the connection is
+    /// then in a known state and may stay open when the request had no body. Malformed or
+    /// oversized requests (400, 413, 414, 431) close it.
+    pub(crate) keep_alive: bool,
+    pub(crate) advice: Advice,
+}
+
+impl Fate {
+    const fn new(status: u16, detail: &'static str) -> Self {
+        Self {
+            status,
+            detail,
+            policy: None,
+            keep_alive: false,
+            advice: Advice::None,
+        }
+    }
+
+    const fn refused_by(mut self, policy: &'static str) -> Self {
+        self.policy = Some(policy);
+        self
+    }
+
+    const fn before_upstream(mut self) -> Self {
+        self.keep_alive = true;
+        self
+    }
+
+    const fn advising(mut self, advice: Advice) -> Self {
+        self.advice = advice;
+        self
     }
 }
 
-/// The status for an error, and a detail that is safe to show a client.
-pub(crate) fn classify(e: &Error) -> (u16, &'static str) {
+/// The one table: what answer any error gets.
+pub(crate) fn fate(e: &Error) -> Fate {
     match e.etype() {
-        ErrorType::HTTPStatus(code) => (*code, "The request was rejected."),
-        t if *t == ROUTE_NOT_FOUND => (404, "No route matches this request."),
-        t if *t == NO_HEALTHY_ENDPOINT => (502, "No healthy upstream endpoint is available."),
-        t if *t == URI_TOO_LONG => (414, "The request target is too long."),
-        t if *t == HEADERS_TOO_LARGE => (431, "The request header fields are too large."),
-        t if *t == BAD_REQUEST => (400, "The request is malformed."),
-        t if *t == UNAUTHORIZED => (401, "A valid bearer token is required."),
-        t if *t == RATE_LIMITED => (
+        ErrorType::HTTPStatus(code) => Fate::new(*code, "The request was rejected."),
+        t if *t == ROUTE_NOT_FOUND => {
+            Fate::new(404, "No route matches this request.").before_upstream()
+        }
+        t if *t == NO_HEALTHY_ENDPOINT => {
+            Fate::new(502, "No healthy upstream endpoint is available.").before_upstream()
+        }
+        t if *t == URI_TOO_LONG => Fate::new(414, "The request target is too long."),
+        t if *t == HEADERS_TOO_LARGE => Fate::new(431, "The request header fields are too large."),
+        t if *t == BAD_REQUEST => Fate::new(400, "The request is malformed."),
+        t if *t == UNAUTHORIZED => Fate::new(401, "A valid bearer token is required.")
+            .refused_by("auth")
+            .before_upstream()
+            .advising(Advice::Challenge),
+        t if *t == RATE_LIMITED => Fate::new(
             429,
             "Too many requests; retry after the time in Retry-After.",
-        ),
+        )
+        .refused_by("rate_limit")
+        .before_upstream()
+        .advising(Advice::RateLimit),
         t if *t == RATE_LIMIT_UNAVAILABLE => {
-            (503, "The rate limiter is unavailable; retry shortly.")
+            Fate::new(503, "The rate limiter is unavailable; retry shortly.")
+                .refused_by("rate_limit")
+                .before_upstream()
+                .advising(Advice::RetryShortly)
         }
-        t if *t == BODY_TOO_LARGE => (413, "The request body is larger than this route accepts."),
+        t if *t == BODY_TOO_LARGE => {
+            Fate::new(413, "The request body is larger than this route accepts.")
+                .refused_by("body_limit")
+        }
         ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout => {
-            (504, "The upstream did not answer in time.")
+            Fate::new(504, "The upstream did not answer in time.")
         }
         _ => match e.esource() {
-            ErrorSource::Upstream => (502, "The upstream could not be reached or failed."),
+            ErrorSource::Upstream => Fate::new(502, "The upstream could not be reached or failed."),
             ErrorSource::Downstream => match e.etype() {
                 // The client is gone; there is nobody to answer.
                 ErrorType::ReadError | ErrorType::WriteError | ErrorType::ConnectionClosed => {
-                    (0, "")
+                    Fate::new(0, "")
                 }
-                _ => (400, "The request is malformed."),
+                _ => Fate::new(400, "The request is malformed."),
             },
             ErrorSource::Internal | ErrorSource::Unset => {
-                (500, "The gateway failed to handle the request.")
+                Fate::new(500, "The gateway failed to handle the request.")
             }
         },
     }
@@ -145,7 +194,7 @@ mod tests {
         ];
         for (etype, status) in cases {
             let e = Error::explain(etype.clone(), "test");
-            assert_eq!(classify(&e).0, status, "{etype:?}");
+            assert_eq!(fate(&e).status, status, "{etype:?}");
         }
     }
 
@@ -156,8 +205,31 @@ mod tests {
         let mut refused = Error::new(ErrorType::ConnectRefused);
         refused.as_up();
 
-        assert_eq!(classify(&timeout).0, 504);
-        assert_eq!(classify(&refused).0, 502);
+        assert_eq!(fate(&timeout).status, 504);
+        assert_eq!(fate(&refused).status, 502);
+    }
+
+    #[test]
+    fn each_refusal_carries_its_policy_connection_and_headers() {
+        let rate = fate(&Error::explain(RATE_LIMITED, "t"));
+        let auth = fate(&Error::explain(UNAUTHORIZED, "t"));
+        let body = fate(&Error::explain(BODY_TOO_LARGE, "t"));
+        let bad = fate(&Error::explain(BAD_REQUEST, "t"));
+
+        assert_eq!(
+            (rate.policy, rate.keep_alive, rate.advice),
+            (Some("rate_limit"), true, Advice::RateLimit)
+        );
+        assert_eq!(
+            (auth.policy, auth.keep_alive, auth.advice),
+            (Some("auth"), true, Advice::Challenge)
+        );
+        assert_eq!((body.policy, body.keep_alive), (Some("body_limit"), false));
+        assert_eq!(
+            (bad.policy, bad.keep_alive),
+            (None, false),
+            "malformed: close"
+        );
     }
 
     #[test]

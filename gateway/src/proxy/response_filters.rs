@@ -5,7 +5,7 @@ use pingora::http::ResponseHeader;
 use pingora::proxy::{FailToProxy, Session};
 use pingora::Error;
 
-use super::errors::{before_upstream, classify, rejection_reason, respond_problem};
+use super::errors::{fate, respond_problem, Advice};
 use super::headers::{self, X_REQUEST_ID};
 use super::{AuthFailure, Ctx};
 use crate::metrics;
@@ -59,47 +59,29 @@ pub(super) fn to_client(resp: &mut ResponseHeader, ctx: &Ctx) -> pingora::Result
     Ok(())
 }
 
-/// The single error -> status table (see `errors::classify`), answered as problem+json.
+/// Answer a failed request as its [`fate`] says, with a problem+json body.
 pub(super) async fn fail_to_proxy(session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
-    let (status, detail) = classify(e);
-    if status > 0 {
+    let fate = fate(e);
+    if fate.status > 0 {
         if ctx.request_id.is_empty() {
             ctx.request_id = headers::request_id(None);
         }
-        ctx.gateway_status = Some(status);
-        if let Some(reason) = rejection_reason(e) {
+        ctx.gateway_status = Some(fate.status);
+        if let Some(policy) = fate.policy {
             let route = ctx.route_name.as_deref().unwrap_or("none");
             metrics::REJECTIONS
-                .with_label_values(&[reason, route])
+                .with_label_values(&[policy, route])
                 .inc();
         }
-        // RFC 6750: a missing token gets a bare challenge, a bad one `invalid_token`.
-        let mut extra = match ctx.auth_failure {
-            Some(AuthFailure::Missing) => {
-                vec![("www-authenticate", "Bearer realm=\"gateway\"".to_owned())]
-            }
-            Some(AuthFailure::Invalid) => vec![(
-                "www-authenticate",
-                "Bearer realm=\"gateway\", error=\"invalid_token\"".to_owned(),
-            )],
-            None => Vec::new(),
-        };
-        if status == 429 {
-            if let Some(d) = ctx.rate_decision {
-                extra.push(("retry-after", d.retry_after_secs.to_string()));
-                extra.extend(rate_limit_headers(&d));
-            }
-        } else if status == 503 {
-            extra.push(("retry-after", "1".to_owned()));
-        }
+        let extra = advice_headers(fate.advice, ctx);
         if let Err(write_error) =
-            respond_problem(session, status, detail, &ctx.request_id, &extra).await
+            respond_problem(session, fate.status, fate.detail, &ctx.request_id, &extra).await
         {
             tracing::debug!(error = %write_error, request_id = %ctx.request_id, "could not send the error response");
         }
     }
-    // Keep-alive survives a refusal (429, 401, 404, ...) of a body-less request, so a client
-    // being rate limited does not also lose its connection; anything else closes.
+    // A refusal before upstream work keeps a body-less request's connection (a client being
+    // rate limited does not also lose its connection); anything else closes.
     let req = session.req_header();
     let bodyless = !req.headers.contains_key(http::header::TRANSFER_ENCODING)
         && req
@@ -107,8 +89,31 @@ pub(super) async fn fail_to_proxy(session: &mut Session, e: &Error, ctx: &mut Ct
             .get(http::header::CONTENT_LENGTH)
             .is_none_or(|v| v.as_bytes() == b"0");
     FailToProxy {
-        error_code: status,
-        can_reuse_downstream: status > 0 && bodyless && before_upstream(e),
+        error_code: fate.status,
+        can_reuse_downstream: fate.status > 0 && bodyless && fate.keep_alive,
+    }
+}
+
+/// The headers an [`Advice`] stands for, filled in from what the request phases found.
+fn advice_headers(advice: Advice, ctx: &Ctx) -> Vec<(&'static str, String)> {
+    match advice {
+        Advice::None => Vec::new(),
+        // RFC 6750: a missing token gets a bare challenge, a bad one `invalid_token`.
+        Advice::Challenge => match ctx.auth_failure {
+            Some(AuthFailure::Invalid) => vec![(
+                "www-authenticate",
+                "Bearer realm=\"gateway\", error=\"invalid_token\"".to_owned(),
+            )],
+            Some(AuthFailure::Missing) | None => {
+                vec![("www-authenticate", "Bearer realm=\"gateway\"".to_owned())]
+            }
+        },
+        Advice::RateLimit => ctx.rate_decision.map_or_else(Vec::new, |d| {
+            let mut extra = vec![("retry-after", d.retry_after_secs.to_string())];
+            extra.extend(rate_limit_headers(&d));
+            extra
+        }),
+        Advice::RetryShortly => vec![("retry-after", "1".to_owned())],
     }
 }
 
