@@ -56,22 +56,28 @@ impl ApiError {
         }
     }
 
+    /// Log what the client is not told: the cause of a 5xx. Called once, by the serving
+    /// loop, so converting an error into a response stays free of side effects.
+    pub fn log(&self, request_id: &str) {
+        match self {
+            Self::Unexpected(e) => {
+                tracing::error!(request_id, error.cause_chain = ?e, error.message = %e, "request failed");
+            }
+            Self::Busy(what) => tracing::debug!(request_id, resource = what, "replica busy"),
+            Self::Unavailable(what) => {
+                tracing::warn!(request_id, dependency = what, "dependency unavailable");
+            }
+            _ => {}
+        }
+    }
+
     /// The problem+json response; 5xx details stay generic.
     pub fn into_response(self, request_id: &str) -> Response<Full<Bytes>> {
         let status = self.status();
         let detail = match &self {
-            Self::Unexpected(e) => {
-                tracing::error!(request_id, error.cause_chain = ?e, error.message = %e, "request failed");
-                "The server failed to handle the request.".to_owned()
-            }
-            Self::Busy(what) => {
-                tracing::debug!(request_id, resource = what, "replica busy");
-                format!("{what}; retry shortly.")
-            }
-            Self::Unavailable(what) => {
-                tracing::warn!(request_id, dependency = what, "dependency unavailable");
-                format!("{what} is unavailable; retry shortly.")
-            }
+            Self::Unexpected(_) => "The server failed to handle the request.".to_owned(),
+            Self::Busy(what) => format!("{what}; retry shortly."),
+            Self::Unavailable(what) => format!("{what} is unavailable; retry shortly."),
             other => other.to_string(),
         };
         let body = serde_json::json!({
@@ -98,6 +104,12 @@ impl ApiError {
                 .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
         }
         resp
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(e: sqlx::Error) -> Self {
+        db_error(e)
     }
 }
 

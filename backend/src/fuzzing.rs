@@ -18,7 +18,7 @@ pub fn cursor(text: &str) -> Option<Cursor> {
 
 /// Route-level path check: canonical paths have non-empty, non-dot, unescaped segments.
 pub fn path_segments(path: &str) -> Option<usize> {
-    let segments = crate::http::canonical_segments(path)?;
+    let segments = crate::routes::canonical_segments(path)?;
     for s in &segments {
         assert!(!s.is_empty() && *s != "." && *s != ".." && !s.contains('%'));
     }
@@ -33,7 +33,7 @@ fn client_error(e: &ApiError) {
 /// Parse `body` as each JSON request body the API takes and run the domain checks on it, as
 /// the handlers do. Every refusal is a 4xx.
 pub fn bodies(body: &[u8]) {
-    if let Ok(c) = serde_json::from_slice::<crate::auth::routes::Credentials>(body) {
+    if let Ok(c) = serde_json::from_slice::<crate::routes::auth::Credentials>(body) {
         match Username::parse(c.username.clone()) {
             Ok(name) => assert!(name.as_str().is_ascii()),
             Err(e) => client_error(&e),
@@ -46,10 +46,10 @@ pub fn bodies(body: &[u8]) {
             client_error(&e);
         }
     }
-    if let Ok(t) = serde_json::from_slice::<crate::jobs::routes::NewTodo>(body) {
+    if let Ok(t) = serde_json::from_slice::<crate::routes::jobs::NewTodo>(body) {
         title(&t.title);
     }
-    if let Ok(p) = serde_json::from_slice::<crate::todos::routes::Patch>(body) {
+    if let Ok(p) = serde_json::from_slice::<crate::routes::todos::Patch>(body) {
         if let Some(t) = &p.title {
             title(t);
         }

@@ -4,20 +4,14 @@
 //! `Result<Reply, ApiError>`; [`serve`] turns errors into problem+json, sets `X-Instance`
 //! and `X-Request-Id`, and records metrics.
 
-use std::convert::Infallible;
-use std::sync::Arc;
-use std::time::Instant;
-
 use bytes::Bytes;
-use http::{header, HeaderValue, Method, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::Incoming;
+use http::{header, HeaderValue, StatusCode};
+use http_body_util::Full;
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
 use crate::error::ApiError;
-use crate::startup::AppState;
-use crate::{auth, jobs, todos};
+use crate::state::AppState;
 
 pub type Reply = http::Response<Full<Bytes>>;
 
@@ -93,6 +87,21 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// A typed value as a JSON reply; a value that cannot be serialized is a bug (500), never a
+/// `200 null`.
+pub fn json_body<T: serde::Serialize>(status: StatusCode, value: &T) -> Result<Reply, ApiError> {
+    let body = serde_json::to_vec(value).map_err(|e| {
+        ApiError::Unexpected(anyhow::Error::new(e).context("Failed to serialize a reply"))
+    })?;
+    let mut resp = http::Response::new(Full::new(Bytes::from(body)));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    Ok(resp)
+}
+
 pub fn json(status: StatusCode, value: &serde_json::Value) -> Reply {
     let mut resp = http::Response::new(Full::new(Bytes::from(value.to_string())));
     *resp.status_mut() = status;
@@ -109,112 +118,10 @@ pub fn empty(status: StatusCode) -> Reply {
     resp
 }
 
-fn text(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Reply {
+pub fn text(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Reply {
     let mut resp = http::Response::new(Full::new(body.into()));
     *resp.status_mut() = status;
     resp.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     resp
-}
-
-/// The segments of `path` when it is in canonical form, else `None`.
-///
-/// Canonical: starts with `/`, no empty segment (no `//`, no trailing slash), no `.` or `..`
-/// segment, no percent-encoding (nothing this API serves needs one). The gateway normalizes
-/// paths before routing; answering only the canonical spelling here means a path that
-/// slipped past it in another spelling (and so past the limits of its exact route) finds
-/// nothing rather than the same handler.
-pub fn canonical_segments(path: &str) -> Option<Vec<&str>> {
-    let rest = path.strip_prefix('/')?;
-    if rest.is_empty() {
-        return Some(Vec::new());
-    }
-    let segments: Vec<&str> = rest.split('/').collect();
-    segments
-        .iter()
-        .all(|s| !s.is_empty() && *s != "." && *s != ".." && !s.contains('%'))
-        .then_some(segments)
-}
-
-/// Route template (for metrics) and handler outcome.
-async fn dispatch(req: Request<'_>) -> (&'static str, Result<Reply, ApiError>) {
-    let path = req.parts.uri.path().to_owned();
-    let Some(segments) = canonical_segments(&path) else {
-        return ("other", Err(ApiError::NotFound));
-    };
-    let method = req.parts.method.clone();
-    match (method, segments.as_slice()) {
-        (Method::GET, ["healthz"]) => ("/healthz", Ok(text(StatusCode::OK, "text/plain", "ok\n"))),
-        (Method::GET, ["readyz"]) => ("/readyz", Ok(req.state.readiness().await)),
-        (Method::GET, ["metrics"]) => ("/metrics", Ok(req.state.render_metrics().await)),
-        (Method::GET, [".well-known", "jwks.json"]) => {
-            ("/.well-known/jwks.json", Ok(auth::routes::jwks(&req)))
-        }
-        (Method::POST, ["auth", "register"]) => {
-            ("/auth/register", auth::routes::register(req).await)
-        }
-        (Method::POST, ["auth", "login"]) => ("/auth/login", auth::routes::login(req).await),
-        (Method::GET, ["todos"]) => ("/todos", todos::routes::list(req).await),
-        (Method::POST, ["todos"]) => ("/todos", jobs::routes::create_todo(req).await),
-        (Method::GET, ["todos", id]) => ("/todos/{id}", todos::routes::get(&req, id).await),
-        (Method::PATCH, ["todos", id]) => ("/todos/{id}", todos::routes::update(&req, id).await),
-        (Method::DELETE, ["todos", id]) => ("/todos/{id}", todos::routes::delete(&req, id).await),
-        (Method::GET, ["jobs", id]) => ("/jobs/{id}", jobs::routes::get(&req, id).await),
-        (
-            _,
-            ["healthz" | "readyz" | "metrics" | "todos" | "jobs"]
-            | ["auth", _]
-            | ["todos" | "jobs", _],
-        ) => ("other", Err(ApiError::MethodNotAllowed)),
-        _ => ("other", Err(ApiError::NotFound)),
-    }
-}
-
-/// Entry point for every request on a connection.
-pub async fn serve(
-    state: Arc<AppState>,
-    req: http::Request<Incoming>,
-) -> Result<Reply, Infallible> {
-    let started = Instant::now();
-    let (parts, body) = req.into_parts();
-    let request_id = parts
-        .headers
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty() && v.len() <= 128)
-        .map_or_else(|| Uuid::now_v7().to_string(), str::to_owned);
-    let method = parts.method.clone();
-    let limit = state.settings.max_body_bytes;
-    let (route, outcome) = match Limited::new(body, limit).collect().await {
-        Ok(collected) => {
-            let req = Request {
-                state: &state,
-                parts,
-                body: collected.to_bytes(),
-                request_id: request_id.clone(),
-            };
-            dispatch(req).await
-        }
-        Err(_) => ("other", Err(ApiError::PayloadTooLarge(limit))),
-    };
-    let mut reply = outcome.unwrap_or_else(|e| e.into_response(&request_id));
-    let headers = reply.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(&state.instance) {
-        headers.insert("x-instance", v);
-    }
-    if let Ok(v) = HeaderValue::from_str(&request_id) {
-        headers.insert("x-request-id", v);
-    }
-    let status = reply.status().as_u16();
-    state.metrics.observe_request(
-        route,
-        crate::metrics::method_label(&method),
-        status,
-        started.elapsed(),
-    );
-    tracing::info!(
-        target: "access", request_id, method = %method, route, status,
-        duration_ms = started.elapsed().as_secs_f64() * 1000.0, "request"
-    );
-    Ok(reply)
 }

@@ -27,7 +27,7 @@ async fn main() -> ExitCode {
             Ok(app) => {
                 tracing::info!(port = app.port(), "backend listening");
                 let state = app.state();
-                let mut workers = backend::jobs::worker::spawn_workers(&state, &stop_rx);
+                let mut workers = backend::worker::spawn_workers(&state, &stop_rx);
                 app.run_until_stopped(shutdown_signal()).await;
                 let _ = stop_tx.send(true);
                 while workers.join_next().await.is_some() {}
@@ -37,8 +37,7 @@ async fn main() -> ExitCode {
         },
         Command::Worker => match build_state(cli.settings).await {
             Ok(state) => {
-                let mut workers =
-                    backend::jobs::worker::spawn_workers(&Arc::clone(&state), &stop_rx);
+                let mut workers = backend::worker::spawn_workers(&Arc::clone(&state), &stop_rx);
                 shutdown_signal().await;
                 let _ = stop_tx.send(true);
                 while workers.join_next().await.is_some() {}

@@ -4,15 +4,11 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::Full;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::PgPool;
 use tokio::net::TcpListener;
-use uuid::Uuid;
 
 use crate::auth::password::Hashing;
 use crate::auth::tokens::{KeyError, TokenKeys};
@@ -20,6 +16,7 @@ use crate::config::Settings;
 use crate::jobs::queue::Queue;
 use crate::metrics::Metrics;
 use crate::redis_handle::RedisHandle;
+use crate::state::AppState;
 use crate::todos::cache::TodoCache;
 
 /// Why the service could not start.
@@ -49,87 +46,6 @@ pub enum StartupError {
     },
     #[error("GATEWAY_IDENTITY_SECRET_FILE {path} holds fewer than 16 bytes")]
     IdentitySecretTooShort { path: String },
-}
-
-/// Everything a request or a worker needs; shared by all of them.
-pub struct AppState {
-    pub settings: Settings,
-    /// PostgreSQL; the only way to the database.
-    pub db: PgPool,
-    /// The shared Redis connection (cache, enqueue, acks).
-    pub redis: RedisHandle,
-    /// Signs and verifies access tokens; published as the JWKS.
-    pub tokens: TokenKeys,
-    /// Bounds concurrent argon2 work (a flood must not take every core).
-    pub hashing: Hashing,
-    /// With `TRUST_GATEWAY_IDENTITY`: the secret the gateway proves itself with.
-    pub gateway_secret: Option<Vec<u8>>,
-    pub(crate) cache: TodoCache,
-    pub queue: Queue,
-    /// This replica's name, sent as `X-Instance` and used in consumer names.
-    pub instance: String,
-    pub metrics: Metrics,
-}
-
-impl AppState {
-    /// Invalidate a user's cached lists after a committed write. A Redis failure is logged
-    /// and counted; the write itself stands.
-    pub async fn invalidate_todos(&self, user: Uuid) {
-        if let Err(e) = self.cache.bump(user).await {
-            self.metrics.cache.with_label_values(&["error"]).inc();
-            tracing::warn!(%user, error = %e, "cache invalidation failed");
-        }
-    }
-
-    /// 200 when PostgreSQL and Redis answer within a second, else 503.
-    pub async fn readiness(&self) -> http::Response<Full<Bytes>> {
-        let db = tokio::time::timeout(
-            Duration::from_secs(1),
-            sqlx::query("SELECT 1").execute(&self.db),
-        )
-        .await
-        .is_ok_and(|r| r.is_ok());
-        let redis = self
-            .redis
-            .run(|mut c| async move { redis::cmd("PING").query_async::<String>(&mut c).await })
-            .await
-            .is_ok();
-        let status = if db && redis {
-            http::StatusCode::OK
-        } else {
-            http::StatusCode::SERVICE_UNAVAILABLE
-        };
-        crate::http::json(
-            status,
-            &serde_json::json!({ "postgres": db, "redis": redis }),
-        )
-    }
-
-    pub async fn render_metrics(&self) -> http::Response<Full<Bytes>> {
-        let size = i64::from(self.db.size());
-        let idle = i64::try_from(self.db.num_idle()).unwrap_or(0);
-        self.metrics
-            .db_pool
-            .with_label_values(&["in_use"])
-            .set(size - idle);
-        self.metrics.db_pool.with_label_values(&["idle"]).set(idle);
-        if let Ok((pending, lag)) = self.queue.backlog().await {
-            self.metrics
-                .stream
-                .with_label_values(&["pending"])
-                .set(i64::try_from(pending).unwrap_or(i64::MAX));
-            self.metrics
-                .stream
-                .with_label_values(&["lag"])
-                .set(i64::try_from(lag).unwrap_or(i64::MAX));
-        }
-        let mut resp = http::Response::new(Full::new(Bytes::from(self.metrics.render())));
-        resp.headers_mut().insert(
-            http::header::CONTENT_TYPE,
-            http::HeaderValue::from_static("text/plain; version=0.0.4"),
-        );
-        resp
-    }
 }
 
 /// Connect everything and run migrations (under PostgreSQL's advisory lock, so replicas
@@ -260,7 +176,7 @@ impl Application {
                 accepted = self.listener.accept() => {
                     let Ok((stream, _)) = accepted else { continue };
                     let state = Arc::clone(&self.state);
-                    let service = service_fn(move |req| crate::http::serve(Arc::clone(&state), req));
+                    let service = service_fn(move |req| crate::routes::serve(Arc::clone(&state), req));
                     let conn = http.serve_connection(TokioIo::new(stream), service);
                     let conn = graceful.watch(conn);
                     tokio::spawn(async move {

@@ -187,10 +187,19 @@ mod tests {
 
     #[test]
     fn the_gateway_imports_only_what_architecture_md_allows() {
+        check_layers("gateway", "### Gateway module layers");
+    }
+
+    #[test]
+    fn the_backend_imports_only_what_architecture_md_allows() {
+        check_layers("backend", "### Backend module layers");
+    }
+
+    fn check_layers(krate: &str, heading: &str) {
         // Arrange
         let architecture = std::fs::read_to_string(root().join("ARCHITECTURE.md")).unwrap();
-        let allowed = allowed_edges(&architecture, "### Gateway module layers");
-        let actual = imports(&root().join("gateway/src"));
+        let allowed = allowed_edges(&architecture, heading);
+        let actual = imports(&root().join(krate).join("src"));
 
         // Assert: every module is in the table, and imports nothing the table does not allow.
         let mut problems = Vec::new();

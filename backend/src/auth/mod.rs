@@ -1,7 +1,7 @@
-//! Accounts and access tokens: registration, login, token signing and verification, JWKS.
+//! Accounts and access tokens: usernames, passwords and their hashing, token signing and
+//! verification, the JWKS (handlers: `routes::auth`).
 
 pub mod domain;
 pub mod password;
 pub(crate) mod repo;
-pub(crate) mod routes;
 pub mod tokens;

@@ -10,5 +10,3 @@
 
 pub mod queue;
 pub(crate) mod repo;
-pub(crate) mod routes;
-pub mod worker;

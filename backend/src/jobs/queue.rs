@@ -89,23 +89,13 @@ impl Queue {
         Ok(())
     }
 
-    /// New entries for `consumer`, waiting up to `block_ms` on its own connection.
-    pub async fn read_new(
-        &self,
-        conn: &mut redis::aio::MultiplexedConnection,
-        consumer: &str,
-        count: usize,
-        block_ms: usize,
-    ) -> redis::RedisResult<Vec<Delivery>> {
-        let opts = StreamReadOptions::default()
-            .group(GROUP, consumer)
-            .count(count)
-            .block(block_ms);
-        let reply: Option<StreamReadReply> =
-            conn.xread_options(&[&self.stream], &[">"], &opts).await?;
-        Ok(reply
-            .map(|r| r.keys.into_iter().flat_map(|k| deliveries(k.ids)).collect())
-            .unwrap_or_default())
+    /// The reading end of the stream for one worker named `name`.
+    pub fn consumer(&self, name: &str) -> Consumer<'_> {
+        Consumer {
+            queue: self,
+            name: name.to_owned(),
+            conn: None,
+        }
     }
 
     /// Take over entries pending longer than `min_idle_ms` with other (dead) consumers.
@@ -194,5 +184,68 @@ impl Queue {
             .and_then(|g| g.lag)
             .unwrap_or(0);
         Ok((pending.count() as u64, lag as u64))
+    }
+}
+
+/// Why a consumer read no entries.
+#[derive(Debug)]
+pub enum ReadError {
+    /// No connection to Redis could be made (yet); try again after a pause.
+    NotConnected,
+    /// The read failed; the connection was dropped and is re-made on the next read.
+    Redis(redis::RedisError),
+}
+
+/// One worker's reading end of the stream. A blocking `XREADGROUP` holds its connection
+/// for up to the block time, so each consumer owns a connection of its own (not the
+/// shared handle's), made on first use and re-made after an error.
+pub struct Consumer<'q> {
+    queue: &'q Queue,
+    name: String,
+    conn: Option<redis::aio::MultiplexedConnection>,
+}
+
+impl Consumer<'_> {
+    /// The consumer's name in the group.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// New entries for this consumer, waiting up to `block_ms` for some.
+    pub async fn read_new(
+        &mut self,
+        count: usize,
+        block_ms: usize,
+    ) -> Result<Vec<Delivery>, ReadError> {
+        if self.conn.is_none() {
+            let client = self.queue.redis.client();
+            let made = tokio::time::timeout(
+                std::time::Duration::from_secs(2),
+                client.get_multiplexed_async_connection(),
+            )
+            .await;
+            self.conn = Some(
+                made.ok()
+                    .and_then(Result::ok)
+                    .ok_or(ReadError::NotConnected)?,
+            );
+        }
+        let conn = self.conn.as_mut().ok_or(ReadError::NotConnected)?;
+        let opts = StreamReadOptions::default()
+            .group(GROUP, &self.name)
+            .count(count)
+            .block(block_ms);
+        let reply: Result<Option<StreamReadReply>, _> = conn
+            .xread_options(&[&self.queue.stream], &[">"], &opts)
+            .await;
+        match reply {
+            Ok(reply) => Ok(reply
+                .map(|r| r.keys.into_iter().flat_map(|k| deliveries(k.ids)).collect())
+                .unwrap_or_default()),
+            Err(e) => {
+                self.conn = None;
+                Err(ReadError::Redis(e))
+            }
+        }
     }
 }

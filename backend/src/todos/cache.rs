@@ -71,7 +71,14 @@ impl TodoCache {
         page: &Page,
     ) -> Result<(), redis::RedisError> {
         let key = self.page_key(user, version);
-        let text = serde_json::to_string(page).unwrap_or_default();
+        // A page that cannot be serialized is not cached (reads then miss, and say so).
+        let text = serde_json::to_string(page).map_err(|e| {
+            redis::RedisError::from((
+                redis::ErrorKind::TypeError,
+                "the page cannot be serialized",
+                e.to_string(),
+            ))
+        })?;
         let ttl = self.ttl.as_secs().max(1);
         self.redis
             .run(|mut c| async move { c.set_ex(key, text, ttl).await })

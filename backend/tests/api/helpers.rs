@@ -9,7 +9,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, OnceLock};
 
 use backend::config::Settings;
-use backend::startup::{AppState, Application};
+use backend::startup::Application;
+use backend::state::AppState;
 use serde_json::Value;
 use tests::gateway::free_port;
 pub(crate) use tests::postgres::Postgres;
@@ -331,18 +332,18 @@ impl TestApp {
     pub(crate) async fn drain_jobs(&self) -> usize {
         let queue = &self.state.queue;
         queue.ensure_group().await.unwrap();
-        let mut conn = self.redis_connection().await;
+        let mut consumer = queue.consumer("test-drain");
         let mut handled = 0;
         loop {
-            let batch = queue
-                .read_new(&mut conn, "test-drain", 50, 100)
+            let batch = consumer
+                .read_new(50, 100)
                 .await
-                .unwrap();
+                .expect("read the job stream");
             if batch.is_empty() {
                 return handled;
             }
             for delivery in &batch {
-                backend::jobs::worker::handle(&self.state, delivery).await;
+                backend::worker::handle(&self.state, delivery).await;
                 handled += 1;
             }
         }

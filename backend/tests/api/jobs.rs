@@ -61,12 +61,12 @@ async fn a_job_delivered_twice_still_creates_one_todo() {
     let job_id = uuid::Uuid::parse_str(body["job_id"].as_str().unwrap()).unwrap();
 
     // Act: run the step twice, as a redelivery would.
-    let first = backend::jobs::worker::try_execute_task(&app.state, job_id).await;
-    let second = backend::jobs::worker::try_execute_task(&app.state, job_id).await;
+    let first = backend::worker::try_execute_task(&app.state, job_id).await;
+    let second = backend::worker::try_execute_task(&app.state, job_id).await;
 
     // Assert
-    assert_eq!(first, backend::jobs::worker::ExecutionOutcome::Done);
-    assert_eq!(second, backend::jobs::worker::ExecutionOutcome::Skipped);
+    assert_eq!(first, backend::worker::ExecutionOutcome::Done);
+    assert_eq!(second, backend::worker::ExecutionOutcome::Skipped);
     let list: Value = app.get("/todos", &user).await.json().await.unwrap();
     assert_eq!(list["items"].as_array().unwrap().len(), 1);
 }
@@ -86,11 +86,11 @@ async fn a_job_failing_every_attempt_is_dead_lettered_with_its_error() {
     // Act: JOB_MAX_ATTEMPTS is 3 in the tests.
     let mut outcomes = Vec::new();
     for _ in 0..3 {
-        outcomes.push(backend::jobs::worker::try_execute_task(&app.state, job_id).await);
+        outcomes.push(backend::worker::try_execute_task(&app.state, job_id).await);
     }
 
     // Assert
-    use backend::jobs::worker::ExecutionOutcome::{DeadLettered, WillRetry};
+    use backend::worker::ExecutionOutcome::{DeadLettered, WillRetry};
     assert!(
         matches!(outcomes[0], WillRetry(_)) && matches!(outcomes[1], WillRetry(_)),
         "{outcomes:?}"
@@ -105,7 +105,7 @@ async fn a_job_failing_every_attempt_is_dead_lettered_with_its_error() {
     assert_eq!(status["status"], "failed");
     assert_eq!(
         status["error"],
-        backend::jobs::worker::FAILED_JOB_MESSAGE,
+        backend::worker::FAILED_JOB_MESSAGE,
         "clients never read database error text"
     );
     assert_eq!(app.stream_len(&app.settings.dead_letter_stream()).await, 1);

@@ -110,7 +110,7 @@ async fn concurrent_readers_never_see_a_list_older_than_a_finished_job() {
     let app = spawn_app().await;
     let user = app.user("cora").await;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let mut workers = backend::jobs::worker::spawn_workers(&app.state, &stop_rx);
+    let mut workers = backend::worker::spawn_workers(&app.state, &stop_rx);
     let readers: Vec<_> = (0..4)
         .map(|_| {
             let (client, url, token, stop) = (
@@ -214,7 +214,7 @@ async fn a_worker_killed_mid_batch_loses_nothing_and_applies_nothing_twice() {
     worker.wait().unwrap();
     let killed_at = done().await;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let mut workers = backend::jobs::worker::spawn_workers(&app.state, &stop_rx);
+    let mut workers = backend::worker::spawn_workers(&app.state, &stop_rx);
     let deadline = Instant::now() + Duration::from_secs(120);
     while done().await < 1000 {
         assert!(

@@ -4,10 +4,10 @@
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::domain::{Cursor, Page, TodoTitle};
-use super::repo;
-use crate::error::{db_error, ApiError};
-use crate::http::{empty, json, Reply, Request};
+use crate::error::ApiError;
+use crate::http::{empty, json_body, Reply, Request};
+use crate::todos::domain::{Cursor, Page, TodoTitle};
+use crate::todos::repo;
 
 const DEFAULT_LIMIT: i64 = 50;
 const MAX_LIMIT: i64 = 200;
@@ -16,11 +16,8 @@ fn todo_id(raw: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(raw).map_err(|_| ApiError::NotFound)
 }
 
-fn page_reply(page: &Page) -> Reply {
-    json(
-        http::StatusCode::OK,
-        &serde_json::to_value(page).unwrap_or_default(),
-    )
+fn page_reply(page: &Page) -> Result<Reply, ApiError> {
+    json_body(http::StatusCode::OK, page)
 }
 
 pub(crate) async fn list(req: Request<'_>) -> Result<Reply, ApiError> {
@@ -45,7 +42,7 @@ pub(crate) async fn list(req: Request<'_>) -> Result<Reply, ApiError> {
         match state.cache.get(user).await {
             Ok((Some(page), _)) => {
                 state.metrics.cache.with_label_values(&["hit"]).inc();
-                return Ok(page_reply(&page));
+                return page_reply(&page);
             }
             Ok((None, v)) => {
                 state.metrics.cache.with_label_values(&["miss"]).inc();
@@ -57,9 +54,7 @@ pub(crate) async fn list(req: Request<'_>) -> Result<Reply, ApiError> {
             }
         }
     }
-    let mut items = repo::list(&state.db, user, limit + 1, cursor)
-        .await
-        .map_err(db_error)?;
+    let mut items = repo::list(&state.db, user, limit + 1, cursor).await?;
     let next_cursor = if items.len() > usize::try_from(limit).unwrap_or(usize::MAX) {
         items.truncate(usize::try_from(limit).unwrap_or(0));
         items.last().map(|t| {
@@ -79,20 +74,16 @@ pub(crate) async fn list(req: Request<'_>) -> Result<Reply, ApiError> {
             tracing::warn!(request_id = req.request_id, error = %e, "cache fill failed");
         }
     }
-    Ok(page_reply(&page))
+    page_reply(&page)
 }
 
 pub(crate) async fn get(req: &Request<'_>, id: &str) -> Result<Reply, ApiError> {
     let user = req.user()?;
     let id = todo_id(id)?;
     let todo = repo::get(&req.state.db, user, id)
-        .await
-        .map_err(db_error)?
+        .await?
         .ok_or(ApiError::NotFound)?;
-    Ok(json(
-        http::StatusCode::OK,
-        &serde_json::to_value(todo).unwrap_or_default(),
-    ))
+    json_body(http::StatusCode::OK, &todo)
 }
 
 #[derive(Deserialize)]
@@ -117,23 +108,16 @@ pub(crate) async fn update(req: &Request<'_>, id: &str) -> Result<Reply, ApiErro
         title.as_ref().map(TodoTitle::as_str),
         patch.done,
     )
-    .await
-    .map_err(db_error)?
+    .await?
     .ok_or(ApiError::NotFound)?;
     req.state.invalidate_todos(user).await;
-    Ok(json(
-        http::StatusCode::OK,
-        &serde_json::to_value(todo).unwrap_or_default(),
-    ))
+    json_body(http::StatusCode::OK, &todo)
 }
 
 pub(crate) async fn delete(req: &Request<'_>, id: &str) -> Result<Reply, ApiError> {
     let user = req.user()?;
     let id = todo_id(id)?;
-    if !repo::delete(&req.state.db, user, id)
-        .await
-        .map_err(db_error)?
-    {
+    if !repo::delete(&req.state.db, user, id).await? {
         return Err(ApiError::NotFound);
     }
     req.state.invalidate_todos(user).await;

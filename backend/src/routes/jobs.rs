@@ -3,9 +3,9 @@
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::repo;
-use crate::error::{db_error, ApiError};
+use crate::error::ApiError;
 use crate::http::{json, Reply, Request};
+use crate::jobs::repo;
 use crate::todos::domain::TodoTitle;
 
 #[derive(Deserialize)]
@@ -55,10 +55,7 @@ pub(crate) async fn create_todo(req: Request<'_>) -> Result<Reply, ApiError> {
     };
     let state = req.state;
     if let Some(key) = &key {
-        if let Some(existing) = repo::find_by_key(&state.db, user, key)
-            .await
-            .map_err(db_error)?
-        {
+        if let Some(existing) = repo::find_by_key(&state.db, user, key).await? {
             return replay(&req, existing, &fingerprint).await;
         }
     }
@@ -71,15 +68,11 @@ pub(crate) async fn create_todo(req: Request<'_>) -> Result<Reply, ApiError> {
         title.as_str(),
         &fingerprint,
     )
-    .await
-    .map_err(db_error)?;
+    .await?;
     let Some(job_id) = inserted else {
         // A concurrent request with the same key inserted first.
         let key = key.as_deref().unwrap_or_default();
-        return match repo::find_by_key(&state.db, user, key)
-            .await
-            .map_err(db_error)?
-        {
+        return match repo::find_by_key(&state.db, user, key).await? {
             Some(existing) => replay(&req, existing, &fingerprint).await,
             None => Err(ApiError::Conflict("retry the request".to_owned())),
         };
@@ -132,9 +125,8 @@ async fn replay(
         ));
     }
     let state = req.state;
-    let orphan = repo::claim_orphan(&state.db, existing.id, state.settings.visibility_timeout())
-        .await
-        .map_err(db_error)?;
+    let orphan =
+        repo::claim_orphan(&state.db, existing.id, state.settings.visibility_timeout()).await?;
     if orphan {
         tracing::info!(job_id = %existing.id, "enqueueing a job its first request never enqueued");
         if let Err(e) = enqueue(req, existing.id).await {
@@ -152,8 +144,7 @@ pub(crate) async fn get(req: &Request<'_>, id: &str) -> Result<Reply, ApiError> 
     let user = req.user()?;
     let id = Uuid::parse_str(id).map_err(|_| ApiError::NotFound)?;
     let job = repo::view(&req.state.db, user, id)
-        .await
-        .map_err(db_error)?
+        .await?
         .ok_or(ApiError::NotFound)?;
     let mut body = serde_json::json!({ "status": job.status });
     if let Some(todo) = job.todo_id.filter(|_| job.status == "done") {

@@ -4,11 +4,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context as _;
 use uuid::Uuid;
 
-use super::queue::Delivery;
-use super::repo;
-use crate::startup::AppState;
+use crate::jobs::queue::{Delivery, ReadError};
+use crate::jobs::repo;
+use crate::state::AppState;
 use crate::todos;
 
 /// The `error` a client reads on `GET /jobs/{id}` for a dead-lettered job.
@@ -35,7 +36,10 @@ pub async fn try_execute_task(state: &AppState, job_id: Uuid) -> ExecutionOutcom
         // The database is unreachable: no attempt was counted; try again later.
         Err(e) => return ExecutionOutcome::WillRetry(format!("cannot start the job: {e}")),
     };
-    match insert_todo(state, job_id, &claimed).await {
+    match insert_todo(state, job_id, &claimed)
+        .await
+        .map_err(|e| format!("{e:#}"))
+    {
         Ok(()) => ExecutionOutcome::Done,
         Err(error)
             if claimed.attempts
@@ -59,25 +63,23 @@ pub async fn try_execute_task(state: &AppState, job_id: Uuid) -> ExecutionOutcom
 
 /// Insert the todo (idempotent), invalidate the owner's cached list, then mark the job done,
 /// in that order: a client that sees "done" finds the todo in its next list.
-async fn insert_todo(state: &AppState, job_id: Uuid, job: &repo::Claimed) -> Result<(), String> {
+async fn insert_todo(state: &AppState, job_id: Uuid, job: &repo::Claimed) -> anyhow::Result<()> {
     let mut tx = state
         .db
         .begin()
         .await
-        .map_err(|e| format!("cannot begin: {e}"))?;
+        .context("Failed to begin a transaction")?;
     let todo_id = todos::repo::insert_for_job(&mut tx, job_id, job.user_id, &job.title)
         .await
-        .map_err(|e| format!("cannot insert the todo: {e}"))?;
+        .context("Failed to insert the todo")?;
     repo::record_todo(&mut tx, job_id, todo_id)
         .await
-        .map_err(|e| format!("cannot record the todo: {e}"))?;
-    tx.commit()
-        .await
-        .map_err(|e| format!("cannot commit: {e}"))?;
+        .context("Failed to record the todo on its job")?;
+    tx.commit().await.context("Failed to commit")?;
     state.invalidate_todos(job.user_id).await;
     repo::finish(&state.db, job_id)
         .await
-        .map_err(|e| format!("cannot mark the job done: {e}"))
+        .context("Failed to mark the job done")
 }
 
 /// Handle one delivery: run it, acknowledge unless it must be retried, count it.
@@ -113,7 +115,7 @@ pub async fn run(
 ) {
     let visibility_ms =
         u64::try_from(state.settings.visibility_timeout().as_millis()).unwrap_or(u64::MAX);
-    let mut conn: Option<redis::aio::MultiplexedConnection> = None;
+    let mut reader = state.queue.consumer(&consumer);
     let mut backoff = Duration::from_millis(100);
     let mut group_ready = false;
     while !*stop.borrow() {
@@ -133,38 +135,21 @@ pub async fn run(
                 .with_label_values(&["retried"])
                 .inc_by(reclaimed.len() as u64);
         }
-        let fresh = if conn.is_none() {
-            conn = tokio::time::timeout(
-                Duration::from_secs(2),
-                state
-                    .queue
-                    .redis
-                    .client()
-                    .get_multiplexed_async_connection(),
-            )
-            .await
-            .ok()
-            .and_then(Result::ok);
-            Vec::new()
-        } else if let Some(c) = conn.as_mut() {
-            let read = tokio::select! {
-                r = state.queue.read_new(c, &consumer, 10, 1000) => r,
-                _ = stop.changed() => break,
-            };
-            match read {
-                Ok(list) => list,
-                Err(e) => {
-                    tracing::warn!(consumer, error = %e, "reading the job stream failed");
-                    conn = None;
-                    group_ready = false;
-                    Vec::new()
-                }
+        let read = tokio::select! {
+            r = reader.read_new(10, 1000) => r,
+            _ = stop.changed() => break,
+        };
+        let (fresh, connected) = match read {
+            Ok(list) => (list, true),
+            Err(ReadError::NotConnected) => (Vec::new(), false),
+            Err(ReadError::Redis(e)) => {
+                tracing::warn!(consumer, error = %e, "reading the job stream failed");
+                group_ready = false;
+                (Vec::new(), false)
             }
-        } else {
-            Vec::new()
         };
         let batch: Vec<Delivery> = reclaimed.into_iter().chain(fresh).collect();
-        if batch.is_empty() && conn.is_none() {
+        if batch.is_empty() && !connected {
             tokio::select! {
                 () = tokio::time::sleep(backoff) => {}
                 _ = stop.changed() => break,

@@ -3,9 +3,9 @@
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::domain::{Password, Username};
-use super::repo::{self, Created};
-use crate::error::{db_error, ApiError};
+use crate::auth::domain::{Password, Username};
+use crate::auth::repo::{self, Created};
+use crate::error::ApiError;
 use crate::http::{json, Reply, Request};
 use crate::input::reject_control_chars;
 
@@ -23,18 +23,12 @@ pub(crate) async fn register(req: Request<'_>) -> Result<Reply, ApiError> {
     let body: Credentials = req.json()?;
     let username = Username::parse(body.username)?;
     let password = Password::parse(body.password)?;
-    if repo::username_taken(&req.state.db, &username)
-        .await
-        .map_err(db_error)?
-    {
+    if repo::username_taken(&req.state.db, &username).await? {
         return Err(taken());
     }
     let hash = req.state.hashing.hash(password).await?;
     let id = Uuid::now_v7();
-    match repo::create_user(&req.state.db, id, &username, &hash)
-        .await
-        .map_err(db_error)?
-    {
+    match repo::create_user(&req.state.db, id, &username, &hash).await? {
         Created::Yes => Ok(json(
             http::StatusCode::CREATED,
             &serde_json::json!({ "id": id, "username": username.as_str() }),
@@ -57,9 +51,7 @@ pub(crate) async fn login(req: Request<'_>) -> Result<Reply, ApiError> {
     let Ok(password) = Password::parse(body.password) else {
         return Err(ApiError::BadCredentials);
     };
-    let found = repo::find_by_username(&req.state.db, &body.username)
-        .await
-        .map_err(db_error)?;
+    let found = repo::find_by_username(&req.state.db, &body.username).await?;
     let (user_id, hash) = match found {
         Some((id, hash)) => (Some(id), Some(hash)),
         None => (None, None),
