@@ -358,3 +358,92 @@ async fn a_key_file_rotated_in_place_takes_effect_on_sighup() {
     let old = call(&gw, "/x", Some(&old_key.sign(&claims("u"))), None).await;
     assert_eq!((new.status, old.status), (200, 401));
 }
+
+#[tokio::test]
+async fn a_flood_of_made_up_tokens_is_limited_per_client_while_verified_ones_stay_free() {
+    use crate::jwks::{claims, jwt_section, JwksServer, SigningKey};
+    // Arrange: three signature checks per client, then one a minute.
+    let key = SigningKey::generate("k1");
+    let jwks = JwksServer::spawn(&[&key]).await;
+    let up = Upstream::spawn("a").await;
+    let gw = gateway::start(&format!(
+        "{}  verification_limit: {{ rate: 1, per: 1m, burst: 3 }}\npools:\n  p: {{ endpoints: {} }}\n\
+         routes:\n- {{ name: api, match: {{ path_prefix: /api }}, pool: p, auth: required }}\n",
+        jwt_section(&jwks.url()),
+        endpoints(&[&up])
+    ))
+    .await;
+    gw.wait_ready().await;
+    let client = reqwest::Client::new();
+    let call = |token: String| client.get(gw.url("/api")).bearer_auth(token).send();
+    let valid = key.sign(&claims("alice"));
+
+    // Act: the valid token is checked once (one of the three); then ten forgeries.
+    let first = call(valid.clone()).await.unwrap().status().as_u16();
+    let mut forged = Vec::new();
+    for i in 0..10 {
+        let fake = key.sign(&claims(&format!("mallory{i}"))) + "x";
+        forged.push(call(fake).await.unwrap().status().as_u16());
+    }
+    let again = call(valid).await.unwrap().status().as_u16();
+
+    // Assert
+    assert_eq!(first, 200);
+    assert_eq!(&forged[..2], &[401, 401], "{forged:?}");
+    assert!(forged[2..].iter().all(|s| *s == 429), "{forged:?}");
+    assert_eq!(again, 200, "a token verified before costs no check");
+}
+
+#[tokio::test]
+async fn the_forward_secret_goes_upstream_with_verified_identities_only() {
+    use crate::jwks::{claims, jwt_section, JwksServer, SigningKey};
+    // Arrange
+    let key = SigningKey::generate("k1");
+    let jwks = JwksServer::spawn(&[&key]).await;
+    let up = Upstream::spawn("a").await;
+    let secrets = tempfile::tempdir().unwrap();
+    let secret_file = secrets.path().join("gateway-secret");
+    std::fs::write(&secret_file, "s3cret-shared-with-the-backend\n").unwrap();
+    let gw = gateway::start(&format!(
+        "{}pools:\n  p: {{ endpoints: {}, forward_secret: {{ secret_file: \"{}\" }} }}\n\
+         routes:\n- {{ name: open, match: {{ path_prefix: / }}, pool: p, auth: optional }}\n",
+        jwt_section(&jwks.url()),
+        endpoints(&[&up]),
+        secret_file.display(),
+    ))
+    .await;
+    gw.wait_ready().await;
+    let client = reqwest::Client::new();
+    let seen = |resp: reqwest::Response| async {
+        let body: serde_json::Value = resp.json().await.unwrap();
+        body["headers"]["x-gateway-secret"]
+            .as_str()
+            .map(str::to_owned)
+    };
+
+    // Act
+    let verified = client
+        .get(gw.url("/x"))
+        .bearer_auth(key.sign(&claims("alice")))
+        .send()
+        .await
+        .unwrap();
+    let anonymous_spoof = client
+        .get(gw.url("/x"))
+        .header("x-gateway-secret", "s3cret-shared-with-the-backend")
+        .header("x-user-id", "admin")
+        .send()
+        .await
+        .unwrap();
+
+    // Assert
+    assert_eq!(
+        seen(verified).await.as_deref(),
+        Some("s3cret-shared-with-the-backend")
+    );
+    assert_eq!(
+        seen(anonymous_spoof).await,
+        None,
+        "a client's copy is removed"
+    );
+}

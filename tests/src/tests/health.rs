@@ -1,4 +1,4 @@
-use super::{get, proxy_all};
+use super::{get, metric_value, proxy_all};
 use crate::assert_eventually;
 use crate::upstream::Upstream;
 
@@ -133,4 +133,39 @@ async fn an_ejected_endpoint_returns_after_its_cooldown() {
         gw.metrics().await.contains(&format!("{gauge} 1")),
         "gauge stayed 0"
     );
+}
+
+#[tokio::test]
+async fn an_upstream_shedding_load_with_503_and_retry_after_is_not_ejected() {
+    // Arrange: ejection after 2 failures in a row.
+    let up = Upstream::spawn("a").await;
+    let gw = proxy_all(&[&up], "passive_health: { consecutive_failures: 2 }").await;
+    gw.wait_ready().await;
+    let client = reqwest::Client::new();
+
+    // Act: five load-shedding answers, then five real failures.
+    let mut shed = Vec::new();
+    for _ in 0..5 {
+        shed.push(
+            client
+                .get(gw.url("/shed"))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16(),
+        );
+    }
+    let ejections_after_shedding =
+        metric_value(&gw, "gateway_upstream_ejections_total{pool=\"p\"}").await;
+    up.set_failing(true);
+    for _ in 0..5 {
+        client.get(gw.url("/x")).send().await.unwrap();
+    }
+
+    // Assert: the 503s reached the client untouched, and only real failures eject.
+    assert_eq!(shed, vec![503; 5]);
+    assert_eq!(ejections_after_shedding.unwrap_or(0.0), 0.0);
+    let ejections = metric_value(&gw, "gateway_upstream_ejections_total{pool=\"p\"}").await;
+    assert!(ejections >= Some(1.0), "{ejections:?}");
 }

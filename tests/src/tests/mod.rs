@@ -2,6 +2,7 @@
 
 mod auth;
 mod balancing;
+mod connections;
 mod discovery;
 mod failures;
 mod hardening;
@@ -52,4 +53,13 @@ async fn get(client: &reqwest::Client, url: &str) -> (u16, Option<String>, Strin
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
     (status, upstream, resp.text().await.expect("body"))
+}
+
+/// The value of the sample `name` (with its labels, e.g. `x_total{a=\"b\"}`) on the
+/// gateway's `/metrics`, if present.
+async fn metric_value(gw: &TestGateway, name: &str) -> Option<f64> {
+    gw.metrics()
+        .await
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
 }

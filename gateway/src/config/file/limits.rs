@@ -1,0 +1,76 @@
+//! `rate_limiting:` and each route's `rate_limits:`.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::duration;
+
+/// `rate_limiting:`: settings shared by every route's `rate_limits`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RateLimitingFile {
+    /// `redis://host:port[/db]` for `scope: cluster` limits.
+    pub(crate) redis_url: Option<String>,
+    /// Longest wait for Redis per decision before `fail_open` applies.
+    #[serde(deserialize_with = "duration")]
+    pub(crate) redis_timeout: Duration,
+    pub(crate) key_prefix: String,
+    /// Send `RateLimit-*` headers on allowed responses too (always on 429).
+    pub(crate) headers_on_success: bool,
+    /// Keys remembered per local limit; full buckets are forgotten first.
+    pub(crate) max_local_keys: usize,
+    /// IPv6 clients are counted per network of this many bits (a subscriber usually holds a
+    /// whole /64 and can rotate through it).
+    pub(crate) ipv6_prefix: u8,
+}
+
+impl Default for RateLimitingFile {
+    fn default() -> Self {
+        Self {
+            redis_url: None,
+            redis_timeout: Duration::from_millis(100),
+            key_prefix: "gateway:rl:".to_owned(),
+            headers_on_success: true,
+            max_local_keys: 100_000,
+            ipv6_prefix: 64,
+        }
+    }
+}
+
+/// One entry of a route's `rate_limits:`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RateLimitFile {
+    /// `client_ip`, `subject`, `header:<name>` or `route` (one bucket for the route).
+    #[serde(default = "default_limit_key")]
+    pub(crate) key: String,
+    pub(crate) rate: u64,
+    #[serde(deserialize_with = "duration")]
+    pub(crate) per: Duration,
+    /// Requests allowed back to back; defaults to `rate`.
+    #[serde(default)]
+    pub(crate) burst: Option<u64>,
+    #[serde(default)]
+    pub(crate) scope: ScopeFile,
+    /// With `scope: cluster`, what to do when Redis cannot answer: allow (with a local
+    /// fallback limit) or refuse with 503.
+    #[serde(default = "yes")]
+    pub(crate) fail_open: bool,
+}
+
+fn default_limit_key() -> String {
+    "client_ip".to_owned()
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum ScopeFile {
+    #[default]
+    Local,
+    Cluster,
+}

@@ -1,0 +1,176 @@
+//! The serde mirror of `gateway.yaml`.
+//!
+//! These types exist only to be deserialized and handed to `validate`; nothing outside
+//! `config` sees them. Every struct rejects unknown keys, and defaults live here so the
+//! README reference and the code cannot drift apart silently.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+mod jwt;
+mod limits;
+mod pools;
+mod routes;
+
+pub(crate) use jwt::JwtFile;
+pub(crate) use limits::{RateLimitFile, RateLimitingFile, ScopeFile};
+pub(crate) use pools::{
+    BalanceFile, ForwardSecretFile, HealthCheckFile, HealthCheckKind, PoolFile,
+};
+pub(crate) use routes::{AuthFile, MatchFile, RespondFile, RouteFile};
+
+/// The top level of `gateway.yaml`.
+///
+/// Sections stay untyped here so that one broken route or pool does not hide the errors of
+/// the others: `config::load` deserializes each section (and each list element) on its own
+/// and collects every failure.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TopFile {
+    #[serde(default)]
+    pub(crate) server: Option<serde_yaml::Value>,
+    #[serde(default)]
+    pub(crate) listeners: Option<serde_yaml::Value>,
+    #[serde(default)]
+    pub(crate) limits: Option<serde_yaml::Value>,
+    #[serde(default)]
+    pub(crate) trusted_proxies: Option<serde_yaml::Value>,
+    #[serde(default)]
+    pub(crate) dns: Option<serde_yaml::Value>,
+    #[serde(default)]
+    pub(crate) jwt: Option<serde_yaml::Value>,
+    #[serde(default)]
+    pub(crate) rate_limiting: Option<serde_yaml::Value>,
+    #[serde(default)]
+    pub(crate) pools: Option<serde_yaml::Mapping>,
+    #[serde(default)]
+    pub(crate) routes: Option<Vec<serde_yaml::Value>>,
+}
+
+/// `server:`: process-level settings, translated into Pingora's `ServerConf`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct ServerFile {
+    /// Worker threads for the proxy service.
+    pub(crate) threads: usize,
+    /// Upper bound on how long SIGTERM waits for in-flight requests.
+    #[serde(deserialize_with = "duration")]
+    pub(crate) shutdown_grace: Duration,
+    /// Idle upstream connections kept per worker thread (all pools together).
+    pub(crate) upstream_keepalive_pool_size: usize,
+    /// Read buffer per client connection. Pingora's default is 64 KiB, which makes 10k
+    /// idle keep-alive clients cost 640 MiB.
+    pub(crate) downstream_read_buffer: ByteSize,
+}
+
+impl Default for ServerFile {
+    fn default() -> Self {
+        Self {
+            threads: 1,
+            shutdown_grace: Duration::from_secs(8),
+            upstream_keepalive_pool_size: 1024,
+            downstream_read_buffer: ByteSize(8 * 1024),
+        }
+    }
+}
+
+/// `listeners:`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct ListenersFile {
+    pub(crate) http: String,
+    pub(crate) admin: String,
+}
+
+impl Default for ListenersFile {
+    fn default() -> Self {
+        Self {
+            http: "0.0.0.0:80".into(),
+            admin: "127.0.0.1:9091".into(),
+        }
+    }
+}
+
+/// `limits:`: request-shape limits enforced before routing, and client connection limits.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct LimitsFile {
+    pub(crate) max_uri_bytes: usize,
+    pub(crate) max_header_bytes: usize,
+    /// Default request-body limit for every route.
+    pub(crate) max_body_bytes: ByteSize,
+    /// Longest time from the first byte of a request to the end of its header.
+    #[serde(deserialize_with = "duration")]
+    pub(crate) header_timeout: Duration,
+    /// Longest a client connection may sit idle before (or between) requests.
+    #[serde(deserialize_with = "duration")]
+    pub(crate) idle_timeout: Duration,
+    /// Client connections open at once on the public listener; more are closed at accept.
+    pub(crate) max_connections: usize,
+    /// Client connections open at once from one client address (IPv6: one
+    /// `rate_limiting.ipv6_prefix` network); unset means no per-client cap.
+    pub(crate) max_connections_per_client: Option<usize>,
+}
+
+impl Default for LimitsFile {
+    fn default() -> Self {
+        Self {
+            max_uri_bytes: 8 * 1024,
+            max_header_bytes: 32 * 1024,
+            // "10mb", as Express' body parser and the original stack's gateway had it.
+            max_body_bytes: ByteSize(10 * 1024 * 1024),
+            // nginx's client_header_timeout is 60 s; HAProxy's docs suggest 10 s for
+            // `timeout http-request`, which slowloris protection needs.
+            header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 16_384,
+            max_connections_per_client: None,
+        }
+    }
+}
+
+/// `dns:`: how pool host names are resolved.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct DnsFile {
+    /// `ip:port` of DNS servers to ask; empty means the system's resolv.conf.
+    pub(crate) nameservers: Vec<String>,
+}
+
+/// A size in bytes: a plain number, or text with a unit such as `512KiB`, `10MiB`, `1MB`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ByteSize(pub(crate) u64);
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Number(u64),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Number(n) => Ok(Self(n)),
+            Raw::Text(text) => text
+                .trim()
+                .parse::<bytesize::ByteSize>()
+                .map(|b| Self(b.as_u64()))
+                .map_err(|e| {
+                    serde::de::Error::custom(format!(
+                        "invalid size {text:?} ({e}); write e.g. 1048576, \"512KiB\" or \"10MiB\""
+                    ))
+                }),
+        }
+    }
+}
+
+/// Durations are written the human way: `250ms`, `2s`, `1m 30s`.
+fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let text = String::deserialize(d)?;
+    humantime::parse_duration(&text).map_err(|e| {
+        serde::de::Error::custom(format!(
+            "invalid duration {text:?} ({e}); write e.g. \"500ms\" or \"2s\""
+        ))
+    })
+}

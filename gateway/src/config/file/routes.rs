@@ -1,0 +1,65 @@
+//! `routes:`.
+
+use serde::Deserialize;
+
+use super::limits::RateLimitFile;
+use super::ByteSize;
+
+/// One entry of `routes:`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RouteFile {
+    #[serde(default)]
+    pub(crate) name: Option<String>,
+    #[serde(rename = "match")]
+    pub(crate) matcher: MatchFile,
+    #[serde(default)]
+    pub(crate) pool: Option<String>,
+    #[serde(default)]
+    pub(crate) strip_prefix: bool,
+    #[serde(default)]
+    pub(crate) respond: Option<RespondFile>,
+    /// Overrides `limits.max_body_bytes` for this route.
+    #[serde(default)]
+    pub(crate) body_limit: Option<ByteSize>,
+    #[serde(default)]
+    pub(crate) auth: AuthFile,
+    #[serde(default)]
+    pub(crate) rate_limits: Vec<RateLimitFile>,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum AuthFile {
+    #[default]
+    None,
+    Optional,
+    Required,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct MatchFile {
+    #[serde(default)]
+    pub(crate) path_prefix: Option<String>,
+    #[serde(default)]
+    pub(crate) path: Option<String>,
+    #[serde(default)]
+    pub(crate) host: Option<String>,
+    #[serde(default)]
+    pub(crate) methods: Option<Vec<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RespondFile {
+    pub(crate) status: u16,
+    #[serde(default)]
+    pub(crate) body: String,
+    #[serde(default = "default_content_type")]
+    pub(crate) content_type: String,
+}
+
+fn default_content_type() -> String {
+    "text/plain; charset=utf-8".into()
+}
