@@ -30,3 +30,6 @@ fi
 # rustfmt and clippy ship with the machine's toolchain; add them if this one lacks them.
 cargo fmt --version >/dev/null 2>&1 || rustup component add rustfmt
 cargo clippy --version >/dev/null 2>&1 || rustup component add clippy
+
+# cargo-machete finds dependencies a crate declares but never uses (CI fails on one).
+command -v cargo-machete >/dev/null || cargo install --locked cargo-machete

@@ -12,6 +12,8 @@ echo "== cargo fmt"
 cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
+echo "== cargo machete (no unused dependencies)"
+cargo machete
 echo "== build binaries"
 cargo build --workspace --bins
 echo "== gateway check"

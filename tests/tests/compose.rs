@@ -4,7 +4,7 @@
 //!
 //! It is its own test binary so that its image build (a release build inside Docker) never
 //! competes with the timing-sensitive tests of the harness. Without a Docker engine it prints
-//! a SKIP line and passes.
+//! a SKIP line and passes, except under CI (`CI` set), where that is a failure.
 
 use std::collections::HashSet;
 use std::process::Command;
@@ -26,6 +26,11 @@ async fn the_compose_stack_scales_survives_kills_reloads_live_and_is_scraped() {
         .output()
         .is_ok_and(|o| o.status.success())
     {
+        // In CI a missing engine is a failure, not a pass: the stack would go untested.
+        assert!(
+            std::env::var("CI").is_err(),
+            "CI is set but no Docker engine answers `docker info`"
+        );
         println!("SKIP: no Docker engine answers `docker info`; the compose test did not run");
         return;
     }

@@ -401,18 +401,18 @@ impl Config {
             let check = match &pool.health_check {
                 None => "no active check".to_owned(),
                 Some(hc) => match &hc.probe {
-                    Probe::Tcp => format!("tcp check every {:?}", hc.interval),
+                    Probe::Tcp => format!("tcp check every {}", human(hc.interval)),
                     Probe::Http { path, .. } => {
-                        format!("http check {path} every {:?}", hc.interval)
+                        format!("http check {path} every {}", human(hc.interval))
                     }
                 },
             };
             let _ = writeln!(
                 out,
-                "  {}: [{}] {:?}, {check}, {} retries",
+                "  {}: [{}] {}, {check}, {} retries",
                 pool.name,
                 endpoints.join(", "),
-                pool.balance,
+                pool.balance.spelling(),
                 pool.retries.attempts
             );
         }
@@ -443,7 +443,18 @@ impl Config {
             let limits: Vec<String> = route
                 .rate_limits
                 .iter()
-                .map(|l| format!("{}/{:?} burst {} {:?}", l.rate, l.per, l.burst, l.scope))
+                .map(|l| {
+                    let scope = match l.scope {
+                        LimitScope::Local => "local",
+                        LimitScope::Cluster => "cluster",
+                    };
+                    format!(
+                        "{} per {}, burst {}, {scope}",
+                        l.rate,
+                        human(l.per),
+                        l.burst
+                    )
+                })
                 .collect();
             let limits = if limits.is_empty() {
                 String::new()
@@ -452,11 +463,40 @@ impl Config {
             };
             let _ = writeln!(
                 out,
-                "  {} [{host} {path} {methods}] {target}, body <= {} B{auth}{limits}",
-                route.name, route.body_limit
+                "  {} [{host} {path} {methods}] {target}, body <= {}{auth}{limits}",
+                route.name,
+                size(route.body_limit)
             );
         }
         out
+    }
+}
+
+/// A duration as `gateway.yaml` writes it (`250ms`, `2s`, `1m`).
+fn human(d: Duration) -> String {
+    humantime::format_duration(d).to_string()
+}
+
+/// A size as people read it (`16 KiB`, `10 MiB`).
+fn size(bytes: u64) -> String {
+    bytesize::ByteSize::b(bytes).display().iec().to_string()
+}
+
+impl Balance {
+    /// The spelling in `gateway.yaml`.
+    fn spelling(&self) -> String {
+        match self {
+            Self::RoundRobin => "round_robin".to_owned(),
+            Self::Random => "random".to_owned(),
+            Self::ConsistentHash(key) => {
+                let key = match key {
+                    HashKey::ClientIp => "client_ip".to_owned(),
+                    HashKey::Path => "path".to_owned(),
+                    HashKey::Header(h) => format!("header:{h}"),
+                };
+                format!("consistent_hash on {key}")
+            }
+        }
     }
 }
 

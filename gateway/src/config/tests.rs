@@ -32,6 +32,12 @@ fn invalid_configs_report_file_line_column_key_and_value() {
             ],
         ),
         (
+            format!("{pool}    timeouts: {{ connect: 2 }}\n{ROUTES}"),
+            vec![
+                "gw.yaml:4:17: pools.p.timeouts.connect: a duration needs a unit: write e.g. \"2s\" or \"2ms\", not 2",
+            ],
+        ),
+        (
             format!("{pool}    timeouts: {{ connect: 0s }}\n{ROUTES}"),
             vec!["gw.yaml:4:17: pools.p.timeouts.connect: must be greater than 0, got 0s"],
         ),

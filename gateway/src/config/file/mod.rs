@@ -167,10 +167,42 @@ impl<'de> Deserialize<'de> for ByteSize {
 
 /// Durations are written the human way: `250ms`, `2s`, `1m 30s`.
 fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    let text = String::deserialize(d)?;
-    humantime::parse_duration(&text).map_err(|e| {
-        serde::de::Error::custom(format!(
-            "invalid duration {text:?} ({e}); write e.g. \"500ms\" or \"2s\""
-        ))
-    })
+    /// Accepts text with a unit; a bare number is refused with a message that says why.
+    struct Human;
+
+    impl serde::de::Visitor<'_> for Human {
+        type Value = Duration;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a duration such as 250ms, 2s or 1m")
+        }
+
+        fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Duration, E> {
+            humantime::parse_duration(text).map_err(|e| {
+                E::custom(format!(
+                    "invalid duration {text:?} ({e}); write e.g. \"500ms\" or \"2s\""
+                ))
+            })
+        }
+
+        fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<Duration, E> {
+            Err(E::custom(format!(
+                "a duration needs a unit: write e.g. \"{n}s\" or \"{n}ms\", not {n}"
+            )))
+        }
+
+        fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<Duration, E> {
+            Err(E::custom(format!(
+                "a duration needs a unit: write e.g. \"250ms\" or \"2s\", not {n}"
+            )))
+        }
+
+        fn visit_f64<E: serde::de::Error>(self, n: f64) -> Result<Duration, E> {
+            Err(E::custom(format!(
+                "a duration needs a unit: write e.g. \"250ms\" or \"2s\", not {n}"
+            )))
+        }
+    }
+
+    d.deserialize_any(Human)
 }
