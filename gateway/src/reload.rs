@@ -25,7 +25,7 @@ use async_trait::async_trait;
 use hickory_resolver::TokioAsyncResolver;
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 use crate::config::{self, Config};
 use crate::metrics;
@@ -46,11 +46,11 @@ pub(crate) struct Reloader {
 }
 
 /// Start the timers of every pool and JWKS refresher in `next` that `previous` did not run.
-fn start_new(next: &Runtime, previous: Option<&Runtime>, stop: &watch::Receiver<bool>) {
+fn start_new(next: &Runtime, previous: Option<&Runtime>, stop: &CancellationToken) {
     for pool in &next.pools {
         let known = previous.is_some_and(|p| p.pools.iter().any(|old| Arc::ptr_eq(old, pool)));
         if !known {
-            tokio::spawn(Arc::clone(pool).run(stop.clone()));
+            tokio::spawn(Arc::clone(pool).run(stop.child_token()));
         }
     }
     if let Some(jwks) = &next.jwks {
@@ -58,7 +58,7 @@ fn start_new(next: &Runtime, previous: Option<&Runtime>, stop: &watch::Receiver<
             .and_then(|p| p.jwks.as_ref())
             .is_some_and(|old| Arc::ptr_eq(old, jwks));
         if !known {
-            tokio::spawn(Arc::clone(jwks).run(stop.clone()));
+            tokio::spawn(Arc::clone(jwks).run(stop.child_token()));
         }
     }
 }
@@ -142,7 +142,7 @@ impl StableReads {
 }
 
 impl Reloader {
-    async fn apply(&self, text: &str, stop: &watch::Receiver<bool>) {
+    async fn apply(&self, text: &str, stop: &CancellationToken) {
         let fail = |reason: &str| {
             metrics::CONFIG_RELOAD_SUCCESS.set(0);
             metrics::CONFIG_RELOADS.with_label_values(&["error"]).inc();
@@ -189,8 +189,9 @@ impl Reloader {
 #[async_trait]
 impl BackgroundService for Reloader {
     async fn start(&self, mut shutdown: ShutdownWatch) {
-        let (stop_tx, stop_rx) = watch::channel(false);
-        start_new(&self.runtime.load(), None, &stop_rx);
+        // Cancelled at shutdown: ends every pool and refresher timer this reloader started.
+        let stop = CancellationToken::new();
+        start_new(&self.runtime.load(), None, &stop);
         let mut reads = StableReads::default();
         let mut hangup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
         {
@@ -225,7 +226,7 @@ impl BackgroundService for Reloader {
                     }
                 };
                 match settled {
-                    Some(text) => self.apply(&text, &stop_rx).await,
+                    Some(text) => self.apply(&text, &stop).await,
                     None => {
                         tracing::warn!(file = %self.path.display(), "the config changed while being read; it is applied once it stops changing")
                     }
@@ -238,11 +239,11 @@ impl BackgroundService for Reloader {
             if let Ok(text) = read {
                 let applied = self.runtime.load().config.source_hash.clone();
                 if let Some(stable) = reads.observe(text, &applied) {
-                    self.apply(&stable, &stop_rx).await;
+                    self.apply(&stable, &stop).await;
                 }
             }
         }
-        let _ = stop_tx.send(true);
+        stop.cancel();
     }
 }
 

@@ -22,6 +22,7 @@ use pingora::lb::selection::{BackendIter, BackendSelection, Consistent, Random, 
 use pingora::lb::{Backend, Backends, LoadBalancer};
 use pingora::protocols::l4::socket::SocketAddr as PingoraAddr;
 use pingora::upstreams::peer::HttpPeer;
+use tokio_util::sync::CancellationToken;
 
 pub(crate) mod discovery;
 mod health;
@@ -140,9 +141,11 @@ pub(crate) struct Pool {
     /// request path reads it without locking.
     endpoints: ArcSwap<HashMap<SocketAddr, Arc<Endpoint>>>,
     prober: Option<Prober>,
-    /// Set when a reload drops this pool, to end its timers. The value says whether a
-    /// successor of the same name took over (then it keeps publishing the health gauges).
-    retired: tokio::sync::watch::Sender<Option<bool>>,
+    /// Cancelled when a reload drops this pool, to end its timers.
+    retired: CancellationToken,
+    /// Set (before `retired` is cancelled) when a successor of the same name took over: it
+    /// then keeps publishing the health gauges, so this pool must not remove them.
+    succeeded: std::sync::atomic::AtomicBool,
 }
 
 impl Pool {
@@ -159,7 +162,8 @@ impl Pool {
             prober: config.health_check.as_ref().map(prober),
             config,
             endpoints: ArcSwap::from_pointee(HashMap::new()),
-            retired: tokio::sync::watch::channel(None).0,
+            retired: CancellationToken::new(),
+            succeeded: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -204,7 +208,9 @@ impl Pool {
     /// End this pool's timers (a reload replaced or removed it). With `succeeded`, a pool of
     /// the same name took over and keeps the health gauges; otherwise they are removed.
     pub(crate) fn retire(&self, succeeded: bool) {
-        self.retired.send_replace(Some(succeeded));
+        self.succeeded
+            .store(succeeded, std::sync::atomic::Ordering::Release);
+        self.retired.cancel();
     }
 
     pub(crate) fn name(&self) -> &str {
@@ -416,8 +422,7 @@ impl Pool {
 
     /// Discovery and health-check timers for this pool; returns when `stop` fires or the
     /// pool is retired.
-    pub(crate) async fn run(self: Arc<Self>, mut stop: tokio::sync::watch::Receiver<bool>) {
-        let mut retired = self.retired.subscribe();
+    pub(crate) async fn run(self: Arc<Self>, stop: CancellationToken) {
         let added = self.refresh().await;
         self.check(Some(&added)).await;
         let check_every = self
@@ -438,9 +443,9 @@ impl Pool {
                     self.check(Some(&added)).await;
                 }
                 _ = check_tick.tick() => self.check(None).await,
-                _ = stop.changed() => return,
-                _ = retired.changed() => {
-                    if *retired.borrow() != Some(true) {
+                () = stop.cancelled() => return,
+                () = self.retired.cancelled() => {
+                    if !self.succeeded.load(std::sync::atomic::Ordering::Acquire) {
                         for (addr, _) in self.endpoint_health() {
                             let _ = metrics::ENDPOINT_HEALTHY.remove_label_values(&[self.name(), &addr.to_string()]);
                         }

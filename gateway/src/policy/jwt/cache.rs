@@ -1,61 +1,85 @@
 //! The verified-token cache.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
+use quick_cache::sync::Cache;
 
 use super::Verified;
 
 /// Recently verified tokens, so a client sending the same token again does not pay for a
 /// signature check each time (an Ed25519 or ECDSA verification costs tens of microseconds;
 /// the lookup, well under one). Keyed by the exact token bytes: the same bytes verify the
-/// same way until `exp`, under the same keys. Each entry carries the key-set generation it
-/// was verified under and counts only while that generation is current, so a verification
-/// that raced a key removal cannot keep vouching for its token. Bounded in size.
+/// same way until `exp`, under the same keys.
+///
+/// Each entry expires with its token (`exp`) and counts only under the key-set generation
+/// it was verified with, so a verification that raced a key removal cannot keep vouching
+/// for its token. The map is a bounded concurrent cache (`quick_cache`, S3-FIFO eviction):
+/// a flood of distinct tokens evicts the coldest entries, never the whole cache.
 pub(super) struct VerifiedCache {
-    shards: Vec<Mutex<HashMap<String, (u64, Verified)>>>,
-    max_per_shard: usize,
-    hasher: std::collections::hash_map::RandomState,
+    entries: Cache<String, (u64, Verified)>,
 }
-
-const CACHE_SHARDS: usize = 16;
 
 impl VerifiedCache {
     pub(super) fn new(max_entries: usize) -> Self {
         Self {
-            shards: (0..CACHE_SHARDS).map(|_| Mutex::default()).collect(),
-            max_per_shard: (max_entries / CACHE_SHARDS).max(1),
-            hasher: std::collections::hash_map::RandomState::new(),
+            entries: Cache::new(max_entries.max(1)),
         }
-    }
-
-    fn shard(&self, token: &str) -> &Mutex<HashMap<String, (u64, Verified)>> {
-        use std::hash::BuildHasher as _;
-        let i = usize::try_from(self.hasher.hash_one(token) % CACHE_SHARDS as u64).unwrap_or(0);
-        &self.shards[i]
     }
 
     /// The entry for `token` if it is unexpired and was verified under `generation`.
     pub(super) fn get(&self, token: &str, now: u64, generation: u64) -> Option<Verified> {
-        let map = self.shard(token).lock().unwrap_or_else(|p| p.into_inner());
-        map.get(token)
-            .filter(|(g, v)| *g == generation && v.expires_at > now)
-            .map(|(_, v)| v.clone())
+        let (g, verified) = self.entries.get(token)?;
+        if g != generation || verified.expires_at <= now {
+            self.entries.remove(token);
+            return None;
+        }
+        Some(verified)
     }
 
-    pub(super) fn put(&self, token: &str, verified: &Verified, now: u64, generation: u64) {
-        let mut map = self.shard(token).lock().unwrap_or_else(|p| p.into_inner());
-        if map.len() >= self.max_per_shard {
-            map.retain(|_, (_, v)| v.expires_at > now);
-            if map.len() >= self.max_per_shard {
-                map.clear();
-            }
-        }
-        map.insert(token.to_owned(), (generation, verified.clone()));
+    pub(super) fn put(&self, token: &str, verified: &Verified, generation: u64) {
+        self.entries
+            .insert(token.to_owned(), (generation, verified.clone()));
     }
 
     pub(super) fn clear(&self) {
-        for shard in &self.shards {
-            shard.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        self.entries.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn verified(expires_at: u64) -> Verified {
+        Verified {
+            subject: Some("alice".into()),
+            headers: Vec::new(),
+            expires_at,
         }
+    }
+
+    #[test]
+    fn an_entry_counts_until_its_token_expires_under_its_generation() {
+        let cache = VerifiedCache::new(10);
+        cache.put("t", &verified(100), 7);
+
+        assert!(cache.get("t", 99, 7).is_some());
+        assert!(
+            cache.get("t", 99, 8).is_none(),
+            "another key-set generation"
+        );
+        cache.put("t", &verified(100), 7);
+        assert!(cache.get("t", 100, 7).is_none(), "expired");
+    }
+
+    #[test]
+    fn a_flood_of_tokens_stays_within_the_bound() {
+        let cache = VerifiedCache::new(100);
+        for i in 0..10_000 {
+            cache.put(&format!("token-{i}"), &verified(u64::MAX), 0);
+        }
+        assert!(
+            cache.entries.len() <= 100,
+            "{} entries",
+            cache.entries.len()
+        );
     }
 }

@@ -10,6 +10,8 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use tokio_util::sync::CancellationToken;
+
 use super::keys::MAX_JWKS_BYTES;
 use super::{parse_jwks, Key, Verifier};
 use crate::config::{JwksConfig, JwksSource};
@@ -29,8 +31,8 @@ pub(crate) struct JwksRefresher {
     picker: Mutex<Option<Arc<dyn EndpointPicker>>>,
     /// Serializes fetches (single flight) and remembers when the last one started.
     fetch_gate: tokio::sync::Mutex<Option<Instant>>,
-    /// Set when a reload replaces this refresher, to end its timer.
-    retired: tokio::sync::watch::Sender<bool>,
+    /// Cancelled when a reload replaces this refresher, to end its timer.
+    retired: CancellationToken,
 }
 
 impl JwksRefresher {
@@ -50,7 +52,7 @@ impl JwksRefresher {
             client,
             picker: Mutex::new(picker),
             fetch_gate: tokio::sync::Mutex::new(None),
-            retired: tokio::sync::watch::channel(false).0,
+            retired: CancellationToken::new(),
         }
     }
 
@@ -61,7 +63,7 @@ impl JwksRefresher {
 
     /// End the refresh timer (a reload replaced this refresher).
     pub(crate) fn retire(&self) {
-        self.retired.send_replace(true);
+        self.retired.cancel();
     }
 
     /// Fetch now. With `on_demand` (a token named an unknown `kid`), skip if a fetch started
@@ -127,8 +129,7 @@ impl JwksRefresher {
     }
 
     /// Fetch at start (retrying each second until it works), then every `refresh_interval`.
-    pub(crate) async fn run(self: Arc<Self>, mut stop: tokio::sync::watch::Receiver<bool>) {
-        let mut retired = self.retired.subscribe();
+    pub(crate) async fn run(self: Arc<Self>, stop: CancellationToken) {
         loop {
             let ok = self.refresh(false).await;
             let wait = if ok || self.verifier.has_jwks_keys() {
@@ -138,8 +139,8 @@ impl JwksRefresher {
             };
             tokio::select! {
                 () = tokio::time::sleep(wait) => {}
-                _ = stop.changed() => return,
-                _ = retired.changed() => return,
+                () = stop.cancelled() => return,
+                () = self.retired.cancelled() => return,
             }
         }
     }

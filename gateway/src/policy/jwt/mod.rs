@@ -157,7 +157,7 @@ impl Verifier {
         // Read before the keys: if they change meanwhile, the entry is of an old generation.
         let generation = self.key_generation.load(Ordering::Acquire);
         let verified = self.check(token)?;
-        self.cache.put(token, &verified, unix_now(), generation);
+        self.cache.put(token, &verified, generation);
         Ok(verified)
     }
 
@@ -465,7 +465,7 @@ mod tests {
 
         // The keys change between the check and the cache write.
         verifier.key_generation.fetch_add(1, Ordering::Release);
-        verifier.cache.put(&t, &verified, unix_now(), before);
+        verifier.cache.put(&t, &verified, before);
 
         assert!(verifier.cached(&t).is_none());
     }
