@@ -78,6 +78,11 @@ impl Endpoint {
         self.ejected_until_ms.load(Relaxed) > now
     }
 
+    /// The `now_ms()` at which its ejection ends (in the past when it is not ejected).
+    pub(crate) fn ejected_until(&self) -> u64 {
+        self.ejected_until_ms.load(Relaxed)
+    }
+
     /// Whether it may take traffic at `now`.
     pub(crate) fn routable(&self, now: u64) -> bool {
         self.active_healthy() && !self.ejected(now)

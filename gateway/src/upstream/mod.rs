@@ -236,12 +236,25 @@ impl Pool {
                     .is_some_and(|e| e.active_healthy() && !(respect_ejection && e.ejected(now)))
             })
         };
-        // Prefer fresh, non-ejected endpoints; then ignore ejections (never eject the whole
-        // pool); a retry may finally reuse an endpoint, e.g. after a stale keep-alive reset.
+        // When every candidate is ejected, ejections are ignored (the pool is never ejected
+        // whole), and the one whose ejection ends soonest goes first: it failed longest ago.
+        // (Asking the balancer again would not do: its rejected passes have advanced the
+        // round-robin counter, so it would keep landing on the same endpoint.)
+        let soonest_back = |avoid_tried: bool| {
+            endpoints
+                .values()
+                .filter(|e| e.active_healthy() && !(avoid_tried && tried.contains(&e.addr)))
+                .min_by_key(|e| (e.ejected_until(), e.addr))
+                .map(|e| e.addr)
+        };
+        let addr = |b: Backend| b.addr.as_inet().copied();
+        // Prefer fresh, non-ejected endpoints; a retry may finally reuse an endpoint, e.g.
+        // after a stale keep-alive reset.
         pick(true, true)
-            .or_else(|| pick(false, true))
-            .or_else(|| pick(false, false))
-            .and_then(|b| b.addr.as_inet().copied())
+            .and_then(addr)
+            .or_else(|| soonest_back(true))
+            .or_else(|| pick(true, false).and_then(addr))
+            .or_else(|| soonest_back(false))
     }
 
     /// Pingora's peer for `addr`, carrying the pool's timeouts.

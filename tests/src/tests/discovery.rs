@@ -83,7 +83,10 @@ async fn a_name_that_stops_resolving_keeps_its_endpoints_for_the_grace_period_on
 
     // Act: NXDOMAIN from now on.
     dns.remove(NAME);
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eventually!(
+        gw.log().contains("name stopped resolving"),
+        "the failed resolution was never noticed"
+    );
     let during_grace = client.get(gw.url("/g")).send().await.unwrap().status();
 
     // Assert: still served inside the grace period, 502 after it, and the drop is logged.
@@ -112,7 +115,22 @@ async fn a_new_endpoint_gets_no_traffic_before_its_first_passing_check() {
 
     // Act: b appears in DNS but fails its check for a while, then recovers.
     dns.set(NAME, &[ip(2), ip(3)]);
-    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    // b is discovered and has failed a check: the window the assertion is about.
+    let b = format!("{}:{port}", ip(3));
+    assert_eventually!(
+        gw.log()
+            .lines()
+            .any(|l| l.contains("endpoint fails its health check") && l.contains(&b)),
+        "b was never discovered and checked:\n{}",
+        gw.log()
+    );
+    assert!(
+        gw.metrics()
+            .await
+            .lines()
+            .any(|l| l.contains(&b) && l.ends_with(" 0")),
+        "b is listed as not routable"
+    );
     let before_healthy = ups[1].requests();
     ups[1].set_healthy(true);
     assert_eventually!(ups[1].requests() > 0, "b never got traffic after passing");

@@ -1,5 +1,3 @@
-use std::time::Duration;
-
 use super::{get, proxy_all};
 use crate::assert_eventually;
 use crate::gateway;
@@ -40,10 +38,11 @@ async fn killing_an_upstream_under_get_load_causes_no_client_errors() {
         report.failures.len(),
         report.failures.first()
     );
-    assert!(gw
-        .metrics()
-        .await
-        .contains("gateway_upstream_retries_total{pool=\"p\"}"));
+    let retries = super::metric_value(&gw, "gateway_upstream_retries_total{pool=\"p\"}").await;
+    assert!(
+        retries >= Some(1.0),
+        "requests that met the dead endpoint went to another one: {retries:?}"
+    );
 }
 
 #[tokio::test]
@@ -101,7 +100,12 @@ async fn no_healthy_endpoint_is_a_502_and_not_ready() {
         "health_check: { kind: http, path: /healthz, interval: 100ms }",
     )
     .await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The endpoint's first check has run (and failed) before the request.
+    assert_eventually!(
+        gw.log().contains("endpoint fails its health check"),
+        "the first health check never ran:\n{}",
+        gw.log()
+    );
     let client = reqwest::Client::new();
 
     // Act

@@ -90,13 +90,24 @@ async fn a_pool_whose_endpoints_are_all_ejected_still_serves() {
     for _ in 0..2 {
         get(&client, &gw.url("/e")).await;
     }
+    let ejections = metric_value(&gw, "gateway_upstream_ejections_total{pool=\"p\"}").await;
     a.set_failing(false);
-    let after = get(&client, &gw.url("/e")).await;
+    let mut answers = Vec::new();
+    for _ in 0..4 {
+        answers.push(get(&client, &gw.url("/e")).await);
+    }
 
-    // Assert: ejections are ignored rather than answering 502 with nothing to try.
+    // Assert: with every endpoint ejected, ejections are ignored rather than answering 502
+    // with nothing to try: each request reaches an upstream, and the healthy one answers.
+    assert_eq!(ejections, Some(2.0), "both endpoints were ejected");
+    for (status, upstream, body) in &answers {
+        assert!(upstream.is_some(), "not sent upstream: {status} {body}");
+    }
     assert!(
-        after.1.is_some(),
-        "request was not sent upstream: {after:?}"
+        answers
+            .iter()
+            .any(|(s, u, _)| *s == 200 && u.as_deref() == Some("a")),
+        "{answers:?}"
     );
 }
 

@@ -12,7 +12,10 @@ async fn sigterm_lets_in_flight_requests_finish_then_exits() {
     let mut gw = proxy_all(&[&up], "").await;
     gw.wait_ready().await;
     let slow = tokio::spawn(reqwest::get(gw.url("/slow/1500")));
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    crate::assert_eventually!(
+        up.requests() == 1,
+        "the slow request never reached the upstream"
+    );
 
     // Act
     let signalled = Instant::now();
