@@ -3,6 +3,13 @@
 //! serde gives us key paths (`routes[2].pool`) but no positions for values it accepted; the
 //! semantic checks in `validate` only know paths. This index maps a path to the position of
 //! the key (or sequence item) in the source text, built from yaml-rust2's marked events.
+//!
+//! Why a second YAML parser: serde_yaml (libyaml) deserializes, but it gives a position only
+//! for the one error that stops it, and none for values it accepted. The gateway reports
+//! every error of a file in one run, most of them found after deserialization, so it needs
+//! the position of every key; yaml-rust2 reads the same text once more for exactly that. The
+//! same reading also yields what serde_yaml reports without a usable position: the syntax
+//! error and duplicate keys.
 
 use std::collections::HashMap;
 
@@ -20,19 +27,49 @@ pub(crate) struct Position {
 #[derive(Debug, Default)]
 pub(crate) struct SpanIndex {
     positions: HashMap<String, Position>,
+    syntax_error: Option<SyntaxError>,
+    duplicates: Vec<Duplicate>,
+}
+
+/// Where the text stopped being YAML, and why.
+#[derive(Debug, Clone)]
+pub(crate) struct SyntaxError {
+    pub(crate) at: Position,
+    pub(crate) message: String,
+}
+
+/// A key set twice in one mapping.
+#[derive(Debug, Clone)]
+pub(crate) struct Duplicate {
+    pub(crate) path: String,
+    pub(crate) at: Position,
+    pub(crate) first: Position,
 }
 
 impl SpanIndex {
-    /// Index `text`. A document that does not parse yields an empty index; the syntax error
-    /// itself is reported by serde_yaml, which has the better message.
+    /// Index `text`. A syntax error truncates the index (positions found before it stay
+    /// useful) and is kept for [`Self::syntax_error`].
     pub(crate) fn build(text: &str) -> Self {
         let mut builder = Builder::default();
         let mut parser = Parser::new_from_str(text);
-        // A scan error only truncates the index; positions found so far stay useful.
-        let _ = parser.load(&mut builder, false);
+        let syntax_error = parser.load(&mut builder, false).err().map(|e| SyntaxError {
+            at: position(*e.marker()),
+            message: e.info().to_owned(),
+        });
         Self {
             positions: builder.positions,
+            syntax_error,
+            duplicates: builder.duplicates,
         }
+    }
+
+    pub(crate) fn syntax_error(&self) -> Option<&SyntaxError> {
+        self.syntax_error.as_ref()
+    }
+
+    /// Keys set twice in the same mapping, in document order.
+    pub(crate) fn duplicates(&self) -> &[Duplicate] {
+        &self.duplicates
     }
 
     /// The position of `path`, or of its closest indexed ancestor.
@@ -56,6 +93,8 @@ enum Frame {
         /// A sequence item that is a mapping is located at its first key: the parser's
         /// mapping-start marker points at the next token, which may be further right.
         locate_at_first_key: bool,
+        /// The keys seen so far, to find duplicates.
+        seen: HashMap<String, Position>,
     },
     Sequence {
         path: String,
@@ -67,16 +106,20 @@ enum Frame {
 struct Builder {
     stack: Vec<Frame>,
     positions: HashMap<String, Position>,
+    duplicates: Vec<Duplicate>,
+}
+
+/// yaml-rust2 markers count lines from 1 and columns from 0.
+fn position(mark: Marker) -> Position {
+    Position {
+        line: mark.line(),
+        column: mark.col() + 1,
+    }
 }
 
 impl Builder {
     fn record(&mut self, path: String, mark: Marker) {
-        // yaml-rust2 markers count lines from 1 and columns from 0.
-        let pos = Position {
-            line: mark.line(),
-            column: mark.col() + 1,
-        };
-        self.positions.entry(path).or_insert(pos);
+        self.positions.entry(path).or_insert(position(mark));
     }
 
     /// The path of the node that starts now, recording sequence items as they appear
@@ -120,10 +163,20 @@ impl MarkedEventReceiver for Builder {
                     path,
                     key: key @ None,
                     locate_at_first_key,
+                    seen,
                 }) = self.stack.last_mut()
                 {
                     let full = join(path, &value);
                     let item = std::mem::take(locate_at_first_key).then(|| path.clone());
+                    if let Some(first) = seen.get(&value) {
+                        self.duplicates.push(Duplicate {
+                            path: full.clone(),
+                            at: position(mark),
+                            first: *first,
+                        });
+                    } else {
+                        seen.insert(value.clone(), position(mark));
+                    }
                     *key = Some(value);
                     self.record(full, mark);
                     if let Some(item) = item {
@@ -143,6 +196,7 @@ impl MarkedEventReceiver for Builder {
                     path,
                     key: None,
                     locate_at_first_key: in_sequence,
+                    seen: HashMap::new(),
                 });
             }
             Event::SequenceStart(..) => {

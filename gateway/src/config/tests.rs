@@ -79,7 +79,23 @@ fn invalid_configs_report_file_line_column_key_and_value() {
         ),
         (
             "routes: [\n".to_owned(),
-            vec!["gw.yaml:2:1: did not find expected node content"],
+            vec!["gw.yaml:2:1: while parsing a node, did not find expected node content"],
+        ),
+        (
+            format!("{pool}    endpoints: [\"127.0.0.1:2\"]\n{ROUTES}  - match: {{ path_prefix: /a }}\n    pool: p\n    pool: p\n"),
+            vec![
+                "gw.yaml:4:5: pools.p.endpoints: duplicate key (first set at line 3)",
+                "gw.yaml:10:5: routes[1].pool: duplicate key (first set at line 9)",
+            ],
+        ),
+        (
+            format!("lisenters: {{ http: \"0.0.0.0:80\" }}\n{pool}routes:\n  - match: {{ path_prefix: /, methods: [GET] }}\n    pool: q\n    auht: required\n    retires: 2\n"),
+            vec![
+                "gw.yaml:1:1: lisenters: unknown field `lisenters`, expected one of `server`, `listeners`, `limits`, `trusted_proxies`, `dns`, `jwt`, `rate_limiting`, `pools`, `routes`",
+                "gw.yaml:8:5: routes[0].auht: unknown field `auht`, expected one of `name`, `match`, `pool`, `strip_prefix`, `respond`, `body_limit`, `auth`, `rate_limits`",
+                "gw.yaml:9:5: routes[0].retires: unknown field `retires`, expected one of `name`, `match`, `pool`, `strip_prefix`, `respond`, `body_limit`, `auth`, `rate_limits`",
+                "gw.yaml:7:5: routes[0].pool: unknown pool \"q\" (known: p)",
+            ],
         ),
         (String::new(), vec!["gw.yaml: routes: at least one route is required"]),
         (

@@ -5,17 +5,13 @@ mod limits;
 mod pools;
 mod routes;
 mod server;
+mod shapes;
 
 use std::path::Path;
 use std::time::Duration;
 
 use http::HeaderName;
-use serde::de::DeserializeOwned;
 
-use super::file::{
-    DnsFile, JwtFile, LimitsFile, ListenersFile, PoolFile, RateLimitingFile, RouteFile, ServerFile,
-    TopFile,
-};
 use super::spans::SpanIndex;
 use super::{AuthMode, Config, ConfigError, LimitScope, PoolConfig, RateLimiting, RouteConfig};
 use jwt::check_jwt;
@@ -23,6 +19,7 @@ use limits::check_rate_limiting;
 use pools::check_pool;
 use routes::check_routes;
 use server::{check_dns, check_limits, check_listeners, check_server, check_trusted};
+use shapes::Shapes;
 
 /// Collects errors and places each one in the file.
 struct Errors<'a> {
@@ -31,57 +28,26 @@ struct Errors<'a> {
 }
 
 impl Errors<'_> {
+    /// An error at the position of its key path.
     fn push(&mut self, path: impl Into<String>, message: impl Into<String>) {
         let path = path.into();
         let pos = self.spans.locate(&path);
+        self.push_at(path, pos, message);
+    }
+
+    /// An error at a position known otherwise than by its key path.
+    fn push_at(
+        &mut self,
+        path: impl Into<String>,
+        pos: Option<super::spans::Position>,
+        message: impl Into<String>,
+    ) {
         self.list.push(ConfigError {
             line: pos.map(|p| p.line),
             column: pos.map(|p| p.column),
-            path,
+            path: path.into(),
             message: message.into(),
         });
-    }
-
-    /// Deserialize one section on its own, recording its error (if any) under `prefix`.
-    fn section<T: DeserializeOwned>(
-        &mut self,
-        prefix: &str,
-        value: serde_yaml::Value,
-    ) -> Option<T> {
-        match serde_path_to_error::deserialize::<_, T>(value) {
-            Ok(v) => Some(v),
-            Err(e) => {
-                let inner = e.path().to_string();
-                let mut path = match inner.as_str() {
-                    "." | "" => prefix.to_owned(),
-                    rest if rest.starts_with('[') => format!("{prefix}{rest}"),
-                    rest => format!("{prefix}.{rest}"),
-                };
-                let message = e.into_inner().to_string();
-                // Point unknown keys at the key itself rather than at its parent.
-                if let Some(field) = unknown_field(&message) {
-                    if !path.ends_with(&format!(".{field}")) {
-                        path = format!("{path}.{field}");
-                    }
-                }
-                self.push(path, message);
-                None
-            }
-        }
-    }
-}
-
-impl Errors<'_> {
-    /// A section that may be left out: its default when absent, else deserialized.
-    fn section_or_default<T: DeserializeOwned + Default>(
-        &mut self,
-        prefix: &str,
-        value: Option<serde_yaml::Value>,
-    ) -> Option<T> {
-        match value {
-            None => Some(T::default()),
-            Some(v) => self.section::<T>(prefix, v),
-        }
     }
 
     /// Run a check that builds a value; the value counts only if the check recorded no
@@ -93,98 +59,9 @@ impl Errors<'_> {
     }
 }
 
-fn unknown_field(message: &str) -> Option<&str> {
-    let rest = message.strip_prefix("unknown field `")?;
-    rest.split('`').next()
-}
-
 fn require_positive(errs: &mut Errors<'_>, path: &str, value: Duration) {
     if value.is_zero() {
         errs.push(path, "must be greater than 0, got 0s");
-    }
-}
-
-/// What `gateway.yaml` holds, section by section, after the shape pass: each section (and
-/// each pool and route) deserialized on its own, so that one typo does not hide the next.
-/// A section that failed to deserialize is `None`, its error recorded.
-struct Shapes {
-    server: Option<ServerFile>,
-    listeners: Option<ListenersFile>,
-    limits: Option<LimitsFile>,
-    trusted_proxies: Option<Vec<String>>,
-    dns: Option<DnsFile>,
-    jwt: Option<JwtFile>,
-    rate_limiting: Option<RateLimitingFile>,
-    /// The pools that deserialized, by name.
-    pools: Vec<(String, PoolFile)>,
-    /// Every declared pool name, valid or not: routes are checked against all of them, so
-    /// that one broken pool does not also make each route using it an "unknown pool".
-    /// Indices match the validated pools whenever validation succeeds, since any failed
-    /// pool fails the whole file.
-    pool_names: Vec<String>,
-    /// The routes that deserialized, with their position in the file.
-    routes: Vec<(usize, RouteFile)>,
-}
-
-impl Shapes {
-    /// Pass 1: deserialize every section, defaulting the absent ones.
-    fn read(errs: &mut Errors<'_>, top: TopFile) -> Self {
-        let mut pools = Vec::new();
-        let mut pool_names = Vec::new();
-        for (key, value) in top.pools.unwrap_or_default() {
-            let Some(name) = key.as_str().map(str::to_owned) else {
-                errs.push("pools", format!("pool names must be strings, got {key:?}"));
-                continue;
-            };
-            pool_names.push(name.clone());
-            if let Some(pool) = errs.section::<PoolFile>(&format!("pools.{name}"), value) {
-                pools.push((name, pool));
-            }
-        }
-        let mut routes = Vec::new();
-        for (i, value) in top.routes.unwrap_or_default().into_iter().enumerate() {
-            if let Some(route) = errs.section::<RouteFile>(&format!("routes[{i}]"), value) {
-                routes.push((i, route));
-            }
-        }
-        Self {
-            server: errs.section_or_default("server", top.server),
-            listeners: errs.section_or_default("listeners", top.listeners),
-            limits: errs.section_or_default("limits", top.limits),
-            trusted_proxies: errs.section_or_default("trusted_proxies", top.trusted_proxies),
-            dns: errs.section_or_default("dns", top.dns),
-            jwt: top.jwt.and_then(|v| errs.section::<JwtFile>("jwt", v)),
-            rate_limiting: errs.section_or_default("rate_limiting", top.rate_limiting),
-            pools,
-            pool_names,
-            routes,
-        }
-    }
-}
-
-/// The YAML document's top level; a syntax error is the only error reported then.
-fn parse_top(text: &str) -> Result<TopFile, Vec<ConfigError>> {
-    match serde_yaml::from_str::<Option<TopFile>>(text) {
-        Ok(top) => Ok(top.unwrap_or_default()),
-        Err(e) => {
-            let (line, column) = e
-                .location()
-                .map_or((None, None), |l| (Some(l.line()), Some(l.column())));
-            let message = e.to_string();
-            // serde_yaml appends " at line L column C"; the prefix already says where.
-            let message = message
-                .split(" at line ")
-                .next()
-                .unwrap_or(&message)
-                .to_owned();
-            let path = unknown_field(&message).unwrap_or_default().to_owned();
-            Err(vec![ConfigError {
-                path,
-                message,
-                line,
-                column,
-            }])
-        }
     }
 }
 
@@ -197,7 +74,9 @@ pub(super) fn validate(
         spans,
         list: Vec::new(),
     };
-    let shapes = Shapes::read(&mut errs, parse_top(text)?);
+    let Some(shapes) = Shapes::read(&mut errs, text) else {
+        return Err(errs.list);
+    };
 
     // Pass 2, values: each section on its own (durations positive, bounds, addresses, key
     // material), and every route against the declared pools.
