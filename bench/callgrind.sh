@@ -8,7 +8,7 @@
 # up with instrumentation off, then instrumentation goes on for SECONDS (default 20) of
 # `wrk -t1 -c16` and the total is divided by the requests wrk completed. Prints one line:
 #   <instructions per request> <requests> <binary>
-# Needs valgrind, nginx and wrk (scripts/install-deps.sh installs them).
+# Needs valgrind, nginx and wrk (scripts/install-deps.sh test installs them).
 set -euo pipefail
 
 gateway="${1:-target/release/gateway}"

@@ -6,7 +6,7 @@
 #   scripts/compose-local.sh down -v
 set -euo pipefail
 cd "$(dirname "$0")/.."
-command -v debootstrap >/dev/null || scripts/install-deps.sh
+scripts/install-deps.sh image
 mapfile -t images < <(tests/compose/local-images.sh)
 export LOCAL_DEBIAN_IMAGE="${images[0]}" LOCAL_RUST_IMAGE="${images[1]}" LOCAL_POSTGRES_IMAGE="${images[2]}"
 if docker compose version >/dev/null 2>&1; then compose=(docker compose); else compose=(docker-compose); fi

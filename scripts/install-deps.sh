@@ -1,23 +1,46 @@
 #!/usr/bin/env bash
-# Installs what building and testing need on a fresh Debian machine; a no-op when present.
-#   cmake      Pingora builds zlib-ng through it
-#   promtool   (package prometheus) checks the gateway's /metrics output in the tests
-#   redis-server  the tests start their own (rate limits, the backend's cache and queue)
-#   postgresql    server binaries (initdb, postgres) for the backend tests' own PostgreSQL
+# Installs what a task needs on a fresh Debian machine; a no-op for what is present.
+#   scripts/install-deps.sh          build and run the stack (scripts/stack.sh, scripts/demo.sh)
+#   scripts/install-deps.sh image    ... and build local base images (scripts/compose-local.sh)
+#   scripts/install-deps.sh test     ... and everything CI runs (scripts/test.sh, bench/)
+#
+# build and run:
+#   the toolchain pinned in rust-toolchain.toml, with rustfmt and clippy
+#   cmake, cc     Pingora builds zlib-ng through cmake; ring and zstd need a C compiler
+#   redis-server  the stack and the tests start their own (limits, the backend's cache and queue)
+#   postgresql    server binaries (initdb, postgres) for the stack's and the tests' own PostgreSQL
+# image:
+#   debootstrap   builds the base images from Debian packages (the engine has no registry)
+# test, in addition:
+#   promtool      (package prometheus) checks the gateway's /metrics output
 #   nginx-light haproxy wrk   the benchmark (bench/) compares the gateway with them
-#   debootstrap   the compose test builds its base image from Debian packages (no registry)
+#   cargo-machete, cargo-deny  unused dependencies; licenses, bans and sources (deny.toml)
 set -euo pipefail
+cd "$(dirname "$0")/.."
+
+want="${1:-run}"
+case "$want" in
+  run | image | test) ;;
+  *)
+    echo "usage: $0 [run|image|test]" >&2
+    exit 2
+    ;;
+esac
 
 missing=()
 command -v cmake >/dev/null || missing+=(cmake)
-command -v promtool >/dev/null || missing+=(prometheus)
+command -v cc >/dev/null || missing+=(build-essential)
 command -v redis-server >/dev/null || missing+=(redis-server)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
-command -v cc >/dev/null || missing+=(build-essential)
-command -v nginx >/dev/null || missing+=(nginx-light)
-command -v haproxy >/dev/null || missing+=(haproxy)
-command -v wrk >/dev/null || missing+=(wrk)
-command -v debootstrap >/dev/null || missing+=(debootstrap)
+if [ "$want" != run ]; then
+  command -v debootstrap >/dev/null || missing+=(debootstrap)
+fi
+if [ "$want" = test ]; then
+  command -v promtool >/dev/null || missing+=(prometheus)
+  command -v nginx >/dev/null || missing+=(nginx-light)
+  command -v haproxy >/dev/null || missing+=(haproxy)
+  command -v wrk >/dev/null || missing+=(wrk)
+fi
 
 if ((${#missing[@]})); then
   sudo=""
@@ -27,9 +50,28 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# The pinned toolchain. rustup fetches it where it can; on a machine whose rustup cannot reach
+# its server but whose installed toolchain is that very release, the installed one is linked
+# under the pinned name (rustup refuses `toolchain link` for official-looking names).
+pinned=$(sed -n 's/^channel *= *"\(.*\)"/\1/p' rust-toolchain.toml)
+if ! rustup toolchain list | grep -q "^$pinned-"; then
+  if ! rustup toolchain install "$pinned" --profile minimal -c rustfmt -c clippy >/dev/null 2>&1; then
+    home="${RUSTUP_HOME:-$HOME/.rustup}"
+    stable_dir=$(ls -d "$home"/toolchains/stable-* 2>/dev/null | head -n1)
+    if [ -n "$stable_dir" ] && "$stable_dir/bin/rustc" --version | grep -q "^rustc $pinned "; then
+      ln -s "$stable_dir" "$home/toolchains/$pinned-${stable_dir##*/stable-}"
+      echo "toolchain $pinned: linked to the installed stable"
+    else
+      echo "toolchain $pinned (rust-toolchain.toml) is neither installed nor installable" >&2
+      exit 1
+    fi
+  fi
+fi
 # rustfmt and clippy ship with the machine's toolchain; add them if this one lacks them.
 cargo fmt --version >/dev/null 2>&1 || rustup component add rustfmt
 cargo clippy --version >/dev/null 2>&1 || rustup component add clippy
 
-# cargo-machete finds dependencies a crate declares but never uses (CI fails on one).
-command -v cargo-machete >/dev/null || cargo install --locked cargo-machete
+if [ "$want" = test ]; then
+  command -v cargo-machete >/dev/null || cargo install --locked cargo-machete
+  command -v cargo-deny >/dev/null || cargo install --locked cargo-deny
+fi

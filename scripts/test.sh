@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-scripts/install-deps.sh
+scripts/install-deps.sh test
 
 target_dir="${CARGO_TARGET_DIR:-$PWD/target}"
 
@@ -14,6 +14,15 @@ echo "== cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 echo "== cargo machete (no unused dependencies)"
 cargo machete
+echo "== cargo deny (licenses, bans, duplicate versions as warnings, sources: deny.toml)"
+cargo deny --log-level error check bans licenses sources
+cargo deny check bans 2>&1 | grep -o "duplicate entries for crate '[^']*'" | sed 's/^/warning: /' || true
+# The advisory database lives on GitHub; CI machines without a route there say so plainly.
+if cargo deny fetch db >/dev/null 2>&1; then
+  cargo deny check advisories
+else
+  echo "advisories: not checked, the RustSec database (github.com/RustSec/advisory-db) cannot be fetched here"
+fi
 echo "== build binaries"
 cargo build --workspace --bins
 echo "== gateway check"

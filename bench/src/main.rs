@@ -1,7 +1,7 @@
 //! Load benchmarks: the gateway side by side with nginx and HAProxy, in one run, on one
 //! machine, with interleaved repetitions (A B C A B C ...), reporting medians.
 //!
-//! How to run (installs nothing; `scripts/install-deps.sh` brings nginx-light, haproxy, wrk):
+//! How to run (installs nothing; `scripts/install-deps.sh test` brings nginx-light, haproxy, wrk):
 //! ```text
 //! cargo build --release -p gateway && cargo run --release -p bench -- proxy
 //! cargo run --release -p bench -- e2e           # the stack end to end (builds gateway and backend)
