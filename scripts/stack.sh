@@ -6,4 +6,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
-exec cargo run --release --bin stack -- "$@"
+# The whole workspace: the selection every entry point builds, so the next one costs seconds.
+cargo build --release --workspace --bins
+exec "${CARGO_TARGET_DIR:-$PWD/target}/release/stack" "$@"

@@ -3,7 +3,7 @@
 //! How to run (PostgreSQL and Redis running, a PKCS#8 Ed25519 or P-256 key in key.pem):
 //! ```text
 //! DATABASE_URL=postgres://localhost/todo REDIS_URL=redis://127.0.0.1 \
-//!   JWT_PRIVATE_KEY_FILE=key.pem cargo run -p backend
+//!   JWT_PRIVATE_KEY_FILE=key.pem cargo run --bin backend
 //! curl -s -XPOST localhost:8080/auth/register -H 'content-type: application/json' \
 //!   -d '{"username":"alice","password":"correct horse"}'
 //! ```

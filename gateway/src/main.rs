@@ -2,8 +2,8 @@
 //!
 //! How to run:
 //! ```text
-//! cargo run --release -p gateway -- --config gateway.yaml
-//! cargo run --release -p gateway -- check gateway.yaml
+//! cargo run --release --bin gateway -- --config gateway.yaml
+//! cargo run --release --bin gateway -- check gateway.yaml
 //! curl -i http://127.0.0.1:80/todos
 //! curl -s http://127.0.0.1:9091/metrics
 //! ```
