@@ -14,7 +14,6 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
 use tests::stack::{Stack, StackOptions};
 
 use crate::measure::{cpu_seconds, memory_mb, process_tree, wrk_with};
@@ -52,36 +51,12 @@ struct Target {
 }
 
 async fn seed(stack: &Stack) -> anyhow::Result<String> {
-    let client = reqwest::Client::new();
-    let creds = json!({"username": "bench", "password": "correct horse battery"});
-    client
-        .post(stack.url("/auth/register"))
-        .json(&creds)
-        .send()
-        .await?
-        .error_for_status()?;
-    let login: Value = client
-        .post(stack.url("/auth/login"))
-        .json(&creds)
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
-    let token = login["access_token"]
-        .as_str()
-        .ok_or_else(|| anyhow::anyhow!("no access_token in {login}"))?
-        .to_owned();
+    let api = stack.api();
+    let user = api.user("bench").await?;
     for i in 0..20 {
-        client
-            .post(stack.url("/todos"))
-            .bearer_auth(&token)
-            .json(&json!({"title": format!("seed {i}")}))
-            .send()
-            .await?
-            .error_for_status()?;
+        api.accepted_todo(&user, &format!("seed {i}")).await?;
     }
-    Ok(token)
+    Ok(user.token)
 }
 
 /// `(enqueued, processed)`: `jobs_total` summed over every replica's `/metrics`.

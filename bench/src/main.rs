@@ -3,9 +3,9 @@
 //!
 //! How to run (installs nothing; `scripts/install-deps.sh test` brings nginx-light, haproxy, wrk):
 //! ```text
-//! cargo build --release -p gateway && cargo run --release -p bench -- proxy
-//! cargo run --release -p bench -- e2e           # the stack end to end (builds gateway and backend)
-//! cargo run -p bench -- proxy --smoke --out /tmp/bench-smoke    # seconds, numbers not kept
+//! cargo build --release --workspace --bins && cargo run --release --bin bench -- proxy
+//! cargo run --release --bin bench -- e2e           # the stack end to end (builds gateway and backend)
+//! cargo run --bin bench -- proxy --smoke --out /tmp/bench-smoke    # seconds, numbers not kept
 //! ```
 //! Results go to `bench/results.json` and `bench/RESULTS.md` (or `--out DIR`); each command
 //! replaces its own rows and keeps the other's.

@@ -64,7 +64,7 @@ fn bench_token(dir: &std::path::Path) -> anyhow::Result<(PathBuf, String)> {
 pub(crate) fn run(opts: &Options) -> anyhow::Result<()> {
     anyhow::ensure!(
         systems::gateway_bin().exists(),
-        "no gateway binary next to this one: run `cargo build {}-p gateway` first",
+        "no gateway binary next to this one: run `cargo build {}--bin gateway` first",
         if cfg!(debug_assertions) {
             ""
         } else {

@@ -220,7 +220,7 @@ pub(crate) fn write(
         if s.is_null() {
             format!("`{k}`: not run")
         } else {
-            format!("`cargo run --release -p bench -- {k}` with {s}")
+            format!("`cargo run --release --bin bench -- {k}` with {s}")
         }
     };
     let mut md = format!(

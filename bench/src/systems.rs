@@ -3,9 +3,13 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
-use tests::gateway::free_port;
+use tests::config::{
+    Auth, GatewayConfig, Jwt, Listeners, Pool, RateLimit, Route, Server, StaticKey,
+};
+use tests::free_port;
+use tests::process::Process;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum System {
@@ -30,24 +34,13 @@ pub(crate) struct Policy {
     pub(crate) jwk_file: PathBuf,
 }
 
+/// A proxy under test. Its process group (nginx's workers, HAProxy's threads) is killed
+/// when this drops.
 pub(crate) struct Running {
     pub(crate) addr: SocketAddr,
     pub(crate) pid: u32,
-    child: Child,
+    _process: Process,
     _dir: tempfile::TempDir,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        // nginx workers and HAProxy threads go with their parent; the gateway is one process.
-        // The `--` matters: procps-ng 4.0.2's `kill -KILL -PGID` parses the group as `-1`
-        // and signals every process on the machine.
-        let _ = Command::new("kill")
-            .args(["-s", "KILL", "--", &format!("-{}", self.pid)])
-            .status();
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 pub(crate) fn gateway_bin() -> PathBuf {
@@ -71,32 +64,32 @@ pub(crate) fn start(
         System::Nginx => nginx_script(d, addr, threads, upstreams)?,
         System::Haproxy => haproxy_script(d, addr, threads, upstreams)?,
     };
-    // A raised descriptor limit for the idle-connection scenario; `setsid` puts the proxy in
-    // its own process group so that dropping it stops every process it started.
-    let child = Command::new("setsid")
-        .args([
-            "sh",
+    // A raised descriptor limit for the idle-connection scenario, in a process group of its
+    // own so that dropping it stops every process it started.
+    let log = d.join("output.log");
+    let process = Process::spawn_group(
+        system.name(),
+        Command::new("sh").args([
             "-c",
             &format!("ulimit -n 70000 2>/dev/null || ulimit -n 20000; exec {script}"),
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::from(std::fs::File::create(d.join("stderr.log"))?))
-        .spawn()?;
-    let pid = child.id();
+        ]),
+        Some(&log),
+    )?;
+    let pid = process.pid();
     let deadline = Instant::now() + Duration::from_secs(15);
     while std::net::TcpStream::connect(addr).is_err() {
         anyhow::ensure!(
             Instant::now() < deadline,
             "{} did not start: {}",
             system.name(),
-            std::fs::read_to_string(d.join("stderr.log")).unwrap_or_default()
+            process.log()
         );
         std::thread::sleep(Duration::from_millis(50));
     }
     Ok(Running {
         addr,
         pid,
-        child,
+        _process: process,
         _dir: dir,
     })
 }
@@ -108,35 +101,31 @@ fn gateway_script(
     upstreams: &[SocketAddr],
     policy: Option<&Policy>,
 ) -> anyhow::Result<String> {
-    let endpoints: Vec<String> = upstreams.iter().map(|u| format!("\"{u}\"")).collect();
-    let admin = free_port();
-    let mut yaml = format!(
-        "server: {{ threads: {threads} }}\nlisteners: {{ http: \"{addr}\", admin: \"127.0.0.1:{admin}\" }}\n\
-         pools:\n  p: {{ endpoints: [{}] }}\n",
-        endpoints.join(", ")
-    );
+    let admin = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let mut config = GatewayConfig::new()
+        .server(Server::new().threads(threads))
+        .listeners(Listeners::new(addr, admin))
+        .pool("p", Pool::endpoints(upstreams));
+    let route = Route::prefix("/").pool("p");
     let (route, log) = match policy {
-        None => (
-            "- { match: { path_prefix: / }, pool: p }\n".to_owned(),
-            "warn",
-        ),
+        None => (route, "warn"),
         Some(p) => {
-            yaml.push_str(&format!(
-                "jwt:\n  issuers: [bench]\n  audiences: [bench]\n  forward_claims: {{ sub: X-User-Id }}\n  \
-                 keys: [{{ alg: EdDSA, kid: bench, jwk_file: \"{}\" }}]\n",
-                p.jwk_file.display()
-            ));
+            config = config.jwt(
+                Jwt::new(&["bench"], &["bench"])
+                    .forward_claim("sub", "X-User-Id")
+                    .key(StaticKey::jwk_file("EdDSA", &p.jwk_file).kid("bench")),
+            );
             (
-                "- { match: { path_prefix: / }, pool: p, auth: required, body_limit: 1MiB, \
-                 rate_limits: [{ key: subject, rate: 1000000, per: 1s, burst: 1000000 }] }\n"
-                    .to_owned(),
+                route
+                    .auth(Auth::Required)
+                    .body_limit("1MiB")
+                    .rate_limit(RateLimit::subject(1_000_000, "1s").burst(1_000_000)),
                 // The access log is part of the policy chain's cost.
                 "info",
             )
         }
     };
-    yaml.push_str("routes:\n");
-    yaml.push_str(&route);
+    let yaml = config.route(route).to_yaml();
     let config = d.join("gateway.yaml");
     std::fs::write(&config, yaml)?;
     Ok(format!(

@@ -1,12 +1,16 @@
 //! The real gateway binary, started as a child process on reserved loopback ports.
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use crate::patience;
+use nix::sys::signal::Signal;
+
+use crate::config::{GatewayConfig, Listeners, Server};
+use crate::process::Process;
+use crate::{free_port, patience};
 
 /// Path of the gateway binary: `$GATEWAY_BIN`, else the one beside this test executable,
 /// built once per test process when missing.
@@ -26,84 +30,87 @@ pub fn gateway_bin() -> PathBuf {
         if !bin.exists() {
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
             let status = Command::new(cargo)
-                .args(["build", "-p", "gateway", "--bin", "gateway"])
+                .args(["build", "--bin", "gateway"])
                 .status()
                 .expect("run cargo build");
-            assert!(status.success(), "cargo build -p gateway failed");
+            assert!(status.success(), "cargo build --bin gateway failed");
         }
         bin
     })
     .clone()
 }
 
-/// A free TCP port on 127.0.0.1. The port is free when this returns; the gateway binds it
-/// a moment later (Pingora binds from address strings, so it cannot take a bound socket).
-pub fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind port 0");
-    listener.local_addr().expect("local addr").port()
-}
-
 /// A running gateway. Killed (SIGKILL) on drop if still running.
 pub struct TestGateway {
     pub http: SocketAddr,
     pub admin: SocketAddr,
-    /// The `server:` section body, kept so rewrites change only the rest.
-    server: String,
+    /// The `server:` section started with, kept for rewrites that do not set their own.
+    server: Server,
     pub config_path: PathBuf,
     pub log_path: PathBuf,
-    child: Child,
+    process: Process,
     _dir: tempfile::TempDir,
 }
 
-/// Start the gateway with `body` (pools, routes, ...) plus generated `server:` and
-/// `listeners:` sections, and wait until its admin listener answers.
-pub async fn start(body: &str) -> TestGateway {
-    start_with(body, "threads: 2\n  shutdown_grace: 5s").await
-}
-
-/// Like [`start`], with a custom `server:` section body.
-pub async fn start_with(body: &str, server: &str) -> TestGateway {
+/// Start the gateway with `config` on reserved loopback listeners and, unless `config` sets
+/// one, the harness' `server:` section; wait until its listeners answer.
+pub async fn start(config: &GatewayConfig) -> TestGateway {
     let dir = tempfile::tempdir().expect("tempdir");
     let http: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
     let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
-    let yaml = format!("server:\n  {server}\nlisteners:\n  http: {http}\n  admin: {admin}\n{body}");
+    let server = config.server.clone().unwrap_or_else(harness_server);
     let config_path = dir.path().join("gateway.yaml");
-    std::fs::write(&config_path, yaml).expect("write config");
+    std::fs::write(&config_path, render(config, &server, http, admin)).expect("write config");
     let log_path = dir.path().join("gateway.log");
-    let log = std::fs::File::create(&log_path).expect("log file");
-    let child = Command::new(gateway_bin())
-        .arg("--config")
-        .arg(&config_path)
-        .env(
-            "RUST_LOG",
-            std::env::var("GATEWAY_LOG").unwrap_or_else(|_| "info".into()),
-        )
-        .stdout(Stdio::from(log.try_clone().expect("dup log")))
-        .stderr(Stdio::from(log))
-        .spawn()
-        .expect("spawn gateway");
+    let process = Process::spawn(
+        "gateway",
+        Command::new(gateway_bin())
+            .arg("--config")
+            .arg(&config_path)
+            .env(
+                "RUST_LOG",
+                std::env::var("GATEWAY_LOG").unwrap_or_else(|_| "info".into()),
+            ),
+        Some(&log_path),
+    )
+    .expect("spawn gateway");
     let mut gw = TestGateway {
         http,
         admin,
-        server: server.to_owned(),
+        server,
         config_path,
         log_path,
-        child,
+        process,
         _dir: dir,
     };
     gw.wait_until_listening().await;
     gw
 }
 
-fn compose(server: &str, http: SocketAddr, admin: SocketAddr, body: &str) -> String {
-    format!("server:\n  {server}\nlisteners:\n  http: {http}\n  admin: {admin}\n{body}")
+/// The harness' `server:`: two workers, and a shutdown grace short enough to test.
+fn harness_server() -> Server {
+    Server::new().threads(2).shutdown_grace("5s")
+}
+
+/// The file text of `config` listening on `http` and `admin`, with `server` unless `config`
+/// sets its own.
+fn render(config: &GatewayConfig, server: &Server, http: SocketAddr, admin: SocketAddr) -> String {
+    assert!(
+        config.listeners.is_none(),
+        "the harness sets the listeners to the ports it reserved"
+    );
+    let mut full = config.clone();
+    full.server.get_or_insert_with(|| server.clone());
+    full.listeners = Some(Listeners::new(http, admin));
+    full.to_yaml()
 }
 
 impl TestGateway {
-    /// Replace the config file's body (everything but `server:` and `listeners:`), the way
-    /// an operator edits it: write a temp file and rename it over the old one.
-    pub fn rewrite_config(&self, body: &str) {
-        self.rewrite_raw(&compose(&self.server, self.http, self.admin, body));
+    /// Replace the config file with `config`, on the same listeners (and the `server:` it
+    /// started with, unless `config` sets one), the way an operator edits it: write a temp
+    /// file and rename it over the old one.
+    pub fn rewrite_config(&self, config: &GatewayConfig) {
+        self.rewrite_raw(&render(config, &self.server, self.http, self.admin));
     }
 
     /// Replace the whole config file with `text`.
@@ -115,11 +122,9 @@ impl TestGateway {
 
     /// Send SIGHUP: reload the config now.
     pub fn hangup(&self) {
-        let status = Command::new("kill")
-            .args(["-HUP", &self.child.id().to_string()])
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill -HUP failed");
+        self.process
+            .signal(Signal::SIGHUP)
+            .expect("SIGHUP to the running gateway");
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -131,7 +136,7 @@ impl TestGateway {
     }
 
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.process.pid()
     }
 
     /// Everything the gateway logged so far.
@@ -142,7 +147,7 @@ impl TestGateway {
     async fn wait_until_listening(&mut self) {
         let deadline = Instant::now() + patience();
         loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
+            if let Some(status) = self.process.exited() {
                 panic!("gateway exited early with {status}:\n{}", self.log());
             }
             let admin_up = tokio::net::TcpStream::connect(self.admin).await.is_ok();
@@ -184,33 +189,22 @@ impl TestGateway {
             .expect("metrics body")
     }
 
-    /// Send SIGTERM, as Docker does on `stop`. (The workspace forbids `unsafe`, so this
-    /// uses the `kill` command rather than `libc::kill`.)
+    /// Send SIGTERM, as Docker does on `stop`.
     pub fn terminate(&self) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill -TERM failed");
+        self.process
+            .signal(Signal::SIGTERM)
+            .expect("SIGTERM to the running gateway");
     }
 
     /// Wait for the process to exit, up to `limit`.
     pub async fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + limit;
-        while Instant::now() < deadline {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                return Some(status);
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        None
+        self.process.wait_exit(limit).await
     }
 }
 
 impl Drop for TestGateway {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.process.kill();
         if std::env::var_os("TEST_LOG").is_some() {
             eprintln!("--- gateway log ---\n{}", self.log());
         }

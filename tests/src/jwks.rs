@@ -19,6 +19,8 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+use crate::config::{Jwks, Jwt};
+
 /// An Ed25519 key pair with a key id.
 pub struct SigningKey {
     pub kid: String,
@@ -73,11 +75,14 @@ pub fn claims(sub: &str) -> serde_json::Value {
 }
 
 /// The `jwt:` section matching [`claims`], fetching keys from `jwks_url`.
-pub fn jwt_section(jwks_url: &str) -> String {
-    format!(
-        "jwt:\n  issuers: [test-issuer]\n  audiences: [test-api]\n  forward_claims: {{ sub: X-User-Id }}\n\
-         \x20 jwks: {{ url: \"{jwks_url}\", refresh_interval: 1h, min_refresh_interval: 200ms }}\n"
-    )
+pub fn jwt_section(jwks_url: &str) -> Jwt {
+    Jwt::new(&["test-issuer"], &["test-api"])
+        .forward_claim("sub", "X-User-Id")
+        .jwks(
+            Jwks::url(jwks_url)
+                .refresh_interval("1h")
+                .min_refresh_interval("200ms"),
+        )
 }
 
 /// A JWKS endpoint serving whatever key set the test put there.

@@ -2,27 +2,34 @@
 //! all on loopback sockets, each started on free ports and stopped when dropped.
 //!
 //! # Layout
+//! - [`api`]: the one client of the todo API (backend tests, harness, compose test, bench).
+//! - [`config`]: typed `gateway.yaml` (serde structs and builders, serialized to YAML) that
+//!   tests configure the gateway with.
 //! - [`gateway`]: start the gateway binary with a generated config; signals, logs, metrics.
 //! - [`upstream`]: hyper upstreams that report their identity and count connections.
 //! - [`dns`]: an authoritative DNS server whose answers tests edit while traffic flows.
 //! - [`jwks`]: run-time signing keys, minted tokens and a JWKS server.
 //! - [`redis`]: a real redis-server on a free port.
+//! - [`process`]: child processes: logged, signalled, terminated with grace, killed on drop.
 //! - [`postgres`]: a real PostgreSQL server (initdb into a temp dir) on a free port.
 //! - [`stack`]: the whole stack on loopback (PostgreSQL, Redis, backends, gateway); the
 //!   `stack` binary runs it.
 //! - [`layers`]: the crates' module import graphs, checked against ARCHITECTURE.md.
 //! - [`load`]: a bounded closed-loop load generator that records every failure.
 //! - [`raw`]: raw HTTP/1.1 requests, for what client libraries will not send as written.
-//! - `tests`: the end-to-end tests themselves (`cargo test -p tests`).
+//! - `tests`: the end-to-end tests themselves (`cargo test --workspace`).
 //!
 //! Logs of each gateway are kept in its temp dir and printed on drop when `TEST_LOG=1`.
 
+pub mod api;
+pub mod config;
 pub mod dns;
 pub mod gateway;
 pub mod jwks;
 pub mod layers;
 pub mod load;
 pub mod postgres;
+pub mod process;
 pub mod raw;
 pub mod redis;
 pub mod stack;
@@ -41,6 +48,14 @@ pub fn patience() -> Duration {
         .map_or(Duration::from_secs(10), Duration::from_millis)
 }
 
+/// A free TCP port on 127.0.0.1. The port is free when this returns; the server under test
+/// binds it a moment later (Pingora and redis-server bind from address strings, so they cannot
+/// take a bound socket).
+pub fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind port 0");
+    listener.local_addr().expect("local addr").port()
+}
+
 /// Block until something accepts TCP connections on `127.0.0.1:port`, for at most 30 s.
 pub fn wait_for_port(port: u16, what: &str) {
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
@@ -53,20 +68,33 @@ pub fn wait_for_port(port: u16, what: &str) {
     }
 }
 
-/// Retry an async condition until it holds or [`patience`] runs out, then panic with the
-/// message. Use instead of bare sleeps.
+/// Poll `check` every 50 ms until it holds or `limit` has passed; whether it held. The one
+/// waiting primitive of the workspace's tests: use it (or [`assert_eventually!`]) instead of
+/// a sleep that hopes the system got there.
+pub async fn poll_until(limit: Duration, mut check: impl AsyncFnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if check().await {
+            return true;
+        }
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Assert that an async condition comes to hold within [`patience`] (or `within = limit`),
+/// polling it with [`poll_until`]; the message is formatted only on failure, so it may read
+/// logs written meanwhile.
 #[macro_export]
 macro_rules! assert_eventually {
-    ($cond:expr, $($msg:tt)+) => {{
-        let deadline = ::std::time::Instant::now() + $crate::patience();
-        loop {
-            if $cond {
-                break;
-            }
-            if ::std::time::Instant::now() >= deadline {
-                panic!($($msg)+);
-            }
-            ::tokio::time::sleep(::std::time::Duration::from_millis(50)).await;
+    (within = $limit:expr, $cond:expr, $($msg:tt)+) => {{
+        if !$crate::poll_until($limit, async || $cond).await {
+            panic!($($msg)+);
         }
     }};
+    ($cond:expr, $($msg:tt)+) => {
+        $crate::assert_eventually!(within = $crate::patience(), $cond, $($msg)+)
+    };
 }

@@ -2,10 +2,11 @@
 //! dir on a free loopback port, stopped and removed on drop.
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::gateway::free_port;
+use crate::free_port;
+use crate::process::Process;
 
 fn is_root() -> bool {
     Command::new("id")
@@ -50,7 +51,7 @@ pub struct Postgres {
     pub port: u16,
     /// Data dir, socket dir and pid file; removed on drop.
     dir: PathBuf,
-    child: Option<Child>,
+    process: Option<Process>,
 }
 
 impl Postgres {
@@ -83,7 +84,7 @@ impl Postgres {
         let mut pg = Self {
             port,
             dir,
-            child: None,
+            process: None,
         };
         pg.run(watchdog);
         pg
@@ -99,7 +100,7 @@ impl Postgres {
             self.port,
             self.dir.display()
         );
-        let child = if watchdog {
+        let process = if watchdog {
             // The watchdog runs as the test's user so that it may watch the test process;
             // it stops the server through its pid file once the test process is gone.
             let launch = if is_root() {
@@ -114,18 +115,15 @@ impl Postgres {
                 pid = data.join("postmaster.pid").display(),
                 dir = self.dir.display()
             );
-            Command::new("sh")
-                .args(["-c", &script])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("spawn the PostgreSQL watchdog")
+            Process::spawn(
+                "PostgreSQL watchdog",
+                Command::new("sh").args(["-c", &script]),
+                None,
+            )
         } else {
-            as_pg_user(&format!("exec {server}"))
-                .spawn()
-                .expect("spawn postgres")
+            Process::spawn("postgres", &mut as_pg_user(&format!("exec {server}")), None)
         };
-        self.child = Some(child);
+        self.process = Some(process.expect("start PostgreSQL"));
         // Not just the port: it opens before the server takes sessions ("the database
         // system is starting up"); pg_isready asks the server itself.
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -145,16 +143,20 @@ impl Postgres {
 
     /// Kill the server, as a crash would; [`Postgres::restart`] brings it back.
     pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
+        if let Some(process) = self.process.take() {
+            // The postmaster is a child of `runuser` or of the watchdog shell: its pid file
+            // names it.
             let pid_file = self.dir.join("data").join("postmaster.pid");
             if let Some(pid) = std::fs::read_to_string(&pid_file)
                 .ok()
-                .and_then(|t| t.lines().next().map(str::to_owned))
+                .and_then(|t| t.lines().next().and_then(|l| l.trim().parse::<i32>().ok()))
             {
-                let _ = Command::new("kill").args(["-KILL", &pid]).status();
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
             }
-            let _ = child.kill();
-            let _ = child.wait();
+            drop(process);
             let deadline = Instant::now() + Duration::from_secs(10);
             while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok()
                 && Instant::now() < deadline
@@ -172,7 +174,7 @@ impl Postgres {
 
     /// The process started for the server (a watchdog shell or `runuser`), if running.
     pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(Child::id)
+        self.process.as_ref().map(Process::pid)
     }
 
     /// The URL of database `db`, as the superuser `postgres` (trust auth on loopback).

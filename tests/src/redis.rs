@@ -1,24 +1,64 @@
-//! A real `redis-server` (Debian package) on a free loopback port, stopped on drop.
+//! A real `redis-server` (Debian package) on a free loopback port, without persistence,
+//! stopped on drop. The one Redis launcher of the harness and the backend's tests.
 
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::sync::OnceLock;
 
-use crate::gateway::free_port;
-use crate::patience;
+use crate::process::Process;
+use crate::{free_port, wait_for_port};
 
 pub struct RedisServer {
     pub port: u16,
-    child: Option<Child>,
+    process: Option<Process>,
 }
 
 impl RedisServer {
-    pub async fn spawn() -> Self {
+    /// Start a server and wait until it accepts connections.
+    pub fn start() -> Self {
         let mut server = Self {
             port: free_port(),
-            child: None,
+            process: None,
         };
-        server.start().await;
+        server.restart();
         server
+    }
+
+    /// One server for the whole test process, stopped when the process exits (a watchdog
+    /// does it: statics are never dropped).
+    pub fn shared() -> &'static Self {
+        static SHARED: OnceLock<RedisServer> = OnceLock::new();
+        SHARED.get_or_init(|| {
+            let mut server = Self {
+                port: free_port(),
+                process: None,
+            };
+            server.process = Some(
+                server
+                    .launch()
+                    .watched()
+                    .expect("watch the shared redis-server"),
+            );
+            wait_for_port(server.port, "redis-server");
+            server
+        })
+    }
+
+    fn launch(&self) -> Process {
+        Process::spawn(
+            "redis-server",
+            Command::new("redis-server")
+                .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+                .args(["--save", "", "--appendonly", "no"]),
+            None,
+        )
+        .expect("redis-server is installed (Debian package redis-server)")
+    }
+
+    /// (Re)start on the same port, empty, and wait until it answers.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.process = Some(self.launch());
+        wait_for_port(self.port, "redis-server");
     }
 
     pub fn url(&self) -> String {
@@ -27,40 +67,11 @@ impl RedisServer {
 
     /// The server's process id, if running.
     pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(Child::id)
-    }
-
-    /// (Re)start on the same port, without persistence, and wait until it answers.
-    pub async fn start(&mut self) {
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server is installed (Debian package redis-server)");
-        self.child = Some(child);
-        let deadline = Instant::now() + patience();
-        while tokio::net::TcpStream::connect(("127.0.0.1", self.port))
-            .await
-            .is_err()
-        {
-            assert!(Instant::now() < deadline, "redis-server did not start");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        self.process.as_ref().map(Process::pid)
     }
 
     /// Kill the server (as a crash would).
     pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        self.stop();
+        self.process = None;
     }
 }

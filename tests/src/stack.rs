@@ -12,15 +12,18 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context as _};
 use serde_yaml::Value;
 
-use crate::gateway::free_port;
+use crate::api::TodoApi;
+use crate::free_port;
 use crate::postgres::Postgres;
+use crate::process::Process;
 use crate::redis::RedisServer;
+use nix::sys::signal::Signal;
 
 /// What to start.
 #[derive(Debug, Clone)]
@@ -37,8 +40,12 @@ pub struct StackOptions {
     pub backend_env: Vec<(String, String)>,
 }
 
-/// A running stack. Dropping it kills every process it started.
+/// A running stack. Dropping it kills every process it started, the gateway and the
+/// replicas first (fields drop in declaration order).
 pub struct Stack {
+    gateway_child: Process,
+    /// Backend replica processes, in the order of `backends`.
+    backend_children: Vec<Process>,
     /// The gateway's public address.
     pub http: SocketAddr,
     /// The gateway's admin address (`/metrics`, `/healthz`, `/readyz`).
@@ -49,9 +56,6 @@ pub struct Stack {
     pub postgres: Postgres,
     /// The Redis server shared by the backends' cache and queue and the gateway's limits.
     pub redis: RedisServer,
-    /// Backend replica processes, in the order of `backends`.
-    backend_children: Vec<Child>,
-    gateway_child: Child,
     /// The gateway binary, also used to `check` edits of the source config.
     gateway_bin: PathBuf,
     /// The config as the user edits it, and the rendered copy the gateway runs.
@@ -85,7 +89,7 @@ pub fn sibling_binaries() -> anyhow::Result<(PathBuf, PathBuf)> {
     // a nested cargo would wait on the running one's lock).
     if let (Some(cargo), false) = (std::env::var_os("CARGO"), in_test) {
         let mut cmd = Command::new(cargo);
-        cmd.args(["build", "-p", "gateway", "-p", "backend", "--bins"]);
+        cmd.args(["build", "--bin", "gateway", "--bin", "backend"]);
         if dir.file_name().is_some_and(|n| n == "release") {
             cmd.arg("--release");
         }
@@ -99,7 +103,7 @@ pub fn sibling_binaries() -> anyhow::Result<(PathBuf, PathBuf)> {
     for bin in [&gateway, &backend] {
         ensure!(
             bin.exists(),
-            "{} is missing: build it with `cargo build --release --bins`",
+            "{} is missing: build it with `cargo build --release --workspace --bins`",
             bin.display()
         );
     }
@@ -118,7 +122,7 @@ impl Stack {
             .context("Failed to create the stack's temp dir")?;
 
         let postgres = Postgres::start(true);
-        let redis = RedisServer::spawn().await;
+        let redis = RedisServer::start();
 
         let key = dir.path().join("signing.pem");
         let keygen = Command::new(&backend_bin)
@@ -132,19 +136,18 @@ impl Stack {
         let mut backend_children = Vec::new();
         for i in 1..=options.replicas {
             let port = free_port();
-            let log = log_file(dir.path(), &format!("backend-{i}"))?;
-            let child = Command::new(&backend_bin)
-                .env("DATABASE_URL", postgres.url("postgres"))
-                .env("REDIS_URL", redis.url())
-                .env("BIND", "127.0.0.1")
-                .env("PORT", port.to_string())
-                .env("JWT_PRIVATE_KEY_FILE", &key)
-                .env("INSTANCE_ID", format!("backend-{i}"))
-                .envs(options.backend_env.iter().map(|(k, v)| (k, v)))
-                .stdout(Stdio::from(log.try_clone()?))
-                .stderr(Stdio::from(log))
-                .spawn()
-                .context("Failed to start a backend replica")?;
+            let child = Process::spawn(
+                &format!("backend-{i}"),
+                Command::new(&backend_bin)
+                    .env("DATABASE_URL", postgres.url("postgres"))
+                    .env("REDIS_URL", redis.url())
+                    .env("BIND", "127.0.0.1")
+                    .env("PORT", port.to_string())
+                    .env("JWT_PRIVATE_KEY_FILE", &key)
+                    .env("INSTANCE_ID", format!("backend-{i}"))
+                    .envs(options.backend_env.iter().map(|(k, v)| (k, v))),
+                Some(&log_path(dir.path(), &format!("backend-{i}"))),
+            )?;
             backend_children.push(child);
             backends.push(SocketAddr::from(([127, 0, 0, 1], port)));
         }
@@ -157,14 +160,13 @@ impl Stack {
         let rendered = render_config(&source, http, admin, &backends, &redis.url())
             .with_context(|| format!("Failed to adapt {}", options.config.display()))?;
         std::fs::write(&rendered_config, rendered).context("Failed to write the config")?;
-        let log = log_file(dir.path(), "gateway")?;
-        let gateway_child = Command::new(&gateway_bin)
-            .arg("--config")
-            .arg(&rendered_config)
-            .stdout(Stdio::from(log.try_clone()?))
-            .stderr(Stdio::from(log))
-            .spawn()
-            .context("Failed to start the gateway")?;
+        let gateway_child = Process::spawn(
+            "gateway",
+            Command::new(&gateway_bin)
+                .arg("--config")
+                .arg(&rendered_config),
+            Some(&log_path(dir.path(), "gateway")),
+        )?;
 
         let mut stack = Self {
             http,
@@ -192,8 +194,8 @@ impl Stack {
     /// The process ids this stack started (gateway, replicas, PostgreSQL's watchdog and
     /// Redis), for accounting; their children belong to them.
     pub fn pids(&self) -> Vec<u32> {
-        let mut pids = vec![self.gateway_child.id()];
-        pids.extend(self.backend_children.iter().map(Child::id));
+        let mut pids = vec![self.gateway_child.pid()];
+        pids.extend(self.backend_children.iter().map(Process::pid));
         pids.extend(self.postgres.pid());
         pids.extend(self.redis.pid());
         pids
@@ -204,34 +206,9 @@ impl Stack {
         format!("http://{}{path}", self.http)
     }
 
-    /// Register `username` through the gateway and log in; returns the access token.
-    pub async fn new_user(
-        &self,
-        client: &reqwest::Client,
-        username: &str,
-    ) -> anyhow::Result<String> {
-        let creds = serde_json::json!({"username": username, "password": "correct horse battery"});
-        let registered = client
-            .post(self.url("/auth/register"))
-            .json(&creds)
-            .send()
-            .await?;
-        ensure!(
-            registered.status() == 201,
-            "register: {}",
-            registered.status()
-        );
-        let login: serde_json::Value = client
-            .post(self.url("/auth/login"))
-            .json(&creds)
-            .send()
-            .await?
-            .json()
-            .await?;
-        login["access_token"]
-            .as_str()
-            .map(str::to_owned)
-            .context("no access_token in the login answer")
+    /// The todo API through the gateway.
+    pub fn api(&self) -> TodoApi {
+        TodoApi::new(self.url(""))
     }
 
     async fn wait_ready(&mut self) -> anyhow::Result<()> {
@@ -242,23 +219,15 @@ impl Stack {
         // Replicas run their migrations first; a cold PostgreSQL can take a while.
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            for (i, child) in self.backend_children.iter_mut().enumerate() {
-                if let Some(status) = child.try_wait()? {
+            for child in std::iter::once(&mut self.gateway_child).chain(&mut self.backend_children)
+            {
+                if let Some(status) = child.exited() {
                     bail!(
-                        "backend-{} exited with {status}; see {}",
-                        i + 1,
-                        self.dir
-                            .path()
-                            .join(format!("backend-{}.log", i + 1))
-                            .display()
+                        "{} exited with {status}; see {}",
+                        child.name(),
+                        log_path(self.dir.path(), child.name()).display()
                     );
                 }
-            }
-            if let Some(status) = self.gateway_child.try_wait()? {
-                bail!(
-                    "the gateway exited with {status}; see {}",
-                    self.dir.path().join("gateway.log").display()
-                );
             }
             if client
                 .get(&url)
@@ -332,26 +301,21 @@ impl Stack {
     }
 
     /// SIGTERM every process (gateway first, so it stops sending traffic), wait up to 10 s
-    /// for each, then kill what is left. PostgreSQL and Redis stop when the stack drops.
+    /// (Docker's stop timeout) for each, then kill what is left. PostgreSQL and Redis stop
+    /// when the stack drops.
     pub async fn shutdown(mut self) {
-        terminate(&mut self.gateway_child).await;
-        for child in &mut self.backend_children {
-            signal(child, "-TERM");
+        self.gateway_child.terminate(STOP_GRACE).await;
+        for child in &self.backend_children {
+            let _ = child.signal(Signal::SIGTERM);
         }
         for child in &mut self.backend_children {
-            terminate(child).await;
+            child.terminate(STOP_GRACE).await;
         }
     }
 }
 
-impl Drop for Stack {
-    fn drop(&mut self) {
-        for child in std::iter::once(&mut self.gateway_child).chain(&mut self.backend_children) {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
+/// How long a process may take to stop after SIGTERM: Docker's default stop timeout.
+const STOP_GRACE: Duration = Duration::from_secs(10);
 
 fn pick(port: u16) -> u16 {
     if port == 0 {
@@ -361,30 +325,8 @@ fn pick(port: u16) -> u16 {
     }
 }
 
-fn log_file(dir: &Path, name: &str) -> anyhow::Result<std::fs::File> {
-    std::fs::File::create(dir.join(format!("{name}.log")))
-        .with_context(|| format!("Failed to create the log file of {name}"))
-}
-
-/// Send a signal with the `kill` command (the workspace forbids `unsafe`, so no libc).
-fn signal(child: &Child, sig: &str) {
-    let _ = Command::new("kill")
-        .args([sig, &child.id().to_string()])
-        .status();
-}
-
-/// SIGTERM, then up to 10 s (Docker's stop timeout) for a clean exit, then SIGKILL.
-async fn terminate(child: &mut Child) {
-    signal(child, "-TERM");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        if child.try_wait().ok().flatten().is_some() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let _ = child.kill();
-    let _ = child.wait();
+fn log_path(dir: &Path, name: &str) -> PathBuf {
+    dir.join(format!("{name}.log"))
 }
 
 /// `source` with the listeners, the `backend` pool's endpoints and the rate limiter's Redis

@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use serde_yaml::Value as Yaml;
-use tests::gateway::free_port;
+use tests::api::TodoApi;
+use tests::{assert_eventually, free_port};
 
 #[path = "compose/support.rs"]
 mod support;
@@ -68,66 +69,65 @@ async fn the_compose_stack_scales_survives_kills_reloads_live_and_is_scraped() {
     };
     project.ok(&["build"]);
     project.ok(&["up", "-d", "--scale", "backend=3"]);
-    let client = Client {
-        http: reqwest::Client::builder()
+    let api = TodoApi::with_client(
+        project.http.clone(),
+        reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .build()
             .unwrap(),
-    };
-    wait_for("the gateway is ready", STARTUP, async || {
-        client
-            .http
-            .get(format!("{}/readyz", project.admin))
-            .send()
-            .await
-            .is_ok_and(|r| r.status() == 200)
-    })
-    .await;
+    );
+    assert_eventually!(
+        within = STARTUP,
+        {
+            api.http()
+                .get(format!("{}/readyz", project.admin))
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == 200)
+        },
+        "the gateway is ready, not within {STARTUP:?}"
+    );
 
     // Act + Assert 1: the API through the published port.
-    let token = client.user(&project, "alice").await;
-    let status_url = client.create_todo(&project, &token, "first").await;
-    wait_for(
-        "the first job is done",
-        Duration::from_secs(30),
-        async || client.job_status(&project, &token, &status_url).await == "done",
-    )
-    .await;
-    assert_eq!(client.all_titles(&project, &token).await, vec!["first"]);
+    let user = api.user("alice").await.unwrap();
+    let status_url = api.accepted_todo(&user, "first").await.unwrap();
+    assert_eventually!(
+        within = Duration::from_secs(30),
+        api.job_status(&user, &status_url).await == "done",
+        "the first job is done, not within 30 s"
+    );
+    assert_eq!(api.all_titles(&user).await.unwrap(), vec!["first"]);
 
     // 2: all three replicas answer.
-    let load = instance_load(&project, &token, 4);
-    wait_for(
-        "all 3 replicas answer",
-        Duration::from_secs(30),
-        async || load.snapshot().by_upstream.len() >= 3,
-    )
-    .await;
+    let load = instance_load(&project, &user.token, 4);
+    assert_eventually!(
+        within = Duration::from_secs(30),
+        load.snapshot().by_upstream.len() >= 3,
+        "all 3 replicas answer, not within 30 s"
+    );
 
     // 3: scale to 5; the new replicas get traffic within 10 s of their containers starting.
     project.scale(5);
     let (before, started) = (load.snapshot().by_upstream, Instant::now());
-    wait_for(
-        "5 replicas answer after scaling up",
-        Duration::from_secs(10),
-        async || answered_since(&before, &load.snapshot().by_upstream).len() >= 5,
-    )
-    .await;
+    assert_eventually!(
+        within = Duration::from_secs(10),
+        answered_since(&before, &load.snapshot().by_upstream).len() >= 5,
+        "5 replicas answer after scaling up, not within 10 s"
+    );
     println!("scaled to 5: all answered after {:?}", started.elapsed());
 
     // 4: scale to 1 under the same load: no failed request.
     project.scale(1);
     let before = load.snapshot().by_upstream;
-    wait_for(
-        "only 1 replica answers",
-        Duration::from_secs(40),
-        async || {
+    assert_eventually!(
+        within = Duration::from_secs(40),
+        {
             let later = load.snapshot().by_upstream;
             tokio::time::sleep(Duration::from_secs(3)).await;
             answered_since(&later, &load.snapshot().by_upstream).len() == 1
         },
-    )
-    .await;
+        "only 1 replica answers, not within 40 s"
+    );
     let report = load.stop().await;
     assert_no_failures(&report, "scaling 5 -> 1 under load");
     assert!(
@@ -138,20 +138,15 @@ async fn the_compose_stack_scales_survives_kills_reloads_live_and_is_scraped() {
     // 5: back to 3; queue 100 jobs, SIGKILL one replica under GET load: no failed GET,
     // and every job applied exactly once.
     project.scale(3);
-    let load = instance_load(&project, &token, 4);
-    wait_for(
-        "3 replicas answer again",
-        Duration::from_secs(40),
-        async || load.snapshot().by_upstream.len() >= 3,
-    )
-    .await;
+    let load = instance_load(&project, &user.token, 4);
+    assert_eventually!(
+        within = Duration::from_secs(40),
+        load.snapshot().by_upstream.len() >= 3,
+        "3 replicas answer again, not within 40 s"
+    );
     let mut jobs = Vec::new();
     for i in 0..100 {
-        jobs.push(
-            client
-                .create_todo(&project, &token, &format!("job-{i}"))
-                .await,
-        );
+        jobs.push(api.accepted_todo(&user, &format!("job-{i}")).await.unwrap());
     }
     let victim = project.backend_containers()[0].clone();
     docker(&["kill", &victim]);
@@ -159,16 +154,19 @@ async fn the_compose_stack_scales_survives_kills_reloads_live_and_is_scraped() {
     let report = load.stop().await;
     assert_no_failures(&report, "killing a replica under load");
     // A job the killed replica held is taken over after the visibility timeout (30 s).
-    wait_for("every job is done", Duration::from_secs(120), async || {
-        for url in &jobs {
-            if client.job_status(&project, &token, url).await != "done" {
-                return false;
+    assert_eventually!(
+        within = Duration::from_secs(120),
+        {
+            for url in &jobs {
+                if api.job_status(&user, url).await != "done" {
+                    return false;
+                }
             }
-        }
-        true
-    })
-    .await;
-    let titles = client.all_titles(&project, &token).await;
+            true
+        },
+        "every job is done, not within 120 s"
+    );
+    let titles = api.all_titles(&user).await.unwrap();
     let unique: HashSet<&String> = titles.iter().collect();
     assert_eq!(titles.len(), 101, "one todo per job, and the first");
     assert_eq!(unique.len(), 101, "no job applied twice");
@@ -192,10 +190,11 @@ async fn the_compose_stack_scales_survives_kills_reloads_live_and_is_scraped() {
     let replacement = project.config.with_extension("yaml.new");
     std::fs::write(&replacement, &edited).unwrap();
     std::fs::rename(&replacement, &project.config).unwrap();
-    wait_for("429s after the edit", Duration::from_secs(10), async || {
-        client.get(&project.url("/todos"), &token).await.status() == 429
-    })
-    .await;
+    assert_eventually!(
+        within = Duration::from_secs(10),
+        { api.get("/todos", &user).await.status() == 429 },
+        "429s after the edit, not within 10 s"
+    );
     let logs = project.ok(&["logs", "--no-color", "gateway"]);
     let hash = content_hash(&edited);
     assert!(
@@ -210,12 +209,11 @@ async fn the_compose_stack_scales_survives_kills_reloads_live_and_is_scraped() {
     );
 
     // 7: Prometheus scrapes the gateway and every running backend replica.
-    wait_for(
-        "Prometheus sees the gateway and every replica up",
-        Duration::from_secs(60),
-        async || {
-            let Ok(resp) = client
-                .http
+    assert_eventually!(
+        within = Duration::from_secs(60),
+        {
+            let Ok(resp) = api
+                .http()
                 .get(format!(
                     "{}/api/v1/targets?state=active",
                     project.prometheus
@@ -240,8 +238,8 @@ async fn the_compose_stack_scales_survives_kills_reloads_live_and_is_scraped() {
             let replicas = project.backend_containers().len();
             all_up && up("gateway") == 1 && up("backend") == replicas
         },
-    )
-    .await;
+        "Prometheus sees the gateway and every replica up, not within 60 s"
+    );
 
     // 8: down -v leaves nothing of the project behind.
     project.ok(&["down", "-v", "--remove-orphans", "-t", "5"]);

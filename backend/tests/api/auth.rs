@@ -11,8 +11,8 @@ async fn register_then_login_returns_a_bearer_token() {
     let app = spawn_app().await;
 
     // Act
-    let reg = app.register("alice", "correct horse").await;
-    let login = app.login("alice", "correct horse").await;
+    let reg = app.api.register("alice", "correct horse").await;
+    let login = app.api.login("alice", "correct horse").await;
 
     // Assert
     assert_eq!(reg.status(), 201);
@@ -26,9 +26,9 @@ async fn register_then_login_returns_a_bearer_token() {
 #[tokio::test]
 async fn a_taken_username_is_409_and_bad_credentials_are_400() {
     let app = spawn_app().await;
-    app.register("bob", "correct horse").await;
+    app.api.register("bob", "correct horse").await;
 
-    let dup = app.register("bob", "another password").await;
+    let dup = app.api.register("bob", "another password").await;
     let cases = [
         ("ab", "correct horse"),
         ("Bob", "correct horse"),
@@ -38,7 +38,7 @@ async fn a_taken_username_is_409_and_bad_credentials_are_400() {
 
     assert_eq!(dup.status(), 409);
     for (username, password) in cases {
-        let resp = app.register(username, password).await;
+        let resp = app.api.register(username, password).await;
         assert_eq!(resp.status(), 400, "{username}");
         assert_eq!(resp.headers()["content-type"], "application/problem+json");
     }
@@ -47,10 +47,10 @@ async fn a_taken_username_is_409_and_bad_credentials_are_400() {
 #[tokio::test]
 async fn wrong_password_and_unknown_user_get_the_same_401() {
     let app = spawn_app().await;
-    app.register("dave", "correct horse").await;
+    app.api.register("dave", "correct horse").await;
 
-    let wrong = app.login("dave", "wrong password").await;
-    let unknown = app.login("nobody", "correct horse").await;
+    let wrong = app.api.login("dave", "wrong password").await;
+    let unknown = app.api.login("nobody", "correct horse").await;
 
     assert_eq!(wrong.status(), 401);
     assert_eq!(unknown.status(), 401);
@@ -69,11 +69,12 @@ fn now() -> u64 {
 async fn expired_tampered_and_wrong_audience_tokens_are_401() {
     // Arrange
     let app = spawn_app().await;
-    let user = app.user("erin").await;
+    let user = app.api.user("erin").await.unwrap();
     let key = EncodingKey::from_ed_pem(app.signing_pem().as_bytes()).unwrap();
     let jwks: Value = app
-        .client
-        .get(app.url("/.well-known/jwks.json"))
+        .api
+        .http()
+        .get(app.api.url("/.well-known/jwks.json"))
         .send()
         .await
         .unwrap()
@@ -98,13 +99,14 @@ async fn expired_tampered_and_wrong_audience_tokens_are_401() {
 
     // Act + Assert
     assert_eq!(
-        app.get("/todos", &user).await.status(),
+        app.api.get("/todos", &user).await.status(),
         200,
         "the valid token works"
     );
     assert_eq!(
-        app.client
-            .get(app.url("/todos"))
+        app.api
+            .http()
+            .get(app.api.url("/todos"))
             .bearer_auth(mint(base))
             .send()
             .await
@@ -115,8 +117,9 @@ async fn expired_tampered_and_wrong_audience_tokens_are_401() {
     );
     for (name, token) in cases {
         let resp = app
-            .client
-            .get(app.url("/todos"))
+            .api
+            .http()
+            .get(app.api.url("/todos"))
             .bearer_auth(token)
             .send()
             .await
@@ -124,8 +127,9 @@ async fn expired_tampered_and_wrong_audience_tokens_are_401() {
         assert_eq!(resp.status(), 401, "{name}");
     }
     assert_eq!(
-        app.client
-            .get(app.url("/todos"))
+        app.api
+            .http()
+            .get(app.api.url("/todos"))
             .send()
             .await
             .unwrap()
@@ -146,6 +150,7 @@ async fn with_trusted_gateway_identity_x_user_id_counts_only_with_the_gateway_se
     })
     .await;
     let reg: Value = app
+        .api
         .register("frank", "correct horse")
         .await
         .json()
@@ -153,13 +158,14 @@ async fn with_trusted_gateway_identity_x_user_id_counts_only_with_the_gateway_se
         .unwrap();
     let id = reg["id"].as_str().unwrap();
     let token: Value = app
+        .api
         .login("frank", "correct horse")
         .await
         .json()
         .await
         .unwrap();
     let get = |headers: &[(&str, &str)]| {
-        let mut req = app.client.get(app.url("/todos"));
+        let mut req = app.api.http().get(app.api.url("/todos"));
         for (name, value) in headers {
             req = req.header(*name, *value);
         }
@@ -212,8 +218,9 @@ async fn the_jwks_publishes_the_signing_key() {
     let app = spawn_app().await;
 
     let jwks: Value = app
-        .client
-        .get(app.url("/.well-known/jwks.json"))
+        .api
+        .http()
+        .get(app.api.url("/.well-known/jwks.json"))
         .send()
         .await
         .unwrap()

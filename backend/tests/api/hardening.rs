@@ -11,7 +11,7 @@ use crate::helpers::{spawn_app, spawn_app_with, Options};
 async fn non_canonical_paths_are_404_so_no_limit_can_be_bypassed_by_spelling() {
     // Arrange: a real account, so a path that reached the password check would answer 200.
     let app = spawn_app().await;
-    app.register("alice", "correct horse").await;
+    app.api.register("alice", "correct horse").await;
     let creds = json!({"username": "alice", "password": "correct horse"});
     let spellings = [
         "/auth/login/",
@@ -41,28 +41,32 @@ async fn non_canonical_paths_are_404_so_no_limit_can_be_bypassed_by_spelling() {
 async fn control_characters_in_text_inputs_are_400_with_a_clear_detail() {
     // Arrange
     let app = spawn_app().await;
-    let user = app.user("carol").await;
+    let user = app.api.user("carol").await.unwrap();
     let id = app.create_todo_done(&user, "milk").await;
 
     // Act
     let responses = [
         (
             "login username",
-            app.login("car\0ol", "correct horse battery").await,
+            app.api.login("car\0ol", "correct horse battery").await,
         ),
-        ("login password", app.login("carol", "correct\0horse").await),
+        (
+            "login password",
+            app.api.login("carol", "correct\0horse").await,
+        ),
         (
             "register password",
-            app.register("dave", "correct\0horse").await,
+            app.api.register("dave", "correct\0horse").await,
         ),
-        ("new title", app.create_todo(&user, "mi\0lk").await),
+        ("new title", app.api.create_todo(&user, "mi\0lk").await),
         (
             "new title, newline",
-            app.create_todo(&user, "milk\nand eggs").await,
+            app.api.create_todo(&user, "milk\nand eggs").await,
         ),
         (
             "patched title",
-            app.patch_todo(&user, &id, &json!({"title": "a\u{7}b"}))
+            app.api
+                .patch_todo(&user, &id, &json!({"title": "a\u{7}b"}))
                 .await,
         ),
     ];
@@ -80,12 +84,12 @@ async fn control_characters_in_text_inputs_are_400_with_a_clear_detail() {
 async fn a_cursor_outside_the_representable_time_range_is_400() {
     // Arrange: a well-formed cursor dated before 4713 BC, which PostgreSQL cannot store.
     let app = spawn_app().await;
-    let user = app.user("erin").await;
+    let user = app.api.user("erin").await.unwrap();
     let raw = format!("{}.{}", -300_000_000_000_000_000_i64, uuid::Uuid::now_v7());
     let cursor = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw);
 
     // Act
-    let resp = app.get(&format!("/todos?cursor={cursor}"), &user).await;
+    let resp = app.api.get(&format!("/todos?cursor={cursor}"), &user).await;
 
     // Assert
     assert_eq!(resp.status(), 400);
@@ -116,8 +120,9 @@ async fn made_up_methods_share_one_metric_label() {
     // Act
     for i in 0..40 {
         let method = reqwest::Method::from_bytes(format!("FOO{i}").as_bytes()).unwrap();
-        app.client
-            .request(method, app.url("/todos"))
+        app.api
+            .http()
+            .request(method, app.api.url("/todos"))
             .send()
             .await
             .unwrap();
@@ -138,12 +143,15 @@ async fn made_up_methods_share_one_metric_label() {
 async fn a_registration_flood_for_a_taken_name_hashes_no_password() {
     // Arrange
     let app = spawn_app().await;
-    assert_eq!(app.register("taken", "correct horse").await.status(), 201);
+    assert_eq!(
+        app.api.register("taken", "correct horse").await.status(),
+        201
+    );
 
     // Act: 300 registrations of the same name, 30 at a time.
     let mut statuses = Vec::new();
     for _ in 0..10 {
-        let batch = (0..30).map(|_| app.register("taken", "another password"));
+        let batch = (0..30).map(|_| app.api.register("taken", "another password"));
         for resp in futures::future::join_all(batch).await {
             statuses.push(resp.status().as_u16());
         }
@@ -164,10 +172,11 @@ async fn a_registration_flood_for_a_taken_name_hashes_no_password() {
 async fn an_idempotency_key_reused_with_another_body_is_422_and_a_replay_enqueues_nothing() {
     // Arrange
     let app = spawn_app().await;
-    let user = app.user("ike").await;
+    let user = app.api.user("ike").await.unwrap();
     let post = |title: &'static str| {
-        app.client
-            .post(app.url("/todos"))
+        app.api
+            .http()
+            .post(app.api.url("/todos"))
             .bearer_auth(&user.token)
             .header("idempotency-key", "k-1")
             .json(&json!({ "title": title }))
@@ -199,13 +208,13 @@ async fn an_idempotency_key_reused_with_another_body_is_422_and_a_replay_enqueue
 async fn acknowledged_entries_are_trimmed_and_pending_ones_kept() {
     // Arrange: 5 jobs handled and acknowledged, then 2 delivered to nobody yet.
     let app = spawn_app().await;
-    let user = app.user("trim").await;
+    let user = app.api.user("trim").await.unwrap();
     for i in 0..5 {
-        app.create_todo(&user, &format!("done {i}")).await;
+        app.api.create_todo(&user, &format!("done {i}")).await;
     }
     assert_eq!(app.drain_jobs().await, 5);
     for i in 0..2 {
-        app.create_todo(&user, &format!("queued {i}")).await;
+        app.api.create_todo(&user, &format!("queued {i}")).await;
     }
     let stream = app.settings.stream();
     assert_eq!(app.stream_len(&stream).await, 7);
@@ -218,7 +227,7 @@ async fn acknowledged_entries_are_trimmed_and_pending_ones_kept() {
     assert_eq!(trimmed, 4);
     assert_eq!(app.stream_len(&stream).await, 3);
     assert_eq!(app.drain_jobs().await, 2);
-    let list: Value = app.get("/todos", &user).await.json().await.unwrap();
+    let list: Value = app.api.get("/todos", &user).await.json().await.unwrap();
     assert_eq!(list["items"].as_array().unwrap().len(), 7);
 }
 
@@ -255,7 +264,7 @@ async fn a_client_that_trickles_its_header_is_cut_off() {
         ..Options::default()
     })
     .await;
-    let addr = app.address.trim_start_matches("http://").to_owned();
+    let addr = app.api.url("").trim_start_matches("http://").to_owned();
     let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
 
     // Act: half a request header, then nothing.
@@ -280,10 +289,10 @@ async fn saturated_hashing_answers_503_with_retry_after_at_once() {
         ..Options::default()
     })
     .await;
-    app.register("hasher", "correct horse").await;
+    app.api.register("hasher", "correct horse").await;
 
     // Act: 40 logins at once.
-    let logins = (0..40).map(|_| app.login("hasher", "correct horse"));
+    let logins = (0..40).map(|_| app.api.login("hasher", "correct horse"));
     let responses = futures::future::join_all(logins).await;
 
     // Assert: some were refused (fast, with Retry-After), none failed, the rest logged in.
@@ -313,7 +322,7 @@ async fn logins_and_reads_keep_working_during_a_registration_flood() {
         ..Options::default()
     })
     .await;
-    let user = app.user("steady").await;
+    let user = app.api.user("steady").await.unwrap();
     let stop = std::sync::atomic::AtomicBool::new(false);
 
     // Act: 16 clients register fresh names back to back while one user logs in and reads.
@@ -324,7 +333,8 @@ async fn logins_and_reads_keep_working_during_a_registration_flood() {
             async move {
                 let mut n = 0;
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                    app.register(&format!("flood{c}x{n}"), "correct horse")
+                    app.api
+                        .register(&format!("flood{c}x{n}"), "correct horse")
                         .await;
                     n += 1;
                 }
@@ -335,9 +345,9 @@ async fn logins_and_reads_keep_working_during_a_registration_flood() {
     let steady = async {
         let mut statuses = Vec::new();
         for _ in 0..10 {
-            let login = app.login("steady", "correct horse battery").await;
+            let login = app.api.login("steady", "correct horse battery").await;
             statuses.push(("login", login.status().as_u16()));
-            let read = app.get("/todos", &user).await;
+            let read = app.api.get("/todos", &user).await;
             statuses.push(("read", read.status().as_u16()));
         }
         stop.store(true, std::sync::atomic::Ordering::Relaxed);

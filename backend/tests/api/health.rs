@@ -6,9 +6,27 @@ async fn health_ready_and_metrics_answer_with_the_instance_name() {
     let app = spawn_app().await;
 
     // Act
-    let health = app.client.get(app.url("/healthz")).send().await.unwrap();
-    let ready = app.client.get(app.url("/readyz")).send().await.unwrap();
-    let metrics = app.client.get(app.url("/metrics")).send().await.unwrap();
+    let health = app
+        .api
+        .http()
+        .get(app.api.url("/healthz"))
+        .send()
+        .await
+        .unwrap();
+    let ready = app
+        .api
+        .http()
+        .get(app.api.url("/readyz"))
+        .send()
+        .await
+        .unwrap();
+    let metrics = app
+        .api
+        .http()
+        .get(app.api.url("/metrics"))
+        .send()
+        .await
+        .unwrap();
 
     // Assert
     assert_eq!(health.status(), 200);
@@ -31,8 +49,20 @@ async fn health_ready_and_metrics_answer_with_the_instance_name() {
 async fn unknown_paths_are_404_and_wrong_methods_405_as_problem_json() {
     let app = spawn_app().await;
 
-    let missing = app.client.get(app.url("/nope")).send().await.unwrap();
-    let wrong = app.client.put(app.url("/todos")).send().await.unwrap();
+    let missing = app
+        .api
+        .http()
+        .get(app.api.url("/nope"))
+        .send()
+        .await
+        .unwrap();
+    let wrong = app
+        .api
+        .http()
+        .put(app.api.url("/todos"))
+        .send()
+        .await
+        .unwrap();
 
     assert_eq!(missing.status(), 404);
     assert_eq!(

@@ -5,88 +5,20 @@
 //! shell stops each one (and removes its files) when the test process exits, since Rust
 //! never runs destructors of statics.
 
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, OnceLock};
 
 use backend::config::Settings;
 use backend::startup::Application;
 use backend::state::AppState;
 use serde_json::Value;
-use tests::gateway::free_port;
+use tests::api::{TodoApi, User};
 pub(crate) use tests::postgres::Postgres;
-use tests::wait_for_port;
+pub(crate) use tests::redis::RedisServer;
 use uuid::Uuid;
-
-/// A redis-server on a free port.
-pub(crate) struct Redis {
-    pub(crate) port: u16,
-    child: Option<Child>,
-}
-
-impl Redis {
-    pub(crate) fn start(watchdog: bool) -> Self {
-        let mut r = Self {
-            port: free_port(),
-            child: None,
-        };
-        r.run(watchdog);
-        r
-    }
-
-    fn run(&mut self, watchdog: bool) {
-        let server = format!(
-            "exec redis-server --port {} --bind 127.0.0.1 --save '' --appendonly no",
-            self.port
-        );
-        let script = if watchdog {
-            format!(
-                "{} & r=$!; while kill -0 {} 2>/dev/null; do sleep 1; done; kill $r",
-                server.trim_start_matches("exec "),
-                std::process::id()
-            )
-        } else {
-            server
-        };
-        let child = Command::new("sh")
-            .args(["-c", &script])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server is installed");
-        self.child = Some(child);
-        wait_for_port(self.port, "redis-server");
-    }
-
-    pub(crate) fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    pub(crate) fn restart(&mut self) {
-        self.run(false);
-    }
-
-    pub(crate) fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
 
 fn shared_postgres() -> &'static Postgres {
     static PG: OnceLock<Postgres> = OnceLock::new();
     PG.get_or_init(|| Postgres::start(true))
-}
-
-fn shared_redis() -> &'static Redis {
-    static REDIS: OnceLock<Redis> = OnceLock::new();
-    REDIS.get_or_init(|| Redis::start(true))
 }
 
 pub(crate) async fn create_database(pg_admin_url: &str, name: &str) {
@@ -102,9 +34,9 @@ pub(crate) async fn create_database(pg_admin_url: &str, name: &str) {
 
 /// The world of one test.
 pub(crate) struct TestApp {
-    pub(crate) address: String,
+    /// The todo API client shared with the harness, the compose test and the benchmark.
+    pub(crate) api: TodoApi,
     pub(crate) state: Arc<AppState>,
-    pub(crate) client: reqwest::Client,
     pub(crate) settings: Settings,
     /// Holds the signing key file.
     pub(crate) key_dir: tempfile::TempDir,
@@ -150,16 +82,15 @@ pub(crate) async fn spawn_app_with(options: Options) -> TestApp {
     let app = Application::build(settings.clone())
         .await
         .expect("backend starts");
-    let address = format!("http://127.0.0.1:{}", app.port());
+    let api = TodoApi::new(format!("http://127.0.0.1:{}", app.port()));
     let state = app.state();
     let (stop, mut rx) = tokio::sync::watch::channel(false);
     tokio::spawn(app.run_until_stopped(async move {
         let _ = rx.changed().await;
     }));
     TestApp {
-        address,
+        api,
         state,
-        client: reqwest::Client::new(),
         settings,
         key_dir,
         stop,
@@ -178,7 +109,9 @@ pub(crate) async fn test_settings(options: Options) -> (Settings, tempfile::Temp
             pg.url(&name)
         }
     };
-    let redis_url = options.redis_url.unwrap_or_else(|| shared_redis().url());
+    let redis_url = options
+        .redis_url
+        .unwrap_or_else(|| RedisServer::shared().url());
     let key_dir = tempfile::tempdir().unwrap();
     let key_file = key_dir.path().join("signing.pem");
     std::fs::write(&key_file, backend::auth::tokens::generate_ed25519_pem()).unwrap();
@@ -224,110 +157,7 @@ impl Drop for TestApp {
     }
 }
 
-/// A logged-in user.
-pub(crate) struct User {
-    pub(crate) id: String,
-    pub(crate) token: String,
-}
-
 impl TestApp {
-    pub(crate) fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.address)
-    }
-
-    pub(crate) async fn post_json(
-        &self,
-        path: &str,
-        body: &Value,
-        token: Option<&str>,
-    ) -> reqwest::Response {
-        let mut req = self.client.post(self.url(path)).json(body);
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        req.send().await.unwrap()
-    }
-
-    pub(crate) async fn register(&self, username: &str, password: &str) -> reqwest::Response {
-        self.post_json(
-            "/auth/register",
-            &serde_json::json!({"username": username, "password": password}),
-            None,
-        )
-        .await
-    }
-
-    pub(crate) async fn login(&self, username: &str, password: &str) -> reqwest::Response {
-        self.post_json(
-            "/auth/login",
-            &serde_json::json!({"username": username, "password": password}),
-            None,
-        )
-        .await
-    }
-
-    /// Register and log in a fresh user.
-    pub(crate) async fn user(&self, name: &str) -> User {
-        let reg = self.register(name, "correct horse battery").await;
-        assert_eq!(reg.status(), 201, "{}", reg.text().await.unwrap());
-        let id = reg.json::<Value>().await.unwrap()["id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        let login: Value = self
-            .login(name, "correct horse battery")
-            .await
-            .json()
-            .await
-            .unwrap();
-        User {
-            id,
-            token: login["access_token"].as_str().unwrap().to_owned(),
-        }
-    }
-
-    pub(crate) async fn create_todo(&self, user: &User, title: &str) -> reqwest::Response {
-        self.post_json(
-            "/todos",
-            &serde_json::json!({"title": title}),
-            Some(&user.token),
-        )
-        .await
-    }
-
-    pub(crate) async fn get(&self, path: &str, user: &User) -> reqwest::Response {
-        self.client
-            .get(self.url(path))
-            .bearer_auth(&user.token)
-            .send()
-            .await
-            .unwrap()
-    }
-
-    pub(crate) async fn patch_todo(
-        &self,
-        user: &User,
-        id: &str,
-        body: &Value,
-    ) -> reqwest::Response {
-        self.client
-            .patch(self.url(&format!("/todos/{id}")))
-            .bearer_auth(&user.token)
-            .json(body)
-            .send()
-            .await
-            .unwrap()
-    }
-
-    pub(crate) async fn delete_todo(&self, user: &User, id: &str) -> reqwest::Response {
-        self.client
-            .delete(self.url(&format!("/todos/{id}")))
-            .bearer_auth(&user.token)
-            .send()
-            .await
-            .unwrap()
-    }
-
     /// Run the worker step on every queued entry until the stream has nothing left.
     pub(crate) async fn drain_jobs(&self) -> usize {
         let queue = &self.state.queue;
@@ -351,11 +181,12 @@ impl TestApp {
 
     /// Create a todo through the queue and return its id.
     pub(crate) async fn create_todo_done(&self, user: &User, title: &str) -> String {
-        let resp = self.create_todo(user, title).await;
+        let resp = self.api.create_todo(user, title).await;
         assert_eq!(resp.status(), 202, "{}", resp.text().await.unwrap());
         let job: Value = resp.json().await.unwrap();
         self.drain_jobs().await;
         let status: Value = self
+            .api
             .get(job["status_url"].as_str().unwrap(), user)
             .await
             .json()
@@ -367,8 +198,9 @@ impl TestApp {
 
     /// The `/metrics` text.
     pub(crate) async fn metrics(&self) -> String {
-        self.client
-            .get(self.url("/metrics"))
+        self.api
+            .http()
+            .get(self.api.url("/metrics"))
             .send()
             .await
             .unwrap()
@@ -381,7 +213,8 @@ impl TestApp {
     /// segments before sending), over a raw connection; returns the status code.
     pub(crate) async fn raw_post(&self, target: &str, body: &Value) -> u16 {
         use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-        let addr = self.address.trim_start_matches("http://");
+        let base = self.api.url("");
+        let addr = base.trim_start_matches("http://");
         let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
         let body = body.to_string();
         let request = format!(

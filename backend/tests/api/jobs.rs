@@ -6,15 +6,15 @@ use crate::helpers::spawn_app;
 async fn post_todos_is_202_with_a_job_that_becomes_done() {
     // Arrange
     let app = spawn_app().await;
-    let user = app.user("quinn").await;
+    let user = app.api.user("quinn").await.unwrap();
 
     // Act
-    let resp = app.create_todo(&user, "via the queue").await;
+    let resp = app.api.create_todo(&user, "via the queue").await;
     let location = resp.headers()["location"].to_str().unwrap().to_owned();
     let body: Value = resp.json().await.unwrap();
-    let before: Value = app.get(&location, &user).await.json().await.unwrap();
+    let before: Value = app.api.get(&location, &user).await.json().await.unwrap();
     let handled = app.drain_jobs().await;
-    let after: Value = app.get(&location, &user).await.json().await.unwrap();
+    let after: Value = app.api.get(&location, &user).await.json().await.unwrap();
 
     // Assert
     assert_eq!(body["status_url"], location);
@@ -28,10 +28,11 @@ async fn post_todos_is_202_with_a_job_that_becomes_done() {
 async fn a_retried_post_with_the_same_idempotency_key_creates_one_todo() {
     // Arrange
     let app = spawn_app().await;
-    let user = app.user("ike").await;
+    let user = app.api.user("ike").await.unwrap();
     let post = || {
-        app.client
-            .post(app.url("/todos"))
+        app.api
+            .http()
+            .post(app.api.url("/todos"))
             .bearer_auth(&user.token)
             .header("idempotency-key", "k-123")
             .json(&json!({"title": "once"}))
@@ -48,7 +49,7 @@ async fn a_retried_post_with_the_same_idempotency_key_creates_one_todo() {
     // Assert
     assert_eq!(first["job_id"], second["job_id"]);
     assert_eq!(first["job_id"], third["job_id"]);
-    let list: Value = app.get("/todos", &user).await.json().await.unwrap();
+    let list: Value = app.api.get("/todos", &user).await.json().await.unwrap();
     assert_eq!(list["items"].as_array().unwrap().len(), 1);
 }
 
@@ -56,8 +57,14 @@ async fn a_retried_post_with_the_same_idempotency_key_creates_one_todo() {
 async fn a_job_delivered_twice_still_creates_one_todo() {
     // Arrange
     let app = spawn_app().await;
-    let user = app.user("dup").await;
-    let body: Value = app.create_todo(&user, "twice").await.json().await.unwrap();
+    let user = app.api.user("dup").await.unwrap();
+    let body: Value = app
+        .api
+        .create_todo(&user, "twice")
+        .await
+        .json()
+        .await
+        .unwrap();
     let job_id = uuid::Uuid::parse_str(body["job_id"].as_str().unwrap()).unwrap();
 
     // Act: run the step twice, as a redelivery would.
@@ -67,7 +74,7 @@ async fn a_job_delivered_twice_still_creates_one_todo() {
     // Assert
     assert_eq!(first, backend::worker::ExecutionOutcome::Done);
     assert_eq!(second, backend::worker::ExecutionOutcome::Skipped);
-    let list: Value = app.get("/todos", &user).await.json().await.unwrap();
+    let list: Value = app.api.get("/todos", &user).await.json().await.unwrap();
     assert_eq!(list["items"].as_array().unwrap().len(), 1);
 }
 
@@ -75,12 +82,18 @@ async fn a_job_delivered_twice_still_creates_one_todo() {
 async fn a_job_failing_every_attempt_is_dead_lettered_with_its_error() {
     // Arrange: make this test database refuse one title, so the insert fails every time.
     let app = spawn_app().await;
-    let user = app.user("poison").await;
+    let user = app.api.user("poison").await.unwrap();
     sqlx::query("ALTER TABLE todos ADD CONSTRAINT no_poison CHECK (title <> 'poison')")
         .execute(&app.state.db)
         .await
         .unwrap();
-    let body: Value = app.create_todo(&user, "poison").await.json().await.unwrap();
+    let body: Value = app
+        .api
+        .create_todo(&user, "poison")
+        .await
+        .json()
+        .await
+        .unwrap();
     let job_id = uuid::Uuid::parse_str(body["job_id"].as_str().unwrap()).unwrap();
 
     // Act: JOB_MAX_ATTEMPTS is 3 in the tests.
@@ -97,6 +110,7 @@ async fn a_job_failing_every_attempt_is_dead_lettered_with_its_error() {
     );
     assert!(matches!(outcomes[2], DeadLettered(_)), "{outcomes:?}");
     let status: Value = app
+        .api
         .get(body["status_url"].as_str().unwrap(), &user)
         .await
         .json()

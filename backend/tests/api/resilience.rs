@@ -1,40 +1,31 @@
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
+use tests::assert_eventually;
+use tests::process::Process;
 
-use crate::helpers::{create_database, spawn_app, spawn_app_with, Options, Postgres, Redis};
-
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !check().await {
-        assert!(Instant::now() < deadline, "{what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
+use crate::helpers::{create_database, spawn_app, spawn_app_with, Options, Postgres, RedisServer};
 
 #[tokio::test]
 async fn with_redis_down_reads_fall_back_and_writes_are_refused_until_it_returns() {
     // Arrange
-    let mut redis = Redis::start(false);
+    let mut redis = RedisServer::start();
     let app = spawn_app_with(Options {
         redis_url: Some(redis.url()),
         ..Options::default()
     })
     .await;
-    let user = app.user("rita").await;
+    let user = app.api.user("rita").await.unwrap();
     app.create_todo_done(&user, "before the outage").await;
 
     // Act
     redis.stop();
-    let read = app.get("/todos", &user).await;
-    let write = app.create_todo(&user, "during the outage").await;
+    let read = app.api.get("/todos", &user).await;
+    let write = app.api.create_todo(&user, "during the outage").await;
     let ready = app
-        .client
-        .get(app.url("/readyz"))
+        .api
+        .http()
+        .get(app.api.url("/readyz"))
         .send()
         .await
         .unwrap()
@@ -54,12 +45,13 @@ async fn with_redis_down_reads_fall_back_and_writes_are_refused_until_it_returns
 
     // Act 2: Redis comes back (empty); everything resumes by itself.
     redis.restart();
-    eventually("POST never recovered", || async {
-        app.create_todo(&user, "after").await.status() == 202
-    })
-    .await;
+    assert_eventually!(
+        within = Duration::from_secs(20),
+        app.api.create_todo(&user, "after").await.status() == 202,
+        "POST never recovered"
+    );
     app.drain_jobs().await;
-    let list: Value = app.get("/todos", &user).await.json().await.unwrap();
+    let list: Value = app.api.get("/todos", &user).await.json().await.unwrap();
     assert_eq!(list["items"].as_array().unwrap().len(), 2, "{list}");
 }
 
@@ -73,15 +65,16 @@ async fn with_postgres_down_requests_get_503_and_recover_when_it_returns() {
         ..Options::default()
     })
     .await;
-    let user = app.user("paul").await;
+    let user = app.api.user("paul").await.unwrap();
     let id = app.create_todo_done(&user, "kept").await;
 
     // Act
     pg.stop();
-    let during = app.get(&format!("/todos/{id}"), &user).await;
+    let during = app.api.get(&format!("/todos/{id}"), &user).await;
     let ready = app
-        .client
-        .get(app.url("/readyz"))
+        .api
+        .http()
+        .get(app.api.url("/readyz"))
         .send()
         .await
         .unwrap()
@@ -98,24 +91,25 @@ async fn with_postgres_down_requests_get_503_and_recover_when_it_returns() {
     assert_eq!(ready, 503);
 
     pg.restart();
-    eventually("reads never recovered", || async {
-        app.get(&format!("/todos/{id}"), &user).await.status() == 200
-    })
-    .await;
+    assert_eventually!(
+        within = Duration::from_secs(20),
+        app.api.get(&format!("/todos/{id}"), &user).await.status() == 200,
+        "reads never recovered"
+    );
 }
 
 #[tokio::test]
 async fn concurrent_readers_never_see_a_list_older_than_a_finished_job() {
     // Arrange: workers run in the background and readers keep the cache hot.
     let app = spawn_app().await;
-    let user = app.user("cora").await;
+    let user = app.api.user("cora").await.unwrap();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut workers = backend::worker::spawn_workers(&app.state, &stop_rx);
     let readers: Vec<_> = (0..4)
         .map(|_| {
             let (client, url, token, stop) = (
-                app.client.clone(),
-                app.url("/todos"),
+                app.api.http().clone(),
+                app.api.url("/todos"),
                 user.token.clone(),
                 stop_rx.clone(),
             );
@@ -130,26 +124,24 @@ async fn concurrent_readers_never_see_a_list_older_than_a_finished_job() {
     // Act + Assert
     for i in 0..20 {
         let job: Value = app
+            .api
             .create_todo(&user, &format!("todo {i}"))
             .await
             .json()
             .await
             .unwrap();
         let url = job["status_url"].as_str().unwrap().to_owned();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let status = loop {
-            let status: Value = app.get(&url, &user).await.json().await.unwrap();
-            if status["status"] == "done" {
-                break status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "round {i}: job never finished: {status}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        };
+        let mut status = Value::Null;
+        assert_eventually!(
+            within = Duration::from_secs(20),
+            {
+                status = app.api.get(&url, &user).await.json().await.unwrap();
+                status["status"] == "done"
+            },
+            "round {i}: job never finished: {status}"
+        );
         let todo_id = status["todo_id"].clone();
-        let list: Value = app.get("/todos", &user).await.json().await.unwrap();
+        let list: Value = app.api.get("/todos", &user).await.json().await.unwrap();
         let ids: Vec<&Value> = list["items"]
             .as_array()
             .unwrap()
@@ -176,28 +168,30 @@ async fn a_worker_killed_mid_batch_loses_nothing_and_applies_nothing_twice() {
         ..Options::default()
     })
     .await;
-    let user = app.user("kim").await;
+    let user = app.api.user("kim").await.unwrap();
     for chunk in 0..50 {
         let titles: Vec<String> = (0..20).map(|i| format!("job {}", chunk * 20 + i)).collect();
-        let posts = titles.iter().map(|t| app.create_todo(&user, t));
+        let posts = titles.iter().map(|t| app.api.create_todo(&user, t));
         for resp in futures::future::join_all(posts).await {
             assert_eq!(resp.status(), 202);
         }
     }
     let s = &app.settings;
-    let mut worker = std::process::Command::new(env!("CARGO_BIN_EXE_backend"))
-        .arg("worker")
-        .env("DATABASE_URL", &s.database_url)
-        .env("REDIS_URL", &s.redis_url)
-        .env("JWT_PRIVATE_KEY_FILE", &s.jwt_private_key_file)
-        .env("REDIS_KEY_PREFIX", &s.redis_key_prefix)
-        .env("JOB_VISIBILITY_TIMEOUT_SECONDS", "1")
-        .env("WORKER_CONCURRENCY", "4")
-        .env("INSTANCE_ID", "doomed")
-        .env("RUST_LOG", "warn")
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut worker = Process::spawn(
+        "worker",
+        std::process::Command::new(env!("CARGO_BIN_EXE_backend"))
+            .arg("worker")
+            .env("DATABASE_URL", &s.database_url)
+            .env("REDIS_URL", &s.redis_url)
+            .env("JWT_PRIVATE_KEY_FILE", &s.jwt_private_key_file)
+            .env("REDIS_KEY_PREFIX", &s.redis_key_prefix)
+            .env("JOB_VISIBILITY_TIMEOUT_SECONDS", "1")
+            .env("WORKER_CONCURRENCY", "4")
+            .env("INSTANCE_ID", "doomed")
+            .env("RUST_LOG", "warn"),
+        None,
+    )
+    .unwrap();
     let done = || async {
         sqlx::query_scalar::<_, i64>("SELECT count(*) FROM jobs WHERE status = 'done'")
             .fetch_one(&app.state.db)
@@ -206,24 +200,21 @@ async fn a_worker_killed_mid_batch_loses_nothing_and_applies_nothing_twice() {
     };
 
     // Act: kill it once it is well into the batch, then let this process's workers finish.
-    eventually("the worker process made no progress", || async {
-        done().await >= 100
-    })
-    .await;
-    worker.kill().unwrap();
-    worker.wait().unwrap();
+    assert_eventually!(
+        within = Duration::from_secs(20),
+        done().await >= 100,
+        "the worker process made no progress"
+    );
+    worker.kill();
     let killed_at = done().await;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut workers = backend::worker::spawn_workers(&app.state, &stop_rx);
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while done().await < 1000 {
-        assert!(
-            Instant::now() < deadline,
-            "stuck at {} done jobs",
-            done().await
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    assert_eventually!(
+        within = Duration::from_secs(120),
+        done().await >= 1000,
+        "stuck at {} done jobs",
+        done().await
+    );
     let _ = stop_tx.send(true);
     while workers.join_next().await.is_some() {}
 
@@ -246,10 +237,13 @@ async fn a_worker_killed_mid_batch_loses_nothing_and_applies_nothing_twice() {
 #[tokio::test]
 async fn readiness_needs_both_dependencies_and_spawn_app_isolates_tests() {
     let (a, b) = (spawn_app().await, spawn_app().await);
-    let (ua, ub) = (a.user("same-name").await, b.user("same-name").await);
+    let (ua, ub) = (
+        a.api.user("same-name").await.unwrap(),
+        b.api.user("same-name").await.unwrap(),
+    );
 
     a.create_todo_done(&ua, "only in a").await;
 
-    let list_b: Value = b.get("/todos", &ub).await.json().await.unwrap();
+    let list_b: Value = b.api.get("/todos", &ub).await.json().await.unwrap();
     assert_eq!(list_b["items"].as_array().unwrap().len(), 0);
 }

@@ -2,7 +2,7 @@
 //!
 //! How to run:
 //! ```text
-//! cargo run -p tests --bin upstream -- --listen 127.0.0.1:8081 --name a
+//! cargo run --bin upstream -- --listen 127.0.0.1:8081 --name a
 //! curl -i http://127.0.0.1:8081/anything
 //! ```
 

@@ -2,21 +2,33 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 
-use super::endpoints;
+use crate::config::{
+    Auth, ForwardSecret, GatewayConfig, Jwt, Pool, Route, StaticKey, VerificationLimit,
+};
 use crate::gateway::{self, TestGateway};
 use crate::jwks::{claims, jwt_section, now, JwksServer, SigningKey};
 use crate::upstream::Upstream;
 
 /// `/api` requires a token, `/open` takes one optionally, `/public` has no auth.
 async fn auth_gateway(up: &Upstream, jwks: &JwksServer) -> TestGateway {
-    let gw = gateway::start(&format!(
-        "{}pools:\n  p: {{ endpoints: {} }}\nroutes:\n\
-         - {{ name: api, match: {{ path_prefix: /api }}, pool: p, auth: required }}\n\
-         - {{ name: open, match: {{ path_prefix: /open }}, pool: p, auth: optional }}\n\
-         - {{ name: public, match: {{ path_prefix: /public }}, pool: p }}\n",
-        jwt_section(&jwks.url()),
-        endpoints(&[up])
-    ))
+    let gw = gateway::start(
+        &GatewayConfig::new()
+            .jwt(jwt_section(&jwks.url()))
+            .pool("p", Pool::upstreams(&[up]))
+            .route(
+                Route::prefix("/api")
+                    .name("api")
+                    .pool("p")
+                    .auth(Auth::Required),
+            )
+            .route(
+                Route::prefix("/open")
+                    .name("open")
+                    .pool("p")
+                    .auth(Auth::Optional),
+            )
+            .route(Route::prefix("/public").name("public").pool("p")),
+    )
     .await;
     gw.wait_ready().await;
     gw
@@ -209,11 +221,19 @@ async fn an_unknown_kid_triggers_a_refresh_and_a_dead_jwks_keeps_the_last_keys()
         200
     );
 
-    // Act 1: k2 is published after start-up; the first token naming it fetches the set again
-    // (once the 200 ms cooldown since the start-up fetch has passed).
+    // Act 1: k2 is published after start-up; a token naming it fetches the set again once
+    // the 200 ms cooldown since the start-up fetch has passed (earlier ones get 401).
     jwks.set_keys(&[&k1, &k2]);
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    let rotated = call(&gw, "/api/x", Some(&k2.sign(&claims("b"))), None).await;
+    let k2_token = k2.sign(&claims("b"));
+    let mut rotated = call(&gw, "/api/x", Some(&k2_token), None).await;
+    crate::assert_eventually!(
+        {
+            rotated = call(&gw, "/api/x", Some(&k2_token), None).await;
+            rotated.status == 200
+        },
+        "a token of the newly published key was never accepted: {}",
+        rotated.body
+    );
 
     // Act 2: the JWKS endpoint dies; known keys keep working.
     jwks.stop();
@@ -238,8 +258,11 @@ fn an_hmac_key_can_be_configured_but_not_through_jwks() {
     let config = dir.path().join("gw.yaml");
     std::fs::write(
         &config,
-        "jwt:\n  issuers: [i]\n  audiences: [a]\n  keys: [{ alg: HS256, pem_file: x.pem }]\n\
-         pools:\n  p: { endpoints: [\"127.0.0.1:1\"] }\nroutes:\n- { match: { path_prefix: / }, pool: p, auth: required }\n",
+        GatewayConfig::new()
+            .jwt(Jwt::new(&["i"], &["a"]).key(StaticKey::pem_file("HS256", "x.pem")))
+            .pool("p", Pool::endpoints(["127.0.0.1:1"]))
+            .route(Route::prefix("/").pool("p").auth(Auth::Required))
+            .to_yaml(),
     )
     .unwrap();
 
@@ -270,15 +293,17 @@ async fn static_jwk_files_and_hmac_secrets_verify_tokens_pinned_to_their_algorit
     std::fs::write(&jwk_path, key.jwk().to_string()).unwrap();
     let secret_path = dir.path().join("hmac.secret");
     std::fs::write(&secret_path, "a-long-random-test-secret-value\n").unwrap();
-    let gw = gateway::start(&format!(
-        "jwt:\n  issuers: [test-issuer]\n  audiences: [test-api]\n  forward_claims: {{ sub: X-User-Id }}\n  keys:\n\
-         \x20   - {{ alg: EdDSA, kid: s1, jwk_file: \"{}\" }}\n\
-         \x20   - {{ alg: HS256, kid: h1, secret_file: \"{}\" }}\n\
-         pools:\n  p: {{ endpoints: {} }}\nroutes:\n- {{ match: {{ path_prefix: / }}, pool: p, auth: required }}\n",
-        jwk_path.display(),
-        secret_path.display(),
-        endpoints(&[&up])
-    ))
+    let gw = gateway::start(
+        &GatewayConfig::new()
+            .jwt(
+                Jwt::new(&["test-issuer"], &["test-api"])
+                    .forward_claim("sub", "X-User-Id")
+                    .key(StaticKey::jwk_file("EdDSA", &jwk_path).kid("s1"))
+                    .key(StaticKey::secret_file("HS256", &secret_path).kid("h1")),
+            )
+            .pool("p", Pool::upstreams(&[&up]))
+            .route(Route::prefix("/").pool("p").auth(Auth::Required)),
+    )
     .await;
     gw.wait_ready().await;
     let mut hs = Header::new(Algorithm::HS256);
@@ -327,13 +352,15 @@ async fn a_key_file_rotated_in_place_takes_effect_on_sighup() {
     let dir = tempfile::tempdir().unwrap();
     let jwk_path = dir.path().join("s1.json");
     std::fs::write(&jwk_path, old_key.jwk().to_string()).unwrap();
-    let gw = gateway::start(&format!(
-        "jwt:\n  issuers: [test-issuer]\n  audiences: [test-api]\n  keys:\n\
-         \x20   - {{ alg: EdDSA, kid: s1, jwk_file: \"{}\" }}\n\
-         pools:\n  p: {{ endpoints: {} }}\nroutes:\n- {{ match: {{ path_prefix: / }}, pool: p, auth: required }}\n",
-        jwk_path.display(),
-        endpoints(&[&up])
-    ))
+    let gw = gateway::start(
+        &GatewayConfig::new()
+            .jwt(
+                Jwt::new(&["test-issuer"], &["test-api"])
+                    .key(StaticKey::jwk_file("EdDSA", &jwk_path).kid("s1")),
+            )
+            .pool("p", Pool::upstreams(&[&up]))
+            .route(Route::prefix("/").pool("p").auth(Auth::Required)),
+    )
     .await;
     gw.wait_ready().await;
     assert_eq!(
@@ -366,12 +393,20 @@ async fn a_flood_of_made_up_tokens_is_limited_per_client_while_verified_ones_sta
     let key = SigningKey::generate("k1");
     let jwks = JwksServer::spawn(&[&key]).await;
     let up = Upstream::spawn("a").await;
-    let gw = gateway::start(&format!(
-        "{}  verification_limit: {{ rate: 1, per: 1m, burst: 3 }}\npools:\n  p: {{ endpoints: {} }}\n\
-         routes:\n- {{ name: api, match: {{ path_prefix: /api }}, pool: p, auth: required }}\n",
-        jwt_section(&jwks.url()),
-        endpoints(&[&up])
-    ))
+    let gw = gateway::start(
+        &GatewayConfig::new()
+            .jwt(
+                jwt_section(&jwks.url())
+                    .verification_limit(VerificationLimit::new(1, "1m").burst(3)),
+            )
+            .pool("p", Pool::upstreams(&[&up]))
+            .route(
+                Route::prefix("/api")
+                    .name("api")
+                    .pool("p")
+                    .auth(Auth::Required),
+            ),
+    )
     .await;
     gw.wait_ready().await;
     let client = reqwest::Client::new();
@@ -404,13 +439,20 @@ async fn the_forward_secret_goes_upstream_with_verified_identities_only() {
     let secrets = tempfile::tempdir().unwrap();
     let secret_file = secrets.path().join("gateway-secret");
     std::fs::write(&secret_file, "s3cret-shared-with-the-backend\n").unwrap();
-    let gw = gateway::start(&format!(
-        "{}pools:\n  p: {{ endpoints: {}, forward_secret: {{ secret_file: \"{}\" }} }}\n\
-         routes:\n- {{ name: open, match: {{ path_prefix: / }}, pool: p, auth: optional }}\n",
-        jwt_section(&jwks.url()),
-        endpoints(&[&up]),
-        secret_file.display(),
-    ))
+    let gw = gateway::start(
+        &GatewayConfig::new()
+            .jwt(jwt_section(&jwks.url()))
+            .pool(
+                "p",
+                Pool::upstreams(&[&up]).forward_secret(ForwardSecret::secret_file(&secret_file)),
+            )
+            .route(
+                Route::prefix("/")
+                    .name("open")
+                    .pool("p")
+                    .auth(Auth::Optional),
+            ),
+    )
     .await;
     gw.wait_ready().await;
     let client = reqwest::Client::new();

@@ -1,4 +1,5 @@
 use super::proxy_all;
+use crate::config::{Balance, Pool};
 use crate::load::Load;
 use crate::upstream::Upstream;
 
@@ -10,7 +11,7 @@ async fn round_robin_spreads_requests_evenly_over_three_upstreams() {
         Upstream::spawn("b").await,
         Upstream::spawn("c").await,
     ];
-    let gw = proxy_all(&[&ups[0], &ups[1], &ups[2]], "").await;
+    let gw = proxy_all(Pool::upstreams(&[&ups[0], &ups[1], &ups[2]])).await;
     gw.wait_ready().await;
 
     // Act
@@ -32,7 +33,7 @@ async fn round_robin_spreads_requests_evenly_over_three_upstreams() {
 async fn upstream_connections_are_reused_under_steady_load() {
     // Arrange
     let up = Upstream::spawn("a").await;
-    let gw = proxy_all(&[&up], "").await;
+    let gw = proxy_all(Pool::upstreams(&[&up])).await;
     gw.wait_ready().await;
 
     // Act
@@ -59,8 +60,9 @@ async fn consistent_hash_on_a_header_keeps_a_key_on_one_upstream() {
         Upstream::spawn("c").await,
     ];
     let gw = proxy_all(
-        &[&ups[0], &ups[1], &ups[2]],
-        "balance: consistent_hash\nhash_key: \"header:x-user\"",
+        Pool::upstreams(&[&ups[0], &ups[1], &ups[2]])
+            .balance(Balance::ConsistentHash)
+            .hash_key("header:x-user"),
     )
     .await;
     gw.wait_ready().await;

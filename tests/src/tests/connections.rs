@@ -3,18 +3,20 @@
 
 use std::time::Duration;
 
-use super::{endpoints, metric_value};
+use super::metric_value;
 use crate::assert_eventually;
+use crate::config::{GatewayConfig, Limits, Pool, Route};
 use crate::gateway::{self, TestGateway};
 use crate::upstream::Upstream;
 
-/// A gateway in front of `up` with the given `limits:` body.
-async fn with_limits(up: &Upstream, limits: &str) -> TestGateway {
-    let gw = gateway::start(&format!(
-        "limits: {{ {limits} }}\npools:\n  p: {{ endpoints: {} }}\nroutes:\n\
-         - {{ name: all, match: {{ path_prefix: / }}, pool: p }}\n",
-        endpoints(&[up])
-    ))
+/// A gateway in front of `up` with the given `limits:`.
+async fn with_limits(up: &Upstream, limits: Limits) -> TestGateway {
+    let gw = gateway::start(
+        &GatewayConfig::new()
+            .limits(limits)
+            .pool("p", Pool::upstreams(&[up]))
+            .route(Route::prefix("/").name("all").pool("p")),
+    )
     .await;
     gw.wait_ready().await;
     gw
@@ -38,7 +40,7 @@ async fn three_hundred_slow_header_clients_are_cut_off_and_do_not_delay_others()
     use tokio::io::AsyncWriteExt as _;
     // Arrange
     let up = Upstream::spawn("a").await;
-    let gw = with_limits(&up, "header_timeout: 2s").await;
+    let gw = with_limits(&up, Limits::new().header_timeout("2s")).await;
     let addr = gw.http;
 
     // Act: 300 clients start a request header and then send one byte every half second.
@@ -94,7 +96,7 @@ async fn idle_connections_are_closed_after_the_idle_timeout() {
     use tokio::io::AsyncWriteExt as _;
     // Arrange
     let up = Upstream::spawn("a").await;
-    let gw = with_limits(&up, "idle_timeout: 1s").await;
+    let gw = with_limits(&up, Limits::new().idle_timeout("1s")).await;
 
     // Act: one connection says nothing; another makes a request and then idles.
     let mut silent = tokio::net::TcpStream::connect(gw.http).await.unwrap();
@@ -121,7 +123,7 @@ async fn connections_past_max_connections_are_closed_at_once() {
     use tokio::io::AsyncWriteExt as _;
     // Arrange: room for 5 connections, all taken by idle clients.
     let up = Upstream::spawn("a").await;
-    let gw = with_limits(&up, "max_connections: 5").await;
+    let gw = with_limits(&up, Limits::new().max_connections(5)).await;
     let mut held = Vec::new();
     for _ in 0..5 {
         held.push(tokio::net::TcpStream::connect(gw.http).await.unwrap());
@@ -157,7 +159,7 @@ async fn one_client_cannot_take_every_connection_when_capped_per_client() {
     use tokio::io::AsyncWriteExt as _;
     // Arrange: 3 connections per client address, 100 in all.
     let up = Upstream::spawn("a").await;
-    let gw = with_limits(&up, "max_connections_per_client: 3").await;
+    let gw = with_limits(&up, Limits::new().max_connections_per_client(3)).await;
     let mut held = Vec::new();
     for _ in 0..3 {
         held.push(tokio::net::TcpStream::connect(gw.http).await.unwrap());

@@ -1,6 +1,7 @@
 use std::net::Ipv4Addr;
 
 use crate::assert_eventually;
+use crate::config::{Dns, GatewayConfig, HealthCheck, Pool, Route};
 use crate::dns::DnsServer;
 use crate::gateway::{self, TestGateway};
 use crate::load::Load;
@@ -22,13 +23,18 @@ fn ip(last: u8) -> Ipv4Addr {
 }
 
 async fn gateway_for(dns: &DnsServer, port: u16, grace: &str) -> TestGateway {
-    gateway::start(&format!(
-        "dns: {{ nameservers: [\"{}\"] }}\npools:\n  p:\n    endpoints: [\"{NAME}:{port}\"]\n\
-         \x20   resolve_interval: 100ms\n    dns_grace: {grace}\n\
-         \x20   health_check: {{ kind: http, path: /healthz, interval: 200ms }}\n\
-         routes:\n- {{ match: {{ path_prefix: / }}, pool: p }}\n",
-        dns.addr
-    ))
+    gateway::start(
+        &GatewayConfig::new()
+            .dns(Dns::nameservers([dns.addr]))
+            .pool(
+                "p",
+                Pool::endpoints([format!("{NAME}:{port}")])
+                    .resolve_interval("100ms")
+                    .dns_grace(grace)
+                    .health_check(HealthCheck::http("/healthz").interval("200ms")),
+            )
+            .route(Route::prefix("/").pool("p")),
+    )
     .await
 }
 

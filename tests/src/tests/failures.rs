@@ -1,5 +1,6 @@
 use super::{get, proxy_all};
 use crate::assert_eventually;
+use crate::config::{GatewayConfig, HealthCheck, PassiveHealth, Pool, Retries, Route, Timeouts};
 use crate::gateway;
 use crate::load::Load;
 use crate::upstream::Upstream;
@@ -13,9 +14,9 @@ async fn killing_an_upstream_under_get_load_causes_no_client_errors() {
         Upstream::spawn("c").await,
     ];
     let gw = proxy_all(
-        &[&ups[0], &ups[1], &ups[2]],
-        "health_check: { kind: tcp, interval: 200ms }\n\
-         passive_health: { consecutive_failures: 1, cooldown: 30s }",
+        Pool::upstreams(&[&ups[0], &ups[1], &ups[2]])
+            .health_check(HealthCheck::tcp().interval("200ms"))
+            .passive_health(PassiveHealth::new().consecutive_failures(1).cooldown("30s")),
     )
     .await;
     gw.wait_ready().await;
@@ -50,8 +51,9 @@ async fn a_slow_upstream_gets_a_504_problem() {
     // Arrange
     let up = Upstream::spawn("slow").await;
     let gw = proxy_all(
-        &[&up],
-        "timeouts: { read: 300ms }\nretries: { attempts: 0 }",
+        Pool::upstreams(&[&up])
+            .timeouts(Timeouts::new().read("300ms"))
+            .retries(Retries::new().attempts(0)),
     )
     .await;
     gw.wait_ready().await;
@@ -71,8 +73,13 @@ async fn an_unreachable_pool_is_a_502_after_retrying_every_endpoint() {
     // Arrange: two addresses nobody listens on (port 1 of unused loopback addresses; a
     // "free" high port could be taken by a parallel test between check and use).
     let gw = gateway::start(
-        "pools:\n  p:\n    endpoints: [\"127.0.0.77:1\", \"127.0.0.78:1\"]\n    passive_health: { consecutive_failures: 0 }\n\
-         routes:\n- { match: { path_prefix: / }, pool: p }\n",
+        &GatewayConfig::new()
+            .pool(
+                "p",
+                Pool::endpoints(["127.0.0.77:1", "127.0.0.78:1"])
+                    .passive_health(PassiveHealth::new().consecutive_failures(0)),
+            )
+            .route(Route::prefix("/").pool("p")),
     )
     .await;
 
@@ -96,8 +103,7 @@ async fn no_healthy_endpoint_is_a_502_and_not_ready() {
     let up = Upstream::spawn("sick").await;
     up.set_healthy(false);
     let gw = proxy_all(
-        &[&up],
-        "health_check: { kind: http, path: /healthz, interval: 100ms }",
+        Pool::upstreams(&[&up]).health_check(HealthCheck::http("/healthz").interval("100ms")),
     )
     .await;
     // The endpoint's first check has run (and failed) before the request.

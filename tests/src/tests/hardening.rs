@@ -5,8 +5,9 @@
 
 use std::time::Duration;
 
-use super::{endpoints, metric_value};
+use super::metric_value;
 use crate::assert_eventually;
+use crate::config::{GatewayConfig, Pool, RateLimit, RateLimiting, Respond, Route, Scope};
 use crate::gateway::{self, TestGateway};
 use crate::load::{Load, LoadSpec};
 use crate::raw;
@@ -18,13 +19,18 @@ use crate::upstream::Upstream;
 async fn every_spelling_of_a_limited_path_meets_its_limit_and_goes_upstream_canonical() {
     // Arrange: the login route is exact and limited; the rest of /auth is not.
     let up = Upstream::spawn("a").await;
-    let gw = gateway::start(&format!(
-        "pools:\n  p: {{ endpoints: {} }}\nroutes:\n\
-         - {{ name: login, match: {{ path: /auth/login, methods: [POST] }}, pool: p, \
-              rate_limits: [{{ key: client_ip, rate: 1, per: 1m, burst: 3 }}] }}\n\
-         - {{ name: auth, match: {{ path_prefix: /auth }}, pool: p }}\n",
-        endpoints(&[&up])
-    ))
+    let gw = gateway::start(
+        &GatewayConfig::new()
+            .pool("p", Pool::upstreams(&[&up]))
+            .route(
+                Route::path("/auth/login")
+                    .methods(&["POST"])
+                    .name("login")
+                    .pool("p")
+                    .rate_limit(RateLimit::client_ip(1, "1m").burst(3)),
+            )
+            .route(Route::prefix("/auth").name("auth").pool("p")),
+    )
     .await;
     gw.wait_ready().await;
     let spellings = [
@@ -71,7 +77,7 @@ async fn every_spelling_of_a_limited_path_meets_its_limit_and_goes_upstream_cano
 async fn dot_segments_and_encoded_separators_are_refused_before_routing() {
     // Arrange
     let up = Upstream::spawn("a").await;
-    let gw = super::proxy_all(&[&up], "").await;
+    let gw = super::proxy_all(Pool::upstreams(&[&up])).await;
     gw.wait_ready().await;
 
     // Act + Assert
@@ -97,12 +103,17 @@ async fn dot_segments_and_encoded_separators_are_refused_before_routing() {
 
 /// A gateway that trusts 127.0.0.1 as a proxy, with a per-client limit of one request.
 async fn behind_a_trusted_proxy(up: &Upstream) -> TestGateway {
-    let gw = gateway::start(&format!(
-        "trusted_proxies: [127.0.0.1]\npools:\n  p: {{ endpoints: {} }}\nroutes:\n\
-         - {{ name: one, match: {{ path_prefix: / }}, pool: p, \
-              rate_limits: [{{ key: client_ip, rate: 1, per: 1m, burst: 1 }}] }}\n",
-        endpoints(&[up])
-    ))
+    let gw = gateway::start(
+        &GatewayConfig::new()
+            .trusted_proxy("127.0.0.1")
+            .pool("p", Pool::upstreams(&[up]))
+            .route(
+                Route::prefix("/")
+                    .name("one")
+                    .pool("p")
+                    .rate_limit(RateLimit::client_ip(1, "1m").burst(1)),
+            ),
+    )
     .await;
     gw.wait_ready().await;
     gw
@@ -165,22 +176,26 @@ async fn ipv6_clients_are_limited_per_64_prefix() {
     assert_eq!(other_64.status, 200);
 }
 
-fn cluster_limit(up: &Upstream, redis: &RedisServer, limit: &str) -> String {
-    format!(
-        "rate_limiting: {{ redis_url: \"{}\" }}\npools:\n  p: {{ endpoints: {} }}\nroutes:\n\
-         - {{ name: limited, match: {{ path_prefix: / }}, pool: p, rate_limits: [{limit}] }}\n",
-        redis.url(),
-        endpoints(&[up])
-    )
+/// One route `limited` for everything to `up`, limited by `rate` per `per` in Redis.
+fn cluster_limit(up: &Upstream, redis: &RedisServer, rate: u64, per: &str) -> GatewayConfig {
+    GatewayConfig::new()
+        .rate_limiting(RateLimiting::new().redis_url(redis.url()))
+        .pool("p", Pool::upstreams(&[up]))
+        .route(
+            Route::prefix("/").name("limited").pool("p").rate_limit(
+                RateLimit::route(rate, per)
+                    .burst(rate)
+                    .scope(Scope::Cluster),
+            ),
+        )
 }
 
 #[tokio::test]
 async fn a_loosened_cluster_limit_applies_at_once() {
     // Arrange: one request per minute, used up.
     let up = Upstream::spawn("a").await;
-    let redis = RedisServer::spawn().await;
-    let tight = "{ key: route, rate: 1, per: 1m, burst: 1, scope: cluster }";
-    let gw = gateway::start(&cluster_limit(&up, &redis, tight)).await;
+    let redis = RedisServer::start();
+    let gw = gateway::start(&cluster_limit(&up, &redis, 1, "1m")).await;
     gw.wait_ready().await;
     let client = reqwest::Client::new();
     assert_eq!(client.get(gw.url("/x")).send().await.unwrap().status(), 200);
@@ -188,8 +203,7 @@ async fn a_loosened_cluster_limit_applies_at_once() {
     assert_eq!(limited.status(), 429);
 
     // Act: loosen it to 100 per second.
-    let loose = "{ key: route, rate: 100, per: 1s, burst: 100, scope: cluster }";
-    gw.rewrite_config(&cluster_limit(&up, &redis, loose));
+    gw.rewrite_config(&cluster_limit(&up, &redis, 100, "1s"));
     assert_eventually!(
         metric_value(&gw, "gateway_config_reloads_total{result=\"ok\"}").await == Some(1.0),
         "the edit was never applied"
@@ -211,19 +225,23 @@ async fn a_config_file_read_mid_write_is_never_applied() {
     // Arrange: a file of 40 routes, each on one line, so every prefix cut at a line end is a
     // valid config with fewer routes: exactly what a reader racing a slow writer could see.
     let up = Upstream::spawn("a").await;
-    let head = format!(
-        "pools:\n  p: {{ endpoints: {} }}\nroutes:\n",
-        endpoints(&[&up])
-    );
-    let gw = gateway::start(&format!(
-        "{head}- {{ name: r0, match: {{ path: /r0 }}, pool: p }}\n"
-    ))
+    let route = |i: usize| {
+        Route::path(&format!("/r{i}"))
+            .name(format!("r{i}"))
+            .pool("p")
+    };
+    let gw = gateway::start(
+        &GatewayConfig::new()
+            .pool("p", Pool::upstreams(&[&up]))
+            .route(route(0)),
+    )
     .await;
     gw.wait_ready().await;
     let full_text = std::fs::read_to_string(&gw.config_path).unwrap();
     let preamble = full_text.split("routes:\n").next().unwrap().to_owned() + "routes:\n";
+    // JSON is YAML: each route as one flow-style line.
     let lines: Vec<String> = (0..40)
-        .map(|i| format!("- {{ name: r{i}, match: {{ path: /r{i} }}, pool: p }}\n"))
+        .map(|i| format!("- {}\n", serde_json::to_string(&route(i)).unwrap()))
         .collect();
 
     // Act: write the file in place, one route line every 20 ms (as a slow editor or a copy
@@ -294,8 +312,7 @@ async fn an_edit_of_every_config_section_under_load_fails_no_request() {
     })
     .await
     .expect("the stack starts");
-    let client = reqwest::Client::new();
-    let token = stack.new_user(&client, "chaos").await.unwrap();
+    let token = stack.api().user("chaos").await.unwrap().token;
     let load = Load::start_with(&LoadSpec {
         url: stack.url("/todos"),
         concurrency: 6,
@@ -319,8 +336,10 @@ async fn an_edit_of_every_config_section_under_load_fails_no_request() {
             d["jwt"]["jwks"]["refresh_interval"] = "4m".into()
         }),
         ("routes", |d| {
-            let extra: serde_yaml::Value = serde_yaml::from_str(
-                "{ name: extra, match: { path: /extra }, respond: { status: 204 } }",
+            let extra = serde_yaml::to_value(
+                Route::path("/extra")
+                    .name("extra")
+                    .respond(Respond::status(204)),
             )
             .unwrap();
             d["routes"].as_sequence_mut().unwrap().push(extra);
@@ -387,7 +406,7 @@ async fn an_edit_of_every_config_section_under_load_fails_no_request() {
 async fn targets_that_are_not_a_path_are_refused_and_urls_go_upstream_as_paths() {
     // Arrange
     let up = Upstream::spawn("a").await;
-    let gw = super::proxy_all(&[&up], "").await;
+    let gw = super::proxy_all(Pool::upstreams(&[&up])).await;
     gw.wait_ready().await;
 
     // Act

@@ -1,5 +1,6 @@
 use super::{get, metric_value, proxy_all};
 use crate::assert_eventually;
+use crate::config::{HealthCheck, PassiveHealth, Pool};
 use crate::upstream::Upstream;
 
 #[tokio::test]
@@ -7,8 +8,11 @@ async fn failing_active_check_ejects_an_endpoint_and_passing_restores_it() {
     // Arrange
     let (a, b) = (Upstream::spawn("a").await, Upstream::spawn("b").await);
     let gw = proxy_all(
-        &[&a, &b],
-        "health_check: { kind: http, path: /healthz, interval: 100ms, unhealthy_threshold: 2 }",
+        Pool::upstreams(&[&a, &b]).health_check(
+            HealthCheck::http("/healthz")
+                .interval("100ms")
+                .unhealthy_threshold(2),
+        ),
     )
     .await;
     gw.wait_ready().await;
@@ -49,8 +53,8 @@ async fn consecutive_5xx_eject_an_endpoint_passively() {
     let (a, b) = (Upstream::spawn("a").await, Upstream::spawn("b").await);
     b.set_failing(true);
     let gw = proxy_all(
-        &[&a, &b],
-        "passive_health: { consecutive_failures: 2, cooldown: 60s }",
+        Pool::upstreams(&[&a, &b])
+            .passive_health(PassiveHealth::new().consecutive_failures(2).cooldown("60s")),
     )
     .await;
     gw.wait_ready().await;
@@ -79,8 +83,8 @@ async fn a_pool_whose_endpoints_are_all_ejected_still_serves() {
     a.set_failing(true);
     b.set_failing(true);
     let gw = proxy_all(
-        &[&a, &b],
-        "passive_health: { consecutive_failures: 1, cooldown: 60s }",
+        Pool::upstreams(&[&a, &b])
+            .passive_health(PassiveHealth::new().consecutive_failures(1).cooldown("60s")),
     )
     .await;
     gw.wait_ready().await;
@@ -117,8 +121,9 @@ async fn an_ejected_endpoint_returns_after_its_cooldown() {
     let (a, b) = (Upstream::spawn("a").await, Upstream::spawn("b").await);
     b.set_failing(true);
     let gw = proxy_all(
-        &[&a, &b],
-        "resolve_interval: 100ms\npassive_health: { consecutive_failures: 1, cooldown: 1s }",
+        Pool::upstreams(&[&a, &b])
+            .resolve_interval("100ms")
+            .passive_health(PassiveHealth::new().consecutive_failures(1).cooldown("1s")),
     )
     .await;
     gw.wait_ready().await;
@@ -150,7 +155,10 @@ async fn an_ejected_endpoint_returns_after_its_cooldown() {
 async fn an_upstream_shedding_load_with_503_and_retry_after_is_not_ejected() {
     // Arrange: ejection after 2 failures in a row.
     let up = Upstream::spawn("a").await;
-    let gw = proxy_all(&[&up], "passive_health: { consecutive_failures: 2 }").await;
+    let gw = proxy_all(
+        Pool::upstreams(&[&up]).passive_health(PassiveHealth::new().consecutive_failures(2)),
+    )
+    .await;
     gw.wait_ready().await;
     let client = reqwest::Client::new();
 

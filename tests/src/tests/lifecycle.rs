@@ -2,6 +2,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use super::proxy_all;
+use crate::config::Pool;
 use crate::gateway;
 use crate::upstream::Upstream;
 
@@ -9,7 +10,7 @@ use crate::upstream::Upstream;
 async fn sigterm_lets_in_flight_requests_finish_then_exits() {
     // Arrange
     let up = Upstream::spawn("a").await;
-    let mut gw = proxy_all(&[&up], "").await;
+    let mut gw = proxy_all(Pool::upstreams(&[&up])).await;
     gw.wait_ready().await;
     let slow = tokio::spawn(reqwest::get(gw.url("/slow/1500")));
     crate::assert_eventually!(

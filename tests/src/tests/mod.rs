@@ -4,6 +4,7 @@ mod auth;
 mod balancing;
 mod connections;
 mod discovery;
+mod entry_points;
 mod failures;
 mod hardening;
 mod health;
@@ -16,31 +17,17 @@ mod requests;
 mod routing;
 mod stack;
 
+use crate::config::{GatewayConfig, Pool, Route};
 use crate::gateway::{self, TestGateway};
-use crate::upstream::Upstream;
 
-/// Start a gateway with one pool `p` of `upstreams` and a catch-all route `all` to it.
-/// `pool_extra` holds more keys of the pool, one per line (e.g. `retries: { attempts: 0 }`).
-async fn proxy_all(upstreams: &[&Upstream], pool_extra: &str) -> TestGateway {
-    let extra: String = pool_extra
-        .lines()
-        .map(|line| format!("    {}\n", line.trim()))
-        .collect();
-    gateway::start(&format!(
-        "pools:\n  p:\n    endpoints: {}\n{extra}\
-         routes:\n- {{ name: all, match: {{ path_prefix: / }}, pool: p }}\n",
-        endpoints(upstreams)
-    ))
+/// Start a gateway with `pool` as `p` and a catch-all route `all` to it.
+async fn proxy_all(pool: Pool) -> TestGateway {
+    gateway::start(
+        &GatewayConfig::new()
+            .pool("p", pool)
+            .route(Route::prefix("/").name("all").pool("p")),
+    )
     .await
-}
-
-/// A YAML list of the upstreams' addresses, for `endpoints:`.
-fn endpoints(upstreams: &[&Upstream]) -> String {
-    let list: Vec<String> = upstreams
-        .iter()
-        .map(|u| format!("\"{}\"", u.addr))
-        .collect();
-    format!("[{}]", list.join(", "))
 }
 
 /// GET `url` and return (status, x-upstream, body).

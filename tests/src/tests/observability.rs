@@ -2,20 +2,26 @@ use std::process::{Command, Stdio};
 
 use tokio::io::AsyncWriteExt as _;
 
-use super::endpoints;
 use crate::assert_eventually;
-use crate::gateway;
+use crate::config::{GatewayConfig, Pool, Route};
+use crate::gateway::{self, TestGateway};
 use crate::upstream::Upstream;
+
+/// A gateway with one route `api` for `/api` to `up`.
+async fn api_gateway(up: &Upstream) -> TestGateway {
+    gateway::start(
+        &GatewayConfig::new()
+            .pool("p", Pool::upstreams(&[up]))
+            .route(Route::prefix("/api").name("api").pool("p")),
+    )
+    .await
+}
 
 #[tokio::test]
 async fn metrics_pass_promtool_and_count_requests_by_route_and_source() {
     // Arrange
     let up = Upstream::spawn("a").await;
-    let gw = gateway::start(&format!(
-        "pools:\n  p: {{ endpoints: {} }}\nroutes:\n- {{ name: api, match: {{ path_prefix: /api }}, pool: p }}\n",
-        endpoints(&[&up])
-    ))
-    .await;
+    let gw = api_gateway(&up).await;
     gw.wait_ready().await;
     for _ in 0..3 {
         reqwest::get(gw.url("/api/x")).await.unwrap();
@@ -74,11 +80,7 @@ async fn metrics_pass_promtool_and_count_requests_by_route_and_source() {
 async fn every_request_gets_one_json_access_log_line() {
     // Arrange
     let up = Upstream::spawn("a").await;
-    let gw = gateway::start(&format!(
-        "pools:\n  p: {{ endpoints: {} }}\nroutes:\n- {{ name: api, match: {{ path_prefix: /api }}, pool: p }}\n",
-        endpoints(&[&up])
-    ))
-    .await;
+    let gw = api_gateway(&up).await;
     gw.wait_ready().await;
 
     // Act

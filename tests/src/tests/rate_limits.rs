@@ -1,6 +1,6 @@
 use std::time::{Duration, Instant};
 
-use super::endpoints;
+use crate::config::{GatewayConfig, Pool, RateLimit, RateLimiting, Route, Scope};
 use crate::gateway::{self, TestGateway};
 use crate::redis::RedisServer;
 use crate::upstream::Upstream;
@@ -37,12 +37,16 @@ async fn hammer(gw: &TestGateway, path: &str, key: Option<&str>, run: Duration) 
     tally
 }
 
-async fn limited_gateway(up: &Upstream, limit: &str, extra: &str) -> TestGateway {
-    let gw = gateway::start(&format!(
-        "{extra}pools:\n  p: {{ endpoints: {} }}\nroutes:\n\
-         - {{ name: limited, match: {{ path_prefix: / }}, pool: p, rate_limits: [{limit}] }}\n",
-        endpoints(&[up])
-    ))
+/// `base` (for the shared `rate_limiting:`) with one route `limited` for everything, to `up`.
+async fn limited_gateway(up: &Upstream, limit: RateLimit, base: GatewayConfig) -> TestGateway {
+    let gw = gateway::start(
+        &base.pool("p", Pool::upstreams(&[up])).route(
+            Route::prefix("/")
+                .name("limited")
+                .pool("p")
+                .rate_limit(limit),
+        ),
+    )
     .await;
     gw.wait_ready().await;
     gw
@@ -52,7 +56,12 @@ async fn limited_gateway(up: &Upstream, limit: &str, extra: &str) -> TestGateway
 async fn a_local_limit_never_admits_more_than_rate_plus_burst_per_period() {
     // Arrange: 10 per second, bursts of 5.
     let up = Upstream::spawn("a").await;
-    let gw = limited_gateway(&up, "{ key: client_ip, rate: 10, per: 1s, burst: 5 }", "").await;
+    let gw = limited_gateway(
+        &up,
+        RateLimit::client_ip(10, "1s").burst(5),
+        GatewayConfig::new(),
+    )
+    .await;
 
     // Act
     let start = Instant::now();
@@ -76,7 +85,12 @@ async fn a_local_limit_never_admits_more_than_rate_plus_burst_per_period() {
 async fn a_429_carries_retry_after_and_quota_headers_and_allowed_answers_carry_quota() {
     // Arrange
     let up = Upstream::spawn("a").await;
-    let gw = limited_gateway(&up, "{ key: route, rate: 1, per: 1m, burst: 2 }", "").await;
+    let gw = limited_gateway(
+        &up,
+        RateLimit::route(1, "1m").burst(2),
+        GatewayConfig::new(),
+    )
+    .await;
     let client = reqwest::Client::new();
 
     // Act
@@ -111,8 +125,8 @@ async fn header_keys_get_separate_buckets_and_a_missing_header_falls_back_to_the
     let up = Upstream::spawn("a").await;
     let gw = limited_gateway(
         &up,
-        "{ key: \"header:x-api-key\", rate: 1, per: 1m, burst: 3 }",
-        "",
+        RateLimit::header("x-api-key", 1, "1m").burst(3),
+        GatewayConfig::new(),
     )
     .await;
 
@@ -129,12 +143,14 @@ async fn header_keys_get_separate_buckets_and_a_missing_header_falls_back_to_the
 #[tokio::test]
 async fn two_gateways_sharing_redis_together_admit_no_more_than_one_limit() {
     // Arrange
-    let redis = RedisServer::spawn().await;
+    let redis = RedisServer::start();
     let up = Upstream::spawn("a").await;
-    let extra = format!("rate_limiting: {{ redis_url: \"{}\" }}\n", redis.url());
-    let limit = "{ key: client_ip, rate: 10, per: 1s, burst: 5, scope: cluster }";
-    let gw1 = limited_gateway(&up, limit, &extra).await;
-    let gw2 = limited_gateway(&up, limit, &extra).await;
+    let shared = GatewayConfig::new().rate_limiting(RateLimiting::new().redis_url(redis.url()));
+    let limit = RateLimit::client_ip(10, "1s")
+        .burst(5)
+        .scope(Scope::Cluster);
+    let gw1 = limited_gateway(&up, limit.clone(), shared.clone()).await;
+    let gw2 = limited_gateway(&up, limit, shared).await;
 
     // Act
     let start = Instant::now();
@@ -161,24 +177,16 @@ async fn two_gateways_sharing_redis_together_admit_no_more_than_one_limit() {
 #[tokio::test]
 async fn when_redis_is_down_fail_open_uses_a_local_limit_and_fail_closed_refuses() {
     // Arrange
-    let mut redis = RedisServer::spawn().await;
+    let mut redis = RedisServer::start();
     let up = Upstream::spawn("a").await;
-    let extra = format!(
-        "rate_limiting: {{ redis_url: \"{}\", redis_timeout: 200ms }}\n",
-        redis.url()
+    let shared = GatewayConfig::new().rate_limiting(
+        RateLimiting::new()
+            .redis_url(redis.url())
+            .redis_timeout("200ms"),
     );
-    let open = limited_gateway(
-        &up,
-        "{ key: client_ip, rate: 1, per: 1m, burst: 3, scope: cluster, fail_open: true }",
-        &extra,
-    )
-    .await;
-    let closed = limited_gateway(
-        &up,
-        "{ key: client_ip, rate: 1, per: 1m, burst: 3, scope: cluster, fail_open: false }",
-        &extra,
-    )
-    .await;
+    let limit = RateLimit::client_ip(1, "1m").burst(3).scope(Scope::Cluster);
+    let open = limited_gateway(&up, limit.clone().fail_open(true), shared.clone()).await;
+    let closed = limited_gateway(&up, limit.fail_open(false), shared).await;
 
     // Act
     redis.stop();

@@ -3,11 +3,12 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::proxy_all;
+use crate::config::Pool;
 use crate::gateway::TestGateway;
 use crate::upstream::Upstream;
 
 async fn echo_gateway(up: &Upstream) -> TestGateway {
-    let gw = proxy_all(&[up], "").await;
+    let gw = proxy_all(Pool::upstreams(&[up])).await;
     gw.wait_ready().await;
     gw
 }

@@ -1,4 +1,5 @@
-use super::{endpoints, get};
+use super::get;
+use crate::config::{GatewayConfig, Pool, Respond, Route};
 use crate::gateway;
 use crate::upstream::Upstream;
 
@@ -6,15 +7,15 @@ use crate::upstream::Upstream;
 async fn longest_prefix_then_exact_route_wins_and_strip_prefix_rewrites_the_path() {
     // Arrange
     let (a, b) = (Upstream::spawn("a").await, Upstream::spawn("b").await);
-    let gw = gateway::start(&format!(
-        "pools:\n  a: {{ endpoints: {} }}\n  b: {{ endpoints: {} }}\nroutes:\n\
-         - {{ match: {{ path_prefix: / }}, pool: a }}\n\
-         - {{ match: {{ path_prefix: /api }}, pool: a }}\n\
-         - {{ match: {{ path_prefix: /api/v2 }}, pool: b, strip_prefix: true }}\n\
-         - {{ match: {{ path: /api/v2/fixed }}, respond: {{ status: 418, body: teapot }} }}\n",
-        endpoints(&[&a]),
-        endpoints(&[&b]),
-    ))
+    let gw = gateway::start(
+        &GatewayConfig::new()
+            .pool("a", Pool::upstreams(&[&a]))
+            .pool("b", Pool::upstreams(&[&b]))
+            .route(Route::prefix("/").pool("a"))
+            .route(Route::prefix("/api").pool("a"))
+            .route(Route::prefix("/api/v2").pool("b").strip_prefix())
+            .route(Route::path("/api/v2/fixed").respond(Respond::status(418).body("teapot"))),
+    )
     .await;
     gw.wait_ready().await;
     let client = reqwest::Client::new();
@@ -45,10 +46,11 @@ async fn longest_prefix_then_exact_route_wins_and_strip_prefix_rewrites_the_path
 async fn no_route_is_a_404_problem_json_with_the_request_id() {
     // Arrange
     let a = Upstream::spawn("a").await;
-    let gw = gateway::start(&format!(
-        "pools:\n  a: {{ endpoints: {} }}\nroutes:\n- {{ match: {{ path_prefix: /api }}, pool: a }}\n",
-        endpoints(&[&a])
-    ))
+    let gw = gateway::start(
+        &GatewayConfig::new()
+            .pool("a", Pool::upstreams(&[&a]))
+            .route(Route::prefix("/api").pool("a")),
+    )
     .await;
 
     // Act
@@ -73,14 +75,14 @@ async fn no_route_is_a_404_problem_json_with_the_request_id() {
 async fn method_and_host_restricted_routes_only_take_their_requests() {
     // Arrange
     let (a, b) = (Upstream::spawn("a").await, Upstream::spawn("b").await);
-    let gw = gateway::start(&format!(
-        "pools:\n  a: {{ endpoints: {} }}\n  b: {{ endpoints: {} }}\nroutes:\n\
-         - {{ match: {{ path_prefix: /x }}, pool: a }}\n\
-         - {{ match: {{ path_prefix: /x, methods: [POST] }}, pool: b }}\n\
-         - {{ match: {{ path_prefix: /x, host: special.test }}, pool: b }}\n",
-        endpoints(&[&a]),
-        endpoints(&[&b]),
-    ))
+    let gw = gateway::start(
+        &GatewayConfig::new()
+            .pool("a", Pool::upstreams(&[&a]))
+            .pool("b", Pool::upstreams(&[&b]))
+            .route(Route::prefix("/x").pool("a"))
+            .route(Route::prefix("/x").methods(&["POST"]).pool("b"))
+            .route(Route::prefix("/x").host("special.test").pool("b")),
+    )
     .await;
     gw.wait_ready().await;
     let client = reqwest::Client::new();

@@ -1,21 +1,11 @@
 //! The native runner with the committed `gateway.yaml`: the real config, two real backend
 //! replicas, PostgreSQL and Redis, and a live edit of the config.
 
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::path::Path;
 
 use crate::assert_eventually;
 use crate::stack::{Stack, StackOptions};
-
-async fn post(client: &reqwest::Client, url: &str, body: &Value, token: Option<&str>) -> Value {
-    let mut req = client.post(url).json(body);
-    if let Some(t) = token {
-        req = req.bearer_auth(t);
-    }
-    let resp = req.send().await.expect("POST");
-    assert!(resp.status().is_success(), "POST {url}: {}", resp.status());
-    resp.json().await.unwrap_or(Value::Null)
-}
 
 #[tokio::test]
 async fn the_stack_serves_the_api_across_replicas_and_applies_config_edits() {
@@ -36,32 +26,15 @@ async fn the_stack_serves_the_api_across_replicas_and_applies_config_edits() {
     })
     .await
     .expect("the stack starts");
-    let client = reqwest::Client::new();
-    let creds = json!({"username": "ada", "password": "correct horse battery"});
+    let api = stack.api();
+    let client = api.http().clone();
 
     // Act: register, log in, create a todo through the queue, list it.
-    post(&client, &stack.url("/auth/register"), &creds, None).await;
-    let login = post(&client, &stack.url("/auth/login"), &creds, None).await;
-    let token = login["access_token"].as_str().unwrap().to_owned();
-    let job = post(
-        &client,
-        &stack.url("/todos"),
-        &json!({"title": "milk"}),
-        Some(&token),
-    )
-    .await;
-    let status_url = stack.url(job["status_url"].as_str().unwrap());
+    let user = api.user("ada").await.unwrap();
+    let token = user.token.clone();
+    let status_url = api.accepted_todo(&user, "milk").await.unwrap();
     assert_eventually!(
-        client
-            .get(&status_url)
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap()
-            .json::<Value>()
-            .await
-            .unwrap()["status"]
-            == "done",
+        api.job_status(&user, &status_url).await == "done",
         "the job never finished"
     );
     let mut instances = std::collections::HashSet::new();

@@ -3,9 +3,8 @@
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use serde_json::{json, Value};
 use tests::load::{Load, LoadReport, LoadSpec};
 
 /// How long the stack may take to come up after its images are built.
@@ -192,112 +191,6 @@ pub(crate) fn local_images() -> Vec<(String, String)> {
         ("LOCAL_RUST_IMAGE".into(), names[1].clone()),
         ("LOCAL_POSTGRES_IMAGE".into(), names[2].clone()),
     ]
-}
-
-pub(crate) async fn wait_for(what: &str, limit: Duration, mut check: impl AsyncFnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !check().await {
-        assert!(Instant::now() < deadline, "{what} within {limit:?}");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
-
-pub(crate) struct Client {
-    pub(crate) http: reqwest::Client,
-}
-
-impl Client {
-    pub(crate) async fn post(
-        &self,
-        url: &str,
-        body: &Value,
-        token: Option<&str>,
-    ) -> reqwest::Response {
-        let mut req = self.http.post(url).json(body);
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        req.send().await.expect("POST")
-    }
-
-    pub(crate) async fn get(&self, url: &str, token: &str) -> reqwest::Response {
-        self.http
-            .get(url)
-            .bearer_auth(token)
-            .send()
-            .await
-            .expect("GET")
-    }
-
-    /// Register and log in; the access token.
-    pub(crate) async fn user(&self, project: &Project, name: &str) -> String {
-        let creds = json!({"username": name, "password": "correct horse battery"});
-        let reg = self
-            .post(&project.url("/auth/register"), &creds, None)
-            .await;
-        assert_eq!(reg.status(), 201, "{}", reg.text().await.unwrap());
-        let login: Value = self
-            .post(&project.url("/auth/login"), &creds, None)
-            .await
-            .json()
-            .await
-            .unwrap();
-        login["access_token"].as_str().unwrap().to_owned()
-    }
-
-    /// POST /todos; the job's status URL.
-    pub(crate) async fn create_todo(&self, project: &Project, token: &str, title: &str) -> String {
-        let resp = self
-            .post(
-                &project.url("/todos"),
-                &json!({"title": title}),
-                Some(token),
-            )
-            .await;
-        assert_eq!(resp.status(), 202, "{}", resp.text().await.unwrap());
-        let job: Value = resp.json().await.unwrap();
-        job["status_url"].as_str().unwrap().to_owned()
-    }
-
-    pub(crate) async fn job_status(
-        &self,
-        project: &Project,
-        token: &str,
-        status_url: &str,
-    ) -> String {
-        let job: Value = self
-            .get(&project.url(status_url), token)
-            .await
-            .json()
-            .await
-            .unwrap_or_default();
-        job["status"].as_str().unwrap_or("?").to_owned()
-    }
-
-    /// Every todo title of the user, following the cursor to the end.
-    pub(crate) async fn all_titles(&self, project: &Project, token: &str) -> Vec<String> {
-        let mut titles = Vec::new();
-        let mut cursor: Option<String> = None;
-        loop {
-            let path = match &cursor {
-                Some(c) => format!("/todos?limit=200&cursor={c}"),
-                None => "/todos?limit=200".to_owned(),
-            };
-            let page: Value = self
-                .get(&project.url(&path), token)
-                .await
-                .json()
-                .await
-                .unwrap();
-            for item in page["items"].as_array().unwrap() {
-                titles.push(item["title"].as_str().unwrap().to_owned());
-            }
-            match page["next_cursor"].as_str() {
-                Some(c) => cursor = Some(c.to_owned()),
-                None => return titles,
-            }
-        }
-    }
 }
 
 pub(crate) fn instance_load(project: &Project, token: &str, concurrency: usize) -> Load {

@@ -1,0 +1,217 @@
+//! `pools:`.
+
+use std::fmt::Display;
+use std::path::Path;
+
+use serde::Serialize;
+
+use super::{path_text, setters, strings, Dur};
+use crate::upstream::Upstream;
+
+/// One entry of `pools:`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Pool {
+    pub endpoints: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resolve_interval: Option<Dur>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dns_grace: Option<Dur>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub balance: Option<Balance>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hash_key: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeouts: Option<Timeouts>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health_check: Option<HealthCheck>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub passive_health: Option<PassiveHealth>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retries: Option<Retries>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub forward_secret: Option<ForwardSecret>,
+}
+
+impl Pool {
+    /// A pool of `host:port` endpoints (addresses or names to resolve).
+    pub fn endpoints<A: Display>(addrs: impl IntoIterator<Item = A>) -> Self {
+        Self {
+            endpoints: strings(addrs),
+            ..Self::default()
+        }
+    }
+
+    /// A pool of the test upstreams' addresses.
+    pub fn upstreams(upstreams: &[&Upstream]) -> Self {
+        Self::endpoints(upstreams.iter().map(|u| u.addr))
+    }
+
+    setters!(
+        balance: Balance,
+        timeouts: Timeouts,
+        health_check: HealthCheck,
+        passive_health: PassiveHealth,
+        retries: Retries,
+        forward_secret: ForwardSecret,
+    );
+    setters!(into resolve_interval: Dur, dns_grace: Dur, hash_key: String);
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Balance {
+    RoundRobin,
+    Random,
+    ConsistentHash,
+}
+
+/// `pools.<name>.timeouts`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Timeouts {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connect: Option<Dur>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub read: Option<Dur>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub write: Option<Dur>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub idle: Option<Dur>,
+}
+
+impl Timeouts {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    setters!(into connect: Dur, read: Dur, write: Dur, idle: Dur);
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HealthCheckKind {
+    Tcp,
+    Http,
+}
+
+/// `pools.<name>.health_check`: active checks.
+#[derive(Debug, Clone, Serialize)]
+pub struct HealthCheck {
+    pub kind: HealthCheckKind,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expect_status: Option<Vec<u16>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interval: Option<Dur>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<Dur>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub healthy_threshold: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unhealthy_threshold: Option<usize>,
+}
+
+impl HealthCheck {
+    /// A check that only connects.
+    pub fn tcp() -> Self {
+        Self::of(HealthCheckKind::Tcp)
+    }
+
+    /// A `GET path` check.
+    pub fn http(path: &str) -> Self {
+        Self {
+            path: Some(path.to_owned()),
+            ..Self::of(HealthCheckKind::Http)
+        }
+    }
+
+    fn of(kind: HealthCheckKind) -> Self {
+        Self {
+            kind,
+            path: None,
+            host: None,
+            expect_status: None,
+            interval: None,
+            timeout: None,
+            healthy_threshold: None,
+            unhealthy_threshold: None,
+        }
+    }
+
+    /// Set `expect_status`: the statuses that count as healthy.
+    pub fn expect_status(mut self, statuses: &[u16]) -> Self {
+        self.expect_status = Some(statuses.to_vec());
+        self
+    }
+
+    setters!(healthy_threshold: usize, unhealthy_threshold: usize);
+    setters!(into host: String, interval: Dur, timeout: Dur);
+}
+
+/// `pools.<name>.passive_health`: ejection after failed requests.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PassiveHealth {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub consecutive_failures: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cooldown: Option<Dur>,
+}
+
+impl PassiveHealth {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    setters!(consecutive_failures: u32);
+    setters!(into cooldown: Dur);
+}
+
+/// `pools.<name>.retries`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Retries {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attempts: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub idempotent_on_reset: Option<bool>,
+}
+
+impl Retries {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    setters!(attempts: usize, idempotent_on_reset: bool);
+}
+
+/// `pools.<name>.forward_secret`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ForwardSecret {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub header: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret_file: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret_env: Option<String>,
+}
+
+impl ForwardSecret {
+    /// The secret is the content of `path`.
+    pub fn secret_file(path: impl AsRef<Path>) -> Self {
+        Self {
+            secret_file: Some(path_text(path)),
+            ..Self::default()
+        }
+    }
+
+    /// The secret is the value of the environment variable `var`.
+    pub fn secret_env(var: &str) -> Self {
+        Self {
+            secret_env: Some(var.to_owned()),
+            ..Self::default()
+        }
+    }
+
+    setters!(into header: String);
+}
