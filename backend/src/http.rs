@@ -1,8 +1,9 @@
-//! The HTTP layer: request reading, identity, routing table and JSON replies.
+//! Request and reply helpers: the read request, the caller's identity, JSON bodies and
+//! replies.
 //!
 //! Handlers take a [`Request`] (already read, body size-limited) and return
-//! `Result<Reply, ApiError>`; [`serve`] turns errors into problem+json, sets `X-Instance`
-//! and `X-Request-Id`, and records metrics.
+//! `Result<Reply, ApiError>`; `routes::serve` holds the routing table, turns errors into
+//! problem+json, sets `X-Instance` and `X-Request-Id`, and records metrics.
 
 use bytes::Bytes;
 use http::{header, HeaderValue, StatusCode};

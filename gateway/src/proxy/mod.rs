@@ -1,9 +1,11 @@
-//! The Pingora `ProxyHttp` implementation. It only dispatches; each phase lives in its own
-//! module:
-//! - `request_filters`: request id, client address, size limits, routing, fixed responses;
-//! - `upstream`: pools, health and endpoint choice (`upstream_peer`), retries;
-//! - `response_filters`: response headers, passive health, access log and metrics;
-//! - `connection`: around all of it, per client connection: the connection cap and the idle
+//! The Pingora `ProxyHttp` implementation. It dispatches the phases to their modules and
+//! keeps what ties a request to its upstream (endpoint choice, retry policy, connect
+//! failures):
+//! - `request_filters`: request id, client address, size limits, routing, auth, rate limits,
+//!   fixed responses, the upstream request;
+//! - `response_filters`: response headers, passive health, errors, access log and metrics;
+//! - `errors`: the gateway's error types and `fate`, the one table of how each is answered;
+//! - `connection`: around all of it, per client connection: the connection caps and the idle
 //!   and header deadlines.
 //!
 //! Phase order: see pingora's `docs/user_guide/phase.md` and ARCHITECTURE.md.
