@@ -251,10 +251,20 @@ impl BackgroundService for Reloader {
 mod tests {
     use super::*;
 
+    /// Reads of a file that runs v1's text, and v1's hash.
+    fn running_v1() -> (StableReads, String) {
+        (StableReads::default(), config::content_hash("v1"))
+    }
+
+    /// Read `text` twice: the second read offers it for applying.
+    fn read_twice(reads: &mut StableReads, text: &str, applied: &str) -> Option<String> {
+        reads.observe(text.into(), applied);
+        reads.observe(text.into(), applied)
+    }
+
     #[test]
     fn a_text_is_applied_only_after_two_identical_reads() {
-        let mut reads = StableReads::default();
-        let applied = config::content_hash("v1");
+        let (mut reads, applied) = running_v1();
 
         assert_eq!(reads.observe("v1".into(), &applied), None, "unchanged");
         assert_eq!(reads.observe("v2-half".into(), &applied), None, "seen once");
@@ -265,31 +275,26 @@ mod tests {
 
     #[test]
     fn a_rejected_text_is_not_tried_again_until_the_file_changes() {
-        let mut reads = StableReads::default();
-        let applied = config::content_hash("v1");
-        reads.observe("bad".into(), &applied);
+        let (mut reads, applied) = running_v1();
         assert_eq!(
-            reads.observe("bad".into(), &applied).as_deref(),
+            read_twice(&mut reads, "bad", &applied).as_deref(),
             Some("bad")
         );
 
         // Applying it failed, so `applied` is still v1's hash.
         assert_eq!(reads.observe("bad".into(), &applied), None);
         assert_eq!(reads.observe("bad".into(), &applied), None);
-        reads.observe("fixed".into(), &applied);
         assert_eq!(
-            reads.observe("fixed".into(), &applied).as_deref(),
+            read_twice(&mut reads, "fixed", &applied).as_deref(),
             Some("fixed")
         );
     }
 
     #[test]
     fn going_back_to_the_running_text_after_a_rejected_edit_applies_it_once() {
-        let mut reads = StableReads::default();
-        let applied = config::content_hash("v1");
-        reads.observe("bad".into(), &applied);
+        let (mut reads, applied) = running_v1();
         assert_eq!(
-            reads.observe("bad".into(), &applied).as_deref(),
+            read_twice(&mut reads, "bad", &applied).as_deref(),
             Some("bad")
         );
 
@@ -299,8 +304,7 @@ mod tests {
 
     #[test]
     fn a_file_that_goes_back_to_the_applied_text_cancels_the_candidate() {
-        let mut reads = StableReads::default();
-        let applied = config::content_hash("v1");
+        let (mut reads, applied) = running_v1();
 
         assert_eq!(reads.observe("v2".into(), &applied), None);
         assert_eq!(reads.observe("v1".into(), &applied), None);

@@ -67,6 +67,15 @@ impl TodoApi {
             .unwrap_or_else(|e| panic!("POST {path}: {e}"))
     }
 
+    /// GET `path` without credentials.
+    pub async fn get_anonymous(&self, path: &str) -> reqwest::Response {
+        self.http
+            .get(self.url(path))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"))
+    }
+
     /// GET `path` as `user`.
     pub async fn get(&self, path: &str, user: &User) -> reqwest::Response {
         self.http

@@ -40,6 +40,20 @@ pub struct StackOptions {
     pub backend_env: Vec<(String, String)>,
 }
 
+impl StackOptions {
+    /// What the tests run: two replicas (enough to see balancing), one worker each, ports
+    /// picked free, and `config` as the user's file.
+    pub fn for_tests(config: PathBuf) -> Self {
+        Self {
+            replicas: 2,
+            port: 0,
+            admin_port: 0,
+            config,
+            backend_env: vec![("WORKER_CONCURRENCY".into(), "1".into())],
+        }
+    }
+}
+
 /// A running stack. Dropping it kills every process it started, the gateway and the
 /// replicas first (fields drop in declaration order).
 pub struct Stack {

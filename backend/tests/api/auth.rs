@@ -73,11 +73,8 @@ async fn expired_tampered_and_wrong_audience_tokens_are_401() {
     let key = EncodingKey::from_ed_pem(app.signing_pem().as_bytes()).unwrap();
     let jwks: Value = app
         .api
-        .http()
-        .get(app.api.url("/.well-known/jwks.json"))
-        .send()
+        .get_anonymous("/.well-known/jwks.json")
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -127,13 +124,7 @@ async fn expired_tampered_and_wrong_audience_tokens_are_401() {
         assert_eq!(resp.status(), 401, "{name}");
     }
     assert_eq!(
-        app.api
-            .http()
-            .get(app.api.url("/todos"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        app.api.get_anonymous("/todos").await.status(),
         401,
         "no token"
     );
@@ -219,11 +210,8 @@ async fn the_jwks_publishes_the_signing_key() {
 
     let jwks: Value = app
         .api
-        .http()
-        .get(app.api.url("/.well-known/jwks.json"))
-        .send()
+        .get_anonymous("/.well-known/jwks.json")
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();

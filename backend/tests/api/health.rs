@@ -6,27 +6,9 @@ async fn health_ready_and_metrics_answer_with_the_instance_name() {
     let app = spawn_app().await;
 
     // Act
-    let health = app
-        .api
-        .http()
-        .get(app.api.url("/healthz"))
-        .send()
-        .await
-        .unwrap();
-    let ready = app
-        .api
-        .http()
-        .get(app.api.url("/readyz"))
-        .send()
-        .await
-        .unwrap();
-    let metrics = app
-        .api
-        .http()
-        .get(app.api.url("/metrics"))
-        .send()
-        .await
-        .unwrap();
+    let health = app.api.get_anonymous("/healthz").await;
+    let ready = app.api.get_anonymous("/readyz").await;
+    let metrics = app.api.get_anonymous("/metrics").await;
 
     // Assert
     assert_eq!(health.status(), 200);
@@ -49,13 +31,7 @@ async fn health_ready_and_metrics_answer_with_the_instance_name() {
 async fn unknown_paths_are_404_and_wrong_methods_405_as_problem_json() {
     let app = spawn_app().await;
 
-    let missing = app
-        .api
-        .http()
-        .get(app.api.url("/nope"))
-        .send()
-        .await
-        .unwrap();
+    let missing = app.api.get_anonymous("/nope").await;
     let wrong = app
         .api
         .http()

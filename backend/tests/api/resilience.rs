@@ -22,14 +22,7 @@ async fn with_redis_down_reads_fall_back_and_writes_are_refused_until_it_returns
     redis.stop();
     let read = app.api.get("/todos", &user).await;
     let write = app.api.create_todo(&user, "during the outage").await;
-    let ready = app
-        .api
-        .http()
-        .get(app.api.url("/readyz"))
-        .send()
-        .await
-        .unwrap()
-        .status();
+    let ready = app.api.get_anonymous("/readyz").await.status();
 
     // Assert
     assert_eq!(read.status(), 200);
@@ -71,14 +64,7 @@ async fn with_postgres_down_requests_get_503_and_recover_when_it_returns() {
     // Act
     pg.stop();
     let during = app.api.get(&format!("/todos/{id}"), &user).await;
-    let ready = app
-        .api
-        .http()
-        .get(app.api.url("/readyz"))
-        .send()
-        .await
-        .unwrap()
-        .status();
+    let ready = app.api.get_anonymous("/readyz").await.status();
 
     // Assert
     assert_eq!(during.status(), 503);

@@ -303,15 +303,9 @@ async fn an_edit_of_every_config_section_under_load_fails_no_request() {
     .unwrap();
     let base = without_rate_limits(&committed, &["todos", "jobs"]).unwrap();
     std::fs::write(&config, &base).unwrap();
-    let stack = Stack::start(&StackOptions {
-        replicas: 2,
-        port: 0,
-        admin_port: 0,
-        config: config.clone(),
-        backend_env: vec![("WORKER_CONCURRENCY".into(), "1".into())],
-    })
-    .await
-    .expect("the stack starts");
+    let stack = Stack::start(&StackOptions::for_tests(config.clone()))
+        .await
+        .expect("the stack starts");
     let token = stack.api().user("chaos").await.unwrap().token;
     let load = Load::start_with(&LoadSpec {
         url: stack.url("/todos"),

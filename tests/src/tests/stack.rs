@@ -17,15 +17,9 @@ async fn the_stack_serves_the_api_across_replicas_and_applies_config_edits() {
         &config,
     )
     .unwrap();
-    let stack = Stack::start(&StackOptions {
-        replicas: 2,
-        port: 0,
-        admin_port: 0,
-        config: config.clone(),
-        backend_env: vec![("WORKER_CONCURRENCY".into(), "1".into())],
-    })
-    .await
-    .expect("the stack starts");
+    let stack = Stack::start(&StackOptions::for_tests(config.clone()))
+        .await
+        .expect("the stack starts");
     let api = stack.api();
     let client = api.http().clone();
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 use http::HeaderName;
 
 use super::limits::check_rate_limit;
-use super::{is_reserved_header, require_positive, Errors};
+use super::{is_reserved_header, require_at_least, require_at_most, require_positive, Errors};
 use crate::config::file::{JwtFile, RateLimitFile, ScopeFile};
 use crate::config::keys;
 use crate::config::{JwksConfig, JwksSource, JwtConfig, StaticKey};
@@ -33,16 +33,7 @@ pub(super) fn check_jwt(
         if j.audiences.is_empty() {
             errs.push("jwt.audiences", "must list at least one accepted audience");
         }
-        if j.leeway > MAX_LEEWAY {
-            errs.push(
-                "jwt.leeway",
-                format!(
-                    "must be at most {}, got {}",
-                    humantime::format_duration(MAX_LEEWAY),
-                    humantime::format_duration(j.leeway)
-                ),
-            );
-        }
+        require_at_most(errs, "jwt.leeway", j.leeway, MAX_LEEWAY);
         let mut forward_claims = Vec::new();
         for (claim, header) in &j.forward_claims {
             let (Some(claim), Some(header)) = (claim.as_str(), header.as_str()) else {
@@ -81,16 +72,13 @@ pub(super) fn check_jwt(
         let jwks = j.jwks.and_then(|k| {
             require_positive(errs, "jwt.jwks.refresh_interval", k.refresh_interval);
             require_positive(errs, "jwt.jwks.timeout", k.timeout);
-            if k.min_refresh_interval < MIN_JWKS_COOLDOWN {
-                errs.push(
-                    "jwt.jwks.min_refresh_interval",
-                    format!(
-                        "must be at least {} (each unknown key id may trigger a fetch), got {}",
-                        humantime::format_duration(MIN_JWKS_COOLDOWN),
-                        humantime::format_duration(k.min_refresh_interval)
-                    ),
-                );
-            }
+            require_at_least(
+                errs,
+                "jwt.jwks.min_refresh_interval",
+                k.min_refresh_interval,
+                MIN_JWKS_COOLDOWN,
+                "each unknown key id may trigger a fetch",
+            );
             let source = match (k.url, k.pool, k.path) {
                 (Some(url), None, None) if url.starts_with("http://") => Some(JwksSource::Url(url)),
                 (Some(url), None, None) => {

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use http::HeaderName;
 
-use super::{require_positive, Errors};
+use super::{require_at_most, require_positive, Errors};
 use crate::config::file::{RateLimitFile, RateLimitingFile, ScopeFile};
 use crate::config::{LimitKey, LimitScope, RateLimit, RateLimiting};
 
@@ -84,16 +84,7 @@ pub(super) fn check_rate_limit(
         if l.burst == Some(0) {
             errs.push(format!("{at}.burst"), "must be at least 1, got 0");
         }
-        if l.per > MAX_LIMIT_PERIOD {
-            errs.push(
-                format!("{at}.per"),
-                format!(
-                    "must be at most {}, got {}",
-                    humantime::format_duration(MAX_LIMIT_PERIOD),
-                    humantime::format_duration(l.per)
-                ),
-            );
-        }
+        require_at_most(errs, &format!("{at}.per"), l.per, MAX_LIMIT_PERIOD);
         if burst > MAX_BURST {
             errs.push(
                 format!("{at}.burst"),

@@ -65,6 +65,34 @@ fn require_positive(errs: &mut Errors<'_>, path: &str, value: Duration) {
     }
 }
 
+/// `value` must not exceed `max`.
+fn require_at_most(errs: &mut Errors<'_>, path: &str, value: Duration, max: Duration) {
+    if value > max {
+        errs.push(
+            path,
+            format!("must be at most {}, got {}", human(max), human(value)),
+        );
+    }
+}
+
+/// `value` must reach `min`; `why` says what a smaller one would cost.
+fn require_at_least(errs: &mut Errors<'_>, path: &str, value: Duration, min: Duration, why: &str) {
+    if value < min {
+        errs.push(
+            path,
+            format!(
+                "must be at least {} ({why}), got {}",
+                human(min),
+                human(value)
+            ),
+        );
+    }
+}
+
+fn human(d: Duration) -> humantime::FormattedDuration {
+    humantime::format_duration(d)
+}
+
 pub(super) fn validate(
     file: &Path,
     text: &str,
