@@ -85,7 +85,7 @@ async fn the_compose_stack_scales_survives_kills_reloads_live_and_is_scraped() {
                 .await
                 .is_ok_and(|r| r.status() == 200)
         },
-        "the gateway is ready, not within {STARTUP:?}"
+        "the gateway was not ready within {STARTUP:?}"
     );
 
     // Act + Assert 1: the API through the published port.
@@ -94,7 +94,7 @@ async fn the_compose_stack_scales_survives_kills_reloads_live_and_is_scraped() {
     assert_eventually!(
         within = Duration::from_secs(30),
         api.job_status(&user, &status_url).await == "done",
-        "the first job is done, not within 30 s"
+        "the first job was not done within 30 s"
     );
     assert_eq!(api.all_titles(&user).await.unwrap(), vec!["first"]);
 
@@ -103,7 +103,7 @@ async fn the_compose_stack_scales_survives_kills_reloads_live_and_is_scraped() {
     assert_eventually!(
         within = Duration::from_secs(30),
         load.snapshot().by_upstream.len() >= 3,
-        "all 3 replicas answer, not within 30 s"
+        "not all 3 replicas answered within 30 s"
     );
 
     // 3: scale to 5; the new replicas get traffic within 10 s of their containers starting.
@@ -112,7 +112,7 @@ async fn the_compose_stack_scales_survives_kills_reloads_live_and_is_scraped() {
     assert_eventually!(
         within = Duration::from_secs(10),
         answered_since(&before, &load.snapshot().by_upstream).len() >= 5,
-        "5 replicas answer after scaling up, not within 10 s"
+        "not all 5 replicas answered within 10 s of scaling up"
     );
     println!("scaled to 5: all answered after {:?}", started.elapsed());
 
@@ -126,7 +126,7 @@ async fn the_compose_stack_scales_survives_kills_reloads_live_and_is_scraped() {
             tokio::time::sleep(Duration::from_secs(3)).await;
             answered_since(&later, &load.snapshot().by_upstream).len() == 1
         },
-        "only 1 replica answers, not within 40 s"
+        "more than 1 replica still answered 40 s after scaling down"
     );
     let report = load.stop().await;
     assert_no_failures(&report, "scaling 5 -> 1 under load");
@@ -142,7 +142,7 @@ async fn the_compose_stack_scales_survives_kills_reloads_live_and_is_scraped() {
     assert_eventually!(
         within = Duration::from_secs(40),
         load.snapshot().by_upstream.len() >= 3,
-        "3 replicas answer again, not within 40 s"
+        "3 replicas did not answer again within 40 s"
     );
     let mut jobs = Vec::new();
     for i in 0..100 {
@@ -164,7 +164,7 @@ async fn the_compose_stack_scales_survives_kills_reloads_live_and_is_scraped() {
             }
             true
         },
-        "every job is done, not within 120 s"
+        "not every job was done within 120 s"
     );
     let titles = api.all_titles(&user).await.unwrap();
     let unique: HashSet<&String> = titles.iter().collect();
@@ -193,7 +193,7 @@ async fn the_compose_stack_scales_survives_kills_reloads_live_and_is_scraped() {
     assert_eventually!(
         within = Duration::from_secs(10),
         { api.get("/todos", &user).await.status() == 429 },
-        "429s after the edit, not within 10 s"
+        "no 429 within 10 s of the edit"
     );
     let logs = project.ok(&["logs", "--no-color", "gateway"]);
     let hash = content_hash(&edited);
@@ -238,7 +238,7 @@ async fn the_compose_stack_scales_survives_kills_reloads_live_and_is_scraped() {
             let replicas = project.backend_containers().len();
             all_up && up("gateway") == 1 && up("backend") == replicas
         },
-        "Prometheus sees the gateway and every replica up, not within 60 s"
+        "Prometheus did not see the gateway and every replica up within 60 s"
     );
 
     // 8: down -v leaves nothing of the project behind.
