@@ -33,6 +33,7 @@ mod routing;
 mod runtime;
 pub mod server;
 pub mod telemetry;
+mod tls;
 mod upstream;
 
 pub use error::StartupError;

@@ -106,6 +106,17 @@ pub(crate) static DOWNSTREAM_REJECTED: Lazy<IntCounter> = Lazy::new(|| {
     .expect("metric names are unique")
 });
 
+/// HTTPS connections whose TLS handshake failed (`error`: no shared version or suite, no
+/// certificate for the name, not TLS at all) or did not finish in time (`timeout`).
+pub(crate) static TLS_HANDSHAKE_FAILURES: Lazy<IntCounterVec> = Lazy::new(|| {
+    register_int_counter_vec!(
+        "gateway_tls_handshake_failures_total",
+        "TLS handshakes on the HTTPS listener that failed, by reason (error|timeout)",
+        &["reason"]
+    )
+    .expect("metric names are unique")
+});
+
 /// Client connections closed by a deadline: `idle` (no request began in time) or `header`
 /// (a request header was not complete in time).
 pub(crate) static DOWNSTREAM_TIMEOUTS: Lazy<IntCounterVec> = Lazy::new(|| {
@@ -201,6 +212,9 @@ pub(crate) fn init() {
     Lazy::force(&LOG_DROPPED);
     for phase in ["idle", "header"] {
         DOWNSTREAM_TIMEOUTS.with_label_values(&[phase]);
+    }
+    for reason in ["error", "timeout"] {
+        TLS_HANDSHAKE_FAILURES.with_label_values(&[reason]);
     }
     Lazy::force(&JWKS_REFRESHES);
     Lazy::force(&REJECTIONS);

@@ -5,12 +5,14 @@
 use std::sync::Arc;
 
 use hickory_resolver::TokioAsyncResolver;
+use pingora::listeners::tls::Acceptor;
 
 use crate::config::{Config, JwksSource, JwtConfig, RateLimit};
 use crate::policy::jwt::jwks::{EndpointPicker, JwksRefresher};
 use crate::policy::jwt::Verifier;
 use crate::policy::rate_limit::{Limiter, RedisStore};
 use crate::routing::Router;
+use crate::tls;
 use crate::upstream::Pool;
 
 /// Everything derived from one loaded config; swapped whole so a request sees one version.
@@ -32,6 +34,9 @@ pub(crate) struct Runtime {
     pub(crate) limiters: Vec<Vec<Arc<Limiter>>>,
     /// The Redis connection cluster limits share; kept across reloads that keep its settings.
     redis: Option<Arc<RedisStore>>,
+    /// The HTTPS listener's handshakes, when `tls:` is configured; kept across reloads that
+    /// keep `tls:` (certificates compared by content), rebuilt otherwise.
+    pub(crate) tls: Option<Arc<Acceptor>>,
 }
 
 /// Identity header that is never accepted from clients, even without `forward_claims`,
@@ -139,8 +144,14 @@ impl Runtime {
                     .collect()
             })
             .collect();
+        let tls = match (&config.tls, previous) {
+            (Some(now), Some(prev)) if prev.config.tls.as_ref() == Some(now) => prev.tls.clone(),
+            (Some(now), _) => Some(Arc::new(tls::acceptor(now))),
+            (None, _) => None,
+        };
         Self {
             router: Router::new(&config.routes),
+            tls,
             config,
             pools,
             verifier,

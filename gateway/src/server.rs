@@ -57,17 +57,22 @@ pub fn run(config: Config) -> Result<(), StartupError> {
             runtime: Arc::clone(&runtime),
         },
     );
-    let mut proxy = Service::new(
-        "gateway".to_owned(),
-        Connections::new(proxy, Arc::clone(&runtime)),
-    );
+    let connections = Connections::new(proxy, Arc::clone(&runtime));
     // A small per-connection read buffer: idle keep-alive clients are the common case, and
     // Pingora's 64 KiB default dominates their memory.
-    proxy.add_listener(
-        ListenerConfig::tcp(config.listeners.http.to_string()).l4_buffer(
-            L4BufferSettings::default().read(config.server.downstream_read_buffer_bytes),
-        ),
-    );
+    let listener = |addr: std::net::SocketAddr| {
+        ListenerConfig::tcp(addr.to_string())
+            .l4_buffer(L4BufferSettings::default().read(config.server.downstream_read_buffer_bytes))
+    };
+    // HTTPS is plain TCP to Pingora: the TLS handshake runs in `Connections`, with the
+    // certificates of the live runtime (see `tls`).
+    let https = config.listeners.https.map(|addr| {
+        let mut service = Service::new("gateway-https".to_owned(), connections.https());
+        service.add_listener(listener(addr));
+        service
+    });
+    let mut proxy = Service::new("gateway".to_owned(), connections);
+    proxy.add_listener(listener(config.listeners.http));
 
     let mut admin = Service::new(
         "admin".to_owned(),
@@ -78,6 +83,9 @@ pub fn run(config: Config) -> Result<(), StartupError> {
     admin.add_tcp(&config.listeners.admin.to_string());
 
     server.add_service(proxy);
+    if let Some(https) = https {
+        server.add_service(https);
+    }
     server.add_service(admin);
     // The reloader also owns the pools' and the JWKS refresher's timers, starting and stopping
     // them as reloads add and remove pools.
@@ -93,6 +101,7 @@ pub fn run(config: Config) -> Result<(), StartupError> {
     exit_when_drained(&server);
     tracing::info!(
         http = %config.listeners.http, admin = %config.listeners.admin,
+        https = ?config.listeners.https,
         file = %config.source.display(), hash = %config.source_hash, "gateway starting"
     );
     server.run(RunArgs::default());

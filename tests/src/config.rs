@@ -73,6 +73,8 @@ pub struct GatewayConfig {
     pub jwt: Option<Jwt>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rate_limiting: Option<RateLimiting>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<Tls>,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub pools: BTreeMap<String, Pool>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -91,6 +93,7 @@ impl GatewayConfig {
         dns: Dns,
         jwt: Jwt,
         rate_limiting: RateLimiting,
+        tls: Tls,
     );
 
     /// Add a `trusted_proxies` entry: an address or a CIDR.
@@ -144,12 +147,50 @@ impl Server {
 pub struct Listeners {
     pub http: SocketAddr,
     pub admin: SocketAddr,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub https: Option<SocketAddr>,
 }
 
 impl Listeners {
     pub fn new(http: SocketAddr, admin: SocketAddr) -> Self {
-        Self { http, admin }
+        Self {
+            http,
+            admin,
+            https: None,
+        }
     }
+}
+
+/// `tls:`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Tls {
+    pub certificates: Vec<CertificateFiles>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub default_certificate: Option<CertificateFiles>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min_version: Option<String>,
+}
+
+impl Tls {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Append to `certificates`.
+    pub fn certificate(mut self, files: CertificateFiles) -> Self {
+        self.certificates.push(files);
+        self
+    }
+
+    setters!(default_certificate: CertificateFiles);
+    setters!(into min_version: String);
+}
+
+/// A certificate chain and its key, as `tls.certificates` lists them.
+#[derive(Debug, Clone, Serialize)]
+pub struct CertificateFiles {
+    pub cert_file: std::path::PathBuf,
+    pub key_file: std::path::PathBuf,
 }
 
 /// `limits:`.

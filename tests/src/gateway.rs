@@ -44,6 +44,8 @@ pub fn gateway_bin() -> PathBuf {
 pub struct TestGateway {
     pub http: SocketAddr,
     pub admin: SocketAddr,
+    /// The HTTPS listener, reserved when the config has `tls:`.
+    pub https: Option<SocketAddr>,
     /// The `server:` section started with, kept for rewrites that do not set their own.
     server: Server,
     pub config_path: PathBuf,
@@ -58,9 +60,17 @@ pub async fn start(config: &GatewayConfig) -> TestGateway {
     let dir = tempfile::tempdir().expect("tempdir");
     let http: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
     let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+    let https = config
+        .tls
+        .as_ref()
+        .map(|_| SocketAddr::from(([127, 0, 0, 1], free_port())));
+    let listeners = Listeners {
+        https,
+        ..Listeners::new(http, admin)
+    };
     let server = config.server.clone().unwrap_or_else(harness_server);
     let config_path = dir.path().join("gateway.yaml");
-    std::fs::write(&config_path, render(config, &server, http, admin)).expect("write config");
+    std::fs::write(&config_path, render(config, &server, listeners)).expect("write config");
     let log_path = dir.path().join("gateway.log");
     let process = Process::spawn(
         "gateway",
@@ -77,6 +87,7 @@ pub async fn start(config: &GatewayConfig) -> TestGateway {
     let mut gw = TestGateway {
         http,
         admin,
+        https,
         server,
         config_path,
         log_path,
@@ -92,16 +103,15 @@ fn harness_server() -> Server {
     Server::new().threads(2).shutdown_grace("5s")
 }
 
-/// The file text of `config` listening on `http` and `admin`, with `server` unless `config`
-/// sets its own.
-fn render(config: &GatewayConfig, server: &Server, http: SocketAddr, admin: SocketAddr) -> String {
+/// The file text of `config` on `listeners`, with `server` unless `config` sets its own.
+fn render(config: &GatewayConfig, server: &Server, listeners: Listeners) -> String {
     assert!(
         config.listeners.is_none(),
         "the harness sets the listeners to the ports it reserved"
     );
     let mut full = config.clone();
     full.server.get_or_insert_with(|| server.clone());
-    full.listeners = Some(Listeners::new(http, admin));
+    full.listeners = Some(listeners);
     full.to_yaml()
 }
 
@@ -110,7 +120,11 @@ impl TestGateway {
     /// started with, unless `config` sets one), the way an operator edits it: write a temp
     /// file and rename it over the old one.
     pub fn rewrite_config(&self, config: &GatewayConfig) {
-        self.rewrite_raw(&render(config, &self.server, self.http, self.admin));
+        let listeners = Listeners {
+            https: self.https,
+            ..Listeners::new(self.http, self.admin)
+        };
+        self.rewrite_raw(&render(config, &self.server, listeners));
     }
 
     /// Replace the whole config file with `text`.
@@ -152,7 +166,11 @@ impl TestGateway {
             }
             let admin_up = tokio::net::TcpStream::connect(self.admin).await.is_ok();
             let http_up = tokio::net::TcpStream::connect(self.http).await.is_ok();
-            if admin_up && http_up {
+            let https_up = match self.https {
+                Some(addr) => tokio::net::TcpStream::connect(addr).await.is_ok(),
+                None => true,
+            };
+            if admin_up && http_up && https_up {
                 return;
             }
             assert!(

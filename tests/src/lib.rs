@@ -3,6 +3,7 @@
 //!
 //! # Layout
 //! - [`api`]: the one client of the todo API (backend tests, harness, compose test, bench).
+//! - [`certs`]: self-signed certificates (the `openssl` command) and what a TLS server presents.
 //! - [`config`]: typed `gateway.yaml` (serde structs and builders, serialized to YAML) that
 //!   tests configure the gateway with.
 //! - [`gateway`]: start the gateway binary with a generated config; signals, logs, metrics.
@@ -22,6 +23,7 @@
 //! Logs of each gateway are kept in its temp dir and printed on drop when `TEST_LOG=1`.
 
 pub mod api;
+pub mod certs;
 pub mod config;
 pub mod dns;
 pub mod gateway;

@@ -12,11 +12,14 @@
 mod file;
 mod keys;
 mod spans;
+mod summary;
+mod tls;
 mod validate;
 
 pub(crate) use keys::decoding_key;
 pub(crate) use keys::secret;
 pub use keys::{KeyMaterial, Secret};
+pub use tls::{Certificate, TlsConfig, TlsVersion};
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -46,6 +49,8 @@ pub struct Config {
     /// Token verification, when any route asks for auth.
     pub jwt: Option<JwtConfig>,
     pub rate_limiting: RateLimiting,
+    /// The HTTPS listener's certificates and TLS settings.
+    pub tls: Option<TlsConfig>,
     pub pools: Vec<PoolConfig>,
     pub routes: Vec<RouteConfig>,
 }
@@ -62,6 +67,8 @@ pub struct ServerSettings {
 pub struct Listeners {
     pub http: SocketAddr,
     pub admin: SocketAddr,
+    /// TLS (HTTP/1.1 and HTTP/2) with the certificates of `tls:`, when set.
+    pub https: Option<SocketAddr>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -383,121 +390,6 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
         file: path.to_owned(),
         errors,
     })
-}
-
-impl Config {
-    /// A human summary for `gateway check`, in the spirit of `nginx -t`.
-    pub fn summary(&self) -> String {
-        use fmt::Write as _;
-        let mut out = String::new();
-        let _ = writeln!(
-            out,
-            "listeners: http {} admin {}",
-            self.listeners.http, self.listeners.admin
-        );
-        let _ = writeln!(out, "pools:");
-        for pool in &self.pools {
-            let endpoints: Vec<String> = pool.endpoints.iter().map(ToString::to_string).collect();
-            let check = match &pool.health_check {
-                None => "no active check".to_owned(),
-                Some(hc) => match &hc.probe {
-                    Probe::Tcp => format!("tcp check every {}", human(hc.interval)),
-                    Probe::Http { path, .. } => {
-                        format!("http check {path} every {}", human(hc.interval))
-                    }
-                },
-            };
-            let _ = writeln!(
-                out,
-                "  {}: [{}] {}, {check}, {} retries",
-                pool.name,
-                endpoints.join(", "),
-                pool.balance.spelling(),
-                pool.retries.attempts
-            );
-        }
-        let _ = writeln!(out, "routes:");
-        for route in &self.routes {
-            let path = match &route.matcher.path {
-                PathMatch::Exact(p) => format!("= {p}"),
-                PathMatch::Prefix(p) => format!("{p}*"),
-            };
-            let host = route.matcher.host.as_deref().unwrap_or("*");
-            let methods = route.matcher.methods.as_ref().map_or_else(
-                || "any".to_owned(),
-                |m| m.iter().map(Method::as_str).collect::<Vec<_>>().join(","),
-            );
-            let target = match &route.action {
-                RouteAction::Proxy { pool, strip_prefix } => format!(
-                    "-> pool {}{}",
-                    self.pools[*pool].name,
-                    if *strip_prefix { " (strip prefix)" } else { "" }
-                ),
-                RouteAction::Respond { status, .. } => format!("-> respond {}", status.as_u16()),
-            };
-            let auth = match route.auth {
-                AuthMode::None => String::new(),
-                AuthMode::Optional => ", auth optional".to_owned(),
-                AuthMode::Required => ", auth required".to_owned(),
-            };
-            let limits: Vec<String> = route
-                .rate_limits
-                .iter()
-                .map(|l| {
-                    let scope = match l.scope {
-                        LimitScope::Local => "local",
-                        LimitScope::Cluster => "cluster",
-                    };
-                    format!(
-                        "{} per {}, burst {}, {scope}",
-                        l.rate,
-                        human(l.per),
-                        l.burst
-                    )
-                })
-                .collect();
-            let limits = if limits.is_empty() {
-                String::new()
-            } else {
-                format!(", limits [{}]", limits.join("; "))
-            };
-            let _ = writeln!(
-                out,
-                "  {} [{host} {path} {methods}] {target}, body <= {}{auth}{limits}",
-                route.name,
-                size(route.body_limit)
-            );
-        }
-        out
-    }
-}
-
-/// A duration as `gateway.yaml` writes it (`250ms`, `2s`, `1m`).
-fn human(d: Duration) -> String {
-    humantime::format_duration(d).to_string()
-}
-
-/// A size as people read it (`16 KiB`, `10 MiB`).
-fn size(bytes: u64) -> String {
-    bytesize::ByteSize::b(bytes).display().iec().to_string()
-}
-
-impl Balance {
-    /// The spelling in `gateway.yaml`.
-    fn spelling(&self) -> String {
-        match self {
-            Self::RoundRobin => "round_robin".to_owned(),
-            Self::Random => "random".to_owned(),
-            Self::ConsistentHash(key) => {
-                let key = match key {
-                    HashKey::ClientIp => "client_ip".to_owned(),
-                    HashKey::Path => "path".to_owned(),
-                    HashKey::Header(h) => format!("header:{h}"),
-                };
-                format!("consistent_hash on {key}")
-            }
-        }
-    }
 }
 
 #[cfg(test)]

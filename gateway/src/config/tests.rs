@@ -19,7 +19,7 @@ fn invalid_configs_report_file_line_column_key_and_value() {
     let cases: Vec<(String, Vec<&str>)> = vec![
         (
             format!("listeners:\n  htp: 0.0.0.0:80\n{pool}{ROUTES}"),
-            vec!["gw.yaml:2:3: listeners.htp: unknown field `htp`, expected `http` or `admin`"],
+            vec!["gw.yaml:2:3: listeners.htp: unknown field `htp`, expected one of `http`, `admin`, `https`"],
         ),
         (
             format!("{pool}routes:\n  - match: {{ path_prefix: / }}\n    pool: q\n"),
@@ -91,7 +91,7 @@ fn invalid_configs_report_file_line_column_key_and_value() {
         (
             format!("lisenters: {{ http: \"0.0.0.0:80\" }}\n{pool}routes:\n  - match: {{ path_prefix: /, methods: [GET] }}\n    pool: q\n    auht: required\n    retires: 2\n"),
             vec![
-                "gw.yaml:1:1: lisenters: unknown field `lisenters`, expected one of `server`, `listeners`, `limits`, `trusted_proxies`, `dns`, `jwt`, `rate_limiting`, `pools`, `routes`",
+                "gw.yaml:1:1: lisenters: unknown field `lisenters`, expected one of `server`, `listeners`, `limits`, `trusted_proxies`, `dns`, `jwt`, `rate_limiting`, `tls`, `pools`, `routes`",
                 "gw.yaml:8:5: routes[0].auht: unknown field `auht`, expected one of `name`, `match`, `pool`, `strip_prefix`, `respond`, `body_limit`, `auth`, `rate_limits`",
                 "gw.yaml:9:5: routes[0].retires: unknown field `retires`, expected one of `name`, `match`, `pool`, `strip_prefix`, `respond`, `body_limit`, `auth`, `rate_limits`",
                 "gw.yaml:7:5: routes[0].pool: unknown pool \"q\" (known: p)",

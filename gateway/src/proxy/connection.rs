@@ -23,12 +23,14 @@ use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use pingora::apps::{HttpPersistentSettings, HttpServerApp, ServerApp};
 use pingora::protocols::http::ServerSession;
-use pingora::protocols::{Stream, ALPN};
+use pingora::protocols::l4::stream::Stream as L4Stream;
+use pingora::protocols::{Peek as _, Stream, ALPN};
 use pingora::proxy::HttpProxy;
 use pingora::server::ShutdownWatch;
 
 use super::{Gateway, Runtime};
 use crate::metrics;
+use crate::tls::Peekable;
 
 tokio::task_local! {
     /// Set by the request phases once the current request's header has been read.
@@ -41,8 +43,15 @@ pub(crate) fn header_received() {
     let _ = HEADER_READ.try_with(|done| done.store(true, Ordering::Relaxed));
 }
 
-/// The public listener's application: connection limits around the proxy.
+/// A public listener's application: connection limits (and, on HTTPS, the TLS handshake)
+/// around the proxy. The HTTP and HTTPS listeners share one count of open connections.
 pub(crate) struct Connections {
+    shared: Arc<Shared>,
+    /// Whether this is the HTTPS listener: connections hand-shake TLS first.
+    tls: bool,
+}
+
+struct Shared {
     proxy: Arc<HttpProxy<Gateway>>,
     /// The live config's `limits:`.
     runtime: Arc<ArcSwap<Runtime>>,
@@ -117,12 +126,24 @@ impl Drop for Open<'_> {
 }
 
 impl Connections {
+    /// The HTTP listener's application.
     pub(crate) fn new(proxy: HttpProxy<Gateway>, runtime: Arc<ArcSwap<Runtime>>) -> Self {
         Self {
-            proxy: Arc::new(proxy),
-            runtime,
-            open: AtomicUsize::new(0),
-            per_client: PerClient::new(),
+            shared: Arc::new(Shared {
+                proxy: Arc::new(proxy),
+                runtime,
+                open: AtomicUsize::new(0),
+                per_client: PerClient::new(),
+            }),
+            tls: false,
+        }
+    }
+
+    /// The HTTPS listener's application, counting connections together with this one.
+    pub(crate) fn https(&self) -> Self {
+        Self {
+            shared: Arc::clone(&self.shared),
+            tls: true,
         }
     }
 
@@ -138,7 +159,7 @@ impl Connections {
         header_read.store(false, Ordering::Relaxed);
         let request = HEADER_READ.scope(
             Arc::clone(header_read),
-            self.proxy.process_new_http(session, shutdown),
+            self.shared.proxy.process_new_http(session, shutdown),
         );
         tokio::pin!(request);
         tokio::select! {
@@ -156,6 +177,56 @@ impl Connections {
     }
 }
 
+/// The TLS handshake of an HTTPS connection, with the live runtime's certificates, within
+/// `limits.header_timeout` (a client that opens a connection and stays silent holds it no
+/// longer than one that sends half a header). `None` closes the connection.
+async fn handshake(runtime: &ArcSwap<Runtime>, stream: Stream) -> Option<Stream> {
+    let (acceptor, deadline) = {
+        let rt = runtime.load();
+        (rt.tls.clone(), rt.config.limits.header_timeout)
+    };
+    let acceptor = acceptor?;
+    // The listener hands over a TCP stream; TLS runs over that concrete type.
+    let mut tcp = match stream.into_any().downcast::<L4Stream>() {
+        Ok(tcp) => *tcp,
+        Err(_) => {
+            tracing::error!("HTTPS listener: a connection that is not TCP");
+            return None;
+        }
+    };
+    let started = tokio::time::Instant::now();
+    // A probe that connects and closes without sending a byte (a TCP health check) is not
+    // a failed handshake.
+    let mut first = [0u8; 1];
+    match tokio::time::timeout(deadline, tcp.try_peek(&mut first)).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(_)) => return None,
+        Err(_) => {
+            metrics::TLS_HANDSHAKE_FAILURES
+                .with_label_values(&["timeout"])
+                .inc();
+            return None;
+        }
+    }
+    let handshake = acceptor.tls_handshake(tcp);
+    match tokio::time::timeout_at(started + deadline, handshake).await {
+        Ok(Ok(tls)) => Some(Box::new(Peekable::new(tls))),
+        Ok(Err(e)) => {
+            metrics::TLS_HANDSHAKE_FAILURES
+                .with_label_values(&["error"])
+                .inc();
+            tracing::debug!(error = %e, "TLS handshake failed");
+            None
+        }
+        Err(_) => {
+            metrics::TLS_HANDSHAKE_FAILURES
+                .with_label_values(&["timeout"])
+                .inc();
+            None
+        }
+    }
+}
+
 #[async_trait]
 impl ServerApp for Connections {
     async fn process_new(
@@ -163,11 +234,11 @@ impl ServerApp for Connections {
         mut stream: Stream,
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
-        let open = self.open.fetch_add(1, Ordering::Relaxed) + 1;
+        let open = self.shared.open.fetch_add(1, Ordering::Relaxed) + 1;
         metrics::DOWNSTREAM_CONNECTIONS.inc();
-        let _open = Open(&self.open);
+        let _open = Open(&self.shared.open);
         let (max, per_client_max, v6_prefix) = {
-            let rt = self.runtime.load();
+            let rt = self.shared.runtime.load();
             let limits = &rt.config.limits;
             (
                 limits.max_connections,
@@ -190,10 +261,10 @@ impl ServerApp for Connections {
         let _slot = match (per_client_max, peer) {
             (Some(cap), Some(ip)) => {
                 let slot = ClientSlot {
-                    counts: &self.per_client,
+                    counts: &self.shared.per_client,
                     key: super::headers::client_key(ip, v6_prefix),
                 };
-                if self.per_client.enter(&slot.key) > cap {
+                if self.shared.per_client.enter(&slot.key) > cap {
                     metrics::DOWNSTREAM_REJECTED.inc();
                     tracing::debug!(client = %slot.key, cap, "connection refused: limits.max_connections_per_client reached");
                     return None;
@@ -202,17 +273,20 @@ impl ServerApp for Connections {
             }
             _ => None,
         };
+        if self.tls {
+            stream = handshake(&self.shared.runtime, stream).await?;
+        }
         if matches!(
             stream.selected_alpn_proto(),
             Some(ALPN::H2 | ALPN::Custom(_))
         ) {
-            return ServerApp::process_new(&self.proxy, stream, shutdown).await;
+            return ServerApp::process_new(&self.shared.proxy, stream, shutdown).await;
         }
         let header_read = Arc::new(AtomicBool::new(false));
         let mut persistent: Option<HttpPersistentSettings> = None;
         loop {
             let (idle, header) = {
-                let rt = self.runtime.load();
+                let rt = self.shared.runtime.load();
                 (
                     rt.config.limits.idle_timeout,
                     rt.config.limits.header_timeout,
@@ -244,7 +318,8 @@ impl ServerApp for Connections {
                     // As Pingora's own HTTP/1 loop does for a new connection.
                     session.set_keepalive(if *shutdown.borrow() { None } else { Some(60) });
                     session.set_keepalive_reuses_remaining(
-                        self.proxy
+                        self.shared
+                            .proxy
                             .server_options()
                             .and_then(|o| o.keepalive_request_limit),
                     );
@@ -260,6 +335,6 @@ impl ServerApp for Connections {
     }
 
     async fn cleanup(&self) {
-        self.proxy.http_cleanup().await;
+        self.shared.proxy.http_cleanup().await;
     }
 }

@@ -135,6 +135,8 @@ pub(crate) struct Forwarded<'a> {
     pub(crate) peer_trusted: bool,
     pub(crate) host: Option<&'a str>,
     pub(crate) request_id: &'a str,
+    /// The request arrived over TLS (the HTTPS listener).
+    pub(crate) tls: bool,
 }
 
 /// Apply the forwarding headers to the request that goes upstream. Values a client sent are
@@ -157,7 +159,7 @@ pub(crate) fn set_forwarded(
         req.insert_header(X_FORWARDED_FOR, xff)?;
     }
     if !(f.peer_trusted && req.headers.contains_key(X_FORWARDED_PROTO)) {
-        req.insert_header(X_FORWARDED_PROTO, "http")?;
+        req.insert_header(X_FORWARDED_PROTO, if f.tls { "https" } else { "http" })?;
     }
     if !(f.peer_trusted && req.headers.contains_key(X_FORWARDED_HOST)) {
         match f.host {
@@ -272,9 +274,11 @@ mod tests {
             peer_trusted: false,
             host: Some("example.com"),
             request_id: "rid",
+            tls: false,
         };
         set_forwarded(&mut req, &f).unwrap();
         assert_eq!(req.headers.get(X_FORWARDED_FOR).unwrap(), "203.0.113.9");
+        assert_eq!(req.headers.get(X_FORWARDED_PROTO).unwrap(), "http");
 
         f.peer_trusted = true;
         set_forwarded(&mut req, &f).unwrap();
@@ -284,5 +288,20 @@ mod tests {
         );
         assert_eq!(req.headers.get(X_FORWARDED_HOST).unwrap(), "example.com");
         assert_eq!(req.headers.get(X_REQUEST_ID).unwrap(), "rid");
+    }
+
+    #[test]
+    fn the_forwarded_proto_says_https_for_requests_over_tls() {
+        let mut req = pingora::http::RequestHeader::build("GET", b"/", None).unwrap();
+        req.insert_header(X_FORWARDED_PROTO, "http").unwrap();
+        let f = Forwarded {
+            peer: Some("203.0.113.9".parse().unwrap()),
+            peer_trusted: false,
+            host: None,
+            request_id: "rid",
+            tls: true,
+        };
+        set_forwarded(&mut req, &f).unwrap();
+        assert_eq!(req.headers.get(X_FORWARDED_PROTO).unwrap(), "https");
     }
 }

@@ -393,6 +393,7 @@ pub(super) fn rewrite_upstream_request(
             peer_trusted: ctx.peer_trusted,
             host: ctx.host.as_deref(),
             request_id: &ctx.request_id,
+            tls: session.digest().is_some_and(|d| d.ssl_digest.is_some()),
         },
     )?;
     if let Some(path) = &ctx.upstream_path {

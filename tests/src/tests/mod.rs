@@ -8,6 +8,7 @@ mod entry_points;
 mod failures;
 mod hardening;
 mod health;
+mod https;
 mod lifecycle;
 mod limits;
 mod observability;

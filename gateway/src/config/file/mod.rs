@@ -12,6 +12,7 @@ mod jwt;
 mod limits;
 mod pools;
 mod routes;
+mod tls;
 
 pub(crate) use jwt::JwtFile;
 pub(crate) use limits::{RateLimitFile, RateLimitingFile, ScopeFile};
@@ -19,6 +20,7 @@ pub(crate) use pools::{
     BalanceFile, ForwardSecretFile, HealthCheckFile, HealthCheckKind, PoolFile,
 };
 pub(crate) use routes::{AuthFile, MatchFile, RespondFile, RouteFile};
+pub(crate) use tls::{CertificateFile, TlsFile, TlsVersionFile};
 
 /// The top level of `gateway.yaml`.
 ///
@@ -42,6 +44,8 @@ pub(crate) struct TopFile {
     pub(crate) jwt: Option<serde_yaml::Value>,
     #[serde(default)]
     pub(crate) rate_limiting: Option<serde_yaml::Value>,
+    #[serde(default)]
+    pub(crate) tls: Option<serde_yaml::Value>,
     #[serde(default)]
     pub(crate) pools: Option<serde_yaml::Mapping>,
     #[serde(default)]
@@ -81,6 +85,7 @@ impl Default for ServerFile {
 pub(crate) struct ListenersFile {
     pub(crate) http: String,
     pub(crate) admin: String,
+    pub(crate) https: Option<String>,
 }
 
 impl Default for ListenersFile {
@@ -88,6 +93,7 @@ impl Default for ListenersFile {
         Self {
             http: "0.0.0.0:80".into(),
             admin: "127.0.0.1:9091".into(),
+            https: None,
         }
     }
 }

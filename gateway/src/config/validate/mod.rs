@@ -6,6 +6,7 @@ mod pools;
 mod routes;
 mod server;
 mod shapes;
+mod tls;
 
 use std::path::Path;
 use std::time::Duration;
@@ -20,6 +21,7 @@ use pools::check_pool;
 use routes::check_routes;
 use server::{check_dns, check_limits, check_listeners, check_server, check_trusted};
 use shapes::Shapes;
+use tls::check_tls;
 
 /// Collects errors and places each one in the file.
 struct Errors<'a> {
@@ -130,11 +132,18 @@ pub(super) fn validate(
     let rate_limiting = shapes
         .rate_limiting
         .and_then(|r| check_rate_limiting(&mut errs, r));
+    let tls = shapes.tls.and_then(|t| check_tls(&mut errs, &t, base_dir));
 
     // Pass 3, cross-references between sections, once every section is valid on its own
     // (so that a broken section does not cause a second, derived error here).
     if errs.list.is_empty() {
         check_cross_references(&mut errs, &routes, jwt.is_some(), rate_limiting.as_ref());
+        if listeners.as_ref().is_some_and(|l| l.https.is_some()) && tls.is_none() {
+            errs.push(
+                "listeners.https",
+                "needs a tls: section with the certificates to serve",
+            );
+        }
     }
 
     match (
@@ -162,6 +171,7 @@ pub(super) fn validate(
             dns_nameservers,
             jwt,
             rate_limiting,
+            tls,
             pools,
             routes,
         }),

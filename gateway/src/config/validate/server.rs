@@ -52,14 +52,25 @@ pub(super) fn check_listeners(errs: &mut Errors<'_>, l: &ListenersFile) -> Optio
     };
     let http = parse(errs, "http", &l.http);
     let admin = parse(errs, "admin", &l.admin);
-    let (http, admin) = (http?, admin?);
+    let https = l.https.as_ref().map(|h| parse(errs, "https", h));
+    let (http, admin, https) = (http?, admin?, https.map_or(Some(None), |h| h.map(Some))?);
     if http == admin {
         errs.push(
             "listeners.admin",
             format!("must differ from listeners.http, both are {http}"),
         );
     }
-    Some(Listeners { http, admin })
+    if let Some(https) = https {
+        for (other, addr) in [("http", http), ("admin", admin)] {
+            if https == addr {
+                errs.push(
+                    "listeners.https",
+                    format!("must differ from listeners.{other}, both are {https}"),
+                );
+            }
+        }
+    }
+    Some(Listeners { http, admin, https })
 }
 
 pub(super) fn check_limits(errs: &mut Errors<'_>, l: &LimitsFile) -> Limits {

@@ -9,7 +9,7 @@ use serde_yaml::Value;
 
 use super::super::file::{
     DnsFile, JwtFile, LimitsFile, ListenersFile, PoolFile, RateLimitingFile, RouteFile, ServerFile,
-    TopFile,
+    TlsFile, TopFile,
 };
 use super::super::spans::Position;
 use super::Errors;
@@ -25,6 +25,7 @@ pub(super) struct Shapes {
     pub(super) dns: Option<DnsFile>,
     pub(super) jwt: Option<JwtFile>,
     pub(super) rate_limiting: Option<RateLimitingFile>,
+    pub(super) tls: Option<TlsFile>,
     /// The pools that deserialized, by name.
     pub(super) pools: Vec<(String, PoolFile)>,
     /// Every declared pool name, valid or not: routes are checked against all of them, so
@@ -68,6 +69,7 @@ impl Shapes {
             dns: errs.section_or_default("dns", top.dns),
             jwt: top.jwt.and_then(|v| errs.section::<JwtFile>("jwt", v)),
             rate_limiting: errs.section_or_default("rate_limiting", top.rate_limiting),
+            tls: top.tls.and_then(|v| errs.section::<TlsFile>("tls", v)),
             pools,
             pool_names,
             routes,

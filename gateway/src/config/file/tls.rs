@@ -1,0 +1,52 @@
+//! `tls:`: certificates for the HTTPS listener and the TLS settings of client connections.
+
+use serde::{Deserialize, Deserializer};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TlsFile {
+    #[serde(default)]
+    pub(crate) certificates: Vec<CertificateFile>,
+    #[serde(default)]
+    pub(crate) default_certificate: Option<CertificateFile>,
+    #[serde(default)]
+    pub(crate) min_version: TlsVersionFile,
+}
+
+/// A PEM certificate chain (leaf first) and its private key.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CertificateFile {
+    pub(crate) cert_file: String,
+    pub(crate) key_file: String,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TlsVersionFile {
+    #[default]
+    V1_2,
+    V1_3,
+}
+
+impl<'de> Deserialize<'de> for TlsVersionFile {
+    /// `1.2` and `1.3`, written as numbers (what YAML makes of them) or strings.
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Number(f64),
+            Text(String),
+        }
+        let text = match Raw::deserialize(d)? {
+            Raw::Number(n) => format!("{n}"),
+            Raw::Text(t) => t,
+        };
+        match text.trim() {
+            "1.2" => Ok(Self::V1_2),
+            "1.3" => Ok(Self::V1_3),
+            other => Err(serde::de::Error::custom(format!(
+                "unsupported TLS version {other:?}; write 1.2 or 1.3 (1.0 and 1.1 are refused)"
+            ))),
+        }
+    }
+}

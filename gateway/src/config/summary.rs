@@ -1,0 +1,168 @@
+//! `gateway check`'s summary of a valid config, in the spirit of `nginx -t`: the YAML
+//! spellings and human sizes a user wrote, not Rust names and byte counts.
+
+use std::fmt;
+use std::time::Duration;
+
+use http::Method;
+
+use super::{AuthMode, Balance, Config, HashKey, LimitScope, PathMatch, Probe, RouteAction};
+
+impl Config {
+    /// A human summary for `gateway check`, in the spirit of `nginx -t`.
+    pub fn summary(&self) -> String {
+        use fmt::Write as _;
+        let mut out = String::new();
+        let _ = write!(
+            out,
+            "listeners: http {} admin {}",
+            self.listeners.http, self.listeners.admin
+        );
+        match self.listeners.https {
+            Some(https) => {
+                let _ = writeln!(out, " https {https}");
+            }
+            None => out.push('\n'),
+        }
+        if let Some(tls) = &self.tls {
+            let _ = writeln!(out, "tls: minimum version {}", tls.min_version);
+            let default = tls.default_certificate.iter().map(|c| (c, " (default)"));
+            for (cert, note) in tls.certificates.iter().map(|c| (c, "")).chain(default) {
+                let _ = writeln!(
+                    out,
+                    "  {}: {}, expires {}{note}",
+                    cert.cert_file.display(),
+                    cert.names.join(", "),
+                    utc_date(cert.not_after)
+                );
+            }
+        }
+        let _ = writeln!(out, "pools:");
+        for pool in &self.pools {
+            let endpoints: Vec<String> = pool.endpoints.iter().map(ToString::to_string).collect();
+            let check = match &pool.health_check {
+                None => "no active check".to_owned(),
+                Some(hc) => match &hc.probe {
+                    Probe::Tcp => format!("tcp check every {}", human(hc.interval)),
+                    Probe::Http { path, .. } => {
+                        format!("http check {path} every {}", human(hc.interval))
+                    }
+                },
+            };
+            let _ = writeln!(
+                out,
+                "  {}: [{}] {}, {check}, {} retries",
+                pool.name,
+                endpoints.join(", "),
+                pool.balance.spelling(),
+                pool.retries.attempts
+            );
+        }
+        let _ = writeln!(out, "routes:");
+        for route in &self.routes {
+            let path = match &route.matcher.path {
+                PathMatch::Exact(p) => format!("= {p}"),
+                PathMatch::Prefix(p) => format!("{p}*"),
+            };
+            let host = route.matcher.host.as_deref().unwrap_or("*");
+            let methods = route.matcher.methods.as_ref().map_or_else(
+                || "any".to_owned(),
+                |m| m.iter().map(Method::as_str).collect::<Vec<_>>().join(","),
+            );
+            let target = match &route.action {
+                RouteAction::Proxy { pool, strip_prefix } => format!(
+                    "-> pool {}{}",
+                    self.pools[*pool].name,
+                    if *strip_prefix { " (strip prefix)" } else { "" }
+                ),
+                RouteAction::Respond { status, .. } => format!("-> respond {}", status.as_u16()),
+            };
+            let auth = match route.auth {
+                AuthMode::None => String::new(),
+                AuthMode::Optional => ", auth optional".to_owned(),
+                AuthMode::Required => ", auth required".to_owned(),
+            };
+            let limits: Vec<String> = route
+                .rate_limits
+                .iter()
+                .map(|l| {
+                    let scope = match l.scope {
+                        LimitScope::Local => "local",
+                        LimitScope::Cluster => "cluster",
+                    };
+                    format!(
+                        "{} per {}, burst {}, {scope}",
+                        l.rate,
+                        human(l.per),
+                        l.burst
+                    )
+                })
+                .collect();
+            let limits = if limits.is_empty() {
+                String::new()
+            } else {
+                format!(", limits [{}]", limits.join("; "))
+            };
+            let _ = writeln!(
+                out,
+                "  {} [{host} {path} {methods}] {target}, body <= {}{auth}{limits}",
+                route.name,
+                size(route.body_limit)
+            );
+        }
+        out
+    }
+}
+
+/// A duration as `gateway.yaml` writes it (`250ms`, `2s`, `1m`).
+fn human(d: Duration) -> String {
+    humantime::format_duration(d).to_string()
+}
+
+/// A size as people read it (`16 KiB`, `10 MiB`).
+fn size(bytes: u64) -> String {
+    bytesize::ByteSize::b(bytes).display().iec().to_string()
+}
+
+impl Balance {
+    /// The spelling in `gateway.yaml`.
+    fn spelling(&self) -> String {
+        match self {
+            Self::RoundRobin => "round_robin".to_owned(),
+            Self::Random => "random".to_owned(),
+            Self::ConsistentHash(key) => {
+                let key = match key {
+                    HashKey::ClientIp => "client_ip".to_owned(),
+                    HashKey::Path => "path".to_owned(),
+                    HashKey::Header(h) => format!("header:{h}"),
+                };
+                format!("consistent_hash on {key}")
+            }
+        }
+    }
+}
+
+/// Seconds since the epoch as a UTC date (`2027-01-31`), by Howard Hinnant's civil-from-days
+/// algorithm, so the summary needs no date crate.
+fn utc_date(secs: i64) -> String {
+    let z = secs.div_euclid(86_400) + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn dates_are_civil_utc_dates() {
+        assert_eq!(super::utc_date(0), "1970-01-01");
+        assert_eq!(super::utc_date(951_782_400), "2000-02-29");
+        assert_eq!(super::utc_date(1_798_675_200), "2026-12-31");
+    }
+}

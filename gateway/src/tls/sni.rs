@@ -1,0 +1,58 @@
+//! Certificate choice by SNI: an exact name first, then a `*.` wildcard one label deep, then
+//! the default certificate; without a default, an unknown name gets no certificate and the
+//! handshake fails.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use pingora::tls::sign::CertifiedKey;
+use pingora::tls::{ClientHello, ResolvesServerCert};
+
+use crate::config::TlsConfig;
+
+#[derive(Debug)]
+pub(super) struct Certificates {
+    exact: HashMap<String, Arc<CertifiedKey>>,
+    /// Keyed by the part after `*.`: `*.example.com` is under `example.com`.
+    wildcard: HashMap<String, Arc<CertifiedKey>>,
+    default: Option<Arc<CertifiedKey>>,
+}
+
+impl Certificates {
+    pub(super) fn new(tls: &TlsConfig) -> Self {
+        let mut exact = HashMap::new();
+        let mut wildcard = HashMap::new();
+        // The first certificate listed for a name wins, as the order in the file says.
+        for cert in &tls.certificates {
+            for name in &cert.names {
+                match name.strip_prefix("*.") {
+                    Some(parent) => wildcard.entry(parent.to_owned()),
+                    None => exact.entry(name.clone()),
+                }
+                .or_insert_with(|| Arc::clone(&cert.key));
+            }
+        }
+        Self {
+            exact,
+            wildcard,
+            default: tls.default_certificate.as_ref().map(|c| Arc::clone(&c.key)),
+        }
+    }
+
+    fn lookup(&self, sni: Option<&str>) -> Option<Arc<CertifiedKey>> {
+        let named = sni.and_then(|name| {
+            let name = name.trim_end_matches('.').to_ascii_lowercase();
+            self.exact.get(&name).or_else(|| {
+                name.split_once('.')
+                    .and_then(|(_, parent)| self.wildcard.get(parent))
+            })
+        });
+        named.or(self.default.as_ref()).cloned()
+    }
+}
+
+impl ResolvesServerCert for Certificates {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        self.lookup(hello.server_name())
+    }
+}
