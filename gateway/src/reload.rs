@@ -193,6 +193,8 @@ impl BackgroundService for Reloader {
         let stop = CancellationToken::new();
         start_new(&self.runtime.load(), None, &stop);
         let mut reads = StableReads::default();
+        // The same rule for the certificate files of `tls:`, by their digest.
+        let mut certificates = StableReads::default();
         let mut hangup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
         {
             Ok(s) => Some(s),
@@ -237,9 +239,27 @@ impl BackgroundService for Reloader {
             // made while the gateway started is applied too). Unreadable (briefly, while an
             // editor replaces it): next tick.
             if let Ok(text) = read {
-                let applied = self.runtime.load().config.source_hash.clone();
-                if let Some(stable) = reads.observe(text, &applied) {
+                let live = Arc::clone(&self.runtime.load().config);
+                if let Some(stable) = reads.observe(text.clone(), &live.source_hash) {
                     self.apply(&stable, &stop).await;
+                } else if config::content_hash(&text) == live.source_hash {
+                    // The text runs as it is; a certificate renewed on disk (twice read
+                    // the same, like the text) reloads it.
+                    if let Some(tls) = &live.tls {
+                        let loaded = config::content_hash(&tls.fingerprint());
+                        let tls = tls.clone();
+                        let on_disk =
+                            tokio::task::spawn_blocking(move || tls.fingerprint_on_disk())
+                                .await
+                                .ok()
+                                .flatten();
+                        if let Some(on_disk) = on_disk {
+                            if certificates.observe(on_disk, &loaded).is_some() {
+                                tracing::info!("certificate files changed; reloading");
+                                self.apply(&text, &stop).await;
+                            }
+                        }
+                    }
                 }
             }
         }

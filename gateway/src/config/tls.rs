@@ -21,6 +21,41 @@ pub struct TlsConfig {
     pub min_version: TlsVersion,
 }
 
+impl TlsConfig {
+    fn all(&self) -> impl Iterator<Item = &Certificate> {
+        self.certificates.iter().chain(&self.default_certificate)
+    }
+
+    /// A digest of the certificate and key bytes this config loaded.
+    pub(crate) fn fingerprint(&self) -> String {
+        digest(self.all().flat_map(|c| [&c.content.0, &c.content.1]))
+    }
+
+    /// The same digest of what the files hold now, so the reloader can serve a renewed
+    /// certificate without an edit of the config. `None` while a file cannot be read (a
+    /// renewal may be replacing it).
+    pub(crate) fn fingerprint_on_disk(&self) -> Option<String> {
+        let mut files = Vec::new();
+        for cert in self.all() {
+            files.push(std::fs::read(&cert.cert_file).ok()?);
+            files.push(std::fs::read(&cert.key_file).ok()?);
+        }
+        Some(digest(files.iter()))
+    }
+}
+
+/// The SHA-256 of each file, in order.
+fn digest<'a>(files: impl Iterator<Item = &'a Vec<u8>>) -> String {
+    use sha2::Digest as _;
+    let mut out = String::new();
+    for bytes in files {
+        for b in sha2::Sha256::digest(bytes) {
+            out.push_str(&format!("{b:02x}"));
+        }
+    }
+    out
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TlsVersion {
     V1_2,
@@ -40,6 +75,7 @@ impl fmt::Display for TlsVersion {
 #[derive(Clone)]
 pub struct Certificate {
     pub cert_file: PathBuf,
+    pub key_file: PathBuf,
     /// DNS names of the leaf's subjectAltName, lowercase; `*.example.com` for wildcards.
     pub names: Vec<String>,
     /// The leaf's notAfter, in seconds since the Unix epoch.
@@ -51,7 +87,9 @@ pub struct Certificate {
 
 impl PartialEq for Certificate {
     fn eq(&self, other: &Self) -> bool {
-        self.cert_file == other.cert_file && self.content == other.content
+        self.cert_file == other.cert_file
+            && self.key_file == other.key_file
+            && self.content == other.content
     }
 }
 
@@ -105,6 +143,7 @@ pub(crate) fn load_certificate(cert_file: &Path, key_file: &Path) -> Result<Cert
     })?;
     Ok(Certificate {
         cert_file: cert_file.to_owned(),
+        key_file: key_file.to_owned(),
         names,
         not_after,
         key: Arc::new(certified),
