@@ -52,6 +52,7 @@ fn fuzz_router() -> &'static Router {
             body_limit: 1024,
             auth: config::AuthMode::None,
             rate_limits: Vec::new(),
+            https_redirect: true,
         };
         Router::new(&[
             route(

@@ -133,6 +133,7 @@ mod tests {
             body_limit: 1024,
             auth: crate::config::AuthMode::None,
             rate_limits: Vec::new(),
+            https_redirect: true,
         }
     }
 

@@ -169,6 +169,28 @@ pub struct Tls {
     pub default_certificate: Option<CertificateFiles>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub min_version: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redirect_http: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hsts: Option<Hsts>,
+}
+
+/// `tls.hsts`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Hsts {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_age: Option<Dur>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub include_subdomains: Option<bool>,
+}
+
+impl Hsts {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    setters!(include_subdomains: bool);
+    setters!(into max_age: Dur);
 }
 
 impl Tls {
@@ -182,7 +204,7 @@ impl Tls {
         self
     }
 
-    setters!(default_certificate: CertificateFiles);
+    setters!(default_certificate: CertificateFiles, redirect_http: bool, hsts: Hsts);
     setters!(into min_version: String);
 }
 

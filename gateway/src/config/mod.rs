@@ -285,6 +285,8 @@ pub struct RouteConfig {
     pub body_limit: u64,
     pub auth: AuthMode,
     pub rate_limits: Vec<RateLimit>,
+    /// Whether `tls.redirect_http` sends this route's plain-HTTP requests to HTTPS.
+    pub https_redirect: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

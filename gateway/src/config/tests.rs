@@ -22,6 +22,18 @@ fn invalid_configs_report_file_line_column_key_and_value() {
             vec!["gw.yaml:2:3: listeners.htp: unknown field `htp`, expected one of `http`, `admin`, `https`"],
         ),
         (
+            format!("listeners:\n  https: 0.0.0.0:443\n{pool}{ROUTES}"),
+            vec!["gw.yaml:2:3: listeners.https: needs a tls: section with the certificates to serve"],
+        ),
+        (
+            format!("tls:\n  redirect_http: true\n  min_version: 1.1\n{pool}{ROUTES}"),
+            vec!["gw.yaml:3:3: tls.min_version: unsupported TLS version \"1.1\"; write 1.2 or 1.3 (1.0 and 1.1 are refused)"],
+        ),
+        (
+            format!("tls:\n  redirect_http: true\n  certificates: []\n{pool}{ROUTES}"),
+            vec!["gw.yaml:3:3: tls.certificates: list at least one certificate (cert_file and key_file), or a default_certificate"],
+        ),
+        (
             format!("{pool}routes:\n  - match: {{ path_prefix: / }}\n    pool: q\n"),
             vec!["gw.yaml:6:5: routes[0].pool: unknown pool \"q\" (known: p)"],
         ),
@@ -92,8 +104,8 @@ fn invalid_configs_report_file_line_column_key_and_value() {
             format!("lisenters: {{ http: \"0.0.0.0:80\" }}\n{pool}routes:\n  - match: {{ path_prefix: /, methods: [GET] }}\n    pool: q\n    auht: required\n    retires: 2\n"),
             vec![
                 "gw.yaml:1:1: lisenters: unknown field `lisenters`, expected one of `server`, `listeners`, `limits`, `trusted_proxies`, `dns`, `jwt`, `rate_limiting`, `tls`, `pools`, `routes`",
-                "gw.yaml:8:5: routes[0].auht: unknown field `auht`, expected one of `name`, `match`, `pool`, `strip_prefix`, `respond`, `body_limit`, `auth`, `rate_limits`",
-                "gw.yaml:9:5: routes[0].retires: unknown field `retires`, expected one of `name`, `match`, `pool`, `strip_prefix`, `respond`, `body_limit`, `auth`, `rate_limits`",
+                "gw.yaml:8:5: routes[0].auht: unknown field `auht`, expected one of `name`, `match`, `pool`, `strip_prefix`, `respond`, `body_limit`, `auth`, `rate_limits`, `https_redirect`",
+                "gw.yaml:9:5: routes[0].retires: unknown field `retires`, expected one of `name`, `match`, `pool`, `strip_prefix`, `respond`, `body_limit`, `auth`, `rate_limits`, `https_redirect`",
                 "gw.yaml:7:5: routes[0].pool: unknown pool \"q\" (known: p)",
             ],
         ),

@@ -19,6 +19,11 @@ pub struct TlsConfig {
     /// handshake is refused.
     pub default_certificate: Option<Certificate>,
     pub min_version: TlsVersion,
+    /// Answer requests on the HTTP listener with a 308 to HTTPS (but ACME challenges and
+    /// routes that opt out).
+    pub redirect_http: bool,
+    /// `Strict-Transport-Security` for HTTPS responses, ready to send.
+    pub hsts: Option<http::HeaderValue>,
 }
 
 impl TlsConfig {

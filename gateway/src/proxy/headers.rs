@@ -139,6 +139,16 @@ pub(crate) struct Forwarded<'a> {
     pub(crate) tls: bool,
 }
 
+/// `Strict-Transport-Security` for a response over TLS when `tls.hsts` is configured (never
+/// over plain HTTP, where browsers ignore it and it would only mislead).
+pub(crate) fn hsts(
+    runtime: Option<&crate::runtime::Runtime>,
+    tls: bool,
+) -> Option<http::HeaderValue> {
+    let value = runtime?.config.tls.as_ref()?.hsts.clone()?;
+    tls.then_some(value)
+}
+
 /// Apply the forwarding headers to the request that goes upstream. Values a client sent are
 /// kept only when it is a trusted proxy; otherwise they are replaced, never appended to.
 pub(crate) fn set_forwarded(

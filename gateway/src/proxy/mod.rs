@@ -64,6 +64,8 @@ pub(crate) struct Ctx {
     client_ip: Option<IpAddr>,
     peer_trusted: bool,
     host: Option<String>,
+    /// The request arrived over TLS (the HTTPS listener).
+    tls: bool,
     /// The request path in canonical form, when the client spelled it otherwise.
     canonical_path: Option<String>,
     /// Index of the matched route in the router, by name for logs and metrics.
@@ -122,6 +124,7 @@ impl ProxyHttp for Gateway {
             client_ip: None,
             peer_trusted: false,
             host: None,
+            tls: false,
             canonical_path: None,
             route_name: None,
             route_action: None,
@@ -151,6 +154,9 @@ impl ProxyHttp for Gateway {
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
         request_filters::check_limits(session, ctx)?;
+        if request_filters::redirect_to_https(session, ctx).await? {
+            return Ok(true);
+        }
         request_filters::route(session, ctx)?;
         request_filters::authenticate(session, ctx).await?;
         request_filters::check_content_length(session, ctx)?;

@@ -37,6 +37,54 @@ pub(super) fn identify(session: &Session, ctx: &mut Ctx) {
         peer
     };
     ctx.host = request_host(req);
+    ctx.tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
+}
+
+/// Where ACME's HTTP-01 challenges are answered: never redirected to HTTPS.
+const ACME_CHALLENGE: &str = "/.well-known/acme-challenge/";
+
+/// With `tls.redirect_http`, answer a plain-HTTP request with `308 Permanent Redirect` to the
+/// same host and path over HTTPS (308 keeps the method and body). ACME challenges and routes
+/// with `https_redirect: false` stay on HTTP, and so does a request without a host to send
+/// it to. Returns `true` when the redirect was sent.
+pub(super) async fn redirect_to_https(session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
+    let Some(rt) = ctx.runtime.clone() else {
+        return Ok(false);
+    };
+    let (Some(tls), Some(https), false) = (&rt.config.tls, rt.config.listeners.https, ctx.tls)
+    else {
+        return Ok(false);
+    };
+    let req = session.req_header();
+    let path = ctx.canonical_path.as_deref().unwrap_or(req.uri.path());
+    let opted_out = rt
+        .router
+        .find(ctx.host.as_deref(), path, &req.method)
+        .is_some_and(|r| !rt.config.routes[r.index].https_redirect);
+    let Some(host) = ctx.host.as_deref() else {
+        return Ok(false);
+    };
+    if !tls.redirect_http || opted_out || path.starts_with(ACME_CHALLENGE) {
+        return Ok(false);
+    }
+    let authority = match https.port() {
+        443 => host.to_owned(),
+        port if host.contains(':') => format!("[{host}]:{port}"),
+        port => format!("{host}:{port}"),
+    };
+    let location = match req.uri.query() {
+        Some(q) => format!("https://{authority}{path}?{q}"),
+        None => format!("https://{authority}{path}"),
+    };
+    let mut header = ResponseHeader::build(http::StatusCode::PERMANENT_REDIRECT, Some(3))?;
+    header.insert_header(http::header::LOCATION, location)?;
+    header.insert_header(http::header::CONTENT_LENGTH, "0")?;
+    header.insert_header(X_REQUEST_ID, ctx.request_id.as_str())?;
+    ctx.gateway_status = Some(http::StatusCode::PERMANENT_REDIRECT.as_u16());
+    session
+        .write_response_header(Box::new(header), true)
+        .await?;
+    Ok(true)
 }
 
 /// The host the client asked for, lower-case and without a port.
@@ -324,6 +372,9 @@ pub(super) async fn respond_fixed(session: &mut Session, ctx: &mut Ctx) -> Resul
     header.insert_header(http::header::CONTENT_TYPE, content_type.as_str())?;
     header.insert_header(http::header::CONTENT_LENGTH, body.len().to_string())?;
     header.insert_header(X_REQUEST_ID, ctx.request_id.as_str())?;
+    if let Some(hsts) = headers::hsts(ctx.runtime.as_deref(), ctx.tls) {
+        header.insert_header(http::header::STRICT_TRANSPORT_SECURITY, hsts)?;
+    }
     ctx.gateway_status = Some(status.as_u16());
     let body = body.clone();
     session

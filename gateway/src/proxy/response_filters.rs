@@ -47,6 +47,9 @@ pub(super) fn to_client(resp: &mut ResponseHeader, ctx: &Ctx) -> pingora::Result
         resp.remove_header(&name);
     }
     resp.insert_header(X_REQUEST_ID, ctx.request_id.as_str())?;
+    if let Some(hsts) = headers::hsts(ctx.runtime.as_deref(), ctx.tls) {
+        resp.insert_header(http::header::STRICT_TRANSPORT_SECURITY, hsts)?;
+    }
     let on_success = ctx
         .runtime
         .as_ref()
@@ -73,7 +76,13 @@ pub(super) async fn fail_to_proxy(session: &mut Session, e: &Error, ctx: &mut Ct
                 .with_label_values(&[policy, route])
                 .inc();
         }
-        let extra = advice_headers(fate.advice, ctx);
+        let mut extra = advice_headers(fate.advice, ctx);
+        if let Some(hsts) = headers::hsts(ctx.runtime.as_deref(), ctx.tls) {
+            extra.push((
+                "strict-transport-security",
+                hsts.to_str().unwrap_or_default().to_owned(),
+            ));
+        }
         if let Err(write_error) =
             respond_problem(session, fate.status, fate.detail, &ctx.request_id, &extra).await
         {
@@ -153,6 +162,8 @@ pub(super) fn log_request(session: &Session, e: Option<&Error>, ctx: &Ctx) {
         client_ip = ctx.client_ip.map(|ip| ip.to_string()),
         method = %req.method,
         path = req.uri.path(),
+        protocol = ?req.version,
+        tls = ctx.tls,
         host = ctx.host.as_deref(),
         route,
         pool,

@@ -23,6 +23,8 @@ pub struct Route {
     pub auth: Option<Auth>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub rate_limits: Vec<RateLimit>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub https_redirect: Option<bool>,
 }
 
 impl Route {
@@ -53,6 +55,7 @@ impl Route {
             body_limit: None,
             auth: None,
             rate_limits: Vec::new(),
+            https_redirect: None,
         }
     }
 
@@ -80,7 +83,7 @@ impl Route {
         self
     }
 
-    setters!(respond: Respond, auth: Auth);
+    setters!(respond: Respond, auth: Auth, https_redirect: bool);
     setters!(into name: String, pool: String, body_limit: Size);
 }
 

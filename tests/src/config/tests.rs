@@ -130,10 +130,27 @@ fn everything(dir: &Path, upstream: SocketAddr) -> GatewayConfig {
                 .upstream_keepalive_pool_size(64)
                 .downstream_read_buffer("16KiB"),
         )
-        .listeners(Listeners::new(
-            "127.0.0.1:1".parse().unwrap(),
-            "127.0.0.1:2".parse().unwrap(),
-        ))
+        .listeners(Listeners {
+            https: Some("127.0.0.1:3".parse().unwrap()),
+            ..Listeners::new(
+                "127.0.0.1:1".parse().unwrap(),
+                "127.0.0.1:2".parse().unwrap(),
+            )
+        })
+        .tls(
+            Tls::new()
+                .certificate(CertificateFiles {
+                    cert_file: dir.join("site.crt"),
+                    key_file: dir.join("site.key"),
+                })
+                .default_certificate(CertificateFiles {
+                    cert_file: dir.join("site.crt"),
+                    key_file: dir.join("site.key"),
+                })
+                .min_version("1.3")
+                .redirect_http(true)
+                .hsts(Hsts::new().max_age("180d").include_subdomains(true)),
+        )
         .limits(
             Limits::new()
                 .max_uri_bytes(4096)
@@ -226,7 +243,12 @@ fn everything(dir: &Path, upstream: SocketAddr) -> GatewayConfig {
                 .rate_limit(RateLimit::client_ip(1, "1m"))
                 .rate_limit(RateLimit::new(1, Duration::from_secs(60))),
         )
-        .route(Route::prefix("/open").pool("auth").auth(Auth::Optional))
+        .route(
+            Route::prefix("/open")
+                .pool("auth")
+                .auth(Auth::Optional)
+                .https_redirect(false),
+        )
         .route(Route::prefix("/public").pool("auth").auth(Auth::None))
         .route(
             Route::matching(Match {
@@ -253,6 +275,12 @@ fn a_config_using_every_builder_method_passes_gateway_check() {
     .unwrap();
     std::fs::write(dir.path().join("hmac"), "a-long-random-test-secret-value").unwrap();
     std::fs::write(dir.path().join("forward"), "a-forwarded-secret").unwrap();
+    crate::certs::self_signed(
+        dir.path(),
+        "site",
+        &["site.test"],
+        crate::certs::KeyKind::EcdsaP256,
+    );
     let config = dir.path().join("gateway.yaml");
     let upstream: SocketAddr = "127.0.0.1:8080".parse().unwrap();
     std::fs::write(&config, everything(dir.path(), upstream).to_yaml()).unwrap();

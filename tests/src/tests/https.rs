@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use crate::certs::{presented_cn, self_signed, KeyKind};
-use crate::config::{CertificateFiles, GatewayConfig, Listeners, Pool, Respond, Route, Tls};
+use crate::config::{CertificateFiles, GatewayConfig, Hsts, Listeners, Pool, Respond, Route, Tls};
 use crate::gateway::{self, TestGateway};
 use crate::upstream::Upstream;
 
@@ -71,6 +71,81 @@ async fn http2_and_http11_are_served_over_tls_and_the_upstream_learns_https() {
         .await
         .unwrap();
     assert_eq!(plain["headers"]["x-forwarded-proto"], "http");
+    crate::assert_eventually!(
+        gw.log().contains("\"protocol\":\"HTTP/2.0\"") && gw.log().contains("\"tls\":true"),
+        "the access log does not record the protocol:\n{}",
+        gw.log()
+    );
+}
+
+#[tokio::test]
+async fn plain_http_is_redirected_to_https_but_acme_and_opted_out_routes_and_hsts_is_sent_over_tls()
+{
+    // Arrange
+    let dir = tempfile::tempdir().unwrap();
+    let up = Upstream::spawn("a").await;
+    let named = self_signed(dir.path(), "named", &["example.test"], KeyKind::EcdsaP256);
+    let gw = gateway::start(
+        &GatewayConfig::new()
+            .tls(
+                Tls::new()
+                    .certificate(named)
+                    .redirect_http(true)
+                    .hsts(Hsts::new().max_age("365d").include_subdomains(true)),
+            )
+            .pool("p", Pool::upstreams(&[&up]))
+            .route(Route::prefix("/plain").pool("p").https_redirect(false))
+            .route(Route::prefix("/").pool("p")),
+    )
+    .await;
+    gw.wait_ready().await;
+    let port = gw.https.unwrap().port();
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let post = |path: &str| {
+        client
+            .post(gw.url(path))
+            .header("host", "example.test")
+            .body("kept")
+            .send()
+    };
+
+    // Act
+    let redirected = post("/api/x?y=1").await.unwrap();
+    let acme = post("/.well-known/acme-challenge/token").await.unwrap();
+    let opted_out = post("/plain/z").await.unwrap();
+    let (version, body) = curl(&gw, "example.test", "/api/x", "--http2").await;
+    let headers = tokio::process::Command::new("curl")
+        .args(["-sk", "-o", "/dev/null", "-D", "-"])
+        .args(["--resolve", &format!("example.test:{port}:127.0.0.1")])
+        .arg(format!("https://example.test:{port}/api/x"))
+        .output()
+        .await
+        .unwrap();
+    let headers = String::from_utf8_lossy(&headers.stdout).to_ascii_lowercase();
+
+    // Assert: 308 keeps the method and body; the location names the HTTPS listener's port.
+    assert_eq!(redirected.status(), 308);
+    assert_eq!(
+        redirected.headers()["location"],
+        format!("https://example.test:{port}/api/x?y=1").as_str()
+    );
+    assert!(
+        redirected
+            .headers()
+            .get("strict-transport-security")
+            .is_none(),
+        "no HSTS over plain HTTP"
+    );
+    assert_eq!(acme.status(), 200, "ACME challenges stay on HTTP");
+    assert_eq!(opted_out.status(), 200, "https_redirect: false");
+    assert_eq!(version, "2", "{body}");
+    assert!(
+        headers.contains("strict-transport-security: max-age=31536000; includesubdomains"),
+        "{headers}"
+    );
 }
 
 #[tokio::test]

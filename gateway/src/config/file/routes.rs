@@ -26,6 +26,13 @@ pub(crate) struct RouteFile {
     pub(crate) auth: AuthFile,
     #[serde(default)]
     pub(crate) rate_limits: Vec<RateLimitFile>,
+    /// `false` keeps this route on plain HTTP when `tls.redirect_http` is on.
+    #[serde(default = "yes")]
+    pub(crate) https_redirect: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]

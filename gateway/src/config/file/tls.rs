@@ -1,6 +1,10 @@
 //! `tls:`: certificates for the HTTPS listener and the TLS settings of client connections.
 
+use std::time::Duration;
+
 use serde::{Deserialize, Deserializer};
+
+use super::duration;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -11,6 +15,24 @@ pub(crate) struct TlsFile {
     pub(crate) default_certificate: Option<CertificateFile>,
     #[serde(default)]
     pub(crate) min_version: TlsVersionFile,
+    #[serde(default)]
+    pub(crate) redirect_http: bool,
+    #[serde(default)]
+    pub(crate) hsts: Option<HstsFile>,
+}
+
+/// `Strict-Transport-Security` on HTTPS responses.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct HstsFile {
+    #[serde(default = "one_year", deserialize_with = "duration")]
+    pub(crate) max_age: Duration,
+    #[serde(default)]
+    pub(crate) include_subdomains: bool,
+}
+
+fn one_year() -> Duration {
+    Duration::from_secs(365 * 24 * 3600)
 }
 
 /// A PEM certificate chain (leaf first) and its private key.

@@ -138,11 +138,15 @@ pub(super) fn validate(
     // (so that a broken section does not cause a second, derived error here).
     if errs.list.is_empty() {
         check_cross_references(&mut errs, &routes, jwt.is_some(), rate_limiting.as_ref());
-        if listeners.as_ref().is_some_and(|l| l.https.is_some()) && tls.is_none() {
+        let https = listeners.as_ref().and_then(|l| l.https);
+        if https.is_some() && tls.is_none() {
             errs.push(
                 "listeners.https",
                 "needs a tls: section with the certificates to serve",
             );
+        }
+        if https.is_none() && tls.as_ref().is_some_and(|t| t.redirect_http) {
+            errs.push("tls.redirect_http", "needs listeners.https to redirect to");
         }
     }
 

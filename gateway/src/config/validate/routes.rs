@@ -29,6 +29,7 @@ pub(super) fn check_routes(
             body_limit,
             auth,
             rate_limits,
+            https_redirect,
         } = r;
         let target =
             errs.scoped(|errs| check_target(errs, i, matcher, pool, respond, strip_prefix, pools));
@@ -83,6 +84,7 @@ pub(super) fn check_routes(
                 body_limit,
                 auth,
                 rate_limits,
+                https_redirect,
             },
         ));
     }

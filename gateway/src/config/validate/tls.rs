@@ -32,9 +32,18 @@ fn check(errs: &mut Errors<'_>, t: &TlsFile, base_dir: &Path) -> Option<TlsConfi
             "list at least one certificate (cert_file and key_file), or a default_certificate",
         );
     }
+    let hsts = t.hsts.as_ref().map(|h| {
+        let mut value = format!("max-age={}", h.max_age.as_secs());
+        if h.include_subdomains {
+            value.push_str("; includeSubDomains");
+        }
+        http::HeaderValue::try_from(value).expect("digits and ASCII")
+    });
     Some(TlsConfig {
         certificates,
         default_certificate,
+        redirect_http: t.redirect_http,
+        hsts,
         min_version: match t.min_version {
             TlsVersionFile::V1_2 => TlsVersion::V1_2,
             TlsVersionFile::V1_3 => TlsVersion::V1_3,
