@@ -148,6 +148,17 @@ pub(crate) static CONFIG_INFO: Lazy<IntGaugeVec> = Lazy::new(|| {
     .expect("metric names are unique")
 });
 
+/// When each certificate the HTTPS listener serves expires (its notAfter), by its first
+/// DNS name and file: alert on `gateway_tls_certificate_expiry_timestamp_seconds - time()`.
+pub(crate) static TLS_CERTIFICATE_EXPIRY: Lazy<IntGaugeVec> = Lazy::new(|| {
+    register_int_gauge_vec!(
+        "gateway_tls_certificate_expiry_timestamp_seconds",
+        "The notAfter of each loaded certificate, in seconds since the Unix epoch",
+        &["name", "file"]
+    )
+    .expect("metric names are unique")
+});
+
 /// JWKS fetches by result (`ok` or `error`).
 pub(crate) static JWKS_REFRESHES: Lazy<IntCounterVec> = Lazy::new(|| {
     register_int_counter_vec!(

@@ -93,6 +93,7 @@ fn needs_restart(old: &Config, new: &Config) -> Vec<&'static str> {
     out
 }
 
+/// The config-derived gauges: what runs, and when its certificates expire.
 pub(crate) fn publish_config_info(config: &Config) {
     metrics::CONFIG_INFO.reset();
     metrics::CONFIG_INFO
@@ -103,6 +104,15 @@ pub(crate) fn publish_config_info(config: &Config) {
             &config.source_hash,
         ])
         .set(1);
+    metrics::TLS_CERTIFICATE_EXPIRY.reset();
+    if let Some(tls) = &config.tls {
+        for cert in tls.certificates.iter().chain(&tls.default_certificate) {
+            let name = cert.names.first().map_or("", String::as_str);
+            metrics::TLS_CERTIFICATE_EXPIRY
+                .with_label_values(&[name, &cert.cert_file.display().to_string()])
+                .set(cert.not_after);
+        }
+    }
 }
 
 /// Two reads of the config file agreeing, so a file caught mid-write is not applied.

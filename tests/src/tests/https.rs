@@ -174,6 +174,27 @@ async fn sni_picks_the_certificate_and_the_default_answers_the_rest() {
     );
     assert_eq!(unknown.as_deref(), Some("default.test"));
     assert_eq!(no_sni.as_deref(), Some("default.test"));
+    // Every certificate's expiry is published (30-day self-signed certificates).
+    let metrics = gw.metrics().await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    for name in ["example.test", "default.test"] {
+        let expiry: f64 = metrics
+            .lines()
+            .find(|l| {
+                l.starts_with("gateway_tls_certificate_expiry_timestamp_seconds{")
+                    && l.contains(&format!("name=\"{name}\""))
+            })
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+            .unwrap_or_else(|| panic!("no expiry for {name}:\n{metrics}"));
+        let days = (expiry - now) / 86_400.0;
+        assert!(
+            (29.0..=31.0).contains(&days),
+            "{name} expires in {days} days"
+        );
+    }
 }
 
 #[tokio::test]
