@@ -13,8 +13,9 @@ pub enum KeyKind {
     Rsa2048,
 }
 
-/// A self-signed certificate for `names` (subjectAltName DNS entries, `*.` allowed), valid
-/// for 30 days, written as `<stem>.crt` and `<stem>.key` in `dir`.
+/// A self-signed server certificate for `names` (subjectAltName DNS entries, `*.` allowed),
+/// valid for 30 days, written as `<stem>.crt` and `<stem>.key` in `dir`. As a `ca_file` it
+/// is its own trust anchor.
 pub fn self_signed(dir: &Path, stem: &str, names: &[&str], kind: KeyKind) -> CertificateFiles {
     let files = CertificateFiles {
         cert_file: dir.join(format!("{stem}.crt")),
@@ -34,6 +35,8 @@ pub fn self_signed(dir: &Path, stem: &str, names: &[&str], kind: KeyKind) -> Cer
         .arg(&files.cert_file)
         .args(["-subj", &format!("/CN={}", names[0])])
         .args(["-addext", &format!("subjectAltName={}", san.join(","))])
+        // A server certificate, not a CA: verifiers refuse a CA certificate as a leaf.
+        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
         .output()
         .expect("openssl is installed (Debian package openssl)");
     assert!(

@@ -31,7 +31,8 @@ mod tests;
 
 pub use jwt::{Jwks, Jwt, StaticKey, VerificationLimit};
 pub use pools::{
-    Balance, ForwardSecret, HealthCheck, HealthCheckKind, PassiveHealth, Pool, Retries, Timeouts,
+    Balance, ForwardSecret, HealthCheck, HealthCheckKind, PassiveHealth, Pool, PoolTls, Retries,
+    Timeouts,
 };
 pub use routes::{Auth, Match, RateLimit, RateLimiting, Respond, Route, Scope};
 

@@ -19,7 +19,7 @@ mod validate;
 pub(crate) use keys::decoding_key;
 pub(crate) use keys::secret;
 pub use keys::{KeyMaterial, Secret};
-pub use tls::{Certificate, TlsConfig, TlsVersion};
+pub use tls::{Certificate, TlsConfig, TlsVersion, UpstreamTls};
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -99,6 +99,8 @@ pub struct PoolConfig {
     pub retries: Retries,
     /// Sent to this pool on requests that carry forwarded claims.
     pub forward_secret: Option<ForwardSecret>,
+    /// The endpoints speak HTTPS.
+    pub tls: Option<UpstreamTls>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -10,6 +10,37 @@ use pingora::tls::sign::CertifiedKey;
 use pingora::tls::{CertificateDer, CryptoProvider, PrivateKeyDer};
 use rustls_pki_types::pem::PemObject as _;
 
+/// `pools.<name>.tls`: how the gateway speaks TLS to a pool's endpoints.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamTls {
+    /// Sent as SNI and checked against the endpoint's certificate.
+    pub sni: String,
+    /// Verify the endpoint's certificate chain and name (off only for testing).
+    pub verify: bool,
+    /// Trusted roots for this pool (DER), instead of the system's.
+    pub ca: Option<Vec<Vec<u8>>>,
+}
+
+/// The DER certificates of a PEM bundle of trusted roots.
+pub(crate) fn load_ca_file(path: &Path) -> Result<Vec<Vec<u8>>, String> {
+    let pem =
+        std::fs::read(path).map_err(|e| format!("cannot read CA file {}: {e}", path.display()))?;
+    let certs = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("{}: not PEM certificates: {e}", path.display()))?;
+    if certs.is_empty() {
+        return Err(format!("{}: holds no certificate", path.display()));
+    }
+    certs
+        .into_iter()
+        .map(|der| {
+            x509_parser::parse_x509_certificate(&der)
+                .map_err(|e| format!("{}: unreadable certificate: {e}", path.display()))?;
+            Ok(der.to_vec())
+        })
+        .collect()
+}
+
 /// `tls:` of the config: what the HTTPS listener serves.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TlsConfig {

@@ -65,6 +65,20 @@ pub(super) fn to_client(resp: &mut ResponseHeader, ctx: &Ctx) -> pingora::Result
 /// Answer a failed request as its [`fate`] says, with a problem+json body.
 pub(super) async fn fail_to_proxy(session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
     let fate = fate(e);
+    // A refusal before upstream work keeps a body-less request's connection (a client being
+    // rate limited does not also lose its connection); anything else closes, and says so
+    // with `Connection: close`, so the client does not send its next request on a
+    // connection that is about to go away.
+    let req = session.req_header();
+    let bodyless = !req.headers.contains_key(http::header::TRANSFER_ENCODING)
+        && req
+            .headers
+            .get(http::header::CONTENT_LENGTH)
+            .is_none_or(|v| v.as_bytes() == b"0");
+    let can_reuse_downstream = fate.status > 0 && bodyless && fate.keep_alive;
+    if !can_reuse_downstream {
+        session.set_keepalive(None);
+    }
     if fate.status > 0 {
         if ctx.request_id.is_empty() {
             ctx.request_id = headers::request_id(None);
@@ -89,17 +103,9 @@ pub(super) async fn fail_to_proxy(session: &mut Session, e: &Error, ctx: &mut Ct
             tracing::debug!(error = %write_error, request_id = %ctx.request_id, "could not send the error response");
         }
     }
-    // A refusal before upstream work keeps a body-less request's connection (a client being
-    // rate limited does not also lose its connection); anything else closes.
-    let req = session.req_header();
-    let bodyless = !req.headers.contains_key(http::header::TRANSFER_ENCODING)
-        && req
-            .headers
-            .get(http::header::CONTENT_LENGTH)
-            .is_none_or(|v| v.as_bytes() == b"0");
     FailToProxy {
         error_code: fate.status,
-        can_reuse_downstream: fate.status > 0 && bodyless && fate.keep_alive,
+        can_reuse_downstream,
     }
 }
 

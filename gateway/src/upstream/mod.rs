@@ -26,11 +26,13 @@ use tokio_util::sync::CancellationToken;
 
 pub(crate) mod discovery;
 mod health;
+mod tls;
 
 use crate::config::{Balance, HealthCheck, PoolConfig, Probe};
 use crate::metrics;
 use discovery::{DnsDiscovery, SharedDiscovery};
 use health::{now_ms, Endpoint};
+use tls::PeerTls;
 
 /// The selection algorithm, as a closed set so that `Pool` stays one concrete type.
 enum Selector {
@@ -90,7 +92,7 @@ impl Selector {
 /// The probe an active check runs, reusing Pingora's TCP and HTTP checks.
 type Prober = Box<dyn PingoraCheck + Send + Sync>;
 
-fn prober(hc: &HealthCheck) -> Prober {
+fn prober(hc: &HealthCheck, tls: Option<&PeerTls>) -> Prober {
     match &hc.probe {
         Probe::Tcp => {
             let mut check = TcpHealthCheck::new();
@@ -103,6 +105,9 @@ fn prober(hc: &HealthCheck) -> Prober {
             expect_status,
         } => {
             let mut check = HttpHealthCheck::new(host, false);
+            if let Some(tls) = tls {
+                tls.apply(&mut check.peer_template);
+            }
             check.peer_template.options.connection_timeout = Some(hc.timeout);
             check.peer_template.options.read_timeout = Some(hc.timeout);
             check.peer_template.options.write_timeout = Some(hc.timeout);
@@ -141,6 +146,8 @@ pub(crate) struct Pool {
     /// request path reads it without locking.
     endpoints: ArcSwap<HashMap<SocketAddr, Arc<Endpoint>>>,
     prober: Option<Prober>,
+    /// How to speak TLS to the endpoints, when the pool's `tls:` says they speak HTTPS.
+    tls: Option<PeerTls>,
     /// Cancelled when a reload drops this pool, to end its timers.
     retired: CancellationToken,
     /// Set (before `retired` is cancelled) when a successor of the same name took over: it
@@ -150,6 +157,7 @@ pub(crate) struct Pool {
 
 impl Pool {
     pub(crate) fn new(config: PoolConfig, resolver: Arc<TokioAsyncResolver>) -> Self {
+        let tls = config.tls.as_ref().map(PeerTls::new);
         let discovery = Arc::new(DnsDiscovery::new(
             config.name.clone(),
             config.endpoints.clone(),
@@ -159,7 +167,11 @@ impl Pool {
         Self {
             selector: Selector::new(&config.balance, Arc::clone(&discovery)),
             discovery,
-            prober: config.health_check.as_ref().map(prober),
+            prober: config
+                .health_check
+                .as_ref()
+                .map(|hc| prober(hc, tls.as_ref())),
+            tls,
             config,
             endpoints: ArcSwap::from_pointee(HashMap::new()),
             retired: CancellationToken::new(),
@@ -260,6 +272,9 @@ impl Pool {
     /// Pingora's peer for `addr`, carrying the pool's timeouts.
     pub(crate) fn peer(&self, addr: SocketAddr) -> HttpPeer {
         let mut peer = HttpPeer::new(addr, false, String::new());
+        if let Some(tls) = &self.tls {
+            tls.apply(&mut peer);
+        }
         let t = &self.config.timeouts;
         peer.options.connection_timeout = Some(t.connect);
         peer.options.read_timeout = Some(t.read);

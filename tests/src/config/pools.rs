@@ -30,6 +30,28 @@ pub struct Pool {
     pub retries: Option<Retries>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub forward_secret: Option<ForwardSecret>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<PoolTls>,
+}
+
+/// `pools.<name>.tls`: the endpoints speak HTTPS.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PoolTls {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sni: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verify: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<std::path::PathBuf>,
+}
+
+impl PoolTls {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    setters!(verify: bool);
+    setters!(into sni: String, ca_file: std::path::PathBuf);
 }
 
 impl Pool {
@@ -53,6 +75,7 @@ impl Pool {
         passive_health: PassiveHealth,
         retries: Retries,
         forward_secret: ForwardSecret,
+        tls: PoolTls,
     );
     setters!(into resolve_interval: Dur, dns_grace: Dur, hash_key: String);
 }

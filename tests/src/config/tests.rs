@@ -221,7 +221,13 @@ fn everything(dir: &Path, upstream: SocketAddr) -> GatewayConfig {
             Pool::endpoints(["localhost:8081"])
                 .balance(Balance::Random)
                 .health_check(HealthCheck::tcp())
-                .forward_secret(ForwardSecret::secret_env("BUILDER_TEST_SECRET")),
+                .forward_secret(ForwardSecret::secret_env("BUILDER_TEST_SECRET"))
+                .tls(
+                    PoolTls::new()
+                        .sni("auth.internal")
+                        .verify(true)
+                        .ca_file(dir.join("site.crt")),
+                ),
         )
         .route(
             Route::prefix("/api")

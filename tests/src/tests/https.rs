@@ -4,7 +4,9 @@
 use std::path::Path;
 
 use crate::certs::{presented_cn, self_signed, KeyKind};
-use crate::config::{CertificateFiles, GatewayConfig, Hsts, Listeners, Pool, Respond, Route, Tls};
+use crate::config::{
+    CertificateFiles, GatewayConfig, Hsts, Listeners, Pool, PoolTls, Respond, Route, Tls,
+};
 use crate::gateway::{self, TestGateway};
 use crate::upstream::Upstream;
 
@@ -330,5 +332,70 @@ fn gateway_check_names_the_certificate_file_that_is_wrong() {
     assert!(
         stderr.contains("tls.certificates[1].cert_file") && stderr.contains("missing.crt"),
         "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn an_https_upstream_is_verified_against_its_ca_and_name() {
+    // Arrange: the upstream is another gateway terminating TLS for `up.test` with a
+    // self-signed certificate (which is then its own CA).
+    let dir = tempfile::tempdir().unwrap();
+    let cert = self_signed(dir.path(), "up", &["up.test"], KeyKind::EcdsaP256);
+    let upstream = gateway::start(
+        &GatewayConfig::new()
+            .tls(Tls::new().certificate(cert.clone()))
+            .route(Route::prefix("/").respond(Respond::status(200).body("from tls upstream"))),
+    )
+    .await;
+    let endpoint = [upstream.https.unwrap()];
+    let pool = |tls: PoolTls| Pool::endpoints(endpoint).tls(tls);
+    let gw = gateway::start(
+        &GatewayConfig::new()
+            .pool(
+                "trusted",
+                pool(PoolTls::new().sni("up.test").ca_file(&cert.cert_file)),
+            )
+            .pool("system_roots", pool(PoolTls::new().sni("up.test")))
+            .pool(
+                "wrong_name",
+                pool(PoolTls::new().sni("other.test").ca_file(&cert.cert_file)),
+            )
+            .pool(
+                "unverified",
+                pool(PoolTls::new().sni("up.test").verify(false)),
+            )
+            .route(Route::prefix("/trusted").pool("trusted"))
+            .route(Route::prefix("/system").pool("system_roots"))
+            .route(Route::prefix("/wrong").pool("wrong_name"))
+            .route(Route::prefix("/unverified").pool("unverified")),
+    )
+    .await;
+    let client = reqwest::Client::new();
+    let get = |path: &str| client.get(gw.url(path)).send();
+
+    // Act
+    let trusted = get("/trusted").await.unwrap();
+    let (trusted_status, trusted_body) = (trusted.status(), trusted.text().await.unwrap());
+    let untrusted = get("/system").await.unwrap();
+    let closes = untrusted.headers().get("connection").cloned();
+    let untrusted = untrusted.status();
+    let wrong_name = get("/wrong").await.unwrap().status();
+    let unverified = get("/unverified").await.unwrap().status();
+
+    // Assert
+    assert_eq!(trusted_status, 200, "{trusted_body}");
+    assert_eq!(trusted_body, "from tls upstream");
+    assert_eq!(untrusted, 502, "a certificate no trusted root signed");
+    assert_eq!(
+        closes.as_ref().and_then(|v| v.to_str().ok()),
+        Some("close"),
+        "a 502 closes the connection and says so"
+    );
+    assert_eq!(wrong_name, 502, "a certificate for another name");
+    assert_eq!(unverified, 200, "verify: false");
+    crate::assert_eventually!(
+        gw.log().contains("\"route\":\"/wrong\"") && gw.log().contains("certificate"),
+        "no clear log line for the failed verification:\n{}",
+        gw.log()
     );
 }

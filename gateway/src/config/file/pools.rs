@@ -31,6 +31,24 @@ pub(crate) struct PoolFile {
     /// gateway from a client that reached them directly.
     #[serde(default)]
     pub(crate) forward_secret: Option<ForwardSecretFile>,
+    #[serde(default)]
+    pub(crate) tls: Option<UpstreamTlsFile>,
+}
+
+/// `pools.<name>.tls`: the endpoints speak HTTPS.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct UpstreamTlsFile {
+    #[serde(default)]
+    pub(crate) sni: Option<String>,
+    #[serde(default = "yes")]
+    pub(crate) verify: bool,
+    #[serde(default)]
+    pub(crate) ca_file: Option<String>,
+}
+
+fn yes() -> bool {
+    true
 }
 
 fn default_resolve_interval() -> Duration {

@@ -1,4 +1,4 @@
-//! `pools:`: endpoints, balancing, timeouts, health checks, retries, the forward secret.
+//! `pools:`: endpoints, balancing, timeouts, health checks, retries, the forward secret, TLS.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -9,9 +9,10 @@ use super::{is_reserved_header, require_positive, Errors};
 use crate::config::file::{
     BalanceFile, ForwardSecretFile, HealthCheckFile, HealthCheckKind, PoolFile,
 };
+use crate::config::tls::load_ca_file;
 use crate::config::{
     Balance, EndpointSpec, ForwardSecret, HashKey, HealthCheck, PassiveHealth, PoolConfig, Probe,
-    Retries, Timeouts,
+    Retries, Timeouts, UpstreamTls,
 };
 
 /// The most retries a pool may ask for; more only multiplies load on a failing upstream.
@@ -135,9 +136,35 @@ pub(super) fn check_pool(
         let forward_secret = p
             .forward_secret
             .and_then(|f| check_forward_secret(errs, &at("forward_secret"), f, base_dir));
+        let tls = p.tls.and_then(|t| {
+            // The SNI names the host the certificate must be for: by default the first
+            // endpoint's host, which is what a client of that endpoint would ask for.
+            let sni = t.sni.or_else(|| {
+                endpoints.first().map(|e| match e {
+                    EndpointSpec::Addr(addr) => addr.ip().to_string(),
+                    EndpointSpec::Name { host, .. } => host.clone(),
+                })
+            })?;
+            let ca = match t.ca_file {
+                Some(file) => match load_ca_file(&base_dir.join(file)) {
+                    Ok(ca) => Some(ca),
+                    Err(e) => {
+                        errs.push(at("tls.ca_file"), e);
+                        return None;
+                    }
+                },
+                None => None,
+            };
+            Some(UpstreamTls {
+                sni,
+                verify: t.verify,
+                ca,
+            })
+        });
 
         Some(PoolConfig {
             forward_secret,
+            tls,
             name,
             endpoints,
             resolve_interval: p.resolve_interval,
