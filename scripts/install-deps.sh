@@ -14,6 +14,8 @@
 # test, in addition:
 #   promtool      (package prometheus) checks the gateway's /metrics output
 #   nginx-light haproxy wrk   the benchmark (bench/) compares the gateway with them
+#   openssl curl  the HTTPS tests make certificates and speak TLS, HTTP/2 with real clients
+#   testssl.sh    scans the HTTPS listener (scripts/testssl.sh)
 #   cargo-machete, cargo-deny  unused dependencies; licenses, bans and sources (deny.toml)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -40,6 +42,9 @@ if [ "$want" = test ]; then
   command -v nginx >/dev/null || missing+=(nginx-light)
   command -v haproxy >/dev/null || missing+=(haproxy)
   command -v wrk >/dev/null || missing+=(wrk)
+  command -v testssl >/dev/null || missing+=(testssl.sh)
+  command -v openssl >/dev/null || missing+=(openssl)
+  command -v curl >/dev/null || missing+=(curl)
 fi
 
 if ((${#missing[@]})); then

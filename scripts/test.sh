@@ -35,6 +35,8 @@ smoke_out=$(mktemp -d)
 "$target_dir/debug/bench" proxy --smoke --out "$smoke_out"
 "$target_dir/debug/bench" e2e --smoke --out "$smoke_out"
 rm -rf "$smoke_out"
+echo "== testssl.sh against the HTTPS listener (fast mode; scripts/testssl.sh for the full scan)"
+scripts/testssl.sh --fast
 echo "== docker engine (the compose test needs one; without one it prints SKIP)"
 dockerd_pid=""
 if command -v dockerd >/dev/null && ! docker info >/dev/null 2>&1 && [ "$(id -u)" -eq 0 ]; then

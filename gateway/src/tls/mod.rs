@@ -34,5 +34,8 @@ pub(crate) fn acceptor(tls: &TlsConfig) -> Acceptor {
         .with_no_client_auth()
         .with_cert_resolver(Arc::new(sni::Certificates::new(tls)));
     config.alpn_protocols = ALPN.iter().map(|p| p.to_vec()).collect();
+    // The server's suite order (strongest first), not the client's: what scanners expect
+    // of an edge, and no client can talk it down to a weaker suite it also offers.
+    config.ignore_client_order = true;
     Acceptor::from_server_config(Arc::new(config))
 }
