@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use pingora::apps::http_app::HttpServer;
+use pingora::apps::HttpServerOptions;
 use pingora::listeners::{L4BufferSettings, ListenerConfig};
 use pingora::server::configuration::ServerConf;
 use pingora::server::{ExecutionPhase, RunArgs, Server};
@@ -51,12 +52,18 @@ pub fn run(config: Config) -> Result<(), StartupError> {
     let mut server = Server::new_with_opt_and_conf(None, pingora_server_conf(&config));
     server.bootstrap();
 
-    let proxy = pingora::proxy::http_proxy(
+    let mut proxy = pingora::proxy::http_proxy(
         &server.configuration,
         Gateway {
             runtime: Arc::clone(&runtime),
         },
     );
+    // An HTTP/2 connection with no stream open closes after `limits.idle_timeout`, as an
+    // idle HTTP/1 connection does (Pingora's default is never). Set at start: a reload does
+    // not change it for HTTP/2.
+    let mut options = HttpServerOptions::default();
+    options.h2_idle_timeout = Some(config.limits.idle_timeout);
+    proxy.server_options = Some(options);
     let connections = Connections::new(proxy, Arc::clone(&runtime));
     // A small per-connection read buffer: idle keep-alive clients are the common case, and
     // Pingora's 64 KiB default dominates their memory.

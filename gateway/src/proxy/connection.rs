@@ -280,6 +280,22 @@ impl ServerApp for Connections {
             stream.selected_alpn_proto(),
             Some(ALPN::H2 | ALPN::Custom(_))
         ) {
+            // HTTP/2 runs in Pingora's own loop, which closes idle connections after
+            // `h2_idle_timeout` but waits for the client's preface without a deadline: the
+            // preface's first byte must come within `limits.header_timeout`.
+            let deadline = self.shared.runtime.load().config.limits.header_timeout;
+            let mut first = [0u8; 1];
+            match tokio::time::timeout(deadline, stream.try_peek(&mut first)).await {
+                Ok(Ok(_)) => {}
+                // Closed by the client before a byte.
+                Ok(Err(_)) => return None,
+                Err(_) => {
+                    metrics::DOWNSTREAM_TIMEOUTS
+                        .with_label_values(&["header"])
+                        .inc();
+                    return None;
+                }
+            }
             return ServerApp::process_new(&self.shared.proxy, stream, shutdown).await;
         }
         let header_read = Arc::new(AtomicBool::new(false));

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use crate::certs::{presented_cn, self_signed, KeyKind};
 use crate::config::{
-    CertificateFiles, GatewayConfig, Hsts, Listeners, Pool, PoolTls, Respond, Route, Tls,
+    CertificateFiles, GatewayConfig, Hsts, Limits, Listeners, Pool, PoolTls, Respond, Route, Tls,
 };
 use crate::gateway::{self, TestGateway};
 use crate::upstream::Upstream;
@@ -397,5 +397,65 @@ async fn an_https_upstream_is_verified_against_its_ca_and_name() {
         gw.log().contains("\"route\":\"/wrong\"") && gw.log().contains("certificate"),
         "no clear log line for the failed verification:\n{}",
         gw.log()
+    );
+}
+
+/// An `openssl s_client` speaking ALPN `h2` to the HTTPS listener that writes `send` and
+/// keeps its input open; whether the gateway closed the connection within `limit`.
+async fn h2_connection_closed_within(port: u16, send: &[u8], limit: std::time::Duration) -> bool {
+    use tokio::io::AsyncWriteExt as _;
+    let mut client = tokio::process::Command::new("openssl")
+        .args(["s_client", "-quiet", "-nocommands", "-alpn", "h2"])
+        .args(["-servername", "example.test", "-connect"])
+        .arg(format!("127.0.0.1:{port}"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("openssl is installed");
+    let mut stdin = client.stdin.take().expect("piped");
+    stdin.write_all(send).await.unwrap();
+    stdin.flush().await.unwrap();
+    let closed = tokio::time::timeout(limit, client.wait()).await.is_ok();
+    drop(stdin);
+    closed
+}
+
+#[tokio::test]
+async fn http2_connections_that_send_nothing_or_stay_idle_are_closed() {
+    // Arrange: short deadlines.
+    let dir = tempfile::tempdir().unwrap();
+    let up = Upstream::spawn("a").await;
+    let named = self_signed(dir.path(), "named", &["example.test"], KeyKind::EcdsaP256);
+    let gw = gateway::start(
+        &GatewayConfig::new()
+            .limits(Limits::new().header_timeout("1s").idle_timeout("2s"))
+            .tls(Tls::new().certificate(named))
+            .pool("p", Pool::upstreams(&[&up]))
+            .route(Route::prefix("/").pool("p")),
+    )
+    .await;
+    let port = gw.https.unwrap().port();
+    // The client preface and an empty SETTINGS frame: a valid HTTP/2 connection, no stream.
+    let mut preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    preface.extend_from_slice(&[0, 0, 0, 4, 0, 0, 0, 0, 0]);
+    let patience = std::time::Duration::from_secs(8);
+
+    // Act + Assert
+    assert!(
+        h2_connection_closed_within(port, b"", patience).await,
+        "a connection that never sent its preface was kept"
+    );
+    assert!(
+        h2_connection_closed_within(port, &preface, patience).await,
+        "an idle HTTP/2 connection was kept"
+    );
+    assert!(
+        gw.metrics()
+            .await
+            .contains("gateway_downstream_timeouts_total{phase=\"header\"} 1"),
+        "the silent connection was closed by the header deadline:\n{}",
+        gw.metrics().await
     );
 }
