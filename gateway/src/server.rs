@@ -108,7 +108,7 @@ pub fn run(config: Config) -> Result<(), StartupError> {
     exit_when_drained(&server);
     tracing::info!(
         http = %config.listeners.http, admin = %config.listeners.admin,
-        https = ?config.listeners.https,
+        https = config.listeners.https.map(|a| a.to_string()),
         file = %config.source.display(), hash = %config.source_hash, "gateway starting"
     );
     server.run(RunArgs::default());

@@ -9,6 +9,7 @@ mod failures;
 mod hardening;
 mod health;
 mod https;
+mod https_edge;
 mod lifecycle;
 mod limits;
 mod observability;
