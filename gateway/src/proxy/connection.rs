@@ -24,7 +24,7 @@ use async_trait::async_trait;
 use pingora::apps::{HttpPersistentSettings, HttpServerApp, ServerApp};
 use pingora::protocols::http::ServerSession;
 use pingora::protocols::l4::stream::Stream as L4Stream;
-use pingora::protocols::{Peek as _, Stream, ALPN};
+use pingora::protocols::{Peek, Stream, ALPN};
 use pingora::proxy::HttpProxy;
 use pingora::server::ShutdownWatch;
 
@@ -177,6 +177,27 @@ impl Connections {
     }
 }
 
+enum FirstByte {
+    Arrived,
+    /// The client closed the connection without sending anything.
+    Closed,
+    /// Nothing came within the deadline.
+    Late,
+}
+
+/// Wait, without consuming it, for the first byte a client sends.
+async fn first_byte(
+    stream: &mut (impl Peek + Send + ?Sized),
+    deadline: std::time::Duration,
+) -> FirstByte {
+    let mut first = [0u8; 1];
+    match tokio::time::timeout(deadline, stream.try_peek(&mut first)).await {
+        Ok(Ok(_)) => FirstByte::Arrived,
+        Ok(Err(_)) => FirstByte::Closed,
+        Err(_) => FirstByte::Late,
+    }
+}
+
 /// The TLS handshake of an HTTPS connection, with the live runtime's certificates, within
 /// `limits.header_timeout` (a client that opens a connection and stays silent holds it no
 /// longer than one that sends half a header). `None` closes the connection.
@@ -197,11 +218,10 @@ async fn handshake(runtime: &ArcSwap<Runtime>, stream: Stream) -> Option<Stream>
     let started = tokio::time::Instant::now();
     // A probe that connects and closes without sending a byte (a TCP health check) is not
     // a failed handshake.
-    let mut first = [0u8; 1];
-    match tokio::time::timeout(deadline, tcp.try_peek(&mut first)).await {
-        Ok(Ok(_)) => {}
-        Ok(Err(_)) => return None,
-        Err(_) => {
+    match first_byte(&mut tcp, deadline).await {
+        FirstByte::Arrived => {}
+        FirstByte::Closed => return None,
+        FirstByte::Late => {
             metrics::TLS_HANDSHAKE_FAILURES
                 .with_label_values(&["timeout"])
                 .inc();
@@ -284,12 +304,10 @@ impl ServerApp for Connections {
             // `h2_idle_timeout` but waits for the client's preface without a deadline: the
             // preface's first byte must come within `limits.header_timeout`.
             let deadline = self.shared.runtime.load().config.limits.header_timeout;
-            let mut first = [0u8; 1];
-            match tokio::time::timeout(deadline, stream.try_peek(&mut first)).await {
-                Ok(Ok(_)) => {}
-                // Closed by the client before a byte.
-                Ok(Err(_)) => return None,
-                Err(_) => {
+            match first_byte(&mut *stream, deadline).await {
+                FirstByte::Arrived => {}
+                FirstByte::Closed => return None,
+                FirstByte::Late => {
                     metrics::DOWNSTREAM_TIMEOUTS
                         .with_label_values(&["header"])
                         .inc();
