@@ -271,3 +271,31 @@ fn gateway_check_names_the_certificate_file_that_is_wrong() {
         "{stderr}"
     );
 }
+
+#[tokio::test]
+async fn a_broken_certificate_on_disk_is_rejected_and_the_old_one_keeps_serving() {
+    // Arrange
+    let dir = tempfile::tempdir().unwrap();
+    let up = Upstream::spawn("a").await;
+    let gw = https_gateway(dir.path(), &up, |t| t).await;
+    let port = gw.https.unwrap().port();
+
+    // Act: the certificate file is overwritten with something that is not one.
+    std::fs::write(dir.path().join("named.crt"), "not a certificate\n").unwrap();
+
+    // Assert: the reload is refused, says why, and the loaded certificate still serves.
+    crate::assert_eventually!(
+        gw.metrics()
+            .await
+            .contains("gateway_config_last_reload_success 0"),
+        "the broken certificate was not rejected:\n{}",
+        gw.log()
+    );
+    assert!(gw.log().contains("named.crt"), "{}", gw.log());
+    assert_eq!(
+        presented_cn(port, Some("example.test"), &[])
+            .await
+            .as_deref(),
+        Some("example.test")
+    );
+}
