@@ -27,7 +27,7 @@ use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{self, Config};
+use crate::config::{self, Config, TlsConfig};
 use crate::metrics;
 use crate::runtime::Runtime;
 
@@ -125,29 +125,50 @@ struct StableReads {
     tried: Option<String>,
 }
 
+/// What one read of a watched file calls for.
+enum Read {
+    /// Apply this text: read the same twice, or the running text again after a rejection.
+    Apply(String),
+    /// The running text, nothing pending: the text is handed back for other checks.
+    Running(String),
+    /// Wait for the next read.
+    Wait,
+}
+
 impl StableReads {
     /// Feed one read; returns the text to apply once it has been read twice in a row.
     /// `applied` is the hash of the text the running config was parsed from.
     fn observe(&mut self, text: String, applied: &str) -> Option<String> {
+        match self.read(text, applied) {
+            Read::Apply(text) => Some(text),
+            Read::Running(_) | Read::Wait => None,
+        }
+    }
+
+    fn read(&mut self, text: String, applied: &str) -> Read {
         let hash = config::content_hash(&text);
         if hash == applied {
             self.candidate = None;
             // Back to what runs after a rejected edit: apply it once more, so that the
             // reload metrics say the file and the running config agree again.
             let rejected_since = self.tried.take().is_some_and(|t| t != hash);
-            return rejected_since.then_some(text);
+            return if rejected_since {
+                Read::Apply(text)
+            } else {
+                Read::Running(text)
+            };
         }
         if self.tried.as_deref() == Some(hash.as_str()) {
             self.candidate = None;
-            return None;
+            return Read::Wait;
         }
         if self.candidate.as_deref() == Some(text.as_str()) {
             self.candidate = None;
             self.tried = Some(hash);
-            return Some(text);
+            return Read::Apply(text);
         }
         self.candidate = Some(text);
-        None
+        Read::Wait
     }
 }
 
@@ -250,26 +271,26 @@ impl BackgroundService for Reloader {
             // editor replaces it): next tick.
             if let Ok(text) = read {
                 let live = Arc::clone(&self.runtime.load().config);
-                if let Some(stable) = reads.observe(text.clone(), &live.source_hash) {
-                    self.apply(&stable, &stop).await;
-                } else if config::content_hash(&text) == live.source_hash {
-                    // The text runs as it is; a certificate renewed on disk (twice read
-                    // the same, like the text) reloads it.
-                    if let Some(tls) = &live.tls {
-                        let loaded = config::content_hash(&tls.fingerprint());
-                        let tls = tls.clone();
-                        let on_disk =
-                            tokio::task::spawn_blocking(move || tls.fingerprint_on_disk())
-                                .await
-                                .ok()
-                                .flatten();
-                        if let Some(on_disk) = on_disk {
+                match reads.read(text, &live.source_hash) {
+                    Read::Apply(text) => self.apply(&text, &stop).await,
+                    // The text runs as it is; certificate files renewed on disk (read twice
+                    // the same, like the text) reload it.
+                    Read::Running(text) if live.tls.is_some() => {
+                        let loaded = live.tls.as_ref().map(|t| t.fingerprint.clone());
+                        let on_disk = tokio::task::spawn_blocking(move || {
+                            live.tls.as_ref().and_then(TlsConfig::fingerprint_on_disk)
+                        })
+                        .await
+                        .ok()
+                        .flatten();
+                        if let (Some(on_disk), Some(loaded)) = (on_disk, loaded) {
                             if certificates.observe(on_disk, &loaded).is_some() {
                                 tracing::info!("certificate files changed; reloading");
                                 self.apply(&text, &stop).await;
                             }
                         }
                     }
+                    Read::Running(_) | Read::Wait => {}
                 }
             }
         }

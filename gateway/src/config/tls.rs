@@ -55,6 +55,9 @@ pub struct TlsConfig {
     pub redirect_http: bool,
     /// `Strict-Transport-Security` for HTTPS responses, ready to send.
     pub hsts: Option<http::HeaderValue>,
+    /// The hash (as `content_hash` makes it) of the digest of the certificate and key bytes
+    /// loaded, computed once: what the reloader compares the files on disk with.
+    pub(crate) fingerprint: String,
 }
 
 impl TlsConfig {
@@ -62,14 +65,18 @@ impl TlsConfig {
         self.certificates.iter().chain(&self.default_certificate)
     }
 
-    /// A digest of the certificate and key bytes this config loaded.
-    pub(crate) fn fingerprint(&self) -> String {
-        digest(self.all().flat_map(|c| [&c.content.0, &c.content.1]))
+    /// The `fingerprint` of `certificates` and `default_certificate` as loaded.
+    pub(crate) fn fingerprint_of(
+        certificates: &[Certificate],
+        default: Option<&Certificate>,
+    ) -> String {
+        let all = certificates.iter().chain(default);
+        super::content_hash(&digest(all.flat_map(|c| [&c.content.0, &c.content.1])))
     }
 
-    /// The same digest of what the files hold now, so the reloader can serve a renewed
-    /// certificate without an edit of the config. `None` while a file cannot be read (a
-    /// renewal may be replacing it).
+    /// The digest of what the files hold now (unhashed: the reloader's two-reads rule
+    /// hashes it), so the reloader can serve a renewed certificate without an edit of the
+    /// config. `None` while a file cannot be read (a renewal may be replacing it).
     pub(crate) fn fingerprint_on_disk(&self) -> Option<String> {
         let mut files = Vec::new();
         for cert in self.all() {

@@ -40,6 +40,7 @@ fn check(errs: &mut Errors<'_>, t: &TlsFile, base_dir: &Path) -> Option<TlsConfi
         http::HeaderValue::try_from(value).expect("digits and ASCII")
     });
     Some(TlsConfig {
+        fingerprint: TlsConfig::fingerprint_of(&certificates, default_certificate.as_ref()),
         certificates,
         default_certificate,
         redirect_http: t.redirect_http,
