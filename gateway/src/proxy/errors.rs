@@ -5,7 +5,6 @@
 //! carries the request id, so a client can quote it and an operator can find the log line.
 
 use bytes::Bytes;
-use pingora::http::ResponseHeader;
 use pingora::proxy::Session;
 use pingora::{Error, ErrorSource, ErrorType};
 
@@ -159,16 +158,16 @@ pub(crate) async fn respond_problem(
     status: u16,
     detail: &str,
     request_id: &str,
+    hsts: Option<http::HeaderValue>,
     extra: &[(&'static str, String)],
 ) -> pingora::Result<()> {
     let body = problem_body(status, detail, request_id);
-    let mut header = ResponseHeader::build(status, Some(4 + extra.len()))?;
+    let mut header = super::headers::own_response(status, request_id, hsts)?;
     for (name, value) in extra {
         header.insert_header(*name, value.as_str())?;
     }
     header.insert_header(http::header::CONTENT_TYPE, "application/problem+json")?;
     header.insert_header(http::header::CONTENT_LENGTH, body.len().to_string())?;
-    header.insert_header("x-request-id", request_id)?;
     session
         .write_response_header(Box::new(header), false)
         .await?;

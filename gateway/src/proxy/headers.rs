@@ -139,6 +139,21 @@ pub(crate) struct Forwarded<'a> {
     pub(crate) tls: bool,
 }
 
+/// The header of a response the gateway writes itself (an error, a `respond:` answer, a
+/// redirect to HTTPS): the status, `X-Request-Id` and, over TLS, HSTS. Callers add the rest.
+pub(crate) fn own_response(
+    status: u16,
+    request_id: &str,
+    hsts: Option<http::HeaderValue>,
+) -> pingora::Result<pingora::http::ResponseHeader> {
+    let mut header = pingora::http::ResponseHeader::build(status, Some(6))?;
+    header.insert_header(X_REQUEST_ID, request_id)?;
+    if let Some(hsts) = hsts {
+        header.insert_header(http::header::STRICT_TRANSPORT_SECURITY, hsts)?;
+    }
+    Ok(header)
+}
+
 /// `Strict-Transport-Security` for a response over TLS when `tls.hsts` is configured (never
 /// over plain HTTP, where browsers ignore it and it would only mislead).
 pub(crate) fn hsts(

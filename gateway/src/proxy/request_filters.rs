@@ -1,7 +1,7 @@
 //! Request phases: who is asking, is the request acceptable, which route answers it, and
 //! what the upstream request looks like.
 
-use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::http::RequestHeader;
 use pingora::proxy::Session;
 use pingora::{Error, Result};
 
@@ -48,43 +48,49 @@ const ACME_CHALLENGE: &str = "/.well-known/acme-challenge/";
 /// with `https_redirect: false` stay on HTTP, and so does a request without a host to send
 /// it to. Returns `true` when the redirect was sent.
 pub(super) async fn redirect_to_https(session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
-    let Some(rt) = ctx.runtime.clone() else {
+    let Some(location) = https_location(session.req_header(), ctx) else {
         return Ok(false);
     };
-    let (Some(tls), Some(https), false) = (&rt.config.tls, rt.config.listeners.https, ctx.tls)
-    else {
-        return Ok(false);
-    };
-    let req = session.req_header();
+    // Over plain HTTP: no HSTS.
+    let status = http::StatusCode::PERMANENT_REDIRECT.as_u16();
+    let mut header = headers::own_response(status, &ctx.request_id, None)?;
+    header.insert_header(http::header::LOCATION, location)?;
+    header.insert_header(http::header::CONTENT_LENGTH, "0")?;
+    ctx.gateway_status = Some(http::StatusCode::PERMANENT_REDIRECT.as_u16());
+    session
+        .write_response_header(Box::new(header), true)
+        .await?;
+    Ok(true)
+}
+
+/// The `Location` of the redirect to HTTPS, when this request gets one. The cheap tests
+/// come first, so a request that stays on HTTP (or a config without the redirect) costs no
+/// route lookup.
+fn https_location(req: &RequestHeader, ctx: &Ctx) -> Option<String> {
+    let rt = ctx.runtime.as_deref()?;
+    let https = rt.config.listeners.https?;
+    let redirect = rt.config.tls.as_ref().is_some_and(|t| t.redirect_http);
+    let host = ctx.host.as_deref()?;
     let path = ctx.canonical_path.as_deref().unwrap_or(req.uri.path());
+    if !redirect || ctx.tls || path.starts_with(ACME_CHALLENGE) {
+        return None;
+    }
     let opted_out = rt
         .router
-        .find(ctx.host.as_deref(), path, &req.method)
+        .find(Some(host), path, &req.method)
         .is_some_and(|r| !rt.config.routes[r.index].https_redirect);
-    let Some(host) = ctx.host.as_deref() else {
-        return Ok(false);
-    };
-    if !tls.redirect_http || opted_out || path.starts_with(ACME_CHALLENGE) {
-        return Ok(false);
+    if opted_out {
+        return None;
     }
     let authority = match https.port() {
         443 => host.to_owned(),
         port if host.contains(':') => format!("[{host}]:{port}"),
         port => format!("{host}:{port}"),
     };
-    let location = match req.uri.query() {
+    Some(match req.uri.query() {
         Some(q) => format!("https://{authority}{path}?{q}"),
         None => format!("https://{authority}{path}"),
-    };
-    let mut header = ResponseHeader::build(http::StatusCode::PERMANENT_REDIRECT, Some(3))?;
-    header.insert_header(http::header::LOCATION, location)?;
-    header.insert_header(http::header::CONTENT_LENGTH, "0")?;
-    header.insert_header(X_REQUEST_ID, ctx.request_id.as_str())?;
-    ctx.gateway_status = Some(http::StatusCode::PERMANENT_REDIRECT.as_u16());
-    session
-        .write_response_header(Box::new(header), true)
-        .await?;
-    Ok(true)
+    })
 }
 
 /// The host the client asked for, lower-case and without a port.
@@ -368,13 +374,10 @@ pub(super) async fn respond_fixed(session: &mut Session, ctx: &mut Ctx) -> Resul
     else {
         return Ok(false);
     };
-    let mut header = ResponseHeader::build(*status, Some(3))?;
+    let hsts = headers::hsts(ctx.runtime.as_deref(), ctx.tls);
+    let mut header = headers::own_response(status.as_u16(), &ctx.request_id, hsts)?;
     header.insert_header(http::header::CONTENT_TYPE, content_type.as_str())?;
     header.insert_header(http::header::CONTENT_LENGTH, body.len().to_string())?;
-    header.insert_header(X_REQUEST_ID, ctx.request_id.as_str())?;
-    if let Some(hsts) = headers::hsts(ctx.runtime.as_deref(), ctx.tls) {
-        header.insert_header(http::header::STRICT_TRANSPORT_SECURITY, hsts)?;
-    }
     ctx.gateway_status = Some(status.as_u16());
     let body = body.clone();
     session
@@ -444,7 +447,7 @@ pub(super) fn rewrite_upstream_request(
             peer_trusted: ctx.peer_trusted,
             host: ctx.host.as_deref(),
             request_id: &ctx.request_id,
-            tls: session.digest().is_some_and(|d| d.ssl_digest.is_some()),
+            tls: ctx.tls,
         },
     )?;
     if let Some(path) = &ctx.upstream_path {

@@ -90,15 +90,17 @@ pub(super) async fn fail_to_proxy(session: &mut Session, e: &Error, ctx: &mut Ct
                 .with_label_values(&[policy, route])
                 .inc();
         }
-        let mut extra = advice_headers(fate.advice, ctx);
-        if let Some(hsts) = headers::hsts(ctx.runtime.as_deref(), ctx.tls) {
-            extra.push((
-                "strict-transport-security",
-                hsts.to_str().unwrap_or_default().to_owned(),
-            ));
-        }
-        if let Err(write_error) =
-            respond_problem(session, fate.status, fate.detail, &ctx.request_id, &extra).await
+        let extra = advice_headers(fate.advice, ctx);
+        let hsts = headers::hsts(ctx.runtime.as_deref(), ctx.tls);
+        if let Err(write_error) = respond_problem(
+            session,
+            fate.status,
+            fate.detail,
+            &ctx.request_id,
+            hsts,
+            &extra,
+        )
+        .await
         {
             tracing::debug!(error = %write_error, request_id = %ctx.request_id, "could not send the error response");
         }
