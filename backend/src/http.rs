@@ -94,23 +94,11 @@ pub fn json_body<T: serde::Serialize>(status: StatusCode, value: &T) -> Result<R
     let body = serde_json::to_vec(value).map_err(|e| {
         ApiError::Unexpected(anyhow::Error::new(e).context("Failed to serialize a reply"))
     })?;
-    let mut resp = http::Response::new(Full::new(Bytes::from(body)));
-    *resp.status_mut() = status;
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    Ok(resp)
+    Ok(text(status, "application/json", body))
 }
 
 pub fn json(status: StatusCode, value: &serde_json::Value) -> Reply {
-    let mut resp = http::Response::new(Full::new(Bytes::from(value.to_string())));
-    *resp.status_mut() = status;
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    resp
+    text(status, "application/json", value.to_string())
 }
 
 pub fn empty(status: StatusCode) -> Reply {

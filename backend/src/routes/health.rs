@@ -2,15 +2,12 @@
 
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::Full;
-
-use crate::http::{json, Reply};
+use crate::http::{json, text, Reply};
 use crate::state::AppState;
 
 /// Alive: the process answers.
 pub(crate) fn healthz() -> Reply {
-    crate::http::text(http::StatusCode::OK, "text/plain", "ok\n")
+    text(http::StatusCode::OK, "text/plain", "ok\n")
 }
 
 /// 200 when PostgreSQL and Redis answer within a second, else 503.
@@ -56,10 +53,9 @@ pub(crate) async fn metrics(state: &AppState) -> Reply {
             .with_label_values(&["lag"])
             .set(i64::try_from(lag).unwrap_or(i64::MAX));
     }
-    let mut resp = http::Response::new(Full::new(Bytes::from(state.metrics.render())));
-    resp.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static("text/plain; version=0.0.4"),
-    );
-    resp
+    text(
+        http::StatusCode::OK,
+        "text/plain; version=0.0.4",
+        state.metrics.render(),
+    )
 }

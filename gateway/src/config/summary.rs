@@ -142,19 +142,11 @@ impl Balance {
     }
 }
 
-/// Seconds since the epoch as a UTC date (`2027-01-31`), by Howard Hinnant's civil-from-days
-/// algorithm, so the summary needs no date crate.
+/// Seconds since the epoch as a UTC date (`2027-01-31`), by the date type x509-parser
+/// already brings.
 fn utc_date(secs: i64) -> String {
-    let z = secs.div_euclid(86_400) + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}")
+    x509_parser::time::ASN1Time::from_timestamp(secs)
+        .map_or_else(|_| secs.to_string(), |t| t.to_datetime().date().to_string())
 }
 
 #[cfg(test)]

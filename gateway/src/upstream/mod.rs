@@ -235,7 +235,7 @@ impl Pool {
         let now = now_ms();
         let endpoints = self.endpoints.load();
         let max = endpoints.len() * 4 + 8;
-        let pick = |respect_ejection: bool, avoid_tried: bool| {
+        let pick = |avoid_tried: bool| {
             self.selector.select(key, max, &|b: &Backend| {
                 let Some(addr) = b.addr.as_inet() else {
                     return false;
@@ -243,9 +243,7 @@ impl Pool {
                 if avoid_tried && tried.contains(addr) {
                     return false;
                 }
-                endpoints
-                    .get(addr)
-                    .is_some_and(|e| e.active_healthy() && !(respect_ejection && e.ejected(now)))
+                endpoints.get(addr).is_some_and(|e| e.routable(now))
             })
         };
         // When every candidate is ejected, ejections are ignored (the pool is never ejected
@@ -262,10 +260,10 @@ impl Pool {
         let addr = |b: Backend| b.addr.as_inet().copied();
         // Prefer fresh, non-ejected endpoints; a retry may finally reuse an endpoint, e.g.
         // after a stale keep-alive reset.
-        pick(true, true)
+        pick(true)
             .and_then(addr)
             .or_else(|| soonest_back(true))
-            .or_else(|| pick(true, false).and_then(addr))
+            .or_else(|| pick(false).and_then(addr))
             .or_else(|| soonest_back(false))
     }
 
