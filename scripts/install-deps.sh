@@ -16,6 +16,8 @@
 #   nginx-light haproxy wrk   the benchmark (bench/) compares the gateway with them
 #   openssl curl  the HTTPS tests make certificates and speak TLS, HTTP/2 with real clients
 #   testssl.sh    scans the HTTPS listener (scripts/testssl.sh)
+#   pebble        Let's Encrypt's ACME test server: the ACME tests obtain and renew certificates
+#   nghttp2-client  h2load: the benchmark's HTTP/2 and TLS handshake rows
 #   cargo-machete, cargo-deny  unused dependencies; licenses, bans and sources (deny.toml)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -45,6 +47,8 @@ if [ "$want" = test ]; then
   command -v testssl >/dev/null || missing+=(testssl.sh)
   command -v openssl >/dev/null || missing+=(openssl)
   command -v curl >/dev/null || missing+=(curl)
+  command -v pebble >/dev/null || missing+=(pebble)
+  command -v h2load >/dev/null || missing+=(nghttp2-client)
 fi
 
 if ((${#missing[@]})); then

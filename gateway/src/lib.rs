@@ -19,6 +19,7 @@
 //! - [`telemetry`]: JSON logs; access lines buffered off the request path.
 //! - `fuzzing`: entry points for the fuzz targets and property tests (not an API).
 
+mod acme;
 mod admin;
 pub mod config;
 mod error;

@@ -150,6 +150,15 @@ pub(crate) static CONFIG_INFO: Lazy<IntGaugeVec> = Lazy::new(|| {
 
 /// When each certificate the HTTPS listener serves expires (its notAfter), by its first
 /// DNS name and file: alert on `gateway_tls_certificate_expiry_timestamp_seconds - time()`.
+pub(crate) static ACME_ORDERS: Lazy<IntCounterVec> = Lazy::new(|| {
+    register_int_counter_vec!(
+        "gateway_acme_orders_total",
+        "Certificate orders with the ACME CA, by result (ok|error); on error the certificate already loaded keeps serving",
+        &["result"]
+    )
+    .expect("metric names are unique")
+});
+
 pub(crate) static TLS_CERTIFICATE_EXPIRY: Lazy<IntGaugeVec> = Lazy::new(|| {
     register_int_gauge_vec!(
         "gateway_tls_certificate_expiry_timestamp_seconds",
@@ -228,6 +237,9 @@ pub(crate) fn init() {
         TLS_HANDSHAKE_FAILURES.with_label_values(&[reason]);
     }
     Lazy::force(&JWKS_REFRESHES);
+    for result in ["ok", "error"] {
+        ACME_ORDERS.with_label_values(&[result]);
+    }
     Lazy::force(&REJECTIONS);
     CONFIG_RELOAD_SUCCESS.set(1);
     Lazy::force(&CONFIG_RELOADS);

@@ -45,7 +45,7 @@ pub(crate) struct Reloader {
     pub(crate) resolver: Arc<TokioAsyncResolver>,
 }
 
-/// Start the timers of every pool and JWKS refresher in `next` that `previous` did not run.
+/// Start the timers of every pool, JWKS refresher and ACME component in `next` that `previous` did not run.
 fn start_new(next: &Runtime, previous: Option<&Runtime>, stop: &CancellationToken) {
     for pool in &next.pools {
         let known = previous.is_some_and(|p| p.pools.iter().any(|old| Arc::ptr_eq(old, pool)));
@@ -61,6 +61,14 @@ fn start_new(next: &Runtime, previous: Option<&Runtime>, stop: &CancellationToke
             tokio::spawn(Arc::clone(jwks).run(stop.child_token()));
         }
     }
+    if let Some(acme) = &next.acme {
+        let known = previous
+            .and_then(|p| p.acme.as_ref())
+            .is_some_and(|old| Arc::ptr_eq(old, acme));
+        if !known {
+            tokio::spawn(Arc::clone(acme).run(stop.child_token()));
+        }
+    }
 }
 
 /// Stop the timers of everything in `previous` that `next` no longer uses.
@@ -73,6 +81,11 @@ fn retire_old(previous: &Runtime, next: &Runtime) {
     }
     if let Some(old) = &previous.jwks {
         if !next.jwks.as_ref().is_some_and(|j| Arc::ptr_eq(j, old)) {
+            old.retire();
+        }
+    }
+    if let Some(old) = &previous.acme {
+        if !next.acme.as_ref().is_some_and(|a| Arc::ptr_eq(a, old)) {
             old.retire();
         }
     }
@@ -199,6 +212,9 @@ impl Reloader {
         next.activate();
         retire_old(&previous, &next);
         publish_config_info(&next.config);
+        if let Some(acme) = &next.acme {
+            acme.publish_expiry();
+        }
         metrics::CONFIG_RELOAD_SUCCESS.set(1);
         metrics::CONFIG_RELOADS.with_label_values(&["ok"]).inc();
         let reused = next

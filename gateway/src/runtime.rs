@@ -7,6 +7,7 @@ use std::sync::Arc;
 use hickory_resolver::TokioAsyncResolver;
 use pingora::listeners::tls::Acceptor;
 
+use crate::acme::Acme;
 use crate::config::{Config, JwksSource, JwtConfig, RateLimit};
 use crate::policy::jwt::jwks::{EndpointPicker, JwksRefresher};
 use crate::policy::jwt::Verifier;
@@ -37,6 +38,8 @@ pub(crate) struct Runtime {
     /// The HTTPS listener's handshakes, when `tls:` is configured; kept across reloads that
     /// keep `tls:` (certificates compared by content), rebuilt otherwise.
     pub(crate) tls: Option<Arc<Acceptor>>,
+    /// Certificates from `tls.acme`; kept across reloads that keep its storage directory.
+    pub(crate) acme: Option<Arc<Acme>>,
 }
 
 /// Identity header that is never accepted from clients, even without `forward_claims`,
@@ -144,14 +147,26 @@ impl Runtime {
                     .collect()
             })
             .collect();
+        let acme = config.tls.as_ref().and_then(|t| t.acme.as_ref()).map(|a| {
+            match previous.and_then(|p| p.acme.as_ref()) {
+                Some(old) if old.serves(a) => Arc::clone(old),
+                _ => Arc::new(Acme::new(a.clone(), config.listeners.http)),
+            }
+        });
         let tls = match (&config.tls, previous) {
-            (Some(now), Some(prev)) if prev.config.tls.as_ref() == Some(now) => prev.tls.clone(),
-            (Some(now), _) => Some(Arc::new(tls::acceptor(now))),
+            (Some(now), Some(prev))
+                if prev.config.tls.as_ref() == Some(now)
+                    && prev.acme.as_ref().map(Arc::as_ptr) == acme.as_ref().map(Arc::as_ptr) =>
+            {
+                prev.tls.clone()
+            }
+            (Some(now), _) => Some(Arc::new(tls::acceptor(now, acme.clone()))),
             (None, _) => None,
         };
         Self {
             router: Router::new(&config.routes),
             tls,
+            acme,
             config,
             pools,
             verifier,
@@ -174,10 +189,14 @@ impl Runtime {
     }
 
     /// Called once this runtime serves: a kept JWKS refresher now fetches from this
-    /// runtime's pool.
+    /// runtime's pool; a kept ACME component follows this runtime's `tls.acme`.
     pub(crate) fn activate(&self) {
         if let Some(jwks) = &self.jwks {
             jwks.set_picker(jwks_picker(&self.config, &self.pools));
+        }
+        let acme_config = self.config.tls.as_ref().and_then(|t| t.acme.as_ref());
+        if let (Some(acme), Some(config)) = (&self.acme, acme_config) {
+            acme.set_config(config);
         }
     }
 }

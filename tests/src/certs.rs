@@ -47,6 +47,110 @@ pub fn self_signed(dir: &Path, stem: &str, names: &[&str], kind: KeyKind) -> Cer
     files
 }
 
+/// A throwaway CA (`<stem>-ca.crt`) and a server certificate it signed for `localhost` and
+/// 127.0.0.1 (`<stem>.crt`, `<stem>.key`), valid for 2 days: for a test server such as
+/// Pebble that its clients verify with the CA file.
+pub fn ca_signed_localhost(dir: &Path, stem: &str) -> (std::path::PathBuf, CertificateFiles) {
+    let ca_key = dir.join(format!("{stem}-ca.key"));
+    let ca = dir.join(format!("{stem}-ca.crt"));
+    let csr = dir.join(format!("{stem}.csr"));
+    let ext = dir.join(format!("{stem}.ext"));
+    let files = CertificateFiles {
+        cert_file: dir.join(format!("{stem}.crt")),
+        key_file: dir.join(format!("{stem}.key")),
+    };
+    std::fs::write(
+        &ext,
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=critical,CA:FALSE\n",
+    )
+    .expect("write extensions");
+    let p256 = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"];
+    let steps: [Vec<&std::ffi::OsStr>; 3] = [
+        os(&[
+            "req",
+            "-x509",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=test CA",
+        ])
+        .chain(os(&p256))
+        .chain(os(&["-addext", "basicConstraints=critical,CA:TRUE"]))
+        .chain([
+            os1("-keyout"),
+            ca_key.as_os_str(),
+            os1("-out"),
+            ca.as_os_str(),
+        ])
+        .collect(),
+        os(&["req", "-nodes", "-subj", "/CN=localhost"])
+            .chain(os(&p256))
+            .chain([
+                os1("-keyout"),
+                files.key_file.as_os_str(),
+                os1("-out"),
+                csr.as_os_str(),
+            ])
+            .collect(),
+        os(&["x509", "-req", "-days", "2"])
+            .chain([os1("-in"), csr.as_os_str(), os1("-CA"), ca.as_os_str()])
+            .chain([os1("-CAkey"), ca_key.as_os_str(), os1("-CAcreateserial")])
+            .chain([os1("-extfile"), ext.as_os_str()])
+            .chain([os1("-out"), files.cert_file.as_os_str()])
+            .collect(),
+    ];
+    for args in steps {
+        let out = Command::new("openssl")
+            .args(&args)
+            .output()
+            .expect("openssl is installed (Debian package openssl)");
+        assert!(
+            out.status.success(),
+            "openssl {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    (ca, files)
+}
+
+fn os<'a>(args: &'a [&'a str]) -> impl Iterator<Item = &'a std::ffi::OsStr> {
+    args.iter().map(std::ffi::OsStr::new)
+}
+
+fn os1(arg: &str) -> &std::ffi::OsStr {
+    std::ffi::OsStr::new(arg)
+}
+
+/// The serial number (hex, as `openssl x509 -serial` prints it) of the certificate a TLS
+/// server at `port` presents for `sni`; `None` when the handshake fails.
+pub async fn presented_serial(port: u16, sni: &str) -> Option<String> {
+    let hello = tokio::process::Command::new("openssl")
+        .args(["s_client", "-connect", &format!("127.0.0.1:{port}")])
+        .args(["-servername", sni])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .expect("openssl is installed");
+    let mut x509 = tokio::process::Command::new("openssl")
+        .args(["x509", "-noout", "-serial"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("openssl is installed");
+    let mut stdin = x509.stdin.take().expect("piped");
+    tokio::io::AsyncWriteExt::write_all(&mut stdin, &hello.stdout)
+        .await
+        .ok()?;
+    drop(stdin);
+    let out = x509.wait_with_output().await.ok()?;
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .strip_prefix("serial=")
+        .map(str::to_owned)
+}
+
 /// The subject CN of the certificate a TLS server at `port` presents for `sni` (none: no
 /// SNI), with extra `openssl s_client` arguments such as `-tls1_1`; `None` when the
 /// handshake fails.

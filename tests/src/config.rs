@@ -174,6 +174,39 @@ pub struct Tls {
     pub redirect_http: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hsts: Option<Hsts>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub acme: Option<Acme>,
+}
+
+/// `tls.acme`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Acme {
+    pub directory_url: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    pub domains: Vec<String>,
+    pub storage: std::path::PathBuf,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub renew_before: Option<Dur>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<std::path::PathBuf>,
+}
+
+impl Acme {
+    /// Certificates for `domains` from `directory_url`, kept in `storage`.
+    pub fn new(directory_url: &str, domains: &[&str], storage: &std::path::Path) -> Self {
+        Self {
+            directory_url: directory_url.to_owned(),
+            email: None,
+            domains: domains.iter().map(|d| (*d).to_owned()).collect(),
+            storage: storage.to_owned(),
+            renew_before: None,
+            ca_file: None,
+        }
+    }
+
+    setters!(email: String, ca_file: std::path::PathBuf);
+    setters!(into renew_before: Dur);
 }
 
 /// `tls.hsts`.
@@ -205,7 +238,7 @@ impl Tls {
         self
     }
 
-    setters!(default_certificate: CertificateFiles, redirect_http: bool, hsts: Hsts);
+    setters!(default_certificate: CertificateFiles, redirect_http: bool, hsts: Hsts, acme: Acme);
     setters!(into min_version: String);
 }
 

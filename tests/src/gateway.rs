@@ -57,8 +57,13 @@ pub struct TestGateway {
 /// Start the gateway with `config` on reserved loopback listeners and, unless `config` sets
 /// one, the harness' `server:` section; wait until its listeners answer.
 pub async fn start(config: &GatewayConfig) -> TestGateway {
+    start_at(config, SocketAddr::from(([127, 0, 0, 1], free_port()))).await
+}
+
+/// [`start`] with the HTTP listener on `http`, reserved by the caller (who told another
+/// server where to find it, as Pebble is told where to validate challenges).
+pub async fn start_at(config: &GatewayConfig, http: SocketAddr) -> TestGateway {
     let dir = tempfile::tempdir().expect("tempdir");
-    let http: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
     let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
     let https = config
         .tls

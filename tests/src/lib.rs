@@ -3,7 +3,8 @@
 //!
 //! # Layout
 //! - [`api`]: the one client of the todo API (backend tests, harness, compose test, bench).
-//! - [`certs`]: self-signed certificates (the `openssl` command) and what a TLS server presents.
+//! - [`certs`]: self-signed and CA-signed certificates (the `openssl` command) and what a TLS
+//!   server presents.
 //! - [`config`]: typed `gateway.yaml` (serde structs and builders, serialized to YAML) that
 //!   tests configure the gateway with.
 //! - [`gateway`]: start the gateway binary with a generated config; signals, logs, metrics.
@@ -11,6 +12,7 @@
 //! - [`dns`]: an authoritative DNS server whose answers tests edit while traffic flows.
 //! - [`jwks`]: run-time signing keys, minted tokens and a JWKS server.
 //! - [`redis`]: a real redis-server on a free port.
+//! - [`pebble`]: Let's Encrypt's ACME test server (and its DNS) on loopback.
 //! - [`process`]: child processes: logged, signalled, terminated with grace, killed on drop.
 //! - [`postgres`]: a real PostgreSQL server (initdb into a temp dir) on a free port.
 //! - [`stack`]: the whole stack on loopback (PostgreSQL, Redis, backends, gateway); the
@@ -30,6 +32,7 @@ pub mod gateway;
 pub mod jwks;
 pub mod layers;
 pub mod load;
+pub mod pebble;
 pub mod postgres;
 pub mod process;
 pub mod raw;

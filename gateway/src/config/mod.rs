@@ -19,7 +19,8 @@ mod validate;
 pub(crate) use keys::decoding_key;
 pub(crate) use keys::secret;
 pub use keys::{KeyMaterial, Secret};
-pub use tls::{Certificate, TlsConfig, TlsVersion, UpstreamTls};
+pub(crate) use tls::load_certificate;
+pub use tls::{AcmeConfig, Certificate, TlsConfig, TlsVersion, UpstreamTls};
 
 use std::fmt;
 use std::net::SocketAddr;

@@ -36,6 +36,16 @@ impl Config {
                     utc_date(cert.not_after)
                 );
             }
+            if let Some(acme) = &tls.acme {
+                let _ = writeln!(
+                    out,
+                    "  acme: {} from {}, stored in {}, renewed {} before expiry",
+                    acme.domains.join(", "),
+                    acme.directory_url,
+                    acme.storage.display(),
+                    humantime::format_duration(acme.renew_before)
+                );
+            }
         }
         let _ = writeln!(out, "pools:");
         for pool in &self.pools {

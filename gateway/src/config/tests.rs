@@ -31,7 +31,27 @@ fn invalid_configs_report_file_line_column_key_and_value() {
         ),
         (
             format!("tls:\n  redirect_http: true\n  certificates: []\n{pool}{ROUTES}"),
-            vec!["gw.yaml:3:3: tls.certificates: list at least one certificate (cert_file and key_file), or a default_certificate"],
+            vec!["gw.yaml:3:3: tls.certificates: list at least one certificate (cert_file and key_file), a default_certificate, or acme"],
+        ),
+        (
+            format!(
+                "tls:\n  acme:\n    directory_url: http://ca.test/dir\n    email: ops\n    domains: [\"*.example.com\", 10.0.0.1, nodot, a.example.com, A.example.com]\n    storage: acme\n    renew_before: 0s\n{pool}{ROUTES}"
+            ),
+            vec![
+                "gw.yaml:3:5: tls.acme.directory_url: \"http://ca.test/dir\" is not an https:// URL of an ACME directory (Let's Encrypt's is https://acme-v02.api.letsencrypt.org/directory)",
+                "gw.yaml:4:5: tls.acme.email: \"ops\" is not an email address",
+                "gw.yaml:5:15: tls.acme.domains[0]: *.example.com: a wildcard needs the DNS-01 challenge; the gateway answers HTTP-01 only",
+                "gw.yaml:5:32: tls.acme.domains[1]: 10.0.0.1: an IP address; list DNS names",
+                "gw.yaml:5:42: tls.acme.domains[2]: \"nodot\" is not a DNS name with at least two labels (such as api.example.com)",
+                "gw.yaml:5:64: tls.acme.domains[4]: a.example.com is listed twice",
+                "gw.yaml:7:5: tls.acme.renew_before: must be longer than zero",
+            ],
+        ),
+        (
+            format!(
+                "tls:\n  acme:\n    directory_url: https://ca.test/dir\n    domains: [a.example.com]\n    storage: acme\n{pool}{ROUTES}"
+            ),
+            vec!["gw.yaml:2:3: tls.acme: needs listeners.https to serve its certificate on"],
         ),
         (
             format!("{pool}routes:\n  - match: {{ path_prefix: / }}\n    pool: q\n"),

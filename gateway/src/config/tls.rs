@@ -5,6 +5,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use pingora::tls::sign::CertifiedKey;
 use pingora::tls::{CertificateDer, CryptoProvider, PrivateKeyDer};
@@ -55,6 +56,8 @@ pub struct TlsConfig {
     pub redirect_http: bool,
     /// `Strict-Transport-Security` for HTTPS responses, ready to send.
     pub hsts: Option<http::HeaderValue>,
+    /// Certificates obtained from an ACME CA, beside (or instead of) the files above.
+    pub acme: Option<AcmeConfig>,
     /// The hash (as `content_hash` makes it) of the digest of the certificate and key bytes
     /// loaded, computed once: what the reloader compares the files on disk with.
     pub(crate) fingerprint: String,
@@ -97,6 +100,22 @@ fn digest<'a>(files: impl Iterator<Item = &'a Vec<u8>>) -> String {
         }
     }
     out
+}
+
+/// `tls.acme`: one certificate for `domains`, obtained from `directory_url` with HTTP-01
+/// challenges answered on the HTTP listener, kept under `storage`, renewed `renew_before`
+/// its expiry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AcmeConfig {
+    pub directory_url: String,
+    /// Contact for the account (`mailto:`), which the CA uses for expiry notices.
+    pub email: Option<String>,
+    /// Lowercase DNS names, the first one naming the certificate's files.
+    pub domains: Vec<String>,
+    pub storage: PathBuf,
+    pub renew_before: Duration,
+    /// Trusted roots for the directory's HTTPS, instead of the system's.
+    pub ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -154,6 +154,9 @@ impl ProxyHttp for Gateway {
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
         request_filters::check_limits(session, ctx)?;
+        if request_filters::answer_acme_challenge(session, ctx).await? {
+            return Ok(true);
+        }
         if request_filters::redirect_to_https(session, ctx).await? {
             return Ok(true);
         }

@@ -43,6 +43,35 @@ pub(super) fn identify(session: &Session, ctx: &mut Ctx) {
 /// Where ACME's HTTP-01 challenges are answered: never redirected to HTTPS.
 const ACME_CHALLENGE: &str = "/.well-known/acme-challenge/";
 
+/// With `tls.acme`, answer the CA's HTTP-01 validation request for a token of a pending
+/// order (this gateway's or, through the shared storage, a replica's). An unknown token
+/// goes on to routing like any other request. Returns `true` when the answer was sent.
+pub(super) async fn answer_acme_challenge(session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
+    let req = session.req_header();
+    let acme = ctx.runtime.as_deref().and_then(|rt| rt.acme.clone());
+    let token = req.uri.path().strip_prefix(ACME_CHALLENGE);
+    let (Some(acme), Some(token), false) = (acme, token, ctx.tls) else {
+        return Ok(false);
+    };
+    if req.method != http::Method::GET && req.method != http::Method::HEAD {
+        return Ok(false);
+    }
+    let Some(answer) = acme.answer(token).await else {
+        return Ok(false);
+    };
+    let mut header = headers::own_response(200, &ctx.request_id, None)?;
+    header.insert_header(http::header::CONTENT_TYPE, "application/octet-stream")?;
+    header.insert_header(http::header::CONTENT_LENGTH, answer.len().to_string())?;
+    ctx.gateway_status = Some(200);
+    session
+        .write_response_header(Box::new(header), false)
+        .await?;
+    session
+        .write_response_body(Some(bytes::Bytes::from(answer)), true)
+        .await?;
+    Ok(true)
+}
+
 /// With `tls.redirect_http`, answer a plain-HTTP request with `308 Permanent Redirect` to the
 /// same host and path over HTTPS (308 keeps the method and body). ACME challenges and routes
 /// with `https_redirect: false` stay on HTTP, and so does a request without a host to send

@@ -17,14 +17,15 @@ use std::sync::Arc;
 use pingora::listeners::tls::Acceptor;
 use pingora::tls::{version, ServerConfig};
 
+use crate::acme::Acme;
 use crate::config::{TlsConfig, TlsVersion};
 
 /// ALPN in order of preference: HTTP/2, then HTTP/1.1.
 const ALPN: [&[u8]; 2] = [b"h2", b"http/1.1"];
 
-/// The acceptor for `tls`: its certificates, its minimum version, modern suites only (the
+/// The acceptor for `tls`: its certificates (and `acme`'s), its minimum version, modern suites only (the
 /// ring provider's defaults: AEAD ciphers with ECDHE), ALPN `h2` and `http/1.1`.
-pub(crate) fn acceptor(tls: &TlsConfig) -> Acceptor {
+pub(crate) fn acceptor(tls: &TlsConfig, acme: Option<Arc<Acme>>) -> Acceptor {
     pingora::tls::install_default_crypto_provider();
     let versions = match tls.min_version {
         TlsVersion::V1_2 => vec![&version::TLS12, &version::TLS13],
@@ -32,7 +33,7 @@ pub(crate) fn acceptor(tls: &TlsConfig) -> Acceptor {
     };
     let mut config = ServerConfig::builder_with_protocol_versions(&versions)
         .with_no_client_auth()
-        .with_cert_resolver(Arc::new(sni::Certificates::new(tls)));
+        .with_cert_resolver(Arc::new(sni::Certificates::new(tls, acme)));
     config.alpn_protocols = ALPN.iter().map(|p| p.to_vec()).collect();
     // The server's suite order (strongest first), not the client's: what scanners expect
     // of an edge, and no client can talk it down to a weaker suite it also offers.

@@ -1,6 +1,6 @@
-//! Certificate choice by SNI: an exact name first, then a `*.` wildcard one label deep, then
-//! the default certificate; without a default, an unknown name gets no certificate and the
-//! handshake fails.
+//! Certificate choice by SNI: an exact name of a listed certificate first, then the ACME
+//! certificate's names, then a `*.` wildcard one label deep, then the default certificate,
+//! then the ACME certificate; with none of them, the handshake fails.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -8,6 +8,7 @@ use std::sync::Arc;
 use pingora::tls::sign::CertifiedKey;
 use pingora::tls::{ClientHello, ResolvesServerCert};
 
+use crate::acme::Acme;
 use crate::config::TlsConfig;
 
 #[derive(Debug)]
@@ -16,10 +17,12 @@ pub(super) struct Certificates {
     /// Keyed by the part after `*.`: `*.example.com` is under `example.com`.
     wildcard: HashMap<String, Arc<CertifiedKey>>,
     default: Option<Arc<CertifiedKey>>,
+    /// Its certificate changes as it is obtained and renewed, so it is asked each time.
+    acme: Option<Arc<Acme>>,
 }
 
 impl Certificates {
-    pub(super) fn new(tls: &TlsConfig) -> Self {
+    pub(super) fn new(tls: &TlsConfig, acme: Option<Arc<Acme>>) -> Self {
         let mut exact = HashMap::new();
         let mut wildcard = HashMap::new();
         // The first certificate listed for a name wins, as the order in the file says.
@@ -36,18 +39,26 @@ impl Certificates {
             exact,
             wildcard,
             default: tls.default_certificate.as_ref().map(|c| Arc::clone(&c.key)),
+            acme,
         }
     }
 
     fn lookup(&self, sni: Option<&str>) -> Option<Arc<CertifiedKey>> {
+        let acme = self.acme.as_deref();
         let named = sni.and_then(|name| {
             let name = name.trim_end_matches('.').to_ascii_lowercase();
-            self.exact.get(&name).or_else(|| {
-                name.split_once('.')
-                    .and_then(|(_, parent)| self.wildcard.get(parent))
-            })
+            let exact = self.exact.get(&name).cloned();
+            exact
+                .or_else(|| acme.and_then(|a| a.certificate_for(&name)))
+                .or_else(|| {
+                    name.split_once('.')
+                        .and_then(|(_, parent)| self.wildcard.get(parent))
+                        .cloned()
+                })
         });
-        named.or(self.default.as_ref()).cloned()
+        named
+            .or_else(|| self.default.clone())
+            .or_else(|| acme.and_then(Acme::any_certificate))
     }
 }
 

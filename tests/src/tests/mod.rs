@@ -1,5 +1,6 @@
 //! End-to-end tests: real gateway process, real upstreams, real sockets.
 
+mod acme;
 mod auth;
 mod balancing;
 mod connections;

@@ -19,6 +19,28 @@ pub(crate) struct TlsFile {
     pub(crate) redirect_http: bool,
     #[serde(default)]
     pub(crate) hsts: Option<HstsFile>,
+    #[serde(default)]
+    pub(crate) acme: Option<AcmeFile>,
+}
+
+/// `tls.acme`: certificates obtained and renewed from an ACME CA (RFC 8555), HTTP-01.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AcmeFile {
+    pub(crate) directory_url: String,
+    #[serde(default)]
+    pub(crate) email: Option<String>,
+    pub(crate) domains: Vec<String>,
+    pub(crate) storage: String,
+    #[serde(default = "thirty_days", deserialize_with = "duration")]
+    pub(crate) renew_before: Duration,
+    /// Trusted roots for the directory's HTTPS (a private CA such as step-ca or Pebble).
+    #[serde(default)]
+    pub(crate) ca_file: Option<String>,
+}
+
+fn thirty_days() -> Duration {
+    Duration::from_secs(30 * 24 * 3600)
 }
 
 /// `Strict-Transport-Security` on HTTPS responses.

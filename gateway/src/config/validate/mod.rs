@@ -148,6 +148,12 @@ pub(super) fn validate(
         if https.is_none() && tls.as_ref().is_some_and(|t| t.redirect_http) {
             errs.push("tls.redirect_http", "needs listeners.https to redirect to");
         }
+        if https.is_none() && tls.as_ref().is_some_and(|t| t.acme.is_some()) {
+            errs.push(
+                "tls.acme",
+                "needs listeners.https to serve its certificate on",
+            );
+        }
     }
 
     match (

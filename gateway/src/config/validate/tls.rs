@@ -3,8 +3,10 @@
 use std::path::Path;
 
 use super::Errors;
-use crate::config::file::{CertificateFile, TlsFile, TlsVersionFile};
-use crate::config::tls::{load_certificate, Certificate, TlsConfig, TlsVersion};
+use crate::config::file::{AcmeFile, CertificateFile, TlsFile, TlsVersionFile};
+use crate::config::tls::{
+    load_ca_file, load_certificate, AcmeConfig, Certificate, TlsConfig, TlsVersion,
+};
 
 pub(super) fn check_tls(errs: &mut Errors<'_>, t: &TlsFile, base_dir: &Path) -> Option<TlsConfig> {
     errs.scoped(|errs| check(errs, t, base_dir))
@@ -26,10 +28,11 @@ fn check(errs: &mut Errors<'_>, t: &TlsFile, base_dir: &Path) -> Option<TlsConfi
         .default_certificate
         .as_ref()
         .and_then(|c| load(errs, "tls.default_certificate".to_owned(), c));
-    if t.certificates.is_empty() && t.default_certificate.is_none() {
+    let acme = t.acme.as_ref().and_then(|a| check_acme(errs, a, base_dir));
+    if t.certificates.is_empty() && t.default_certificate.is_none() && t.acme.is_none() {
         errs.push(
             "tls.certificates",
-            "list at least one certificate (cert_file and key_file), or a default_certificate",
+            "list at least one certificate (cert_file and key_file), a default_certificate, or acme",
         );
     }
     let hsts = t.hsts.as_ref().map(|h| {
@@ -45,9 +48,91 @@ fn check(errs: &mut Errors<'_>, t: &TlsFile, base_dir: &Path) -> Option<TlsConfi
         default_certificate,
         redirect_http: t.redirect_http,
         hsts,
+        acme,
         min_version: match t.min_version {
             TlsVersionFile::V1_2 => TlsVersion::V1_2,
             TlsVersionFile::V1_3 => TlsVersion::V1_3,
         },
     })
+}
+
+fn check_acme(errs: &mut Errors<'_>, a: &AcmeFile, base_dir: &Path) -> Option<AcmeConfig> {
+    errs.scoped(|errs| {
+        let url = a.directory_url.trim();
+        if !url.starts_with("https://") || url.len() == "https://".len() {
+            errs.push(
+                "tls.acme.directory_url",
+                format!("{url:?} is not an https:// URL of an ACME directory (Let's Encrypt's is https://acme-v02.api.letsencrypt.org/directory)"),
+            );
+        }
+        if let Some(email) = &a.email {
+            let (user, host) = email.split_once('@').unwrap_or(("", ""));
+            if user.is_empty() || !host.contains('.') || email.contains(char::is_whitespace) {
+                errs.push("tls.acme.email", format!("{email:?} is not an email address"));
+            }
+        }
+        if a.domains.is_empty() {
+            errs.push("tls.acme.domains", "list the DNS names the certificate is for");
+        }
+        let mut domains: Vec<String> = Vec::new();
+        for (i, domain) in a.domains.iter().enumerate() {
+            let name = domain.trim_end_matches('.').to_ascii_lowercase();
+            match domain_problem(&name) {
+                Some(problem) => errs.push(format!("tls.acme.domains[{i}]"), problem),
+                None if domains.contains(&name) => {
+                    errs.push(format!("tls.acme.domains[{i}]"), format!("{name} is listed twice"))
+                }
+                None => domains.push(name),
+            }
+        }
+        if a.renew_before.is_zero() {
+            errs.push("tls.acme.renew_before", "must be longer than zero");
+        }
+        let storage = base_dir.join(&a.storage);
+        if a.storage.trim().is_empty() {
+            errs.push("tls.acme.storage", "name a directory for the account and certificates");
+        } else if storage.exists() && !storage.is_dir() {
+            errs.push(
+                "tls.acme.storage",
+                format!("{} exists and is not a directory", storage.display()),
+            );
+        }
+        let ca_file = a.ca_file.as_ref().map(|f| base_dir.join(f));
+        if let Some(Err(e)) = ca_file.as_deref().map(load_ca_file) {
+            errs.push("tls.acme.ca_file", e);
+        }
+        Some(AcmeConfig {
+            directory_url: url.to_owned(),
+            email: a.email.clone(),
+            domains,
+            storage,
+            renew_before: a.renew_before,
+            ca_file,
+        })
+    })
+}
+
+/// Why `name` (lowercase, no trailing dot) cannot be in an HTTP-01 certificate, if it cannot.
+fn domain_problem(name: &str) -> Option<String> {
+    if name.starts_with("*.") {
+        return Some(format!(
+            "{name}: a wildcard needs the DNS-01 challenge; the gateway answers HTTP-01 only"
+        ));
+    }
+    if name.parse::<std::net::IpAddr>().is_ok() {
+        return Some(format!("{name}: an IP address; list DNS names"));
+    }
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    };
+    if name.len() > 253 || !name.contains('.') || !name.split('.').all(label_ok) {
+        return Some(format!(
+            "{name:?} is not a DNS name with at least two labels (such as api.example.com)"
+        ));
+    }
+    None
 }
