@@ -38,11 +38,21 @@ RUN cargo build --release --locked -p gateway -p backend --bins \
 # container's network namespace (net.ipv4.ip_unprivileged_port_start=0); docker-compose.yml
 # sets that sysctl explicitly.
 FROM ${RUNTIME_IMAGE} AS gateway
-RUN useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin gateway
+# System roots (ca-certificates) let tls.acme reach Let's Encrypt and pools verify public
+# HTTPS upstreams; the local base image has them, the slim one gets them here.
+RUN [ -e /etc/ssl/certs/ca-certificates.crt ] \
+    || (apt-get update && apt-get install -y --no-install-recommends ca-certificates \
+        && rm -rf /var/lib/apt/lists/*)
+# /var/lib/gateway/tls belongs to the gateway user, so that a fresh named volume mounted there
+# is writable for tls.self_signed and tls.acme.
+RUN useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin gateway \
+    && mkdir -p /var/lib/gateway/tls \
+    && chown gateway: /var/lib/gateway/tls \
+    && chmod 700 /var/lib/gateway/tls
 COPY --from=build /out/gateway /usr/local/bin/gateway
 COPY gateway.yaml /etc/gateway/gateway.yaml
 USER gateway
-EXPOSE 80 9091
+EXPOSE 80 443 9091
 # No curl in a slim image: bash's /dev/tcp asks the admin listener for /healthz.
 HEALTHCHECK --interval=5s --timeout=3s --start-period=5s --retries=3 CMD ["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/9091 && printf 'GET /healthz HTTP/1.0\\r\\n\\r\\n' >&3 && head -c 12 <&3 | grep -q ' 200'"]
 ENTRYPOINT ["gateway"]

@@ -109,6 +109,8 @@ pub(crate) fn run(opts: &Options) -> anyhow::Result<Vec<Row>> {
             replicas: opts.replicas,
             port: 0,
             admin_port: 0,
+            https_port: 0,
+            tls_dir: None,
             config: config.clone(),
             backend_env: vec![
                 ("CACHE_TTL_SECONDS".into(), ttl.into()),

@@ -3,7 +3,8 @@
 //!
 //! The gateway runs the root `gateway.yaml` with only what cannot work outside Docker
 //! replaced: the listener addresses, the `backend` pool's endpoints (the replicas' loopback
-//! addresses instead of the compose service name) and the rate limiter's Redis URL.
+//! addresses instead of the compose service name), the rate limiter's Redis URL and the
+//! directory of the self-signed certificate.
 //! [`Stack::follow_config`] keeps applying edits of the root file, so the hot-reload tour in
 //! the README works here too.
 //!
@@ -34,6 +35,12 @@ pub struct StackOptions {
     pub port: u16,
     /// The gateway's admin port on 127.0.0.1 (0 picks a free one).
     pub admin_port: u16,
+    /// The gateway's HTTPS port on 127.0.0.1 (0 picks a free one), when the config has
+    /// `listeners.https`.
+    pub https_port: u16,
+    /// Where `tls.self_signed` keeps its certificate; `None`: in the stack's temp dir (a
+    /// new certificate each run).
+    pub tls_dir: Option<PathBuf>,
     /// The gateway config to run (normally the root `gateway.yaml`).
     pub config: PathBuf,
     /// Extra environment for every backend replica (e.g. `CACHE_TTL_SECONDS`).
@@ -48,6 +55,8 @@ impl StackOptions {
             replicas: 2,
             port: 0,
             admin_port: 0,
+            https_port: 0,
+            tls_dir: None,
             config,
             backend_env: vec![("WORKER_CONCURRENCY".into(), "1".into())],
         }
@@ -64,6 +73,10 @@ pub struct Stack {
     pub http: SocketAddr,
     /// The gateway's admin address (`/metrics`, `/healthz`, `/readyz`).
     pub admin: SocketAddr,
+    /// The gateway's HTTPS address, when the config has an HTTPS listener.
+    pub https: Option<SocketAddr>,
+    /// `tls.self_signed`'s directory.
+    tls_dir: PathBuf,
     /// Each replica's address, in start order.
     pub backends: Vec<SocketAddr>,
     /// The PostgreSQL server; kept so it lives as long as the stack.
@@ -171,7 +184,21 @@ impl Stack {
         let rendered_config = dir.path().join("gateway.yaml");
         let source = std::fs::read_to_string(&options.config)
             .with_context(|| format!("Failed to read {}", options.config.display()))?;
-        let rendered = render_config(&source, http, admin, &backends, &redis.url())
+        let https = has_https(&source)
+            .then(|| SocketAddr::from(([127, 0, 0, 1], pick(options.https_port))));
+        let tls_dir = options
+            .tls_dir
+            .clone()
+            .unwrap_or_else(|| dir.path().join("tls"));
+        let local = Local {
+            http,
+            https,
+            admin,
+            backends: &backends,
+            redis_url: &redis.url(),
+            tls_dir: &tls_dir,
+        };
+        let rendered = render_config(&source, &local)
             .with_context(|| format!("Failed to adapt {}", options.config.display()))?;
         std::fs::write(&rendered_config, rendered).context("Failed to write the config")?;
         let gateway_child = Process::spawn(
@@ -185,6 +212,8 @@ impl Stack {
         let mut stack = Self {
             http,
             admin,
+            https,
+            tls_dir,
             backends,
             postgres,
             redis,
@@ -300,13 +329,15 @@ impl Stack {
             "{}",
             String::from_utf8_lossy(&check.stderr).trim_end()
         );
-        let rendered = render_config(
-            text,
-            self.http,
-            self.admin,
-            &self.backends,
-            &self.redis.url(),
-        )?;
+        let local = Local {
+            http: self.http,
+            https: self.https,
+            admin: self.admin,
+            backends: &self.backends,
+            redis_url: &self.redis.url(),
+            tls_dir: &self.tls_dir,
+        };
+        let rendered = render_config(text, &local)?;
         // Write a temp file and rename it over the old one, so the gateway never reads half.
         let tmp = self.rendered_config.with_extension("yaml.tmp");
         std::fs::write(&tmp, rendered).context("Failed to write the config")?;
@@ -343,15 +374,28 @@ fn log_path(dir: &Path, name: &str) -> PathBuf {
     dir.join(format!("{name}.log"))
 }
 
-/// `source` with the listeners, the `backend` pool's endpoints and the rate limiter's Redis
-/// replaced. Everything else (routes, policies, health checks) is the user's.
-pub fn render_config(
-    source: &str,
-    http: SocketAddr,
-    admin: SocketAddr,
-    backends: &[SocketAddr],
-    redis_url: &str,
-) -> anyhow::Result<String> {
+/// What the stack puts in place of the Docker-only parts of the config.
+pub struct Local<'a> {
+    pub http: SocketAddr,
+    /// Replaces `listeners.https` when the config has one.
+    pub https: Option<SocketAddr>,
+    pub admin: SocketAddr,
+    pub backends: &'a [SocketAddr],
+    pub redis_url: &'a str,
+    /// Replaces `tls.self_signed.storage` when the config has one.
+    pub tls_dir: &'a Path,
+}
+
+/// Whether `source` has an HTTPS listener (which the stack then moves to loopback).
+fn has_https(source: &str) -> bool {
+    serde_yaml::from_str::<Value>(source)
+        .is_ok_and(|doc| doc.get("listeners").and_then(|l| l.get("https")).is_some())
+}
+
+/// `source` with the listeners, the `backend` pool's endpoints, the rate limiter's Redis and
+/// the self-signed certificate's directory replaced. Everything else (routes, policies,
+/// health checks) is the user's.
+pub fn render_config(source: &str, local: &Local<'_>) -> anyhow::Result<String> {
     let mut doc: Value = serde_yaml::from_str(source).context("not valid YAML")?;
     let root = doc
         .as_mapping_mut()
@@ -359,19 +403,30 @@ pub fn render_config(
     let listeners = root
         .entry("listeners".into())
         .or_insert_with(|| Value::Mapping(Default::default()));
-    set(listeners, "http", Value::from(http.to_string()))?;
-    set(listeners, "admin", Value::from(admin.to_string()))?;
+    set(listeners, "http", Value::from(local.http.to_string()))?;
+    set(listeners, "admin", Value::from(local.admin.to_string()))?;
+    match local.https {
+        Some(https) if listeners.get("https").is_some() => {
+            set(listeners, "https", Value::from(https.to_string()))?;
+        }
+        _ => {}
+    }
+    if let Some(self_signed) = root.get_mut("tls").and_then(|t| t.get_mut("self_signed")) {
+        let dir = local.tls_dir.display().to_string();
+        set(self_signed, "storage", Value::from(dir))?;
+    }
     let pool = root
         .get_mut("pools")
         .and_then(|p| p.get_mut("backend"))
         .context("the config has no `pools.backend` to point at the replicas")?;
-    let endpoints = backends
+    let endpoints = local
+        .backends
         .iter()
         .map(|a| Value::from(a.to_string()))
         .collect();
     set(pool, "endpoints", Value::Sequence(endpoints))?;
     if let Some(limits) = root.get_mut("rate_limiting") {
-        set(limits, "redis_url", Value::from(redis_url))?;
+        set(limits, "redis_url", Value::from(local.redis_url))?;
     }
     serde_yaml::to_string(&doc).context("Failed to write YAML")
 }
@@ -408,24 +463,31 @@ mod tests {
     use super::*;
 
     #[test]
-    fn render_config_replaces_only_listeners_endpoints_and_redis() {
+    fn render_config_replaces_only_listeners_endpoints_redis_and_tls_dir() {
         // Arrange
         let source =
             std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../gateway.yaml"))
                 .unwrap();
-        let http: SocketAddr = "127.0.0.1:8080".parse().unwrap();
-        let admin: SocketAddr = "127.0.0.1:9099".parse().unwrap();
         let backends: Vec<SocketAddr> = vec!["127.0.0.1:7001".parse().unwrap()];
+        let local = Local {
+            http: "127.0.0.1:8080".parse().unwrap(),
+            https: Some("127.0.0.1:8443".parse().unwrap()),
+            admin: "127.0.0.1:9099".parse().unwrap(),
+            backends: &backends,
+            redis_url: "redis://127.0.0.1:7379",
+            tls_dir: Path::new("/tmp/stack-tls"),
+        };
 
         // Act
-        let rendered =
-            render_config(&source, http, admin, &backends, "redis://127.0.0.1:7379").unwrap();
+        let rendered = render_config(&source, &local).unwrap();
 
         // Assert
         let mut before: Value = serde_yaml::from_str(&source).unwrap();
         let after: Value = serde_yaml::from_str(&rendered).unwrap();
         assert_eq!(after["listeners"]["http"], "127.0.0.1:8080");
         assert_eq!(after["listeners"]["admin"], "127.0.0.1:9099");
+        assert_eq!(after["listeners"]["https"], "127.0.0.1:8443");
+        assert_eq!(after["tls"]["self_signed"]["storage"], "/tmp/stack-tls");
         assert_eq!(
             after["pools"]["backend"]["endpoints"],
             Value::Sequence(vec!["127.0.0.1:7001".into()])
@@ -438,19 +500,21 @@ mod tests {
         before["listeners"] = after["listeners"].clone();
         before["pools"]["backend"]["endpoints"] = after["pools"]["backend"]["endpoints"].clone();
         before["rate_limiting"]["redis_url"] = after["rate_limiting"]["redis_url"].clone();
+        before["tls"]["self_signed"]["storage"] = after["tls"]["self_signed"]["storage"].clone();
         assert_eq!(before, after);
     }
 
     #[test]
     fn render_config_names_a_missing_backend_pool() {
-        let err = render_config(
-            "pools: {}\n",
-            "127.0.0.1:1".parse().unwrap(),
-            "127.0.0.1:2".parse().unwrap(),
-            &[],
-            "redis://x",
-        )
-        .unwrap_err();
+        let local = Local {
+            http: "127.0.0.1:1".parse().unwrap(),
+            https: None,
+            admin: "127.0.0.1:2".parse().unwrap(),
+            backends: &[],
+            redis_url: "redis://x",
+            tls_dir: Path::new("/tmp"),
+        };
+        let err = render_config("pools: {}\n", &local).unwrap_err();
         assert!(err.to_string().contains("pools.backend"), "{err}");
     }
 }

@@ -41,9 +41,11 @@ async fn the_compose_stack_scales_survives_kills_reloads_live_and_is_scraped() {
     let dir = tempfile::tempdir().unwrap();
     let config = test_config(dir.path());
     let (http_port, admin_port, prometheus_port) = (free_port(), free_port(), free_port());
+    let https_port = free_port();
     let mut env = images;
     env.extend([
         ("GATEWAY_HTTP_PORT".to_owned(), http_port.to_string()),
+        ("GATEWAY_HTTPS_PORT".to_owned(), https_port.to_string()),
         ("GATEWAY_ADMIN_PORT".to_owned(), admin_port.to_string()),
         ("PROMETHEUS_PORT".to_owned(), prometheus_port.to_string()),
         (
@@ -97,6 +99,13 @@ async fn the_compose_stack_scales_survives_kills_reloads_live_and_is_scraped() {
         "the first job was not done within 30 s"
     );
     assert_eq!(api.all_titles(&user).await.unwrap(), vec!["first"]);
+    // The same over HTTPS (HTTP/2), with the self-signed localhost certificate the gateway
+    // made in its volume on first start.
+    let (version, body) = curl_https(https_port, "/todos", &user.token).await;
+    assert_eq!(version, "2", "{body}");
+    assert!(body.contains("\"first\""), "{body}");
+    let cn = tests::certs::presented_cn(https_port, Some("localhost"), &[]).await;
+    assert_eq!(cn.as_deref(), Some("localhost"));
 
     // 2: all three replicas answer.
     let load = instance_load(&project, &user.token, 4);

@@ -25,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{load_certificate, AcmeConfig, Certificate};
 use crate::metrics;
+pub(crate) use storage::write_private;
 use storage::Storage;
 
 /// How often storage is looked at (a certificate stored by a replica, a renewal due).

@@ -122,7 +122,7 @@ fn create_dir(dir: &Path) -> io::Result<()> {
 
 /// Write `bytes` to `path` atomically (a temporary file in the same directory, synced, then
 /// renamed over it), readable by the owner only.
-pub(super) fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let dir = path
         .parent()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no parent directory"))?;

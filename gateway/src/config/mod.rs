@@ -20,7 +20,7 @@ pub(crate) use keys::decoding_key;
 pub(crate) use keys::secret;
 pub use keys::{KeyMaterial, Secret};
 pub(crate) use tls::load_certificate;
-pub use tls::{AcmeConfig, Certificate, TlsConfig, TlsVersion, UpstreamTls};
+pub use tls::{AcmeConfig, Certificate, SelfSigned, TlsConfig, TlsVersion, UpstreamTls};
 
 use std::fmt;
 use std::net::SocketAddr;

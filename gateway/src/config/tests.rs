@@ -31,7 +31,7 @@ fn invalid_configs_report_file_line_column_key_and_value() {
         ),
         (
             format!("tls:\n  redirect_http: true\n  certificates: []\n{pool}{ROUTES}"),
-            vec!["gw.yaml:3:3: tls.certificates: list at least one certificate (cert_file and key_file), a default_certificate, or acme"],
+            vec!["gw.yaml:3:3: tls.certificates: list at least one certificate (cert_file and key_file), a default_certificate, acme or self_signed"],
         ),
         (
             format!(

@@ -58,6 +58,9 @@ pub struct TlsConfig {
     pub hsts: Option<http::HeaderValue>,
     /// Certificates obtained from an ACME CA, beside (or instead of) the files above.
     pub acme: Option<AcmeConfig>,
+    /// A certificate the gateway makes and keeps for these names, for development: it
+    /// answers the names no other certificate has, when there is no `default_certificate`.
+    pub self_signed: Option<SelfSigned>,
     /// The hash (as `content_hash` makes it) of the digest of the certificate and key bytes
     /// loaded, computed once: what the reloader compares the files on disk with.
     pub(crate) fingerprint: String,
@@ -100,6 +103,14 @@ fn digest<'a>(files: impl Iterator<Item = &'a Vec<u8>>) -> String {
         }
     }
     out
+}
+
+/// `tls.self_signed`: DNS names and IP addresses, and the directory the certificate is
+/// kept in (generated there on first start, reused after).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SelfSigned {
+    pub names: Vec<String>,
+    pub storage: PathBuf,
 }
 
 /// `tls.acme`: one certificate for `domains`, obtained from `directory_url` with HTTP-01

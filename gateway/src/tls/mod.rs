@@ -8,6 +8,7 @@
 //! of the live runtime, so a reload changes certificates and versions for new connections.
 
 mod peek;
+mod self_signed;
 mod sni;
 
 pub(crate) use peek::Peekable;

@@ -1,6 +1,7 @@
 //! Certificate choice by SNI: an exact name of a listed certificate first, then the ACME
-//! certificate's names, then a `*.` wildcard one label deep, then the default certificate,
-//! then the ACME certificate; with none of them, the handshake fails.
+//! certificate's names, then a `*.` wildcard one label deep, then the default certificate
+//! (or else the self-signed one), then the ACME certificate; with none of them, the
+//! handshake fails.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -17,6 +18,8 @@ pub(super) struct Certificates {
     /// Keyed by the part after `*.`: `*.example.com` is under `example.com`.
     wildcard: HashMap<String, Arc<CertifiedKey>>,
     default: Option<Arc<CertifiedKey>>,
+    /// `tls.self_signed`, which answers where `default` would when there is none.
+    self_signed: Option<Arc<CertifiedKey>>,
     /// Its certificate changes as it is obtained and renewed, so it is asked each time.
     acme: Option<Arc<Acme>>,
 }
@@ -39,6 +42,10 @@ impl Certificates {
             exact,
             wildcard,
             default: tls.default_certificate.as_ref().map(|c| Arc::clone(&c.key)),
+            self_signed: tls
+                .self_signed
+                .as_ref()
+                .and_then(super::self_signed::load_or_generate),
             acme,
         }
     }
@@ -58,6 +65,7 @@ impl Certificates {
         });
         named
             .or_else(|| self.default.clone())
+            .or_else(|| self.self_signed.clone())
             .or_else(|| acme.and_then(Acme::any_certificate))
     }
 }

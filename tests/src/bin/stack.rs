@@ -5,9 +5,10 @@
 //!
 //! How to run:
 //! ```text
-//! cargo run --release --bin stack -- --replicas 3 --port 8080
+//! cargo run --release --bin stack -- --replicas 3 --port 8080 --https-port 8443
 //! curl -s -XPOST localhost:8080/auth/register -H 'content-type: application/json' \
 //!   -d '{"username":"alice","password":"correct horse"}'
+//! curl -sk --http2 https://localhost:8443/.well-known/jwks.json   # self-signed localhost
 //! curl -s localhost:9091/metrics | head
 //! ```
 
@@ -29,6 +30,14 @@ struct Cli {
     /// The gateway's admin port (`/metrics`, `/healthz`, `/readyz`) on 127.0.0.1.
     #[arg(long, default_value_t = 9091)]
     admin_port: u16,
+    /// The gateway's HTTPS port on 127.0.0.1, serving the config's certificates (the root
+    /// `gateway.yaml`: a self-signed one for localhost).
+    #[arg(long, default_value_t = 8443)]
+    https_port: u16,
+    /// Where `tls.self_signed` keeps the certificate it makes on first start, reused by
+    /// later runs (so a browser's exception for it lasts).
+    #[arg(long, default_value_os_t = std::env::temp_dir().join("todo-stack-tls"))]
+    tls_dir: PathBuf,
     /// The gateway config; edits are applied while the stack runs.
     #[arg(long, default_value = "gateway.yaml")]
     config: PathBuf,
@@ -41,6 +50,8 @@ async fn main() -> ExitCode {
         replicas: cli.replicas,
         port: cli.port,
         admin_port: cli.admin_port,
+        https_port: cli.https_port,
+        tls_dir: Some(cli.tls_dir),
         config: cli.config,
         backend_env: Vec::new(),
     };
@@ -52,6 +63,9 @@ async fn main() -> ExitCode {
         }
     };
     println!("gateway ready at http://{}", stack.http);
+    if let Some(https) = stack.https {
+        println!("and at https://{https} (curl -k: a self-signed certificate)");
+    }
     println!("metrics at http://{}/metrics", stack.admin);
     for (i, addr) in stack.backends.iter().enumerate() {
         println!("backend-{} at http://{addr}", i + 1);

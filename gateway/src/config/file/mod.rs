@@ -20,7 +20,7 @@ pub(crate) use pools::{
     BalanceFile, ForwardSecretFile, HealthCheckFile, HealthCheckKind, PoolFile,
 };
 pub(crate) use routes::{AuthFile, MatchFile, RespondFile, RouteFile};
-pub(crate) use tls::{AcmeFile, CertificateFile, TlsFile, TlsVersionFile};
+pub(crate) use tls::{AcmeFile, CertificateFile, SelfSignedFile, TlsFile, TlsVersionFile};
 
 /// The top level of `gateway.yaml`.
 ///

@@ -21,6 +21,16 @@ pub(crate) struct TlsFile {
     pub(crate) hsts: Option<HstsFile>,
     #[serde(default)]
     pub(crate) acme: Option<AcmeFile>,
+    #[serde(default)]
+    pub(crate) self_signed: Option<SelfSignedFile>,
+}
+
+/// `tls.self_signed`: a certificate the gateway makes for itself on first start.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SelfSignedFile {
+    pub(crate) names: Vec<String>,
+    pub(crate) storage: String,
 }
 
 /// `tls.acme`: certificates obtained and renewed from an ACME CA (RFC 8555), HTTP-01.

@@ -3,9 +3,9 @@
 use std::path::Path;
 
 use super::Errors;
-use crate::config::file::{AcmeFile, CertificateFile, TlsFile, TlsVersionFile};
+use crate::config::file::{AcmeFile, CertificateFile, SelfSignedFile, TlsFile, TlsVersionFile};
 use crate::config::tls::{
-    load_ca_file, load_certificate, AcmeConfig, Certificate, TlsConfig, TlsVersion,
+    load_ca_file, load_certificate, AcmeConfig, Certificate, SelfSigned, TlsConfig, TlsVersion,
 };
 
 pub(super) fn check_tls(errs: &mut Errors<'_>, t: &TlsFile, base_dir: &Path) -> Option<TlsConfig> {
@@ -29,10 +29,15 @@ fn check(errs: &mut Errors<'_>, t: &TlsFile, base_dir: &Path) -> Option<TlsConfi
         .as_ref()
         .and_then(|c| load(errs, "tls.default_certificate".to_owned(), c));
     let acme = t.acme.as_ref().and_then(|a| check_acme(errs, a, base_dir));
-    if t.certificates.is_empty() && t.default_certificate.is_none() && t.acme.is_none() {
+    let self_signed = t
+        .self_signed
+        .as_ref()
+        .and_then(|s| check_self_signed(errs, s, base_dir));
+    let sources = [t.acme.is_some(), t.self_signed.is_some()];
+    if t.certificates.is_empty() && t.default_certificate.is_none() && sources == [false; 2] {
         errs.push(
             "tls.certificates",
-            "list at least one certificate (cert_file and key_file), a default_certificate, or acme",
+            "list at least one certificate (cert_file and key_file), a default_certificate, acme or self_signed",
         );
     }
     let hsts = t.hsts.as_ref().map(|h| {
@@ -49,11 +54,58 @@ fn check(errs: &mut Errors<'_>, t: &TlsFile, base_dir: &Path) -> Option<TlsConfi
         redirect_http: t.redirect_http,
         hsts,
         acme,
+        self_signed,
         min_version: match t.min_version {
             TlsVersionFile::V1_2 => TlsVersion::V1_2,
             TlsVersionFile::V1_3 => TlsVersion::V1_3,
         },
     })
+}
+
+fn check_self_signed(
+    errs: &mut Errors<'_>,
+    s: &SelfSignedFile,
+    base_dir: &Path,
+) -> Option<SelfSigned> {
+    errs.scoped(|errs| {
+        if s.names.is_empty() {
+            errs.push(
+                "tls.self_signed.names",
+                "list the names to make it for, such as localhost",
+            );
+        }
+        let mut names = Vec::new();
+        for (i, name) in s.names.iter().enumerate() {
+            let name = name.trim_end_matches('.').to_ascii_lowercase();
+            let dns_ok = !name.is_empty()
+                && name.split('.').all(|l| {
+                    !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                });
+            if name.parse::<std::net::IpAddr>().is_err() && !dns_ok {
+                errs.push(
+                    format!("tls.self_signed.names[{i}]"),
+                    format!("{name:?} is neither a DNS name nor an IP address"),
+                );
+            }
+            names.push(name);
+        }
+        let storage = storage_dir(errs, "tls.self_signed.storage", &s.storage, base_dir);
+        Some(SelfSigned { names, storage })
+    })
+}
+
+/// A directory the gateway writes to: named, and not an existing file.
+fn storage_dir(errs: &mut Errors<'_>, at: &str, dir: &str, base_dir: &Path) -> std::path::PathBuf {
+    let path = base_dir.join(dir);
+    if dir.trim().is_empty() {
+        errs.push(at, "name a directory to keep the files in");
+    } else if path.exists() && !path.is_dir() {
+        errs.push(
+            at,
+            format!("{} exists and is not a directory", path.display()),
+        );
+    }
+    path
 }
 
 fn check_acme(errs: &mut Errors<'_>, a: &AcmeFile, base_dir: &Path) -> Option<AcmeConfig> {
@@ -88,15 +140,7 @@ fn check_acme(errs: &mut Errors<'_>, a: &AcmeFile, base_dir: &Path) -> Option<Ac
         if a.renew_before.is_zero() {
             errs.push("tls.acme.renew_before", "must be longer than zero");
         }
-        let storage = base_dir.join(&a.storage);
-        if a.storage.trim().is_empty() {
-            errs.push("tls.acme.storage", "name a directory for the account and certificates");
-        } else if storage.exists() && !storage.is_dir() {
-            errs.push(
-                "tls.acme.storage",
-                format!("{} exists and is not a directory", storage.display()),
-            );
-        }
+        let storage = storage_dir(errs, "tls.acme.storage", &a.storage, base_dir);
         let ca_file = a.ca_file.as_ref().map(|f| base_dir.join(f));
         if let Some(Err(e)) = ca_file.as_deref().map(load_ca_file) {
             errs.push("tls.acme.ca_file", e);
