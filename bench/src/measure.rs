@@ -78,6 +78,57 @@ pub(crate) fn wrk_with(
     })
 }
 
+/// Run h2load over HTTP/2 (TLS, ALPN `h2`): `connections` connections with `streams`
+/// concurrent streams each, for `seconds`. h2load reports no latency percentiles: the
+/// result's p50 is the mean time per request and its p99 and p99.9 are 0.
+pub(crate) fn h2load(
+    url: &str,
+    connections: usize,
+    streams: usize,
+    seconds: u64,
+) -> anyhow::Result<WrkResult> {
+    let out = Command::new("h2load")
+        .args(["-t1", &format!("-c{connections}"), &format!("-m{streams}")])
+        .args([&format!("-D{seconds}"), "--warm-up-time=1"])
+        .arg(url)
+        .output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let field = |prefix: &str| text.lines().find_map(|l| l.trim().strip_prefix(prefix));
+    let numbers = |s: &str| -> Vec<f64> {
+        s.split([',', ' '])
+            .filter_map(|w| w.trim_end_matches('s').parse().ok())
+            .collect()
+    };
+    // "finished in 5.00s, 23423.40 req/s, 1.20MB/s"
+    let finished = field("finished in ").map(numbers).unwrap_or_default();
+    // "requests: N total, N started, N done, N succeeded, N failed, N errored, N timeout"
+    let requests = field("requests: ").map(numbers).unwrap_or_default();
+    // "time for request:  min  max  mean  sd  +/- sd", with units
+    let mean_ms = field("time for request:").and_then(|l| {
+        let mean = l.split_whitespace().nth(2)?;
+        let (value, scale) = match mean.strip_suffix("ms") {
+            Some(v) => (v, 1.0),
+            None => match mean.strip_suffix("us") {
+                Some(v) => (v, 1e-3),
+                None => (mean.strip_suffix('s')?, 1e3),
+            },
+        };
+        Some(value.parse::<f64>().ok()? * scale)
+    });
+    anyhow::ensure!(
+        finished.len() >= 2 && requests.len() >= 6,
+        "h2load printed no result: {text}"
+    );
+    Ok(WrkResult {
+        requests: requests[3] as u64,
+        errors: (requests[4] + requests[5]) as u64,
+        seconds: finished[0],
+        p50_ms: mean_ms.unwrap_or(0.0),
+        p99_ms: 0.0,
+        p999_ms: 0.0,
+    })
+}
+
 /// `pid` and every process below it (nginx workers are children of its master).
 pub(crate) fn process_tree(pid: u32) -> Vec<u32> {
     let mut all = vec![pid];

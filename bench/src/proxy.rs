@@ -10,7 +10,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use ed25519_dalek::pkcs8::EncodePrivateKey as _;
 
-use crate::measure::{cpu_seconds, memory_mb, process_tree, wrk};
+use crate::measure::{cpu_seconds, h2load, memory_mb, process_tree, wrk};
 use crate::report::{self, Row};
 use crate::systems::{self, Policy, System};
 
@@ -22,7 +22,8 @@ pub(crate) struct Options {
     pub(crate) out: PathBuf,
 }
 
-/// One scenario: which systems, how many threads, which upstreams, which client headers.
+/// One scenario: which systems, how many threads, which upstreams, which client headers,
+/// and how the client speaks to the proxy.
 struct Scenario {
     name: &'static str,
     threads: usize,
@@ -30,6 +31,18 @@ struct Scenario {
     /// `(label, system, with the policy chain)`.
     systems: Vec<(&'static str, System, bool)>,
     headers: Vec<String>,
+    transport: Transport,
+}
+
+/// The client side of a scenario.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Transport {
+    /// wrk, HTTP/1.1 in cleartext.
+    Http,
+    /// wrk, HTTP/1.1 over TLS (the same ECDSA P-256 certificate for every proxy).
+    Https,
+    /// h2load, HTTP/2 over TLS: a few connections with many concurrent streams each.
+    H2 { connections: usize, streams: usize },
 }
 
 fn all_systems() -> Vec<(&'static str, System, bool)> {
@@ -84,6 +97,12 @@ pub(crate) fn run(opts: &Options) -> anyhow::Result<()> {
     });
     let work = tempfile::tempdir()?;
     let (jwk_file, token) = bench_token(work.path())?;
+    let certificate = tests::certs::self_signed(
+        work.path(),
+        "bench",
+        &["localhost"],
+        tests::certs::KeyKind::EcdsaP256,
+    );
     let policy = Policy { jwk_file };
 
     let mut scenarios = vec![Scenario {
@@ -92,6 +111,7 @@ pub(crate) fn run(opts: &Options) -> anyhow::Result<()> {
         upstreams: 1,
         systems: all_systems(),
         headers: Vec::new(),
+        transport: Transport::Http,
     }];
     let mut policy_systems = vec![("gateway", System::Gateway, true)];
     policy_systems.push(("gateway_passthrough", System::Gateway, false));
@@ -101,7 +121,36 @@ pub(crate) fn run(opts: &Options) -> anyhow::Result<()> {
         upstreams: 1,
         systems: policy_systems,
         headers: vec![format!("Authorization: Bearer {token}")],
+        transport: Transport::Http,
     });
+    // HTTPS: keep-alive over TLS, a new TLS connection (a full ECDSA P-256 handshake, wrk
+    // does not resume sessions) per request, and HTTP/2 with many streams per connection.
+    let https = [
+        ("tls_passthrough", Vec::new(), Transport::Https),
+        (
+            "tls_new_connection_per_request",
+            vec!["Connection: close".to_owned()],
+            Transport::Https,
+        ),
+        (
+            "h2_4x32_streams",
+            Vec::new(),
+            Transport::H2 {
+                connections: 4,
+                streams: 32,
+            },
+        ),
+    ];
+    for (name, headers, transport) in https {
+        scenarios.push(Scenario {
+            name,
+            threads: 1,
+            upstreams: 1,
+            systems: all_systems(),
+            headers,
+            transport,
+        });
+    }
     if !opts.smoke {
         scenarios.push(Scenario {
             name: "passthrough",
@@ -109,6 +158,7 @@ pub(crate) fn run(opts: &Options) -> anyhow::Result<()> {
             upstreams: 1,
             systems: all_systems(),
             headers: Vec::new(),
+            transport: Transport::Http,
         });
         scenarios.push(Scenario {
             name: "three_upstreams",
@@ -116,6 +166,7 @@ pub(crate) fn run(opts: &Options) -> anyhow::Result<()> {
             upstreams: 3,
             systems: all_systems(),
             headers: Vec::new(),
+            transport: Transport::Http,
         });
         scenarios.push(Scenario {
             name: "new_connection_per_request",
@@ -123,6 +174,7 @@ pub(crate) fn run(opts: &Options) -> anyhow::Result<()> {
             upstreams: 1,
             systems: all_systems(),
             headers: vec!["Connection: close".to_owned()],
+            transport: Transport::Http,
         });
     }
 
@@ -132,8 +184,9 @@ pub(crate) fn run(opts: &Options) -> anyhow::Result<()> {
         for round in 0..opts.rounds {
             for (label, system, with_policy) in &sc.systems {
                 let p = with_policy.then_some(&policy);
-                let row =
-                    measure_once(sc, label, *system, &addrs, p, &upstreams, opts, work.path())?;
+                let tls = (sc.transport != Transport::Http).then_some(&certificate);
+                let running = systems::start(*system, sc.threads, &addrs, p, tls)?;
+                let row = measure_once(sc, label, &running, &upstreams, opts, work.path())?;
                 eprintln!(
                     "{} t{} round {} {:<20} {:>9.0} req/s  p99 {:>6.2} ms  reuse {:.4}",
                     sc.name,
@@ -180,21 +233,31 @@ pub(crate) fn run(opts: &Options) -> anyhow::Result<()> {
     Ok(())
 }
 
-#[allow(clippy::too_many_arguments)] // reason: one measurement needs its whole context
 fn measure_once(
     sc: &Scenario,
     label: &str,
-    system: System,
-    addrs: &[SocketAddr],
-    policy: Option<&Policy>,
+    running: &systems::Running,
     upstreams: &[tests::upstream::Upstream],
     opts: &Options,
     work: &std::path::Path,
 ) -> anyhow::Result<Row> {
-    let running = systems::start(system, sc.threads, addrs, policy)?;
-    let url = format!("http://{}/bench", running.addr);
+    let scheme = if sc.transport == Transport::Http {
+        "http"
+    } else {
+        "https"
+    };
+    let url = format!("{scheme}://{}/bench", running.addr);
+    let load = |seconds| match sc.transport {
+        Transport::Http | Transport::Https => {
+            wrk(work, &url, opts.connections, seconds, &sc.headers)
+        }
+        Transport::H2 {
+            connections,
+            streams,
+        } => h2load(&url, connections, streams, seconds),
+    };
     // Warm-up: fill connection pools and caches before measuring.
-    wrk(work, &url, opts.connections, 1, &sc.headers)?;
+    load(1)?;
     let pids = process_tree(running.pid);
     let opened = || {
         upstreams
@@ -203,7 +266,7 @@ fn measure_once(
             .sum::<usize>()
     };
     let (cpu0, conn0) = (cpu_seconds(&pids), opened());
-    let r = wrk(work, &url, opts.connections, opts.duration, &sc.headers)?;
+    let r = load(opts.duration)?;
     let (cpu1, conn1) = (cpu_seconds(&pids), opened());
     let requests = r.requests.max(1) as f64;
     Ok(Row {
@@ -225,7 +288,7 @@ fn measure_once(
 /// Memory of `system` holding `count` idle keep-alive client connections.
 /// Returns the memory and how many connections the proxy actually accepted.
 fn idle_rss(system: System, count: usize, upstream: SocketAddr) -> anyhow::Result<(f64, u64)> {
-    let running = systems::start(system, 1, &[upstream], None)?;
+    let running = systems::start(system, 1, &[upstream], None, None)?;
     let exe = std::env::current_exe()?;
     let mut client = Command::new("sh")
         .args([

@@ -112,6 +112,31 @@ fn goals(rows: &[Row]) -> Vec<String> {
             ));
         }
     }
+    // HTTPS (issue 11): handshakes cost what the crypto library costs, so no worse than
+    // nginx; keep-alive over TLS no further behind nginx than cleartext pass-through is.
+    if let (Some(g), Some(n)) = (
+        find(rows, "tls_new_connection_per_request", "gateway", 1),
+        find(rows, "tls_new_connection_per_request", "nginx", 1),
+    ) {
+        let ratio = g.rps / n.rps.max(1e-9);
+        out.push(format!(
+            "- new TLS connections (ECDSA P-256 handshakes) per second: gateway {:.0} vs nginx {:.0} = {ratio:.2} (goal >= 1.0: {})",
+            g.rps,
+            n.rps,
+            if ratio >= 1.0 { "met" } else { "missed" }
+        ));
+    }
+    let ratio_of = |scenario: &str| {
+        let g = find(rows, scenario, "gateway", 1)?;
+        let n = find(rows, scenario, "nginx", 1)?;
+        Some(g.rps / n.rps.max(1e-9))
+    };
+    if let (Some(tls), Some(plain)) = (ratio_of("tls_passthrough"), ratio_of("passthrough")) {
+        out.push(format!(
+            "- keep-alive over TLS: gateway/nginx req/s = {tls:.2}, cleartext pass-through {plain:.2} (goal: within the pass-through ratio: {})",
+            if tls >= plain { "met" } else { "missed" }
+        ));
+    }
     if let (Some(p), Some(b)) = (
         find(rows, "policy_chain", "gateway", 1),
         find(rows, "policy_chain", "gateway_passthrough", 1),

@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 use tests::config::{
-    Auth, GatewayConfig, Jwt, Listeners, Pool, RateLimit, Route, Server, StaticKey,
+    Auth, CertificateFiles, GatewayConfig, Jwt, Listeners, Pool, RateLimit, Route, Server,
+    StaticKey, Tls,
 };
 use tests::free_port;
 use tests::process::Process;
@@ -48,21 +49,23 @@ pub(crate) fn gateway_bin() -> PathBuf {
     exe.parent().expect("target dir").join("gateway")
 }
 
-/// Start `system` with `threads` workers in front of `upstreams`.
+/// Start `system` with `threads` workers in front of `upstreams`; with `tls`, the measured
+/// address terminates TLS with that certificate (ALPN `h2` and `http/1.1`).
 pub(crate) fn start(
     system: System,
     threads: usize,
     upstreams: &[SocketAddr],
     policy: Option<&Policy>,
+    tls: Option<&CertificateFiles>,
 ) -> anyhow::Result<Running> {
     let dir = tempfile::tempdir()?;
     let port = free_port();
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
     let d = dir.path();
     let script = match system {
-        System::Gateway => gateway_script(d, addr, threads, upstreams, policy)?,
-        System::Nginx => nginx_script(d, addr, threads, upstreams)?,
-        System::Haproxy => haproxy_script(d, addr, threads, upstreams)?,
+        System::Gateway => gateway_script(d, addr, threads, upstreams, policy, tls)?,
+        System::Nginx => nginx_script(d, addr, threads, upstreams, tls)?,
+        System::Haproxy => haproxy_script(d, addr, threads, upstreams, tls)?,
     };
     // A raised descriptor limit for the idle-connection scenario, in a process group of its
     // own so that dropping it stops every process it started.
@@ -100,12 +103,23 @@ fn gateway_script(
     threads: usize,
     upstreams: &[SocketAddr],
     policy: Option<&Policy>,
+    tls: Option<&CertificateFiles>,
 ) -> anyhow::Result<String> {
     let admin = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let listeners = match tls {
+        None => Listeners::new(addr, admin),
+        Some(_) => Listeners {
+            https: Some(addr),
+            ..Listeners::new(SocketAddr::from(([127, 0, 0, 1], free_port())), admin)
+        },
+    };
     let mut config = GatewayConfig::new()
         .server(Server::new().threads(threads))
-        .listeners(Listeners::new(addr, admin))
+        .listeners(listeners)
         .pool("p", Pool::endpoints(upstreams));
+    if let Some(files) = tls {
+        config = config.tls(Tls::new().certificate(files.clone()));
+    }
     let route = Route::prefix("/").pool("p");
     let (route, log) = match policy {
         None => (route, "warn"),
@@ -141,14 +155,27 @@ fn nginx_script(
     addr: SocketAddr,
     threads: usize,
     upstreams: &[SocketAddr],
+    tls: Option<&CertificateFiles>,
 ) -> anyhow::Result<String> {
     let servers: String = upstreams
         .iter()
         .map(|u| format!("    server {u};\n"))
         .collect();
+    // Over TLS: the same certificate and versions as the gateway, HTTP/2 through ALPN, and
+    // no cap on requests per connection (nginx closes after 1000 by default, and h2load does
+    // not reconnect).
+    let listen = match tls {
+        None => format!("listen {addr};"),
+        Some(files) => format!(
+            "listen {addr} ssl http2; ssl_certificate {}; ssl_certificate_key {}; \
+             ssl_protocols TLSv1.2 TLSv1.3; keepalive_requests 1000000;",
+            files.cert_file.display(),
+            files.key_file.display()
+        ),
+    };
     let conf = format!(
         "worker_processes {threads};\npid {pid};\nerror_log {err};\nevents {{ worker_connections 20000; }}\n\
-         http {{\n  access_log off;\n  upstream up {{\n{servers}    keepalive 1024;\n  }}\n  server {{\n    listen {addr};\n    \
+         http {{\n  access_log off;\n  upstream up {{\n{servers}    keepalive 1024;\n  }}\n  server {{\n    {listen}\n    \
          location / {{ proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection \"\"; }}\n  }}\n}}\n",
         pid = d.join("nginx.pid").display(),
         err = d.join("error.log").display(),
@@ -163,7 +190,22 @@ fn haproxy_script(
     addr: SocketAddr,
     threads: usize,
     upstreams: &[SocketAddr],
+    tls: Option<&CertificateFiles>,
 ) -> anyhow::Result<String> {
+    // HAProxy takes the chain and the key in one file.
+    let bind = match tls {
+        None => format!("bind {addr}"),
+        Some(files) => {
+            let pem = d.join("haproxy.pem");
+            let mut both = std::fs::read(&files.cert_file)?;
+            both.extend(std::fs::read(&files.key_file)?);
+            std::fs::write(&pem, both)?;
+            format!(
+                "bind {addr} ssl crt {} alpn h2,http/1.1 ssl-min-ver TLSv1.2",
+                pem.display()
+            )
+        }
+    };
     let servers: String = upstreams
         .iter()
         .enumerate()
@@ -171,7 +213,7 @@ fn haproxy_script(
         .collect();
     let conf = format!(
         "global\n  nbthread {threads}\n  maxconn 9500\ndefaults\n  mode http\n  timeout connect 5s\n  timeout client 30s\n  \
-         timeout server 30s\n  option http-keep-alive\n  http-reuse always\nfrontend f\n  bind {addr}\n  default_backend b\n\
+         timeout server 30s\n  option http-keep-alive\n  http-reuse always\nfrontend f\n  {bind}\n  default_backend b\n\
          backend b\n  balance roundrobin\n{servers}"
     );
     let path = d.join("haproxy.cfg");
