@@ -117,8 +117,10 @@ fn gateway_script(
         .server(Server::new().threads(threads))
         .listeners(listeners)
         .pool("p", Pool::endpoints(upstreams));
+    // The default certificate, as nginx and HAProxy serve their only one: wrk and h2load
+    // send the IP address as SNI, which names no certificate.
     if let Some(files) = tls {
-        config = config.tls(Tls::new().certificate(files.clone()));
+        config = config.tls(Tls::new().default_certificate(files.clone()));
     }
     let route = Route::prefix("/").pool("p");
     let (route, log) = match policy {
