@@ -95,6 +95,14 @@ fn find<'a>(rows: &'a [Row], scenario: &str, system: &str, threads: usize) -> Op
 }
 
 /// The goals, each with the measured figure and whether it was met.
+fn verdict(met: bool) -> &'static str {
+    if met {
+        "met"
+    } else {
+        "missed"
+    }
+}
+
 fn goals(rows: &[Row]) -> Vec<String> {
     let mut out = Vec::new();
     for threads in [1, 2] {
@@ -105,10 +113,10 @@ fn goals(rows: &[Row]) -> Vec<String> {
             let ratio = g.rps / n.rps.max(1e-9);
             out.push(format!(
                 "- passthrough, {threads} thread(s): gateway/nginx req/s = {ratio:.2} (goal >= 1.0: {}); p99 {:.2} ms vs {:.2} ms (goal: no worse: {})",
-                if ratio >= 1.0 { "met" } else { "missed" },
+                verdict(ratio >= 1.0),
                 g.p99_ms,
                 n.p99_ms,
-                if g.p99_ms <= n.p99_ms { "met" } else { "missed" }
+                verdict(g.p99_ms <= n.p99_ms)
             ));
         }
     }
@@ -123,7 +131,7 @@ fn goals(rows: &[Row]) -> Vec<String> {
             "- new TLS connections (ECDSA P-256 handshakes) per second: gateway {:.0} vs nginx {:.0} = {ratio:.2} (goal >= 1.0: {})",
             g.rps,
             n.rps,
-            if ratio >= 1.0 { "met" } else { "missed" }
+            verdict(ratio >= 1.0)
         ));
     }
     let ratio_of = |scenario: &str| {
@@ -134,7 +142,7 @@ fn goals(rows: &[Row]) -> Vec<String> {
     if let (Some(tls), Some(plain)) = (ratio_of("tls_passthrough"), ratio_of("passthrough")) {
         out.push(format!(
             "- keep-alive over TLS: gateway/nginx req/s = {tls:.2}, cleartext pass-through {plain:.2} (goal: within the pass-through ratio: {})",
-            if tls >= plain { "met" } else { "missed" }
+            verdict(tls >= plain)
         ));
     }
     if let (Some(p), Some(b)) = (
@@ -145,18 +153,14 @@ fn goals(rows: &[Row]) -> Vec<String> {
         out.push(format!(
             "- policy chain: {:.1}% fewer req/s than pass-through in the same rounds (goal <= 10%: {})",
             loss * 100.0,
-            if loss <= 0.10 { "met" } else { "missed" }
+            verdict(loss <= 0.10)
         ));
     }
     if let Some(g) = find(rows, "passthrough", "gateway", 1) {
         out.push(format!(
             "- upstream connection reuse under steady load: {:.4}% (goal >= 99.9%: {})",
             g.upstream_reuse * 100.0,
-            if g.upstream_reuse >= 0.999 {
-                "met"
-            } else {
-                "missed"
-            }
+            verdict(g.upstream_reuse >= 0.999)
         ));
     }
     if let (Some(g), Some(n)) = (
@@ -168,7 +172,7 @@ fn goals(rows: &[Row]) -> Vec<String> {
             "- RSS with 10k idle keep-alive clients: {:.1} MiB vs nginx {:.1} MiB = {ratio:.2}x (goal <= 2x: {})",
             g.rss_mb,
             n.rss_mb,
-            if ratio <= 2.0 { "met" } else { "missed" }
+            verdict(ratio <= 2.0)
         ));
     }
     out

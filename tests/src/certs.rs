@@ -26,24 +26,17 @@ pub fn self_signed(dir: &Path, stem: &str, names: &[&str], kind: KeyKind) -> Cer
         KeyKind::Rsa2048 => ["-newkey", "rsa:2048", "-pkeyopt", "rsa_keygen_bits:2048"],
     };
     let san: Vec<String> = names.iter().map(|n| format!("DNS:{n}")).collect();
-    let out = Command::new("openssl")
-        .args(["req", "-x509", "-nodes", "-days", "30"])
-        .args(key)
-        .arg("-keyout")
-        .arg(&files.key_file)
-        .arg("-out")
-        .arg(&files.cert_file)
-        .args(["-subj", &format!("/CN={}", names[0])])
-        .args(["-addext", &format!("subjectAltName={}", san.join(","))])
+    let subject = format!("/CN={}", names[0]);
+    let san = format!("subjectAltName={}", san.join(","));
+    let named = ["-subj", &subject, "-addext", &san];
+    let args = os(&["req", "-x509", "-nodes", "-days", "30"])
+        .chain(os(&key))
+        .chain([os1("-keyout"), files.key_file.as_os_str()])
+        .chain([os1("-out"), files.cert_file.as_os_str()])
+        .chain(os(&named))
         // A server certificate, not a CA: verifiers refuse a CA certificate as a leaf.
-        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
-        .output()
-        .expect("openssl is installed (Debian package openssl)");
-    assert!(
-        out.status.success(),
-        "openssl req failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .chain(os(&["-addext", "basicConstraints=critical,CA:FALSE"]));
+    openssl(args);
     files
 }
 
@@ -101,17 +94,40 @@ pub fn ca_signed_localhost(dir: &Path, stem: &str) -> (std::path::PathBuf, Certi
             .collect(),
     ];
     for args in steps {
-        let out = Command::new("openssl")
-            .args(&args)
-            .output()
-            .expect("openssl is installed (Debian package openssl)");
-        assert!(
-            out.status.success(),
-            "openssl {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        openssl(args);
     }
     (ca, files)
+}
+
+/// Run `openssl` with `args`; a failure fails the test with openssl's own message.
+fn openssl<'a>(args: impl IntoIterator<Item = &'a std::ffi::OsStr>) {
+    let args: Vec<&std::ffi::OsStr> = args.into_iter().collect();
+    let out = Command::new("openssl")
+        .args(&args)
+        .output()
+        .expect("openssl is installed (Debian package openssl)");
+    assert!(
+        out.status.success(),
+        "openssl {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `curl -k` to `https://host:port/path` with `host` resolved to loopback and `args` added
+/// (`--http2`, headers): the HTTP version curl used and the body.
+pub async fn curl_https(port: u16, host: &str, path: &str, args: &[&str]) -> (String, String) {
+    let out = tokio::process::Command::new("curl")
+        .args(["-sk", "--max-time", "10", "-w", "\n%{http_version}"])
+        .args(["--resolve", &format!("{host}:{port}:127.0.0.1")])
+        .args(args)
+        .arg(format!("https://{host}:{port}{path}"))
+        .output()
+        .await
+        .expect("curl is installed");
+    assert!(out.status.success(), "curl over HTTPS failed: {out:?}");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, version) = text.rsplit_once('\n').expect("curl's -w line");
+    (version.to_owned(), body.to_owned())
 }
 
 fn os<'a>(args: &'a [&'a str]) -> impl Iterator<Item = &'a std::ffi::OsStr> {

@@ -101,7 +101,10 @@ async fn the_compose_stack_scales_survives_kills_reloads_live_and_is_scraped() {
     assert_eq!(api.all_titles(&user).await.unwrap(), vec!["first"]);
     // The same over HTTPS (HTTP/2), with the self-signed localhost certificate the gateway
     // made in its volume on first start.
-    let (version, body) = curl_https(https_port, "/todos", &user.token).await;
+    let auth = format!("Authorization: Bearer {}", user.token);
+    let (version, body) =
+        tests::certs::curl_https(https_port, "localhost", "/todos", &["--http2", "-H", &auth])
+            .await;
     assert_eq!(version, "2", "{body}");
     assert!(body.contains("\"first\""), "{body}");
     let cn = tests::certs::presented_cn(https_port, Some("localhost"), &[]).await;

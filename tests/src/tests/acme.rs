@@ -96,14 +96,38 @@ async fn orders(gw: &TestGateway, result: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// A test's own files, storage directory and upstream, and Pebble validating challenges on
+/// the HTTP port returned (reserved for the first gateway).
+struct Setup {
+    dir: tempfile::TempDir,
+    storage: std::path::PathBuf,
+    up: Upstream,
+    http: SocketAddr,
+    pebble: Pebble,
+}
+
+async fn setup() -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let http = loopback(free_port());
+    Setup {
+        storage: dir.path().join("acme"),
+        up: Upstream::spawn("a").await,
+        pebble: Pebble::start(dir.path(), http.port()),
+        http,
+        dir,
+    }
+}
+
 #[tokio::test]
 async fn a_certificate_is_obtained_stored_privately_shared_and_renewed_through_a_replica() {
     // Arrange: Pebble validates challenges on gateway A's HTTP port.
-    let dir = tempfile::tempdir().unwrap();
-    let storage = dir.path().join("acme");
-    let up = Upstream::spawn("a").await;
-    let a_http = loopback(free_port());
-    let pebble = Pebble::start(dir.path(), a_http.port());
+    let Setup {
+        dir,
+        storage,
+        up,
+        http: a_http,
+        pebble,
+    } = setup().await;
     let root = dir.path().join("pebble-root.pem");
 
     // Act 1: A starts with no certificate and obtains one.
@@ -187,11 +211,13 @@ async fn a_certificate_is_obtained_stored_privately_shared_and_renewed_through_a
 #[tokio::test]
 async fn when_the_ca_is_gone_a_failed_renewal_keeps_the_certificate_serving() {
     // Arrange: a certificate obtained, then the CA stopped.
-    let dir = tempfile::tempdir().unwrap();
-    let storage = dir.path().join("acme");
-    let up = Upstream::spawn("a").await;
-    let http = loopback(free_port());
-    let mut pebble = Pebble::start(dir.path(), http.port());
+    let Setup {
+        dir,
+        storage,
+        up,
+        http,
+        mut pebble,
+    } = setup().await;
     let gw = gateway::start_at(&acme_config(&up, &pebble, &storage, "30d"), http).await;
     let serial = serial_once_issued(&gw).await;
     let root = dir.path().join("pebble-root.pem");

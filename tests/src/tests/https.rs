@@ -39,18 +39,7 @@ pub(super) async fn curl(
     version: &str,
 ) -> (String, String) {
     let port = gw.https.expect("an HTTPS listener").port();
-    let out = tokio::process::Command::new("curl")
-        .args(["-sk", version, "--max-time", "10"])
-        .args(["--resolve", &format!("{host}:{port}:127.0.0.1")])
-        .args(["-w", "\n%{http_version}"])
-        .arg(format!("https://{host}:{port}{path}"))
-        .output()
-        .await
-        .expect("curl is installed");
-    assert!(out.status.success(), "curl failed: {out:?}");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (body, http_version) = text.rsplit_once('\n').expect("curl's -w line");
-    (http_version.to_owned(), body.to_owned())
+    crate::certs::curl_https(port, host, path, &[version]).await
 }
 
 #[tokio::test]

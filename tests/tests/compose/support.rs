@@ -223,27 +223,3 @@ pub(crate) fn answered_since(
         .map(|(name, _)| name.clone())
         .collect()
 }
-
-/// `curl -k --http2` to the published HTTPS port as `localhost`, with a bearer token: the
-/// HTTP version curl used and the body.
-pub(crate) async fn curl_https(port: u16, path: &str, token: &str) -> (String, String) {
-    let out = tokio::process::Command::new("curl")
-        .args([
-            "-sk",
-            "--http2",
-            "--max-time",
-            "10",
-            "-w",
-            "\n%{http_version}",
-        ])
-        .args(["-H", &format!("Authorization: Bearer {token}")])
-        .args(["--resolve", &format!("localhost:{port}:127.0.0.1")])
-        .arg(format!("https://localhost:{port}{path}"))
-        .output()
-        .await
-        .expect("curl is installed");
-    assert!(out.status.success(), "curl over HTTPS failed: {out:?}");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (body, version) = text.rsplit_once('\n').expect("curl's -w line");
-    (version.to_owned(), body.to_owned())
-}
