@@ -11,7 +11,7 @@
 # Needs valgrind, nginx and wrk (scripts/install-deps.sh test installs them).
 set -euo pipefail
 
-gateway="${1:-target/release/gateway}"
+gateway="${1:-target/dist/gateway}"
 seconds="${2:-20}"
 dir=$(mktemp -d)
 pids=()

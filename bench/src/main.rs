@@ -3,8 +3,8 @@
 //!
 //! How to run (installs nothing; `scripts/install-deps.sh test` brings nginx-light, haproxy, wrk):
 //! ```text
-//! cargo build --release --workspace --bins && cargo run --release --bin bench -- proxy
-//! cargo run --release --bin bench -- e2e           # the stack end to end (builds gateway and backend)
+//! cargo build --profile dist --workspace --bins && target/dist/bench proxy   # what ships
+//! target/dist/bench e2e           # the stack end to end (gateway and backend beside it)
 //! cargo run --bin bench -- proxy --smoke --out /tmp/bench-smoke    # seconds, numbers not kept
 //! ```
 //! Results go to `bench/results.json` and `bench/RESULTS.md` (or `--out DIR`); each command

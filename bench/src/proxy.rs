@@ -77,12 +77,8 @@ fn bench_token(dir: &std::path::Path) -> anyhow::Result<(PathBuf, String)> {
 pub(crate) fn run(opts: &Options) -> anyhow::Result<()> {
     anyhow::ensure!(
         systems::gateway_bin().exists(),
-        "no gateway binary next to this one: run `cargo build {}--bin gateway` first",
-        if cfg!(debug_assertions) {
-            ""
-        } else {
-            "--release "
-        }
+        "no gateway binary next to this one: build it with this binary's profile \
+         (`cargo build --profile dist --workspace --bins` for what ships)"
     );
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)

@@ -95,6 +95,14 @@ fn find<'a>(rows: &'a [Row], scenario: &str, system: &str, threads: usize) -> Op
 }
 
 /// The goals, each with the measured figure and whether it was met.
+/// The cargo profile this binary was built with, from its directory (`target/<profile>/`).
+fn build_profile() -> String {
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.file_name()?.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
 fn verdict(met: bool) -> &'static str {
     if met {
         "met"
@@ -249,7 +257,7 @@ pub(crate) fn write(
         if s.is_null() {
             format!("`{k}`: not run")
         } else {
-            format!("`cargo run --release --bin bench -- {k}` with {s}")
+            format!("`bench {k}` ({} build) with {s}", build_profile())
         }
     };
     let mut md = format!(
