@@ -15,7 +15,6 @@ mod storage;
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -60,7 +59,6 @@ impl Challenges {
 /// The ACME certificate of one storage directory, and the task that keeps it current.
 pub(crate) struct Acme {
     storage: Storage,
-    storage_dir: PathBuf,
     config: ArcSwap<AcmeConfig>,
     /// Where the CA's validation requests arrive: the HTTP listener.
     http_listener: SocketAddr,
@@ -72,7 +70,7 @@ pub(crate) struct Acme {
 impl std::fmt::Debug for Acme {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Acme")
-            .field("storage", &self.storage_dir)
+            .field("storage", &self.storage.dir())
             .field("domains", &self.config.load().domains)
             .finish_non_exhaustive()
     }
@@ -82,7 +80,6 @@ impl Acme {
     pub(crate) fn new(config: AcmeConfig, http_listener: SocketAddr) -> Self {
         Self {
             storage: Storage::new(&config.storage),
-            storage_dir: config.storage.clone(),
             config: ArcSwap::from_pointee(config),
             http_listener,
             served: ArcSwapOption::empty(),
@@ -93,7 +90,7 @@ impl Acme {
 
     /// Whether a reload with `config` can keep this one (and its certificate and lock).
     pub(crate) fn serves(&self, config: &AcmeConfig) -> bool {
-        self.storage_dir == config.storage
+        self.storage.dir() == config.storage
     }
 
     /// A reload kept this component: `config`'s domains, CA and timing apply from now on.
@@ -172,7 +169,7 @@ impl Acme {
             Ok(Some(lock)) => lock,
             Ok(None) => return,
             Err(e) => {
-                tracing::error!(dir = %self.storage_dir.display(), error = %e, "ACME storage cannot be locked; the current certificate keeps serving");
+                tracing::error!(dir = %self.storage.dir().display(), error = %e, "ACME storage cannot be locked; the current certificate keeps serving");
                 metrics::ACME_ORDERS.with_label_values(&["error"]).inc();
                 schedule.failed(now);
                 return;

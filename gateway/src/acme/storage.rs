@@ -35,6 +35,10 @@ impl Storage {
         }
     }
 
+    pub(super) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     pub(super) fn certificate(&self, config: &AcmeConfig) -> CertificatePaths {
         let name = config.domains.first().map_or("certificate", String::as_str);
         CertificatePaths {

@@ -47,16 +47,18 @@ const ACME_CHALLENGE: &str = "/.well-known/acme-challenge/";
 /// order (this gateway's or, through the shared storage, a replica's). An unknown token
 /// goes on to routing like any other request. Returns `true` when the answer was sent.
 pub(super) async fn answer_acme_challenge(session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
+    // The path test first: every request passes here, and almost none is a challenge.
     let req = session.req_header();
-    let acme = ctx.runtime.as_deref().and_then(|rt| rt.acme.clone());
-    let token = req.uri.path().strip_prefix(ACME_CHALLENGE);
-    let (Some(acme), Some(token), false) = (acme, token, ctx.tls) else {
+    let Some(token) = req.uri.path().strip_prefix(ACME_CHALLENGE) else {
         return Ok(false);
     };
-    if req.method != http::Method::GET && req.method != http::Method::HEAD {
+    let get = req.method == http::Method::GET || req.method == http::Method::HEAD;
+    let acme = ctx.runtime.as_deref().and_then(|rt| rt.acme.clone());
+    let (Some(acme), true, false) = (acme, get, ctx.tls) else {
         return Ok(false);
-    }
-    let Some(answer) = acme.answer(token).await else {
+    };
+    let token = token.to_owned();
+    let Some(answer) = acme.answer(&token).await else {
         return Ok(false);
     };
     let mut header = headers::own_response(200, &ctx.request_id, None)?;

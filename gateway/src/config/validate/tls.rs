@@ -77,10 +77,7 @@ fn check_self_signed(
         let mut names = Vec::new();
         for (i, name) in s.names.iter().enumerate() {
             let name = name.trim_end_matches('.').to_ascii_lowercase();
-            let dns_ok = !name.is_empty()
-                && name.split('.').all(|l| {
-                    !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-                });
+            let dns_ok = name.len() <= 253 && name.split('.').all(dns_label);
             if name.parse::<std::net::IpAddr>().is_err() && !dns_ok {
                 errs.push(
                     format!("tls.self_signed.names[{i}]"),
@@ -166,17 +163,21 @@ fn domain_problem(name: &str) -> Option<String> {
     if name.parse::<std::net::IpAddr>().is_ok() {
         return Some(format!("{name}: an IP address; list DNS names"));
     }
-    let label_ok = |l: &str| {
-        !l.is_empty()
-            && l.len() <= 63
-            && !l.starts_with('-')
-            && !l.ends_with('-')
-            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-    };
-    if name.len() > 253 || !name.contains('.') || !name.split('.').all(label_ok) {
+    if name.len() > 253 || !name.contains('.') || !name.split('.').all(dns_label) {
         return Some(format!(
             "{name:?} is not a DNS name with at least two labels (such as api.example.com)"
         ));
     }
     None
+}
+
+/// One label of a DNS name: letters, digits and inner hyphens, 1 to 63 bytes.
+fn dns_label(label: &str) -> bool {
+    !label.is_empty()
+        && label.len() <= 63
+        && !label.starts_with('-')
+        && !label.ends_with('-')
+        && label
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
 }
