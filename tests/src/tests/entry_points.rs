@@ -19,7 +19,7 @@ fn sources(dir: &Path, out: &mut Vec<PathBuf>) {
         let name = entry.file_name().to_string_lossy().into_owned();
         if path.is_dir() {
             // fuzz/ is a workspace of its own; target dirs and .git hold no commands of ours.
-            if !matches!(name.as_str(), "target" | "fuzz" | ".git") {
+            if !matches!(name.as_str(), "target" | "fuzz" | ".git" | "vendor") {
                 sources(&path, out);
             }
         } else if [".sh", ".md", ".rs", ".yaml", ".yml"]
