@@ -294,7 +294,9 @@ impl ServerApp for Connections {
             _ => None,
         };
         if self.tls {
-            stream = handshake(&self.shared.runtime, stream).await?;
+            // Boxed: the handshake's state is large and would otherwise stay part of this
+            // connection's future for its whole life (memory per idle connection).
+            stream = Box::pin(handshake(&self.shared.runtime, stream)).await?;
         }
         if matches!(
             stream.selected_alpn_proto(),
