@@ -157,10 +157,14 @@ impl Connections {
         header_read: &Arc<AtomicBool>,
     ) -> Option<pingora::apps::ReusedHttpStream> {
         header_read.store(false, Ordering::Relaxed);
-        let request = HEADER_READ.scope(
-            Arc::clone(header_read),
-            self.shared.proxy.process_new_http(session, shutdown),
+        // The request's future is several KiB. Boxed per request, so an idle keep-alive
+        // connection does not hold it; the box is allocated before the future is made, so
+        // that it can be written in place (`Box::pin(future)` copies all of it).
+        let serve = Box::write(
+            Box::new_uninit(),
+            self.shared.proxy.process_http_request(session, shutdown),
         );
+        let request = HEADER_READ.scope(Arc::clone(header_read), Box::into_pin(serve));
         tokio::pin!(request);
         tokio::select! {
             biased;

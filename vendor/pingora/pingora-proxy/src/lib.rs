@@ -1559,6 +1559,56 @@ where
 {
     async fn process_new_http(
         self: &Arc<Self>,
+        session: HttpSession,
+        shutdown: &ShutdownWatch,
+    ) -> Option<ReusedHttpStream> {
+        self.process_http_request(session, shutdown).await
+    }
+
+    async fn http_cleanup(&self) {
+        self.shutdown_flag.store(true, Ordering::Release);
+        // Notify all keepalived requests blocking on read_request() to abort
+        self.shutdown.notify_waiters();
+    }
+
+    fn server_options(&self) -> Option<&HttpServerOptions> {
+        self.server_options.as_ref()
+    }
+
+    fn h2_options(&self) -> Option<H2Options> {
+        self.h2_options.clone()
+    }
+    async fn process_custom_session(
+        self: Arc<Self>,
+        stream: Stream,
+        shutdown: &ShutdownWatch,
+    ) -> Option<Stream> {
+        let app = self.clone();
+
+        let Some(process_custom_session) = app.process_custom_session.as_ref() else {
+            warn!("custom was called on an empty on_custom");
+            return None;
+        };
+
+        process_custom_session(self.clone(), stream, shutdown).await
+    }
+
+    // TODO implement h2_options
+}
+
+impl<SV, C> HttpProxy<SV, C>
+where
+    SV: ProxyHttp + Send + Sync + 'static,
+    <SV as ProxyHttp>::CTX: Send + Sync,
+    C: custom::Connector,
+{
+    /// [`HttpServerApp::process_new_http`] as a plain `async fn`: the same request handling,
+    /// for applications that run their own connection loop. The trait method's future is
+    /// boxed on every call, and this future is large (several KiB: every phase of a proxied
+    /// request), so moving it into that box costs a copy of its whole size per request. An
+    /// application can instead await this one in place, or box it the way it prefers.
+    pub async fn process_http_request(
+        self: &Arc<Self>,
         mut session: HttpSession,
         shutdown: &ShutdownWatch,
     ) -> Option<ReusedHttpStream> {
@@ -1594,36 +1644,6 @@ where
 
         self.process_request(session, ctx).await
     }
-
-    async fn http_cleanup(&self) {
-        self.shutdown_flag.store(true, Ordering::Release);
-        // Notify all keepalived requests blocking on read_request() to abort
-        self.shutdown.notify_waiters();
-    }
-
-    fn server_options(&self) -> Option<&HttpServerOptions> {
-        self.server_options.as_ref()
-    }
-
-    fn h2_options(&self) -> Option<H2Options> {
-        self.h2_options.clone()
-    }
-    async fn process_custom_session(
-        self: Arc<Self>,
-        stream: Stream,
-        shutdown: &ShutdownWatch,
-    ) -> Option<Stream> {
-        let app = self.clone();
-
-        let Some(process_custom_session) = app.process_custom_session.as_ref() else {
-            warn!("custom was called on an empty on_custom");
-            return None;
-        };
-
-        process_custom_session(self.clone(), stream, shutdown).await
-    }
-
-    // TODO implement h2_options
 }
 
 use pingora_core::services::listening::{RuntimeOptsOverride, Service};
