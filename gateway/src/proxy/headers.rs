@@ -105,7 +105,17 @@ pub(crate) fn client_ip(
 /// Returned rather than removed because Pingora's header types keep a case-preserving name
 /// map beside the `HeaderMap`; removal must go through their `remove_header`.
 pub(crate) fn hop_by_hop(headers: &HeaderMap) -> Vec<HeaderName> {
-    let upgrading = headers.contains_key(UPGRADE)
+    // One pass over the names present (a handful) instead of a hashed lookup per candidate:
+    // most messages carry none of these, and this runs on every response.
+    let (mut any, mut upgrade) = (false, false);
+    for name in headers.keys() {
+        upgrade |= name == UPGRADE;
+        any |= HOP_BY_HOP.contains(&name.as_str());
+    }
+    if !any {
+        return Vec::new();
+    }
+    let upgrading = upgrade
         && headers.get_all(CONNECTION).iter().any(|v| {
             v.to_str()
                 .is_ok_and(|s| s.to_ascii_lowercase().contains("upgrade"))
@@ -121,10 +131,10 @@ pub(crate) fn hop_by_hop(headers: &HeaderMap) -> Vec<HeaderName> {
         .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
         .collect();
     names.extend(
-        HOP_BY_HOP
-            .iter()
-            .filter(|n| headers.contains_key(**n))
-            .map(|n| HeaderName::from_static(n)),
+        headers
+            .keys()
+            .filter(|n| HOP_BY_HOP.contains(&n.as_str()))
+            .cloned(),
     );
     names
 }

@@ -449,9 +449,9 @@ pub(super) fn rewrite_upstream_request(
     req: &mut RequestHeader,
     ctx: &Ctx,
 ) -> Result<()> {
-    for name in headers::hop_by_hop(&req.headers) {
-        req.remove_header(&name);
-    }
+    // Hop-by-hop and Connection-named headers are already gone: Pingora's default upstream
+    // request policy (`HttpUpstreamRequestPolicy::standard`, which the gateway's peers keep)
+    // strips them before this filter runs, keeping only a normalized WebSocket upgrade.
     // Identity headers are the gateway's to set: client copies go on every route.
     if let Some(rt) = &ctx.runtime {
         for name in &rt.owned_headers {
