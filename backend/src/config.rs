@@ -88,6 +88,10 @@ pub struct Settings {
     /// Job workers per process.
     #[arg(long, env = "WORKER_CONCURRENCY", default_value_t = 4)]
     pub worker_concurrency: usize,
+    /// Most jobs a worker takes from the stream and runs together (one claim, one insert,
+    /// one acknowledgement for all of them).
+    #[arg(long, env = "JOB_BATCH_SIZE", default_value_t = 64)]
+    pub job_batch_size: usize,
     /// Name in X-Instance and in queue consumer names (default: the host name).
     #[arg(long, env = "INSTANCE_ID")]
     pub instance_id: Option<String>,

@@ -7,7 +7,7 @@
 //! - [`startup`]: `build_state`, `Application::build` / `run_until_stopped`.
 //! - [`http`]: request and reply helpers (body, identity, JSON).
 //! - [`routes`]: the routing table (canonical paths only), the serving loop, the handlers.
-//! - [`worker`]: the job worker, a loop around `try_execute_task`.
+//! - [`worker`]: the job worker, a loop around `handle_all` (a batch of jobs at a time).
 //! - [`input`]: rules every text input shares (no control characters).
 //! - [`auth`]: usernames and passwords, argon2id hashes, signed tokens and the JWKS.
 //! - [`todos`]: the todo domain, its SQL and the first-page cache.

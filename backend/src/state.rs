@@ -41,4 +41,12 @@ impl AppState {
             tracing::warn!(%user, error = %e, "cache invalidation failed");
         }
     }
+
+    /// [`Self::invalidate_todos`] for many users, in one round trip.
+    pub async fn invalidate_todos_of(&self, users: &[Uuid]) {
+        if let Err(e) = self.cache.bump_all(users).await {
+            self.metrics.cache.with_label_values(&["error"]).inc();
+            tracing::warn!(users = users.len(), error = %e, "cache invalidation failed");
+        }
+    }
 }

@@ -1,6 +1,7 @@
-//! Job workers: a loop (`run`) around a step (`try_execute_task`), so tests can drive the
+//! Job workers: a loop (`run`) around a step (`handle_all`, a batch), so tests can drive the
 //! step directly and the loop only adds waiting, reclaiming and backoff.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,13 +31,51 @@ pub enum ExecutionOutcome {
 
 /// Run one delivered job. Never panics; errors become outcomes.
 pub async fn try_execute_task(state: &AppState, job_id: Uuid) -> ExecutionOutcome {
-    let claimed = match repo::start_attempt(&state.db, job_id).await {
-        Ok(Some(c)) => c,
-        Ok(None) => return ExecutionOutcome::Skipped,
+    match repo::start_attempt(&state.db, job_id).await {
+        Ok(Some(claimed)) => complete(state, &claimed).await,
+        Ok(None) => ExecutionOutcome::Skipped,
         // The database is unreachable: no attempt was counted; try again later.
-        Err(e) => return ExecutionOutcome::WillRetry(format!("cannot start the job: {e}")),
+        Err(e) => ExecutionOutcome::WillRetry(format!("cannot start the job: {e}")),
+    }
+}
+
+/// Run many delivered jobs together: one statement claims them, one transaction inserts
+/// their todos, one round trip invalidates their owners' lists, one statement marks them
+/// done. If that fails, each claimed job is run on its own (as [`try_execute_task`] would,
+/// without counting a second attempt), so one bad job fails, retries and dead-letters alone.
+/// Never panics; every id in `job_ids` gets an outcome.
+pub async fn try_execute_tasks(state: &AppState, job_ids: &[Uuid]) -> HashMap<Uuid, ExecutionOutcome> {
+    let claimed = match repo::start_attempts(&state.db, job_ids).await {
+        Ok(claimed) => claimed,
+        Err(e) => {
+            let why = format!("cannot start the job: {e}");
+            return job_ids
+                .iter()
+                .map(|id| (*id, ExecutionOutcome::WillRetry(why.clone())))
+                .collect();
+        }
     };
-    match insert_todo(state, job_id, &claimed)
+    let mut outcomes: HashMap<Uuid, ExecutionOutcome> = job_ids
+        .iter()
+        .map(|id| (*id, ExecutionOutcome::Skipped))
+        .collect();
+    match insert_todos(state, &claimed).await {
+        Ok(()) => outcomes.extend(claimed.iter().map(|c| (c.id, ExecutionOutcome::Done))),
+        Err(e) => {
+            tracing::debug!(jobs = claimed.len(), error = format!("{e:#}"), "a batch of jobs failed; running them one by one");
+            for job in &claimed {
+                outcomes.insert(job.id, complete(state, job).await);
+            }
+        }
+    }
+    outcomes
+}
+
+/// Finish a claimed job: its todo inserted and the job done, or a failure that is retried
+/// or, after the last attempt, dead-lettered.
+async fn complete(state: &AppState, claimed: &repo::Claimed) -> ExecutionOutcome {
+    let job_id = claimed.id;
+    match insert_todo(state, job_id, claimed)
         .await
         .map_err(|e| format!("{e:#}"))
     {
@@ -61,6 +100,42 @@ pub async fn try_execute_task(state: &AppState, job_id: Uuid) -> ExecutionOutcom
     }
 }
 
+/// [`insert_todo`] for many claimed jobs, in the same order of steps.
+async fn insert_todos(state: &AppState, jobs: &[repo::Claimed]) -> anyhow::Result<()> {
+    if jobs.is_empty() {
+        return Ok(());
+    }
+    let rows: Vec<(Uuid, Uuid, &str)> = jobs
+        .iter()
+        .map(|j| (j.id, j.user_id, j.title.as_str()))
+        .collect();
+    let ids: Vec<Uuid> = jobs.iter().map(|j| j.id).collect();
+    let mut tx = state
+        .db
+        .begin()
+        .await
+        .context("Failed to begin a transaction")?;
+    todos::repo::insert_for_jobs(&mut tx, &rows)
+        .await
+        .context("Failed to insert the todos")?;
+    let recorded = repo::record_todos(&mut tx, &ids)
+        .await
+        .context("Failed to record the todos on their jobs")?;
+    anyhow::ensure!(
+        recorded == ids.len() as u64,
+        "{recorded} of {} jobs found their todo",
+        ids.len()
+    );
+    tx.commit().await.context("Failed to commit")?;
+    let mut owners: Vec<Uuid> = jobs.iter().map(|j| j.user_id).collect();
+    owners.sort_unstable();
+    owners.dedup();
+    state.invalidate_todos_of(&owners).await;
+    repo::finish_all(&state.db, &ids)
+        .await
+        .context("Failed to mark the jobs done")
+}
+
 /// Insert the todo (idempotent), invalidate the owner's cached list, then mark the job done,
 /// in that order: a client that sees "done" finds the todo in its next list.
 async fn insert_todo(state: &AppState, job_id: Uuid, job: &repo::Claimed) -> anyhow::Result<()> {
@@ -82,32 +157,63 @@ async fn insert_todo(state: &AppState, job_id: Uuid, job: &repo::Claimed) -> any
         .context("Failed to mark the job done")
 }
 
-/// Handle one delivery: run it, acknowledge unless it must be retried, count it.
+/// Handle one delivery: [`handle_all`] of one.
 pub async fn handle(state: &AppState, delivery: &Delivery) -> ExecutionOutcome {
-    let outcome = match delivery.job_id {
-        Some(job_id) => try_execute_task(state, job_id).await,
-        None => ExecutionOutcome::Skipped,
-    };
-    let metric = match &outcome {
-        ExecutionOutcome::Done => "processed",
-        ExecutionOutcome::Skipped => "skipped",
-        ExecutionOutcome::WillRetry(_) => "failed",
-        ExecutionOutcome::DeadLettered(_) => "dead_lettered",
-    };
-    state.metrics.jobs.with_label_values(&[metric]).inc();
-    if let ExecutionOutcome::WillRetry(error) | ExecutionOutcome::DeadLettered(error) = &outcome {
-        tracing::warn!(job_id = ?delivery.job_id, error, outcome = metric, "job failed");
-    }
-    if !matches!(outcome, ExecutionOutcome::WillRetry(_)) {
-        if let Err(e) = state.queue.ack(&delivery.entry_id).await {
-            tracing::warn!(entry = delivery.entry_id, error = %e, "could not acknowledge a job; it will run again (harmlessly)");
-        }
-    }
-    outcome
+    handle_all(state, std::slice::from_ref(delivery))
+        .await
+        .pop()
+        .unwrap_or(ExecutionOutcome::Skipped)
 }
 
-/// One worker: reclaims stale entries, reads new ones, handles them, until `stop` fires.
-/// A job in progress when `stop` fires is finished first.
+/// Handle deliveries together ([`try_execute_tasks`]), count each, and acknowledge with one
+/// `XACK` every one that must not be retried. Returns their outcomes, in order.
+pub async fn handle_all(state: &AppState, deliveries: &[Delivery]) -> Vec<ExecutionOutcome> {
+    let mut ids: Vec<Uuid> = deliveries.iter().filter_map(|d| d.job_id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let mut outcomes = if ids.is_empty() {
+        HashMap::new()
+    } else {
+        try_execute_tasks(state, &ids).await
+    };
+    let mut ack = Vec::with_capacity(deliveries.len());
+    let mut results = Vec::with_capacity(deliveries.len());
+    for delivery in deliveries {
+        let outcome = delivery
+            .job_id
+            .and_then(|id| outcomes.get(&id).cloned())
+            .unwrap_or(ExecutionOutcome::Skipped);
+        let metric = match &outcome {
+            ExecutionOutcome::Done => "processed",
+            ExecutionOutcome::Skipped => "skipped",
+            ExecutionOutcome::WillRetry(_) => "failed",
+            ExecutionOutcome::DeadLettered(_) => "dead_lettered",
+        };
+        state.metrics.jobs.with_label_values(&[metric]).inc();
+        if let ExecutionOutcome::WillRetry(error) | ExecutionOutcome::DeadLettered(error) = &outcome {
+            tracing::warn!(job_id = ?delivery.job_id, error, outcome = metric, "job failed");
+        }
+        if !matches!(outcome, ExecutionOutcome::WillRetry(_)) {
+            ack.push(delivery.entry_id.as_str());
+        }
+        // A job listed twice is run once; its second delivery is only acknowledged.
+        if let Some(id) = delivery.job_id {
+            if matches!(outcome, ExecutionOutcome::Done) {
+                outcomes.insert(id, ExecutionOutcome::Skipped);
+            }
+        }
+        results.push(outcome);
+    }
+    if !ack.is_empty() {
+        if let Err(e) = state.queue.ack_all(&ack).await {
+            tracing::warn!(entries = ack.len(), error = %e, "could not acknowledge jobs; they will run again (harmlessly)");
+        }
+    }
+    results
+}
+
+/// One worker: reclaims stale entries, reads new ones, handles them as one batch, until
+/// `stop` fires. A batch in progress when `stop` fires is finished first.
 pub async fn run(
     state: Arc<AppState>,
     consumer: String,
@@ -125,7 +231,7 @@ pub async fn run(
         // Entries a dead consumer left behind come first.
         let reclaimed: Vec<Delivery> = state
             .queue
-            .reclaim(&consumer, visibility_ms, 10)
+            .reclaim(&consumer, visibility_ms, state.settings.job_batch_size.max(1))
             .await
             .unwrap_or_default();
         if !reclaimed.is_empty() {
@@ -136,7 +242,7 @@ pub async fn run(
                 .inc_by(reclaimed.len() as u64);
         }
         let read = tokio::select! {
-            r = reader.read_new(10, 1000) => r,
+            r = reader.read_new(state.settings.job_batch_size.max(1), 1000) => r,
             _ = stop.changed() => break,
         };
         let (fresh, connected) = match read {
@@ -158,13 +264,7 @@ pub async fn run(
             continue;
         }
         backoff = Duration::from_millis(100);
-        for delivery in &batch {
-            handle(&state, delivery).await;
-            if *stop.borrow() {
-                // Entries not yet handled stay pending and go to another worker.
-                break;
-            }
-        }
+        handle_all(&state, &batch).await;
     }
     tracing::info!(consumer, "worker stopped");
 }

@@ -124,10 +124,16 @@ impl Queue {
     }
 
     pub async fn ack(&self, entry_id: &str) -> redis::RedisResult<()> {
-        let (stream, id) = (self.stream.clone(), entry_id.to_owned());
+        self.ack_all(&[entry_id]).await
+    }
+
+    /// Acknowledge many entries with one `XACK`.
+    pub async fn ack_all(&self, entry_ids: &[&str]) -> redis::RedisResult<()> {
+        let stream = self.stream.clone();
+        let ids: Vec<String> = entry_ids.iter().map(|id| (*id).to_owned()).collect();
         let _: u64 = self
             .redis
-            .run(|mut c| async move { c.xack(stream, GROUP, &[id]).await })
+            .run(|mut c| async move { c.xack(stream, GROUP, &ids).await })
             .await?;
         Ok(())
     }

@@ -115,6 +115,7 @@ pub(crate) async fn view(
 /// A job a worker is about to run.
 #[derive(Debug, sqlx::FromRow)]
 pub(crate) struct Claimed {
+    pub(crate) id: Uuid,
     pub(crate) user_id: Uuid,
     pub(crate) title: String,
     pub(crate) attempts: i32,
@@ -124,10 +125,26 @@ pub(crate) struct Claimed {
 pub(crate) async fn start_attempt(pool: &PgPool, id: Uuid) -> Result<Option<Claimed>, sqlx::Error> {
     sqlx::query_as(
         "UPDATE jobs SET status = 'running', attempts = attempts + 1, updated_at = now() \
-         WHERE id = $1 AND status IN ('queued', 'running') RETURNING user_id, title, attempts",
+         WHERE id = $1 AND status IN ('queued', 'running') RETURNING id, user_id, title, attempts",
     )
     .bind(id)
     .fetch_optional(pool)
+    .await
+}
+
+/// [`start_attempt`] for many jobs in one statement: the unfinished ones among `ids` (each
+/// counted once, however often it is listed).
+pub(crate) async fn start_attempts(
+    pool: &PgPool,
+    ids: &[Uuid],
+) -> Result<Vec<Claimed>, sqlx::Error> {
+    sqlx::query_as(
+        "UPDATE jobs SET status = 'running', attempts = attempts + 1, updated_at = now() \
+         WHERE id = ANY($1) AND status IN ('queued', 'running') \
+         RETURNING id, user_id, title, attempts",
+    )
+    .bind(ids)
+    .fetch_all(pool)
     .await
 }
 
@@ -142,6 +159,30 @@ pub(crate) async fn record_todo(
         .execute(conn)
         .await
         .map(|_| ())
+}
+
+/// Point each of the jobs `ids` at the todo it created (inserted in the same transaction);
+/// returns how many jobs were updated.
+pub(crate) async fn record_todos(conn: &mut PgConnection, ids: &[Uuid]) -> Result<u64, sqlx::Error> {
+    sqlx::query(
+        "UPDATE jobs SET todo_id = todos.id, updated_at = now() FROM todos \
+         WHERE todos.job_id = jobs.id AND jobs.id = ANY($1)",
+    )
+    .bind(ids)
+    .execute(conn)
+    .await
+    .map(|done| done.rows_affected())
+}
+
+/// [`finish`] for many jobs in one statement.
+pub(crate) async fn finish_all(pool: &PgPool, ids: &[Uuid]) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE jobs SET status = 'done', error = NULL, updated_at = now() WHERE id = ANY($1)",
+    )
+    .bind(ids)
+    .execute(pool)
+    .await
+    .map(|_| ())
 }
 
 pub(crate) async fn finish(pool: &PgPool, id: Uuid) -> Result<(), sqlx::Error> {

@@ -94,4 +94,15 @@ impl TodoCache {
             .await?;
         Ok(())
     }
+
+    /// [`Self::bump`] for many users, in one round trip.
+    pub(crate) async fn bump_all(&self, users: &[Uuid]) -> Result<(), redis::RedisError> {
+        let mut pipe = redis::pipe();
+        for user in users {
+            pipe.incr(self.version_key(*user), 1).ignore();
+        }
+        self.redis
+            .run(|mut c| async move { pipe.query_async(&mut c).await })
+            .await
+    }
 }

@@ -77,6 +77,30 @@ pub(crate) async fn delete(pool: &PgPool, user: Uuid, id: Uuid) -> Result<bool, 
 }
 
 /// Insert the todo a job creates, at most once per job. Returns its id either way.
+/// The todos of many jobs in one statement, `(job, owner, title)` each; a job that already
+/// has its todo keeps it (the insert is idempotent per job, as [`insert_for_job`]).
+pub(crate) async fn insert_for_jobs(
+    conn: &mut PgConnection,
+    jobs: &[(Uuid, Uuid, &str)],
+) -> Result<(), sqlx::Error> {
+    let ids: Vec<Uuid> = jobs.iter().map(|_| Uuid::now_v7()).collect();
+    let owners: Vec<Uuid> = jobs.iter().map(|j| j.1).collect();
+    let titles: Vec<&str> = jobs.iter().map(|j| j.2).collect();
+    let job_ids: Vec<Uuid> = jobs.iter().map(|j| j.0).collect();
+    sqlx::query(
+        "INSERT INTO todos (id, user_id, title, job_id) \
+         SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::uuid[]) \
+         ON CONFLICT (job_id) DO NOTHING",
+    )
+    .bind(ids)
+    .bind(owners)
+    .bind(titles)
+    .bind(job_ids)
+    .execute(conn)
+    .await
+    .map(|_| ())
+}
+
 pub(crate) async fn insert_for_job(
     conn: &mut PgConnection,
     job_id: Uuid,

@@ -135,6 +135,7 @@ pub(crate) async fn test_settings(options: Options) -> (Settings, tempfile::Temp
         db_pool_size: 10,
         cache_ttl_seconds: options.cache_ttl_seconds,
         worker_concurrency: 2,
+        job_batch_size: 64,
         instance_id: Some(format!(
             "test-{}",
             &Uuid::new_v4().simple().to_string()[..8]
@@ -172,10 +173,8 @@ impl TestApp {
             if batch.is_empty() {
                 return handled;
             }
-            for delivery in &batch {
-                backend::worker::handle(&self.state, delivery).await;
-                handled += 1;
-            }
+            backend::worker::handle_all(&self.state, &batch).await;
+            handled += batch.len();
         }
     }
 

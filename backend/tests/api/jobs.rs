@@ -79,6 +79,57 @@ async fn a_job_delivered_twice_still_creates_one_todo() {
 }
 
 #[tokio::test]
+async fn a_batch_runs_good_jobs_together_and_fails_a_bad_one_alone() {
+    // Arrange: three jobs, the middle one refused by the database, and the first listed
+    // twice (as a redelivery beside its original would be).
+    let app = spawn_app().await;
+    let user = app.api.user("batch").await.unwrap();
+    sqlx::query("ALTER TABLE todos ADD CONSTRAINT no_poison CHECK (title <> 'poison')")
+        .execute(&app.state.db)
+        .await
+        .unwrap();
+    let mut ids = Vec::new();
+    for title in ["first", "poison", "third"] {
+        let body: Value = app.api.create_todo(&user, title).await.json().await.unwrap();
+        ids.push(uuid::Uuid::parse_str(body["job_id"].as_str().unwrap()).unwrap());
+    }
+    let listed = [ids[0], ids[1], ids[2], ids[0]];
+
+    // Act
+    let outcomes = backend::worker::try_execute_tasks(&app.state, &listed).await;
+
+    // Assert: the good ones are done, the bad one will be retried with one attempt counted.
+    use backend::worker::ExecutionOutcome::{Done, WillRetry};
+    assert_eq!(outcomes.len(), 3, "{outcomes:?}");
+    assert_eq!(outcomes[&ids[0]], Done);
+    assert_eq!(outcomes[&ids[2]], Done);
+    assert!(matches!(outcomes[&ids[1]], WillRetry(_)), "{outcomes:?}");
+    let attempts: i32 = sqlx::query_scalar("SELECT attempts FROM jobs WHERE id = $1")
+        .bind(ids[1])
+        .fetch_one(&app.state.db)
+        .await
+        .unwrap();
+    assert_eq!(attempts, 1);
+    let list: Value = app.api.get("/todos", &user).await.json().await.unwrap();
+    let mut titles: Vec<&str> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["title"].as_str().unwrap())
+        .collect();
+    titles.sort_unstable();
+    assert_eq!(titles, ["first", "third"]);
+    for (id, status) in [(ids[0], "done"), (ids[1], "running"), (ids[2], "done")] {
+        let got: String = sqlx::query_scalar("SELECT status FROM jobs WHERE id = $1")
+            .bind(id)
+            .fetch_one(&app.state.db)
+            .await
+            .unwrap();
+        assert_eq!(got, status, "job {id}");
+    }
+}
+
+#[tokio::test]
 async fn a_job_failing_every_attempt_is_dead_lettered_with_its_error() {
     // Arrange: make this test database refuse one title, so the insert fails every time.
     let app = spawn_app().await;
