@@ -1,11 +1,12 @@
 //! `GET /todos`, `GET|PATCH|DELETE /todos/{id}`. Another user's todo is 404, like a missing
 //! one, so existence is never revealed.
 
+use bytes::Bytes;
 use serde::Deserialize;
 use uuid::Uuid;
 
 use crate::error::ApiError;
-use crate::http::{empty, json_body, Reply, Request};
+use crate::http::{empty, json_body, text, Reply, Request};
 use crate::todos::domain::{Cursor, Page, TodoTitle};
 use crate::todos::repo;
 
@@ -42,7 +43,7 @@ pub(crate) async fn list(req: Request<'_>) -> Result<Reply, ApiError> {
         match state.cache.get(user).await {
             Ok((Some(page), _)) => {
                 state.metrics.cache.with_label_values(&["hit"]).inc();
-                return page_reply(&page);
+                return Ok(text(http::StatusCode::OK, "application/json", page));
             }
             Ok((None, v)) => {
                 state.metrics.cache.with_label_values(&["miss"]).inc();
@@ -68,13 +69,18 @@ pub(crate) async fn list(req: Request<'_>) -> Result<Reply, ApiError> {
         None
     };
     let page = Page { items, next_cursor };
-    if let Some(v) = version {
-        if let Err(e) = state.cache.put(user, v, &page).await {
-            state.metrics.cache.with_label_values(&["error"]).inc();
-            tracing::warn!(request_id = req.request_id, error = %e, "cache fill failed");
-        }
+    let Some(v) = version else {
+        return page_reply(&page);
+    };
+    // Serialized once: the same bytes are cached and sent.
+    let body = Bytes::from(serde_json::to_vec(&page).map_err(|e| {
+        ApiError::Unexpected(anyhow::Error::new(e).context("Failed to serialize a reply"))
+    })?);
+    if let Err(e) = state.cache.put(user, v, body.clone()).await {
+        state.metrics.cache.with_label_values(&["error"]).inc();
+        tracing::warn!(request_id = req.request_id, error = %e, "cache fill failed");
     }
-    page_reply(&page)
+    Ok(text(http::StatusCode::OK, "application/json", body))
 }
 
 pub(crate) async fn get(req: &Request<'_>, id: &str) -> Result<Reply, ApiError> {

@@ -10,13 +10,30 @@
 //! Redis errors never fail a read: the page is served from PostgreSQL and the error shows
 //! in logs and in `cache_operations_total{result="error"}`.
 
+use std::sync::LazyLock;
 use std::time::Duration;
+
+use bytes::Bytes;
 
 use redis::AsyncCommands as _;
 use uuid::Uuid;
 
-use super::domain::Page;
 use crate::redis_handle::RedisHandle;
+
+/// The end of a page key, after `<prefix>todos:<user>:v<version>`.
+const PAGE_SUFFIX: &str = ":first";
+
+/// Reads the version and the page stored under it in one round trip (the page key depends
+/// on the version). KEYS[1]: the version key; ARGV: the page key around the version.
+/// Returns `{version or nil, page or nil}`.
+static READ_SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r"
+local version = redis.call('GET', KEYS[1])
+return {version or false, redis.call('GET', ARGV[1] .. (version or '0') .. ARGV[2]) or false}
+",
+    )
+});
 
 pub(crate) struct TodoCache {
     pub(crate) redis: RedisHandle,
@@ -39,49 +56,39 @@ impl TodoCache {
     }
 
     fn page_key(&self, user: Uuid, version: Version) -> String {
-        format!("{}todos:{user}:v{version}:first", self.prefix)
+        format!("{}todos:{user}:v{version}{PAGE_SUFFIX}", self.prefix)
     }
 
-    /// The cached page and the version it was looked up under.
-    pub(crate) async fn get(
-        &self,
-        user: Uuid,
-    ) -> Result<(Option<Page>, Version), redis::RedisError> {
+    /// The cached page (its JSON, as the reply's body) and the version it was looked up
+    /// under, in one round trip.
+    pub(crate) async fn get(&self, user: Uuid) -> Result<(Option<Bytes>, Version), redis::RedisError> {
         let vkey = self.version_key(user);
-        let version: Option<u64> = self
+        let page_prefix = format!("{}todos:{user}:v", self.prefix);
+        let (version, cached): (Option<u64>, Option<Vec<u8>>) = self
             .redis
-            .run(|mut c| async move { c.get(vkey).await })
+            .run(|mut c| async move {
+                READ_SCRIPT
+                    .key(vkey)
+                    .arg(page_prefix)
+                    .arg(PAGE_SUFFIX)
+                    .invoke_async(&mut c)
+                    .await
+            })
             .await?;
-        let version = version.unwrap_or(0);
-        let pkey = self.page_key(user, version);
-        let cached: Option<String> = self
-            .redis
-            .run(|mut c| async move { c.get(pkey).await })
-            .await?;
-        Ok((
-            cached.and_then(|text| serde_json::from_str(&text).ok()),
-            version,
-        ))
+        Ok((cached.map(Bytes::from), version.unwrap_or(0)))
     }
 
+    /// Cache `page`, already serialized as the reply's JSON.
     pub(crate) async fn put(
         &self,
         user: Uuid,
         version: Version,
-        page: &Page,
+        page: Bytes,
     ) -> Result<(), redis::RedisError> {
         let key = self.page_key(user, version);
-        // A page that cannot be serialized is not cached (reads then miss, and say so).
-        let text = serde_json::to_string(page).map_err(|e| {
-            redis::RedisError::from((
-                redis::ErrorKind::TypeError,
-                "the page cannot be serialized",
-                e.to_string(),
-            ))
-        })?;
         let ttl = self.ttl.as_secs().max(1);
         self.redis
-            .run(|mut c| async move { c.set_ex(key, text, ttl).await })
+            .run(|mut c| async move { c.set_ex(key, page.as_ref(), ttl).await })
             .await
     }
 
