@@ -1,16 +1,26 @@
 #!/usr/bin/env bash
-# User-space instructions per proxied request of a gateway binary, counted by callgrind
-# (deterministic: the count does not move with the machine's noise, unlike time).
+# User-space instructions per proxied request, counted by callgrind (deterministic: the
+# count does not move with the machine's noise, unlike time).
 #
-#   bench/callgrind.sh [GATEWAY_BIN] [SECONDS]
+#   bench/callgrind.sh [GATEWAY_BIN] [SECONDS]          the gateway alone
+#   bench/callgrind.sh --compare [GATEWAY_BIN] [SECONDS] the gateway and nginx, and the goal
 #
-# The gateway (one worker thread) proxies to an nginx that answers 19 bytes; wrk warms it
+# The proxy under test (one worker) forwards to an nginx that answers 19 bytes; wrk warms it
 # up with instrumentation off, then instrumentation goes on for SECONDS (default 20) of
-# `wrk -t1 -c16` and the total is divided by the requests wrk completed. Prints one line:
-#   <instructions per request> <requests> <binary>
+# `wrk -t1 -c16` and the total is divided by the requests wrk completed. nginx as the proxy
+# runs as one process (`master_process off`) with upstream keep-alive, as in `bench proxy`.
+# Prints one line per proxy:
+#   <instructions per request> <requests> <proxy>
+# and with --compare a last line with the issue's goal (gateway <= 2x nginx) and its verdict.
+# With CALLGRIND_OUT=DIR the profiles are copied there, for `callgrind_annotate DIR/FILE`.
 # Needs valgrind, nginx and wrk (scripts/install-deps.sh test installs them).
 set -euo pipefail
 
+compare=false
+if [[ "${1:-}" == "--compare" ]]; then
+  compare=true
+  shift
+fi
 gateway="${1:-target/dist/gateway}"
 seconds="${2:-20}"
 dir=$(mktemp -d)
@@ -23,22 +33,53 @@ cleanup() {
 trap cleanup EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-upstream=$(free_port) http=$(free_port) admin=$(free_port)
+upstream=$(free_port)
 
-cat >"$dir/nginx.conf" <<CONF
+cat >"$dir/upstream.conf" <<CONF
 daemon off;
 worker_processes 1;
-error_log $dir/nginx.err;
-pid $dir/nginx.pid;
+error_log $dir/upstream.err;
+pid $dir/upstream.pid;
 events { worker_connections 1024; }
 http {
   access_log off;
   server { listen 127.0.0.1:$upstream; location / { return 200 "hello from nginx!!\n"; } }
 }
 CONF
-nginx -c "$dir/nginx.conf" -p "$dir" &
+nginx -c "$dir/upstream.conf" -p "$dir" &
 pids+=($!)
 
+# measure NAME PID URL: warm up, count SECONDS of load, print the line.
+measure() {
+  local name=$1 pid=$2 url=$3 requests total ir
+  curl -sf "$url" >/dev/null
+  wrk -t1 -c16 -d5s "$url" >/dev/null
+  callgrind_control -i on "$pid" >/dev/null 2>&1
+  callgrind_control -z "$pid" >/dev/null 2>&1
+  requests=$(wrk -t1 -c16 -d"${seconds}s" "$url" | awk '/requests in/ {print $1}')
+  callgrind_control -d "$pid" >/dev/null 2>&1
+  callgrind_control -i off "$pid" >/dev/null 2>&1
+  total=0
+  for f in "$dir/$name".callgrind.out*; do
+    ir=$(awk '/^(summary|totals):/ {print $2; exit}' "$f")
+    total=$((total + ${ir:-0}))
+  done
+  if [[ -n "${CALLGRIND_OUT:-}" ]]; then
+    mkdir -p "$CALLGRIND_OUT" && cp "$dir/$name".callgrind.out* "$CALLGRIND_OUT"/
+  fi
+  echo "$((total / requests)) $requests $name"
+}
+
+wait_ready() {
+  for _ in $(seq 600); do
+    curl -sf "$1" >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  echo "not ready: $1" >&2
+  return 1
+}
+
+http=$(free_port) admin=$(free_port)
 cat >"$dir/gateway.yaml" <<CONF
 server: { threads: 1 }
 listeners: { http: "127.0.0.1:$http", admin: "127.0.0.1:$admin" }
@@ -48,27 +89,44 @@ routes:
   - { name: all, match: { path_prefix: / }, pool: u }
 CONF
 RUST_LOG=warn valgrind --tool=callgrind --instr-atstart=no \
-  --callgrind-out-file="$dir/callgrind.out" "$gateway" --config "$dir/gateway.yaml" \
+  --callgrind-out-file="$dir/gateway.callgrind.out" "$gateway" --config "$dir/gateway.yaml" \
   >"$dir/gateway.log" 2>&1 &
 gw=$!
 pids+=($gw)
+wait_ready "http://127.0.0.1:$admin/readyz"
+gateway_line=$(measure gateway "$gw" "http://127.0.0.1:$http/")
+echo "$gateway_line $gateway"
+kill "$gw" 2>/dev/null || true
 
-for _ in $(seq 600); do
-  curl -sf "http://127.0.0.1:$admin/readyz" >/dev/null 2>&1 && break
-  sleep 0.1
-done
-curl -sf "http://127.0.0.1:$http/" >/dev/null
-
-wrk -t1 -c16 -d5s "http://127.0.0.1:$http/" >/dev/null
-callgrind_control -i on "$gw" >/dev/null 2>&1
-callgrind_control -z "$gw" >/dev/null 2>&1
-requests=$(wrk -t1 -c16 -d"${seconds}s" "http://127.0.0.1:$http/" | awk '/requests in/ {print $1}')
-callgrind_control -d "$gw" >/dev/null 2>&1
-callgrind_control -i off "$gw" >/dev/null 2>&1
-
-total=0
-for f in "$dir"/callgrind.out*; do
-  ir=$(awk '/^(summary|totals):/ {print $2; exit}' "$f")
-  total=$((total + ${ir:-0}))
-done
-echo "$((total / requests)) $requests $gateway"
+if $compare; then
+  proxy=$(free_port)
+  cat >"$dir/proxy.conf" <<CONF
+daemon off;
+master_process off;
+worker_processes 1;
+error_log $dir/proxy.err;
+pid $dir/proxy.pid;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  upstream up { server 127.0.0.1:$upstream; keepalive 1024; }
+  server {
+    listen 127.0.0.1:$proxy;
+    location / { proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection ""; }
+  }
+}
+CONF
+  valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$dir/nginx.callgrind.out" \
+    nginx -c "$dir/proxy.conf" -p "$dir" >"$dir/proxy.log" 2>&1 &
+  ngx=$!
+  pids+=($ngx)
+  wait_ready "http://127.0.0.1:$proxy/"
+  nginx_line=$(measure nginx "$ngx" "http://127.0.0.1:$proxy/")
+  echo "$nginx_line"
+  g=${gateway_line%% *} n=${nginx_line%% *}
+  awk -v g="$g" -v n="$n" 'BEGIN {
+    r = g / n
+    printf "- instructions per proxied request: gateway %d vs nginx %d = %.2fx (goal <= 2x: %s)\n",
+      g, n, r, (r <= 2.0 ? "met" : "missed")
+  }'
+fi

@@ -1,7 +1,7 @@
 //! The proxy benchmark: every scenario, every system, interleaved rounds, medians.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::Ordering::SeqCst;
 use std::time::Duration;
@@ -216,10 +216,13 @@ pub(crate) fn run(opts: &Options) -> anyhow::Result<()> {
         }
     }
     let rows = report::medians(&samples);
-    let settings = serde_json::json!({
+    let mut settings = serde_json::json!({
         "duration_s": opts.duration, "rounds": opts.rounds,
         "connections": opts.connections, "smoke": opts.smoke,
     });
+    if !opts.smoke {
+        settings["instructions"] = instructions()?;
+    }
     report::write(&opts.out, "proxy", &rows, settings)?;
     eprintln!(
         "bench: {} measurements, results in {}",
@@ -313,4 +316,30 @@ fn idle_rss(system: System, count: usize, upstream: SocketAddr) -> anyhow::Resul
     let _ = client.kill();
     let _ = client.wait();
     Ok((rss, held))
+}
+
+/// User-space instructions per proxied request of the gateway and of nginx, counted by
+/// callgrind (`bench/callgrind.sh --compare`, 15 s of load each): the figure that does not
+/// move with the machine's noise.
+fn instructions() -> anyhow::Result<serde_json::Value> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("callgrind.sh");
+    eprintln!("instructions per request: {} --compare (about a minute)", script.display());
+    let out = Command::new("bash")
+        .arg(&script)
+        .arg("--compare")
+        .arg(systems::gateway_bin())
+        .arg("15")
+        .stderr(Stdio::inherit())
+        .output()?;
+    anyhow::ensure!(out.status.success(), "{} failed", script.display());
+    let text = String::from_utf8_lossy(&out.stdout);
+    let count = |proxy: &str| {
+        text.lines()
+            .find(|l| l.split_whitespace().nth(2) == Some(proxy))
+            .and_then(|l| l.split_whitespace().next()?.parse::<u64>().ok())
+    };
+    let (Some(gateway), Some(nginx)) = (count("gateway"), count("nginx")) else {
+        anyhow::bail!("unexpected output of {}: {text}", script.display());
+    };
+    Ok(serde_json::json!({ "gateway": gateway, "nginx": nginx }))
 }

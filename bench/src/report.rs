@@ -111,7 +111,7 @@ fn verdict(met: bool) -> &'static str {
     }
 }
 
-fn goals(rows: &[Row]) -> Vec<String> {
+fn goals(rows: &[Row], instructions: &serde_json::Value) -> Vec<String> {
     let mut out = Vec::new();
     for threads in [1, 2] {
         if let (Some(g), Some(n)) = (
@@ -183,6 +183,66 @@ fn goals(rows: &[Row]) -> Vec<String> {
             verdict(ratio <= 2.0)
         ));
     }
+    out.extend(e2e_goals(rows));
+    if let (Some(g), Some(n)) = (
+        instructions["gateway"].as_u64(),
+        instructions["nginx"].as_u64(),
+    ) {
+        let ratio = g as f64 / n.max(1) as f64;
+        out.push(format!(
+            "- instructions per proxied request (callgrind, bench/callgrind.sh --compare): gateway {g} vs nginx {n} = {ratio:.2}x (goal <= 2x: {})",
+            verdict(ratio <= 2.0)
+        ));
+    }
+    out
+}
+
+/// What the original stack (nginx, Express Gateway, Express, Redis; measured side by side in
+/// issue 12) served on this machine kind, per scenario: the end-to-end goal is 10x each.
+/// `None` where the issue has no figure for the kind.
+fn original(scenario: &str) -> Option<f64> {
+    let amd = machine().contains("AMD");
+    match (scenario, amd) {
+        ("e2e_get_todos_cached", true) => Some(2_874.0),
+        ("e2e_get_todos_cached", false) => Some(1_330.0),
+        ("e2e_get_todos_uncached", true) => Some(1_454.0),
+        ("e2e_post_todos", true) => Some(1_520.0),
+        ("e2e_job_drain", true) => Some(1_285.0),
+        _ => None,
+    }
+}
+
+fn e2e_goals(rows: &[Row]) -> Vec<String> {
+    let mut out = Vec::new();
+    for scenario in [
+        "e2e_get_todos_cached",
+        "e2e_get_todos_uncached",
+        "e2e_post_todos",
+        "e2e_job_drain",
+    ] {
+        let Some(r) = rows.iter().find(|r| r.scenario == scenario) else {
+            continue;
+        };
+        let unit = if scenario == "e2e_job_drain" { "jobs/s" } else { "req/s" };
+        let Some(base) = original(scenario) else {
+            out.push(format!(
+                "- {scenario}: {:.0} {unit} (the issue has no figure of the original stack on this machine kind)",
+                r.rps
+            ));
+            continue;
+        };
+        let ratio = r.rps / base;
+        let latency = if scenario == "e2e_get_todos_cached" {
+            format!(", p99 {:.1} ms (goal <= 30 ms: {})", r.p99_ms, verdict(r.p99_ms <= 30.0))
+        } else {
+            String::new()
+        };
+        out.push(format!(
+            "- {scenario}: {:.0} {unit} = {ratio:.1}x the original stack's {base:.0} (goal >= 10x: {}){latency}",
+            r.rps,
+            verdict(ratio >= 10.0)
+        ));
+    }
     out
 }
 
@@ -243,6 +303,11 @@ pub(crate) fn write(
     }
     all_settings[kind] = settings;
     let rows = &all[..];
+    let goals = goals(rows, &all_settings["proxy"]["instructions"]);
+    eprintln!("goals (all of {}):", dir.join("RESULTS.md").display());
+    for goal in &goals {
+        eprintln!("{goal}");
+    }
     let (machine, date) = (machine(), today());
     let json = serde_json::json!({
         "machine": machine,
@@ -268,7 +333,7 @@ pub(crate) fn write(
          figures cover the whole stack (gateway, replicas, PostgreSQL, Redis).\n\n## Goals\n\n{}\n",
         describe("proxy"),
         describe("e2e"),
-        goals(rows).join("\n")
+        goals.join("\n")
     );
     let mut scenarios: Vec<(String, usize)> = rows
         .iter()
