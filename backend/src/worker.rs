@@ -44,7 +44,10 @@ pub async fn try_execute_task(state: &AppState, job_id: Uuid) -> ExecutionOutcom
 /// done. If that fails, each claimed job is run on its own (as [`try_execute_task`] would,
 /// without counting a second attempt), so one bad job fails, retries and dead-letters alone.
 /// Never panics; every id in `job_ids` gets an outcome.
-pub async fn try_execute_tasks(state: &AppState, job_ids: &[Uuid]) -> HashMap<Uuid, ExecutionOutcome> {
+pub async fn try_execute_tasks(
+    state: &AppState,
+    job_ids: &[Uuid],
+) -> HashMap<Uuid, ExecutionOutcome> {
     let claimed = match repo::start_attempts(&state.db, job_ids).await {
         Ok(claimed) => claimed,
         Err(e) => {
@@ -62,7 +65,11 @@ pub async fn try_execute_tasks(state: &AppState, job_ids: &[Uuid]) -> HashMap<Uu
     match insert_todos(state, &claimed).await {
         Ok(()) => outcomes.extend(claimed.iter().map(|c| (c.id, ExecutionOutcome::Done))),
         Err(e) => {
-            tracing::debug!(jobs = claimed.len(), error = format!("{e:#}"), "a batch of jobs failed; running them one by one");
+            tracing::debug!(
+                jobs = claimed.len(),
+                error = format!("{e:#}"),
+                "a batch of jobs failed; running them one by one"
+            );
             for job in &claimed {
                 outcomes.insert(job.id, complete(state, job).await);
             }
@@ -190,7 +197,8 @@ pub async fn handle_all(state: &AppState, deliveries: &[Delivery]) -> Vec<Execut
             ExecutionOutcome::DeadLettered(_) => "dead_lettered",
         };
         state.metrics.jobs.with_label_values(&[metric]).inc();
-        if let ExecutionOutcome::WillRetry(error) | ExecutionOutcome::DeadLettered(error) = &outcome {
+        if let ExecutionOutcome::WillRetry(error) | ExecutionOutcome::DeadLettered(error) = &outcome
+        {
             tracing::warn!(job_id = ?delivery.job_id, error, outcome = metric, "job failed");
         }
         if !matches!(outcome, ExecutionOutcome::WillRetry(_)) {
@@ -231,7 +239,11 @@ pub async fn run(
         // Entries a dead consumer left behind come first.
         let reclaimed: Vec<Delivery> = state
             .queue
-            .reclaim(&consumer, visibility_ms, state.settings.job_batch_size.max(1))
+            .reclaim(
+                &consumer,
+                visibility_ms,
+                state.settings.job_batch_size.max(1),
+            )
             .await
             .unwrap_or_default();
         if !reclaimed.is_empty() {

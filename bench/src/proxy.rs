@@ -323,7 +323,10 @@ fn idle_rss(system: System, count: usize, upstream: SocketAddr) -> anyhow::Resul
 /// move with the machine's noise.
 fn instructions() -> anyhow::Result<serde_json::Value> {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("callgrind.sh");
-    eprintln!("instructions per request: {} --compare (about a minute)", script.display());
+    eprintln!(
+        "instructions per request: {} --compare (about a minute)",
+        script.display()
+    );
     let out = Command::new("bash")
         .arg(&script)
         .arg("--compare")

@@ -223,7 +223,11 @@ fn e2e_goals(rows: &[Row]) -> Vec<String> {
         let Some(r) = rows.iter().find(|r| r.scenario == scenario) else {
             continue;
         };
-        let unit = if scenario == "e2e_job_drain" { "jobs/s" } else { "req/s" };
+        let unit = if scenario == "e2e_job_drain" {
+            "jobs/s"
+        } else {
+            "req/s"
+        };
         let Some(base) = original(scenario) else {
             out.push(format!(
                 "- {scenario}: {:.0} {unit} (the issue has no figure of the original stack on this machine kind)",
@@ -233,7 +237,11 @@ fn e2e_goals(rows: &[Row]) -> Vec<String> {
         };
         let ratio = r.rps / base;
         let latency = if scenario == "e2e_get_todos_cached" {
-            format!(", p99 {:.1} ms (goal <= 30 ms: {})", r.p99_ms, verdict(r.p99_ms <= 30.0))
+            format!(
+                ", p99 {:.1} ms (goal <= 30 ms: {})",
+                r.p99_ms,
+                verdict(r.p99_ms <= 30.0)
+            )
         } else {
             String::new()
         };

@@ -163,7 +163,10 @@ pub(crate) async fn record_todo(
 
 /// Point each of the jobs `ids` at the todo it created (inserted in the same transaction);
 /// returns how many jobs were updated.
-pub(crate) async fn record_todos(conn: &mut PgConnection, ids: &[Uuid]) -> Result<u64, sqlx::Error> {
+pub(crate) async fn record_todos(
+    conn: &mut PgConnection,
+    ids: &[Uuid],
+) -> Result<u64, sqlx::Error> {
     sqlx::query(
         "UPDATE jobs SET todo_id = todos.id, updated_at = now() FROM todos \
          WHERE todos.job_id = jobs.id AND jobs.id = ANY($1)",

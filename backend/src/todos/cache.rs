@@ -61,7 +61,10 @@ impl TodoCache {
 
     /// The cached page (its JSON, as the reply's body) and the version it was looked up
     /// under, in one round trip.
-    pub(crate) async fn get(&self, user: Uuid) -> Result<(Option<Bytes>, Version), redis::RedisError> {
+    pub(crate) async fn get(
+        &self,
+        user: Uuid,
+    ) -> Result<(Option<Bytes>, Version), redis::RedisError> {
         let vkey = self.version_key(user);
         let page_prefix = format!("{}todos:{user}:v", self.prefix);
         let (version, cached): (Option<u64>, Option<Vec<u8>>) = self

@@ -90,7 +90,13 @@ async fn a_batch_runs_good_jobs_together_and_fails_a_bad_one_alone() {
         .unwrap();
     let mut ids = Vec::new();
     for title in ["first", "poison", "third"] {
-        let body: Value = app.api.create_todo(&user, title).await.json().await.unwrap();
+        let body: Value = app
+            .api
+            .create_todo(&user, title)
+            .await
+            .json()
+            .await
+            .unwrap();
         ids.push(uuid::Uuid::parse_str(body["job_id"].as_str().unwrap()).unwrap());
     }
     let listed = [ids[0], ids[1], ids[2], ids[0]];
