@@ -19,6 +19,8 @@ COPY gateway/Cargo.toml gateway/
 COPY backend/Cargo.toml backend/
 COPY tests/Cargo.toml tests/
 COPY bench/Cargo.toml bench/
+# Pingora crates carried with patches (vendor/pingora/PATCHES.md): dependencies, built here.
+COPY vendor vendor
 RUN for crate in gateway backend tests bench; do \
         mkdir -p "$crate/src" && touch "$crate/src/lib.rs" && echo 'fn main() {}' >"$crate/src/main.rs"; \
     done \
