@@ -5,8 +5,10 @@
 //! (`CACHE_TTL_SECONDS=0`), and are measured in interleaved rounds:
 //! - `e2e_get_todos`: `GET /todos` (first page, 20 todos) by one user, cached or not;
 //! - `e2e_post_todos`: `POST /todos` accept rate (202s per second);
-//! - `e2e_job_drain`: after the POST load stops, jobs per second until every enqueued job
-//!   has been processed (the stream is empty).
+//! - `e2e_job_drain`: jobs per second the replicas' workers take off a backlog. The workers
+//!   keep up with the POST load as it comes, so the backlog is made at once: job rows
+//!   committed in one statement, then their stream entries in one pipeline, exactly what
+//!   `POST /todos` writes for each, and the clock runs until every one is processed.
 //!
 //! The per-user rate limits of `/todos` and `/jobs` are removed from the config (one user
 //! would otherwise measure the limiter); everything else is the committed file.
@@ -20,6 +22,8 @@ use crate::measure::{cpu_seconds, memory_mb, process_tree, wrk_with};
 use crate::report::Row;
 
 pub(crate) struct Options {
+    /// Jobs in the backlog of the drain scenario.
+    pub(crate) backlog: usize,
     pub(crate) replicas: usize,
     pub(crate) duration: u64,
     pub(crate) rounds: usize,
@@ -80,19 +84,71 @@ async fn job_counts(stack: &Stack) -> (f64, f64) {
     (enqueued, processed)
 }
 
-/// Wait until every enqueued job was processed; `(jobs that were left, jobs per second)`.
-async fn drain(stack: &Stack, limit: Duration) -> anyhow::Result<(f64, f64)> {
+/// Wait until every enqueued job was processed.
+async fn settle(stack: &Stack, limit: Duration) -> anyhow::Result<()> {
     let start = Instant::now();
-    let (enqueued, processed) = job_counts(stack).await;
-    let remaining = enqueued - processed;
     loop {
         let (enqueued, processed) = job_counts(stack).await;
         if processed >= enqueued {
-            let secs = start.elapsed().as_secs_f64();
-            return Ok((remaining, remaining / secs.max(1e-3)));
+            return Ok(());
         }
         anyhow::ensure!(start.elapsed() < limit, "jobs did not drain in {limit:?}");
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// One command in Redis's wire protocol, for `redis-cli --pipe`.
+fn resp(args: &[&str]) -> String {
+    let mut out = format!("*{}\r\n", args.len());
+    for a in args {
+        out.push_str(&format!("${}\r\n{a}\r\n", a.len()));
+    }
+    out
+}
+
+/// Jobs per second the workers take off a backlog of `count` jobs of the seeded user, made
+/// as `POST /todos` makes each job (the row committed, then its stream entry) but all at
+/// once: one `INSERT .. SELECT` and one pipeline of `XADD`s (psql and redis-cli).
+async fn backlog_drain(stack: &Stack, count: usize, limit: Duration) -> anyhow::Result<f64> {
+    let (_, before) = job_counts(stack).await;
+    let sql = format!(
+        "INSERT INTO jobs (id, user_id, title, status, enqueued_at) \
+         SELECT gen_random_uuid(), (SELECT id FROM users ORDER BY created_at LIMIT 1), \
+         'backlog ' || g, 'queued', now() FROM generate_series(1, {count}) g RETURNING id"
+    );
+    let out = std::process::Command::new("psql")
+        .args([&stack.postgres.url("postgres"), "-Atq", "-c", &sql])
+        .output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "psql: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ids = String::from_utf8(out.stdout)?;
+    let commands: String = ids
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        // The backend's stream under its default REDIS_KEY_PREFIX (the stack sets none).
+        .map(|id| resp(&["XADD", "todo:jobs", "*", "job_id", id.trim()]))
+        .collect();
+    let start = Instant::now();
+    let mut pipe = std::process::Command::new("redis-cli")
+        .args(["-u", &stack.redis.url(), "--pipe"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()?;
+    std::io::Write::write_all(&mut pipe.stdin.take().expect("piped"), commands.as_bytes())?;
+    anyhow::ensure!(pipe.wait()?.success(), "redis-cli --pipe failed");
+    loop {
+        let (_, processed) = job_counts(stack).await;
+        if processed - before >= count as f64 {
+            return Ok(count as f64 / start.elapsed().as_secs_f64().max(1e-3));
+        }
+        anyhow::ensure!(
+            start.elapsed() < limit,
+            "the backlog did not drain in {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 
@@ -118,7 +174,7 @@ pub(crate) fn run(opts: &Options) -> anyhow::Result<Vec<Row>> {
             ],
         }))?;
         let token = rt.block_on(seed(&stack))?;
-        rt.block_on(drain(&stack, Duration::from_secs(60)))?;
+        rt.block_on(settle(&stack, Duration::from_secs(60)))?;
         targets.push(Target {
             label,
             stack,
@@ -176,17 +232,23 @@ pub(crate) fn run(opts: &Options) -> anyhow::Result<Vec<Row>> {
             row.p99_ms
         );
         samples.push(row);
-        let (jobs, rate) = rt.block_on(drain(&t.stack, Duration::from_secs(300)))?;
+        rt.block_on(settle(&t.stack, Duration::from_secs(300)))?;
+        let rate = rt.block_on(backlog_drain(
+            &t.stack,
+            opts.backlog,
+            Duration::from_secs(300),
+        ))?;
         eprintln!(
-            "e2e round {} drain {jobs:.0} jobs at {rate:.0} jobs/s",
-            round + 1
+            "e2e round {} drain of {} queued jobs: {rate:.0} jobs/s",
+            round + 1,
+            opts.backlog
         );
         samples.push(Row {
             scenario: "e2e_job_drain".into(),
             system: "stack".into(),
             threads: opts.replicas,
             rps: rate,
-            requests: jobs as u64,
+            requests: opts.backlog as u64,
             ..Row::default()
         });
     }

@@ -87,6 +87,7 @@ fn main() -> anyhow::Result<()> {
         }),
         Command::E2e { replicas, run } => {
             let opts = e2e::Options {
+                backlog: if run.smoke { 200 } else { 20_000 },
                 replicas: if run.smoke { 1 } else { replicas },
                 duration: if run.smoke { 1 } else { run.duration },
                 rounds: if run.smoke { 1 } else { run.rounds },
@@ -96,6 +97,7 @@ fn main() -> anyhow::Result<()> {
             let settings = serde_json::json!({
                 "replicas": opts.replicas, "duration_s": opts.duration,
                 "rounds": opts.rounds, "connections": opts.connections, "smoke": run.smoke,
+                "backlog_jobs": opts.backlog,
             });
             report::write(&run.out, "e2e", &rows, settings)?;
             eprintln!("bench: e2e results in {}", run.out.display());
