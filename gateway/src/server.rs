@@ -65,8 +65,8 @@ pub fn run(config: Config) -> Result<(), StartupError> {
     options.h2_idle_timeout = Some(config.limits.idle_timeout);
     proxy.server_options = Some(options);
     let connections = Connections::new(proxy, Arc::clone(&runtime));
-    // A small per-connection read buffer: idle keep-alive clients are the common case, and
-    // Pingora's 64 KiB default dominates their memory.
+    // No per-connection read buffer by default (`server.downstream_read_buffer`): idle
+    // keep-alive clients are the common case, and the buffer would be most of their memory.
     let listener = |addr: std::net::SocketAddr| {
         ListenerConfig::tcp(addr.to_string())
             .l4_buffer(L4BufferSettings::default().read(config.server.downstream_read_buffer_bytes))

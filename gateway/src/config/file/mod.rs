@@ -63,8 +63,11 @@ pub(crate) struct ServerFile {
     pub(crate) shutdown_grace: Duration,
     /// Idle upstream connections kept per worker thread (all pools together).
     pub(crate) upstream_keepalive_pool_size: usize,
-    /// Read buffer per client connection. Pingora's default is 64 KiB, which makes 10k
-    /// idle keep-alive clients cost 640 MiB.
+    /// Read buffer in front of each client connection's socket, held for the connection's
+    /// life; 0 (the default) reads straight from the socket. Pingora's HTTP/1 parser and
+    /// rustls buffer what they read themselves, so a buffer here only costs memory per idle
+    /// client (Pingora's default of 64 KiB makes 10k of them cost 640 MiB); bench/README.md
+    /// has the measurements.
     pub(crate) downstream_read_buffer: ByteSize,
 }
 
@@ -74,7 +77,7 @@ impl Default for ServerFile {
             threads: 1,
             shutdown_grace: Duration::from_secs(8),
             upstream_keepalive_pool_size: 1024,
-            downstream_read_buffer: ByteSize(8 * 1024),
+            downstream_read_buffer: ByteSize(0),
         }
     }
 }

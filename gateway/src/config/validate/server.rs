@@ -23,10 +23,10 @@ pub(super) fn check_server(errs: &mut Errors<'_>, s: &ServerFile) -> ServerSetti
         );
     }
     let buffer = usize::try_from(s.downstream_read_buffer.0).unwrap_or(usize::MAX);
-    if !(1024..=1024 * 1024).contains(&buffer) {
+    if buffer != 0 && !(1024..=1024 * 1024).contains(&buffer) {
         errs.push(
             "server.downstream_read_buffer",
-            format!("must be between 1KiB and 1MiB, got {buffer} bytes"),
+            format!("must be 0 (no buffer) or between 1KiB and 1MiB, got {buffer} bytes"),
         );
     }
     ServerSettings {
