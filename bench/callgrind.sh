@@ -35,17 +35,23 @@ trap cleanup EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 upstream=$(free_port)
 
-cat >"$dir/upstream.conf" <<CONF
+# nginx_conf NAME HTTP_BLOCK [MAIN_DIRECTIVE]: one worker, its log and pid under $dir.
+nginx_conf() {
+  cat >"$dir/$1.conf" <<CONF
 daemon off;
+${3:-}
 worker_processes 1;
-error_log $dir/upstream.err;
-pid $dir/upstream.pid;
+error_log $dir/$1.err;
+pid $dir/$1.pid;
 events { worker_connections 1024; }
 http {
   access_log off;
-  server { listen 127.0.0.1:$upstream; location / { return 200 "hello from nginx!!\n"; } }
+  $2
 }
 CONF
+}
+
+nginx_conf upstream "server { listen 127.0.0.1:$upstream; location / { return 200 \"hello from nginx!!\\n\"; } }"
 nginx -c "$dir/upstream.conf" -p "$dir" &
 pids+=($!)
 
@@ -100,22 +106,11 @@ kill "$gw" 2>/dev/null || true
 
 if $compare; then
   proxy=$(free_port)
-  cat >"$dir/proxy.conf" <<CONF
-daemon off;
-master_process off;
-worker_processes 1;
-error_log $dir/proxy.err;
-pid $dir/proxy.pid;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  upstream up { server 127.0.0.1:$upstream; keepalive 1024; }
+  nginx_conf proxy "upstream up { server 127.0.0.1:$upstream; keepalive 1024; }
   server {
     listen 127.0.0.1:$proxy;
-    location / { proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection ""; }
-  }
-}
-CONF
+    location / { proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection \"\"; }
+  }" "master_process off;"
   valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$dir/nginx.callgrind.out" \
     nginx -c "$dir/proxy.conf" -p "$dir" >"$dir/proxy.log" 2>&1 &
   ngx=$!
