@@ -1550,52 +1550,6 @@ impl SubrequestSpawner {
     }
 }
 
-#[async_trait]
-impl<SV, C> HttpServerApp for HttpProxy<SV, C>
-where
-    SV: ProxyHttp + Send + Sync + 'static,
-    <SV as ProxyHttp>::CTX: Send + Sync,
-    C: custom::Connector,
-{
-    async fn process_new_http(
-        self: &Arc<Self>,
-        session: HttpSession,
-        shutdown: &ShutdownWatch,
-    ) -> Option<ReusedHttpStream> {
-        self.process_http_request(session, shutdown).await
-    }
-
-    async fn http_cleanup(&self) {
-        self.shutdown_flag.store(true, Ordering::Release);
-        // Notify all keepalived requests blocking on read_request() to abort
-        self.shutdown.notify_waiters();
-    }
-
-    fn server_options(&self) -> Option<&HttpServerOptions> {
-        self.server_options.as_ref()
-    }
-
-    fn h2_options(&self) -> Option<H2Options> {
-        self.h2_options.clone()
-    }
-    async fn process_custom_session(
-        self: Arc<Self>,
-        stream: Stream,
-        shutdown: &ShutdownWatch,
-    ) -> Option<Stream> {
-        let app = self.clone();
-
-        let Some(process_custom_session) = app.process_custom_session.as_ref() else {
-            warn!("custom was called on an empty on_custom");
-            return None;
-        };
-
-        process_custom_session(self.clone(), stream, shutdown).await
-    }
-
-    // TODO implement h2_options
-}
-
 impl<SV, C> HttpProxy<SV, C>
 where
     SV: ProxyHttp + Send + Sync + 'static,
@@ -1644,6 +1598,52 @@ where
 
         self.process_request(session, ctx).await
     }
+}
+
+#[async_trait]
+impl<SV, C> HttpServerApp for HttpProxy<SV, C>
+where
+    SV: ProxyHttp + Send + Sync + 'static,
+    <SV as ProxyHttp>::CTX: Send + Sync,
+    C: custom::Connector,
+{
+    async fn process_new_http(
+        self: &Arc<Self>,
+        session: HttpSession,
+        shutdown: &ShutdownWatch,
+    ) -> Option<ReusedHttpStream> {
+        self.process_http_request(session, shutdown).await
+    }
+
+    async fn http_cleanup(&self) {
+        self.shutdown_flag.store(true, Ordering::Release);
+        // Notify all keepalived requests blocking on read_request() to abort
+        self.shutdown.notify_waiters();
+    }
+
+    fn server_options(&self) -> Option<&HttpServerOptions> {
+        self.server_options.as_ref()
+    }
+
+    fn h2_options(&self) -> Option<H2Options> {
+        self.h2_options.clone()
+    }
+    async fn process_custom_session(
+        self: Arc<Self>,
+        stream: Stream,
+        shutdown: &ShutdownWatch,
+    ) -> Option<Stream> {
+        let app = self.clone();
+
+        let Some(process_custom_session) = app.process_custom_session.as_ref() else {
+            warn!("custom was called on an empty on_custom");
+            return None;
+        };
+
+        process_custom_session(self.clone(), stream, shutdown).await
+    }
+
+    // TODO implement h2_options
 }
 
 use pingora_core::services::listening::{RuntimeOptsOverride, Service};
