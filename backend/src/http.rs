@@ -91,10 +91,14 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 /// A typed value as a JSON reply; a value that cannot be serialized is a bug (500), never a
 /// `200 null`.
 pub fn json_body<T: serde::Serialize>(status: StatusCode, value: &T) -> Result<Reply, ApiError> {
-    let body = serde_json::to_vec(value).map_err(|e| {
+    Ok(text(status, "application/json", json_bytes(value)?))
+}
+
+/// A typed value as the bytes of a JSON reply (for a reply that is also kept elsewhere).
+pub fn json_bytes<T: serde::Serialize>(value: &T) -> Result<Bytes, ApiError> {
+    serde_json::to_vec(value).map(Bytes::from).map_err(|e| {
         ApiError::Unexpected(anyhow::Error::new(e).context("Failed to serialize a reply"))
-    })?;
-    Ok(text(status, "application/json", body))
+    })
 }
 
 pub fn json(status: StatusCode, value: &serde_json::Value) -> Reply {

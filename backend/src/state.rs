@@ -36,17 +36,14 @@ impl AppState {
     /// Invalidate a user's cached lists after a committed write. A Redis failure is logged
     /// and counted; the write itself stands.
     pub async fn invalidate_todos(&self, user: Uuid) {
-        if let Err(e) = self.cache.bump(user).await {
-            self.metrics.cache.with_label_values(&["error"]).inc();
-            tracing::warn!(%user, error = %e, "cache invalidation failed");
-        }
+        self.invalidate_todos_of(std::slice::from_ref(&user)).await;
     }
 
     /// [`Self::invalidate_todos`] for many users, in one round trip.
     pub async fn invalidate_todos_of(&self, users: &[Uuid]) {
         if let Err(e) = self.cache.bump_all(users).await {
             self.metrics.cache.with_label_values(&["error"]).inc();
-            tracing::warn!(users = users.len(), error = %e, "cache invalidation failed");
+            tracing::warn!(?users, error = %e, "cache invalidation failed");
         }
     }
 }

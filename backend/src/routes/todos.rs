@@ -1,12 +1,11 @@
 //! `GET /todos`, `GET|PATCH|DELETE /todos/{id}`. Another user's todo is 404, like a missing
 //! one, so existence is never revealed.
 
-use bytes::Bytes;
 use serde::Deserialize;
 use uuid::Uuid;
 
 use crate::error::ApiError;
-use crate::http::{empty, json_body, text, Reply, Request};
+use crate::http::{empty, json_body, json_bytes, text, Reply, Request};
 use crate::todos::domain::{Cursor, Page, TodoTitle};
 use crate::todos::repo;
 
@@ -73,9 +72,7 @@ pub(crate) async fn list(req: Request<'_>) -> Result<Reply, ApiError> {
         return page_reply(&page);
     };
     // Serialized once: the same bytes are cached and sent.
-    let body = Bytes::from(serde_json::to_vec(&page).map_err(|e| {
-        ApiError::Unexpected(anyhow::Error::new(e).context("Failed to serialize a reply"))
-    })?);
+    let body = json_bytes(&page)?;
     if let Err(e) = state.cache.put(user, v, body.clone()).await {
         state.metrics.cache.with_label_values(&["error"]).inc();
         tracing::warn!(request_id = req.request_id, error = %e, "cache fill failed");

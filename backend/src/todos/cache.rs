@@ -55,8 +55,13 @@ impl TodoCache {
         format!("{}todos:{user}:version", self.prefix)
     }
 
+    /// A page key up to its version: `<prefix>todos:<user>:v`.
+    fn page_prefix(&self, user: Uuid) -> String {
+        format!("{}todos:{user}:v", self.prefix)
+    }
+
     fn page_key(&self, user: Uuid, version: Version) -> String {
-        format!("{}todos:{user}:v{version}{PAGE_SUFFIX}", self.prefix)
+        format!("{}{version}{PAGE_SUFFIX}", self.page_prefix(user))
     }
 
     /// The cached page (its JSON, as the reply's body) and the version it was looked up
@@ -66,7 +71,7 @@ impl TodoCache {
         user: Uuid,
     ) -> Result<(Option<Bytes>, Version), redis::RedisError> {
         let vkey = self.version_key(user);
-        let page_prefix = format!("{}todos:{user}:v", self.prefix);
+        let page_prefix = self.page_prefix(user);
         let (version, cached): (Option<u64>, Option<Vec<u8>>) = self
             .redis
             .run(|mut c| async move {
@@ -95,17 +100,8 @@ impl TodoCache {
             .await
     }
 
-    /// Invalidate every cached page of `user` (call after the write is committed).
-    pub(crate) async fn bump(&self, user: Uuid) -> Result<(), redis::RedisError> {
-        let key = self.version_key(user);
-        let _: u64 = self
-            .redis
-            .run(|mut c| async move { c.incr(key, 1).await })
-            .await?;
-        Ok(())
-    }
-
-    /// [`Self::bump`] for many users, in one round trip.
+    /// Invalidate every cached page of each of `users` (call after the write is committed),
+    /// in one round trip.
     pub(crate) async fn bump_all(&self, users: &[Uuid]) -> Result<(), redis::RedisError> {
         let mut pipe = redis::pipe();
         for user in users {
