@@ -82,7 +82,7 @@ pub async fn try_execute_tasks(
 /// or, after the last attempt, dead-lettered.
 async fn complete(state: &AppState, claimed: &repo::Claimed) -> ExecutionOutcome {
     let job_id = claimed.id;
-    match insert_todo(state, job_id, claimed)
+    match insert_todos(state, std::slice::from_ref(claimed))
         .await
         .map_err(|e| format!("{e:#}"))
     {
@@ -107,7 +107,9 @@ async fn complete(state: &AppState, claimed: &repo::Claimed) -> ExecutionOutcome
     }
 }
 
-/// [`insert_todo`] for many claimed jobs, in the same order of steps.
+/// Insert the jobs' todos (idempotent per job) and point each job at its todo, in one
+/// transaction; invalidate the owners' cached lists; then mark the jobs done, in that order:
+/// a client that sees "done" finds the todo in its next list.
 async fn insert_todos(state: &AppState, jobs: &[repo::Claimed]) -> anyhow::Result<()> {
     if jobs.is_empty() {
         return Ok(());
@@ -141,27 +143,6 @@ async fn insert_todos(state: &AppState, jobs: &[repo::Claimed]) -> anyhow::Resul
     repo::finish_all(&state.db, &ids)
         .await
         .context("Failed to mark the jobs done")
-}
-
-/// Insert the todo (idempotent), invalidate the owner's cached list, then mark the job done,
-/// in that order: a client that sees "done" finds the todo in its next list.
-async fn insert_todo(state: &AppState, job_id: Uuid, job: &repo::Claimed) -> anyhow::Result<()> {
-    let mut tx = state
-        .db
-        .begin()
-        .await
-        .context("Failed to begin a transaction")?;
-    let todo_id = todos::repo::insert_for_job(&mut tx, job_id, job.user_id, &job.title)
-        .await
-        .context("Failed to insert the todo")?;
-    repo::record_todo(&mut tx, job_id, todo_id)
-        .await
-        .context("Failed to record the todo on its job")?;
-    tx.commit().await.context("Failed to commit")?;
-    state.invalidate_todos(job.user_id).await;
-    repo::finish(&state.db, job_id)
-        .await
-        .context("Failed to mark the job done")
 }
 
 /// Handle one delivery: [`handle_all`] of one.

@@ -148,19 +148,6 @@ pub(crate) async fn start_attempts(
     .await
 }
 
-pub(crate) async fn record_todo(
-    conn: &mut PgConnection,
-    id: Uuid,
-    todo_id: Uuid,
-) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE jobs SET todo_id = $2, updated_at = now() WHERE id = $1")
-        .bind(id)
-        .bind(todo_id)
-        .execute(conn)
-        .await
-        .map(|_| ())
-}
-
 /// Point each of the jobs `ids` at the todo it created (inserted in the same transaction);
 /// returns how many jobs were updated.
 pub(crate) async fn record_todos(
@@ -177,7 +164,7 @@ pub(crate) async fn record_todos(
     .map(|done| done.rows_affected())
 }
 
-/// [`finish`] for many jobs in one statement.
+/// Mark the jobs `ids` done.
 pub(crate) async fn finish_all(pool: &PgPool, ids: &[Uuid]) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE jobs SET status = 'done', error = NULL, updated_at = now() WHERE id = ANY($1)",
@@ -186,14 +173,6 @@ pub(crate) async fn finish_all(pool: &PgPool, ids: &[Uuid]) -> Result<(), sqlx::
     .execute(pool)
     .await
     .map(|_| ())
-}
-
-pub(crate) async fn finish(pool: &PgPool, id: Uuid) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE jobs SET status = 'done', error = NULL, updated_at = now() WHERE id = $1")
-        .bind(id)
-        .execute(pool)
-        .await
-        .map(|_| ())
 }
 
 pub(crate) async fn fail(pool: &PgPool, id: Uuid, error: &str) -> Result<(), sqlx::Error> {

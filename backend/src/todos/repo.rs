@@ -78,7 +78,7 @@ pub(crate) async fn delete(pool: &PgPool, user: Uuid, id: Uuid) -> Result<bool, 
 
 /// Insert the todo a job creates, at most once per job. Returns its id either way.
 /// The todos of many jobs in one statement, `(job, owner, title)` each; a job that already
-/// has its todo keeps it (the insert is idempotent per job, as [`insert_for_job`]).
+/// has its todo keeps it (the insert is idempotent per job).
 pub(crate) async fn insert_for_jobs(
     conn: &mut PgConnection,
     jobs: &[(Uuid, Uuid, &str)],
@@ -99,23 +99,4 @@ pub(crate) async fn insert_for_jobs(
     .execute(conn)
     .await
     .map(|_| ())
-}
-
-pub(crate) async fn insert_for_job(
-    conn: &mut PgConnection,
-    job_id: Uuid,
-    user: Uuid,
-    title: &str,
-) -> Result<Uuid, sqlx::Error> {
-    sqlx::query("INSERT INTO todos (id, user_id, title, job_id) VALUES ($1, $2, $3, $4) ON CONFLICT (job_id) DO NOTHING")
-        .bind(Uuid::now_v7())
-        .bind(user)
-        .bind(title)
-        .bind(job_id)
-        .execute(&mut *conn)
-        .await?;
-    sqlx::query_scalar("SELECT id FROM todos WHERE job_id = $1")
-        .bind(job_id)
-        .fetch_one(&mut *conn)
-        .await
 }
