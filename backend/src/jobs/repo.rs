@@ -64,7 +64,9 @@ pub(crate) async fn insert(
     .await
 }
 
-/// Record that the job's stream entry exists.
+/// Record that the job's stream entry exists. Only jobs with an idempotency key are recorded:
+/// [`claim_orphan`] is reached through a replay of the key, so an unkeyed job's
+/// `enqueued_at` stays NULL and means nothing.
 pub(crate) async fn mark_enqueued(pool: &PgPool, id: Uuid) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE jobs SET enqueued_at = now() WHERE id = $1")
         .bind(id)

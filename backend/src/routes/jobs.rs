@@ -83,10 +83,14 @@ pub(crate) async fn create_todo(req: Request<'_>) -> Result<Reply, ApiError> {
         }
         return Err(e);
     }
-    if let Err(e) = repo::mark_enqueued(&state.db, job_id).await {
-        // The entry exists, so the job runs; at worst a late replay enqueues it once more,
-        // which is harmless (a todo is unique per job).
-        tracing::warn!(%job_id, error = %e, "could not record that a job was enqueued");
+    // Only a replay of the same key can enqueue an orphan, so only a keyed job needs its
+    // enqueue recorded; an unkeyed one skips the round trip (and its commit).
+    if key.is_some() {
+        if let Err(e) = repo::mark_enqueued(&state.db, job_id).await {
+            // The entry exists, so the job runs; at worst a late replay enqueues it once more,
+            // which is harmless (a todo is unique per job).
+            tracing::warn!(%job_id, error = %e, "could not record that a job was enqueued");
+        }
     }
     state.metrics.jobs.with_label_values(&["enqueued"]).inc();
     Ok(accepted(job_id))
