@@ -53,6 +53,7 @@ fn fuzz_router() -> &'static Router {
             auth: config::AuthMode::None,
             rate_limits: Vec::new(),
             https_redirect: true,
+            policies: Default::default(),
         };
         Router::new(&[
             route(

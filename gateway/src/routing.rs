@@ -134,6 +134,7 @@ mod tests {
             auth: crate::config::AuthMode::None,
             rate_limits: Vec::new(),
             https_redirect: true,
+            policies: Default::default(),
         }
     }
 

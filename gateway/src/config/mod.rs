@@ -9,6 +9,7 @@
 //! Every error carries the file, the line and column (from [`spans::SpanIndex`]), the key path
 //! and the offending value.
 
+pub mod edge;
 mod file;
 mod keys;
 mod spans;
@@ -290,6 +291,9 @@ pub struct RouteConfig {
     pub rate_limits: Vec<RateLimit>,
     /// Whether `tls.redirect_http` sends this route's plain-HTTP requests to HTTPS.
     pub https_redirect: bool,
+    /// Addresses, header rules, CORS, basic auth, rewrites: `route_defaults:` overridden by
+    /// the route's own keys.
+    pub policies: edge::EdgePolicies,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -320,6 +324,7 @@ pub enum RouteAction {
         body: Bytes,
         content_type: String,
     },
+    Redirect(edge::Redirect),
 }
 
 /// One problem in a config file.

@@ -86,6 +86,7 @@ impl Config {
                     if *strip_prefix { " (strip prefix)" } else { "" }
                 ),
                 RouteAction::Respond { status, .. } => format!("-> respond {}", status.as_u16()),
+                RouteAction::Redirect(r) => format!("-> redirect {}", r.status.as_u16()),
             };
             let auth = match route.auth {
                 AuthMode::None => String::new(),
@@ -113,9 +114,30 @@ impl Config {
             } else {
                 format!(", limits [{}]", limits.join("; "))
             };
+            let p = &route.policies;
+            let active: Vec<&str> = [
+                (!p.ip_access.allow.is_empty(), "ip_allow"),
+                (!p.ip_access.deny.is_empty(), "ip_deny"),
+                (p.basic_auth.is_some(), "basic_auth"),
+                (p.cors.is_some(), "cors"),
+                (p.rewrite.is_some(), "rewrite"),
+                (p.upstream_host.is_some(), "upstream_host"),
+                (!p.request_headers.is_empty(), "request_headers"),
+                (!p.response_headers.is_empty(), "response_headers"),
+                (p.security_headers != Default::default(), "security_headers"),
+                (p.compression.is_some(), "compression"),
+            ]
+            .into_iter()
+            .filter_map(|(on, name)| on.then_some(name))
+            .collect();
+            let policies = if active.is_empty() {
+                String::new()
+            } else {
+                format!(", policies [{}]", active.join(", "))
+            };
             let _ = writeln!(
                 out,
-                "  {} [{host} {path} {methods}] {target}, body <= {}{auth}{limits}",
+                "  {} [{host} {path} {methods}] {target}, body <= {}{auth}{limits}{policies}",
                 route.name,
                 size(route.body_limit)
             );

@@ -106,7 +106,7 @@ fn invalid_configs_report_file_line_column_key_and_value() {
             format!("{pool}routes:\n  - match: {{ path: /x, path_prefix: /x }}\n    respond: {{ status: 99 }}\n    pool: p\n"),
             vec![
                 "gw.yaml:5:5: routes[0].match: set either path_prefix or path, not both",
-                "gw.yaml:7:5: routes[0].pool: set either pool or respond, not both",
+                "gw.yaml:7:5: routes[0].pool: set one of pool, respond and redirect, not several",
             ],
         ),
         (
@@ -123,9 +123,9 @@ fn invalid_configs_report_file_line_column_key_and_value() {
         (
             format!("lisenters: {{ http: \"0.0.0.0:80\" }}\n{pool}routes:\n  - match: {{ path_prefix: /, methods: [GET] }}\n    pool: q\n    auht: required\n    retires: 2\n"),
             vec![
-                "gw.yaml:1:1: lisenters: unknown field `lisenters`, expected one of `server`, `listeners`, `limits`, `trusted_proxies`, `dns`, `jwt`, `rate_limiting`, `tls`, `pools`, `routes`",
-                "gw.yaml:8:5: routes[0].auht: unknown field `auht`, expected one of `name`, `match`, `pool`, `strip_prefix`, `respond`, `body_limit`, `auth`, `rate_limits`, `https_redirect`",
-                "gw.yaml:9:5: routes[0].retires: unknown field `retires`, expected one of `name`, `match`, `pool`, `strip_prefix`, `respond`, `body_limit`, `auth`, `rate_limits`, `https_redirect`",
+                "gw.yaml:1:1: lisenters: unknown field `lisenters`, expected one of `server`, `listeners`, `limits`, `trusted_proxies`, `dns`, `jwt`, `rate_limiting`, `tls`, `pools`, `route_defaults`, `routes`",
+                "gw.yaml:8:5: routes[0].auht: unknown field `auht`, expected one of `name`, `match`, `pool`, `strip_prefix`, `respond`, `redirect`, `rewrite`, `upstream_host`, `body_limit`, `auth`, `rate_limits`, `https_redirect`, `ip_allow`, `ip_deny`, `security_headers`, `request_headers`, `response_headers`, `cors`, `basic_auth`, `compression`",
+                "gw.yaml:9:5: routes[0].retires: unknown field `retires`, expected one of `name`, `match`, `pool`, `strip_prefix`, `respond`, `redirect`, `rewrite`, `upstream_host`, `body_limit`, `auth`, `rate_limits`, `https_redirect`, `ip_allow`, `ip_deny`, `security_headers`, `request_headers`, `response_headers`, `cors`, `basic_auth`, `compression`",
                 "gw.yaml:7:5: routes[0].pool: unknown pool \"q\" (known: p)",
             ],
         ),
@@ -201,9 +201,17 @@ fn invalid_configs_report_file_line_column_key_and_value() {
         ),
     ];
 
-    for (text, expected) in cases {
-        assert_eq!(errors_of(&text), expected, "config:\n{text}");
-    }
+    let mismatches: Vec<String> = cases
+        .into_iter()
+        .filter(|(text, expected)| errors_of(text) != *expected)
+        .map(|(text, expected)| {
+            format!(
+                "config:\n{text}\nexpected {expected:#?}\ngot {:#?}",
+                errors_of(&text)
+            )
+        })
+        .collect();
+    assert!(mismatches.is_empty(), "{}", mismatches.join("\n\n"));
 }
 
 #[test]
@@ -243,4 +251,67 @@ fn defaults_fill_everything_that_is_left_out() {
     assert_eq!(pool.retries.attempts, 2);
     assert!(pool.retries.idempotent_on_reset);
     assert_eq!(config.routes[0].name, "/");
+}
+
+#[test]
+fn invalid_edge_policies_report_file_line_column_and_key() {
+    let pool = "pools:\n  p:\n    endpoints: [\"127.0.0.1:1\"]\n";
+    let cases: Vec<(String, Vec<&str>)> = vec![
+        (
+            format!("{pool}route_defaults:\n  ip_deny: [10.0.0.0/33]\nroutes:\n  - match: {{ path_prefix: / }}\n    pool: p\n    ip_allow: [\"fd00::/8\", nowhere]\n"),
+            vec![
+                "gw.yaml:5:13: route_defaults.ip_deny[0]: invalid CIDR \"10.0.0.0/33\", expected e.g. \"10.0.0.0/8\", \"2001:db8::/32\" or \"127.0.0.1\"",
+                "gw.yaml:9:28: routes[0].ip_allow[1]: invalid CIDR \"nowhere\", expected e.g. \"10.0.0.0/8\", \"2001:db8::/32\" or \"127.0.0.1\"",
+            ],
+        ),
+        (
+            format!("{pool}routes:\n  - match: {{ path_prefix: / }}\n    pool: p\n    cors:\n      allow_origins: [\"*\", \"https://app.example.com/path\"]\n      allow_credentials: true\n"),
+            vec![
+                "gw.yaml:8:28: routes[0].cors.allow_origins[1]: invalid origin \"https://app.example.com/path\", expected \"*\", \"https://app.example.com\" or \"https://*.example.com\" (scheme and host, no path)",
+                "gw.yaml:8:23: routes[0].cors.allow_origins[0]: \"*\" cannot be used with allow_credentials: true (browsers refuse it); list the origins",
+            ],
+        ),
+        (
+            format!("{pool}routes:\n  - match: {{ path_prefix: / }}\n    pool: p\n    request_headers:\n      set: {{ Host: a, X-Trace: \"${{trace}}\" }}\n      remove: [Content-Length]\n    response_headers:\n      add: {{ X-Request-Id: x }}\n"),
+            vec![
+                "gw.yaml:9:16: routes[0].request_headers.remove[0]: content-length is a framing header, which the gateway manages",
+                "gw.yaml:8:14: routes[0].request_headers.set.Host: host is an identity header, which only the gateway sets (use upstream_host to change the upstream Host)",
+                "gw.yaml:8:23: routes[0].request_headers.set.X-Trace: unknown variable ${trace} in \"${trace}\": expected client_ip, request_id, route, host, path, or a capture of this route's match pattern",
+                "gw.yaml:11:14: routes[0].response_headers.add.X-Request-Id: x-request-id is an identity header, which only the gateway sets",
+            ],
+        ),
+        (
+            format!("{pool}routes:\n  - match: {{ path_prefix: /old }}\n    redirect: {{ to: \"https://example.com/$2\", status: 200 }}\n  - match: {{ path_prefix: /api }}\n    pool: p\n    strip_prefix: true\n    rewrite: {{ match: \"^/api/(.*)$\", to: \"/$1\" }}\n  - match: {{ path_prefix: /v1 }}\n    pool: p\n    rewrite: {{ match: \"^/v1/(\", to: \"/\" }}\n"),
+            vec![
+                "gw.yaml:6:47: routes[0].redirect.status: 200 is not a redirect status: use 301, 302, 303, 307 or 308",
+                "gw.yaml:10:5: routes[1].rewrite: set either strip_prefix or rewrite, not both",
+                "gw.yaml:13:16: routes[2].rewrite.match: invalid regular expression \"^/v1/(\": unclosed group",
+            ],
+        ),
+        (
+            format!("{pool}route_defaults:\n  compression: {{ algorithms: [zstd, deflate, zstd], content_types: [json] }}\n{ROUTES}"),
+            vec![
+                "gw.yaml:5:37: route_defaults.compression.algorithms[1]: unknown algorithm \"deflate\", expected zstd, br or gzip",
+                "gw.yaml:5:46: route_defaults.compression.algorithms[2]: zstd is listed twice",
+                "gw.yaml:5:69: route_defaults.compression.content_types[0]: invalid media type \"json\", expected e.g. \"application/json\" or \"text/*\"",
+            ],
+        ),
+        (
+            format!("{pool}routes:\n  - match: {{ path_prefix: / }}\n    pool: p\n    basic_auth: {{ users_file: no-such-users-file }}\n"),
+            vec![
+                "gw.yaml:7:19: routes[0].basic_auth.users_file: cannot read no-such-users-file: No such file or directory (os error 2)",
+            ],
+        ),
+    ];
+    let mismatches: Vec<String> = cases
+        .into_iter()
+        .filter(|(text, expected)| errors_of(text) != *expected)
+        .map(|(text, expected)| {
+            format!(
+                "config:\n{text}\nexpected {expected:#?}\ngot {:#?}",
+                errors_of(&text)
+            )
+        })
+        .collect();
+    assert!(mismatches.is_empty(), "{}", mismatches.join("\n\n"));
 }

@@ -8,12 +8,17 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
+mod edge;
 mod jwt;
 mod limits;
 mod pools;
 mod routes;
 mod tls;
 
+pub(crate) use edge::{
+    BasicAuthFile, CompressionFile, CompressionSpec, CorsFile, HeaderRulesFile, PresetFile,
+    RedirectFile, RewriteFile, RouteDefaultsFile, SecurityHeadersFile, SecurityHeadersSpec,
+};
 pub(crate) use jwt::JwtFile;
 pub(crate) use limits::{RateLimitFile, RateLimitingFile, ScopeFile};
 pub(crate) use pools::{
@@ -48,6 +53,8 @@ pub(crate) struct TopFile {
     pub(crate) tls: Option<serde_yaml::Value>,
     #[serde(default)]
     pub(crate) pools: Option<serde_yaml::Mapping>,
+    #[serde(default)]
+    pub(crate) route_defaults: Option<serde_yaml::Value>,
     #[serde(default)]
     pub(crate) routes: Option<Vec<serde_yaml::Value>>,
 }

@@ -2,6 +2,10 @@
 
 use serde::Deserialize;
 
+use super::edge::{
+    BasicAuthFile, CompressionFile, CorsFile, HeaderRulesFile, RedirectFile, RewriteFile,
+    SecurityHeadersFile,
+};
 use super::limits::RateLimitFile;
 use super::ByteSize;
 
@@ -19,6 +23,13 @@ pub(crate) struct RouteFile {
     pub(crate) strip_prefix: bool,
     #[serde(default)]
     pub(crate) respond: Option<RespondFile>,
+    #[serde(default)]
+    pub(crate) redirect: Option<RedirectFile>,
+    #[serde(default)]
+    pub(crate) rewrite: Option<RewriteFile>,
+    /// The `Host` of the upstream request; the client's by default.
+    #[serde(default)]
+    pub(crate) upstream_host: Option<String>,
     /// Overrides `limits.max_body_bytes` for this route.
     #[serde(default)]
     pub(crate) body_limit: Option<ByteSize>,
@@ -29,6 +40,23 @@ pub(crate) struct RouteFile {
     /// `false` keeps this route on plain HTTP when `tls.redirect_http` is on.
     #[serde(default = "yes")]
     pub(crate) https_redirect: bool,
+    // Edge policies; each one, when absent, comes from `route_defaults:`.
+    #[serde(default)]
+    pub(crate) ip_allow: Option<Vec<String>>,
+    #[serde(default)]
+    pub(crate) ip_deny: Option<Vec<String>>,
+    #[serde(default)]
+    pub(crate) security_headers: Option<SecurityHeadersFile>,
+    #[serde(default)]
+    pub(crate) request_headers: Option<HeaderRulesFile>,
+    #[serde(default)]
+    pub(crate) response_headers: Option<HeaderRulesFile>,
+    #[serde(default)]
+    pub(crate) cors: Option<CorsFile>,
+    #[serde(default)]
+    pub(crate) basic_auth: Option<BasicAuthFile>,
+    #[serde(default)]
+    pub(crate) compression: Option<CompressionFile>,
 }
 
 fn yes() -> bool {

@@ -1,5 +1,6 @@
 //! `gateway.yaml` text -> [`Config`], collecting every error on the way.
 
+mod edge;
 mod jwt;
 mod limits;
 mod pools;
@@ -128,7 +129,28 @@ pub(super) fn validate(
         .jwt
         .and_then(|j| check_jwt(&mut errs, j, &pool_names, base_dir));
     let default_body_limit = limits.as_ref().map_or(0, |l| l.max_body_bytes);
-    let routes = check_routes(&mut errs, shapes.routes, &pool_names, default_body_limit);
+    let identity_headers = identity_headers(
+        jwt.as_ref(),
+        &pools,
+        &shapes.routes,
+        shapes.route_defaults.as_ref(),
+    );
+    let cx = edge::EdgeContext {
+        base_dir,
+        identity_headers: &identity_headers,
+    };
+    let defaults = shapes
+        .route_defaults
+        .map(|d| edge::check_defaults(&mut errs, d, &cx))
+        .unwrap_or_default();
+    let routes = check_routes(
+        &mut errs,
+        shapes.routes,
+        &pool_names,
+        default_body_limit,
+        &defaults,
+        &cx,
+    );
     let rate_limiting = shapes
         .rate_limiting
         .and_then(|r| check_rate_limiting(&mut errs, r));
@@ -187,6 +209,32 @@ pub(super) fn validate(
         }),
         _ => Err(errs.list),
     }
+}
+
+/// Request headers the gateway sets from what it verified: forwarded JWT claims, pool
+/// secrets and basic-auth users. No header rule may touch them.
+fn identity_headers(
+    jwt: Option<&super::JwtConfig>,
+    pools: &[PoolConfig],
+    routes: &[(usize, crate::config::file::RouteFile)],
+    defaults: Option<&crate::config::file::RouteDefaultsFile>,
+) -> Vec<HeaderName> {
+    let mut out: Vec<HeaderName> = jwt
+        .map(|j| j.forward_claims.iter().map(|(_, h)| h.clone()).collect())
+        .unwrap_or_default();
+    out.extend(
+        pools
+            .iter()
+            .filter_map(|p| p.forward_secret.as_ref().map(|s| s.header.clone())),
+    );
+    let users = routes
+        .iter()
+        .filter_map(|(_, r)| r.basic_auth.as_ref())
+        .chain(defaults.and_then(|d| d.basic_auth.as_ref()));
+    out.extend(
+        users.filter_map(|b| HeaderName::from_bytes(b.forward_user.as_deref()?.as_bytes()).ok()),
+    );
+    out
 }
 
 /// What one section needs of another: a route with `auth` needs `jwt:`, a cluster limit

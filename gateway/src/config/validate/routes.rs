@@ -5,9 +5,11 @@ use std::collections::HashSet;
 use bytes::Bytes;
 use http::{Method, StatusCode};
 
+use super::edge::{check_redirect, check_route, EdgeContext, RoutePolicies};
 use super::limits::check_rate_limit;
 use super::Errors;
-use crate::config::file::{AuthFile, MatchFile, RespondFile, RouteFile};
+use crate::config::edge::EdgePolicies;
+use crate::config::file::{AuthFile, MatchFile, RedirectFile, RespondFile, RouteFile};
 use crate::config::{AuthMode, PathMatch, RouteAction, RouteConfig, RouteMatch};
 
 pub(super) fn check_routes(
@@ -15,6 +17,8 @@ pub(super) fn check_routes(
     files: Vec<(usize, RouteFile)>,
     pools: &[&str],
     default_body_limit: u64,
+    defaults: &EdgePolicies,
+    cx: &EdgeContext<'_>,
 ) -> Vec<RouteConfig> {
     let mut routes: Vec<(usize, RouteConfig)> = Vec::new();
     let mut names = HashSet::new();
@@ -30,12 +34,63 @@ pub(super) fn check_routes(
             auth,
             rate_limits,
             https_redirect,
+            redirect,
+            rewrite,
+            upstream_host,
+            ip_allow,
+            ip_deny,
+            security_headers,
+            request_headers,
+            response_headers,
+            cors,
+            basic_auth,
+            compression,
         } = r;
-        let target =
-            errs.scoped(|errs| check_target(errs, i, matcher, pool, respond, strip_prefix, pools));
+        if rewrite.is_some() && strip_prefix {
+            errs.push(
+                at("rewrite"),
+                "set either strip_prefix or rewrite, not both",
+            );
+            continue;
+        }
+        let actions = Actions {
+            pool,
+            respond,
+            redirect,
+            strip_prefix,
+        };
+        let target = errs.scoped(|errs| check_target(errs, i, matcher, actions, pools));
         let Some((matcher, action)) = target else {
             continue;
         };
+        if !matches!(action, RouteAction::Proxy { .. }) {
+            for (key, set) in [
+                ("rewrite", rewrite.is_some()),
+                ("upstream_host", upstream_host.is_some()),
+                ("request_headers", request_headers.is_some()),
+            ] {
+                if set {
+                    errs.push(at(key), "only applies to routes with a pool");
+                }
+            }
+        }
+        let captures = match &action {
+            RouteAction::Redirect(r) => Some(r.pattern.clone()),
+            _ => None,
+        };
+        let own = RoutePolicies {
+            ip_allow,
+            ip_deny,
+            security_headers,
+            request_headers,
+            response_headers,
+            cors,
+            basic_auth,
+            compression,
+            rewrite,
+            upstream_host,
+        };
+        let policies = check_route(errs, i, own, defaults, captures.as_ref(), cx);
         if let Some((j, _)) = routes
             .iter()
             .find(|(_, other)| overlaps(&other.matcher, &matcher))
@@ -85,10 +140,19 @@ pub(super) fn check_routes(
                 auth,
                 rate_limits,
                 https_redirect,
+                policies,
             },
         ));
     }
     routes.into_iter().map(|(_, r)| r).collect()
+}
+
+/// What a route does with a request: exactly one of `pool`, `respond` and `redirect`.
+struct Actions {
+    pool: Option<String>,
+    respond: Option<RespondFile>,
+    redirect: Option<RedirectFile>,
+    strip_prefix: bool,
 }
 
 /// A route's matcher and action: its path (canonical), host, methods, and the pool it proxies
@@ -97,11 +161,15 @@ fn check_target(
     errs: &mut Errors<'_>,
     i: usize,
     matcher: MatchFile,
-    pool: Option<String>,
-    respond: Option<RespondFile>,
-    strip_prefix: bool,
+    actions: Actions,
     pools: &[&str],
 ) -> Option<(RouteMatch, RouteAction)> {
+    let Actions {
+        pool,
+        respond,
+        redirect,
+        strip_prefix,
+    } = actions;
     let at = |key: &str| format!("routes[{i}].{key}");
 
     let path = match (matcher.path_prefix, matcher.path) {
@@ -178,6 +246,29 @@ fn check_target(
         );
     }
 
+    let chosen = [pool.is_some(), respond.is_some(), redirect.is_some()];
+    if chosen.iter().filter(|c| **c).count() > 1 {
+        let key = if chosen[0] { "pool" } else { "redirect" };
+        errs.push(
+            at(key),
+            "set one of pool, respond and redirect, not several",
+        );
+        return None;
+    }
+    if let Some(redirect) = redirect {
+        if strip_prefix {
+            errs.push(at("strip_prefix"), "only applies to routes with a pool");
+        }
+        let redirect = check_redirect(errs, &at("redirect"), &redirect);
+        return Some((
+            RouteMatch {
+                path: path?,
+                host,
+                methods,
+            },
+            RouteAction::Redirect(redirect?),
+        ));
+    }
     let action = match (pool, respond) {
         (Some(pool), None) => match pools.iter().position(|p| *p == pool) {
             Some(index) => {
@@ -219,14 +310,11 @@ fn check_target(
                 }
             }
         }
-        (Some(_), Some(_)) => {
-            errs.push(at("pool"), "set either pool or respond, not both");
-            None
-        }
+        (Some(_), Some(_)) => None,
         (None, None) => {
             errs.push(
                 format!("routes[{i}]"),
-                "needs a pool to proxy to or a fixed respond",
+                "needs a pool to proxy to, a fixed respond or a redirect",
             );
             None
         }

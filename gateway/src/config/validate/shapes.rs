@@ -8,8 +8,8 @@ use serde_value::{DeserializerError, ValueDeserializer};
 use serde_yaml::Value;
 
 use super::super::file::{
-    DnsFile, JwtFile, LimitsFile, ListenersFile, PoolFile, RateLimitingFile, RouteFile, ServerFile,
-    TlsFile, TopFile,
+    DnsFile, JwtFile, LimitsFile, ListenersFile, PoolFile, RateLimitingFile, RouteDefaultsFile,
+    RouteFile, ServerFile, TlsFile, TopFile,
 };
 use super::super::spans::Position;
 use super::Errors;
@@ -33,6 +33,7 @@ pub(super) struct Shapes {
     /// Indices match the validated pools whenever validation succeeds, since any failed
     /// pool fails the whole file.
     pub(super) pool_names: Vec<String>,
+    pub(super) route_defaults: Option<RouteDefaultsFile>,
     /// The routes that deserialized, with their position in the file.
     pub(super) routes: Vec<(usize, RouteFile)>,
 }
@@ -72,6 +73,7 @@ impl Shapes {
             tls: top.tls.and_then(|v| errs.section::<TlsFile>("tls", v)),
             pools,
             pool_names,
+            route_defaults: errs.section_or_default("route_defaults", top.route_defaults),
             routes,
         })
     }

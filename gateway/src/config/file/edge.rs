@@ -1,0 +1,216 @@
+//! Edge policies: what a route (or `route_defaults:`) says about client addresses, headers,
+//! rewrites, redirects, CORS and basic auth.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// `route_defaults:`: policies every route starts from. A route that sets one of these keys
+/// replaces the default's value for that key (lists are not merged).
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RouteDefaultsFile {
+    #[serde(default)]
+    pub(crate) ip_allow: Option<Vec<String>>,
+    #[serde(default)]
+    pub(crate) ip_deny: Option<Vec<String>>,
+    #[serde(default)]
+    pub(crate) security_headers: Option<SecurityHeadersFile>,
+    #[serde(default)]
+    pub(crate) request_headers: Option<HeaderRulesFile>,
+    #[serde(default)]
+    pub(crate) response_headers: Option<HeaderRulesFile>,
+    #[serde(default)]
+    pub(crate) cors: Option<CorsFile>,
+    #[serde(default)]
+    pub(crate) basic_auth: Option<BasicAuthFile>,
+    #[serde(default)]
+    pub(crate) compression: Option<CompressionFile>,
+}
+
+/// `compression:` is `off` or its settings (`{}` for the defaults).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum CompressionFile {
+    Off(OffFile),
+    On(CompressionSpec),
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum OffFile {
+    Off,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CompressionSpec {
+    /// In the gateway's order of preference, among those the client accepts equally.
+    #[serde(default = "default_algorithms")]
+    pub(crate) algorithms: Vec<String>,
+    /// Responses that declare a smaller length are sent as they are.
+    #[serde(default = "default_min_size")]
+    pub(crate) min_size: super::ByteSize,
+    /// Media types to compress; `type/*` matches a whole type.
+    #[serde(default = "default_content_types")]
+    pub(crate) content_types: Vec<String>,
+}
+
+fn default_algorithms() -> Vec<String> {
+    ["zstd", "br", "gzip"].map(String::from).to_vec()
+}
+
+fn default_min_size() -> super::ByteSize {
+    super::ByteSize(1024)
+}
+
+fn default_content_types() -> Vec<String> {
+    [
+        "text/*",
+        "application/json",
+        "application/problem+json",
+        "application/ld+json",
+        "application/manifest+json",
+        "application/javascript",
+        "application/xml",
+        "application/wasm",
+        "image/svg+xml",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+/// `security_headers:` is `default`, `off`, or a mapping that starts from a preset and
+/// overrides some of its headers.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum SecurityHeadersFile {
+    Preset(PresetFile),
+    Custom(SecurityHeadersSpec),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum PresetFile {
+    Default,
+    Off,
+}
+
+/// Each header's value, or `off` to leave it out.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SecurityHeadersSpec {
+    #[serde(default = "default_preset")]
+    pub(crate) preset: PresetFile,
+    #[serde(default)]
+    pub(crate) strict_transport_security: Option<String>,
+    #[serde(default)]
+    pub(crate) content_type_options: Option<String>,
+    #[serde(default)]
+    pub(crate) frame_options: Option<String>,
+    #[serde(default)]
+    pub(crate) referrer_policy: Option<String>,
+    #[serde(default)]
+    pub(crate) content_security_policy: Option<String>,
+    #[serde(default)]
+    pub(crate) permissions_policy: Option<String>,
+    /// Upstream response headers that never reach the client.
+    #[serde(default)]
+    pub(crate) hide: Option<Vec<String>>,
+}
+
+fn default_preset() -> PresetFile {
+    PresetFile::Default
+}
+
+/// `request_headers:` / `response_headers:`. Applied in this order: `remove`, `set`, `add`.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct HeaderRulesFile {
+    /// Replace every value of the header with this one.
+    #[serde(default)]
+    pub(crate) set: BTreeMap<String, String>,
+    /// Add a value, keeping those already present.
+    #[serde(default)]
+    pub(crate) add: BTreeMap<String, String>,
+    #[serde(default)]
+    pub(crate) remove: Vec<String>,
+}
+
+/// `rewrite:`: the upstream path from a regular expression over the request path.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RewriteFile {
+    #[serde(rename = "match")]
+    pub(crate) pattern: String,
+    pub(crate) to: String,
+}
+
+/// `redirect:`: the route answers with a redirect instead of proxying.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RedirectFile {
+    pub(crate) to: String,
+    #[serde(default = "default_redirect_status")]
+    pub(crate) status: u16,
+    /// A regular expression over the request path whose captures `to` may use; without it,
+    /// `$1` is the whole path.
+    #[serde(default, rename = "match")]
+    pub(crate) pattern: Option<String>,
+    #[serde(default = "yes")]
+    pub(crate) keep_query: bool,
+}
+
+/// Temporary by default: browsers cache a permanent redirect for good, so a mistaken one
+/// outlives its fix.
+fn default_redirect_status() -> u16 {
+    302
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// `cors:`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CorsFile {
+    pub(crate) allow_origins: Vec<String>,
+    #[serde(default = "default_cors_methods")]
+    pub(crate) allow_methods: Vec<String>,
+    #[serde(default)]
+    pub(crate) allow_headers: Vec<String>,
+    #[serde(default)]
+    pub(crate) expose_headers: Vec<String>,
+    #[serde(default)]
+    pub(crate) allow_credentials: bool,
+    /// How long a browser may reuse a preflight's answer.
+    #[serde(default = "default_max_age", deserialize_with = "super::duration")]
+    pub(crate) max_age: Duration,
+}
+
+fn default_max_age() -> Duration {
+    Duration::from_secs(600)
+}
+
+fn default_cors_methods() -> Vec<String> {
+    ["GET", "HEAD", "POST"].map(String::from).to_vec()
+}
+
+/// `basic_auth:`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct BasicAuthFile {
+    /// `user:hash` lines; argon2 (`$argon2id$...`) or bcrypt (`$2b$...`) hashes.
+    pub(crate) users_file: String,
+    #[serde(default = "default_realm")]
+    pub(crate) realm: String,
+    /// A request header that carries the authenticated user to the upstream.
+    #[serde(default)]
+    pub(crate) forward_user: Option<String>,
+}
+
+fn default_realm() -> String {
+    "gateway".into()
+}
