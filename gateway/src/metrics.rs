@@ -182,8 +182,19 @@ pub(crate) static JWKS_REFRESHES: Lazy<IntCounterVec> = Lazy::new(|| {
 pub(crate) static REJECTIONS: Lazy<IntCounterVec> = Lazy::new(|| {
     register_int_counter_vec!(
         "gateway_policy_rejections_total",
-        "Requests refused by a gateway policy, by reason (auth|rate_limit|body_limit) and route",
+        "Requests refused by a gateway policy, by reason (auth|rate_limit|body_limit|ip_access|basic_auth) and route",
         &["reason", "route"]
+    )
+    .expect("metric names are unique")
+});
+
+/// Requests an edge policy answered or transformed, by action
+/// (cors_preflight|redirect|rewrite|compress) and route.
+pub(crate) static EDGE_ACTIONS: Lazy<IntCounterVec> = Lazy::new(|| {
+    register_int_counter_vec!(
+        "gateway_edge_actions_total",
+        "Requests an edge policy answered or transformed, by action (cors_preflight|redirect|rewrite|compress) and route",
+        &["action", "route"]
     )
     .expect("metric names are unique")
 });
@@ -241,6 +252,7 @@ pub(crate) fn init() {
         ACME_ORDERS.with_label_values(&[result]);
     }
     Lazy::force(&REJECTIONS);
+    Lazy::force(&EDGE_ACTIONS);
     CONFIG_RELOAD_SUCCESS.set(1);
     Lazy::force(&CONFIG_RELOADS);
 }

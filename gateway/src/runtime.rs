@@ -9,6 +9,7 @@ use pingora::listeners::tls::Acceptor;
 
 use crate::acme::Acme;
 use crate::config::{Config, JwksSource, JwtConfig, RateLimit};
+use crate::policy::edge::BasicVerifier;
 use crate::policy::jwt::jwks::{EndpointPicker, JwksRefresher};
 use crate::policy::jwt::Verifier;
 use crate::policy::rate_limit::{Limiter, RedisStore};
@@ -33,6 +34,9 @@ pub(crate) struct Runtime {
     pub(crate) owned_headers: Vec<http::HeaderName>,
     /// Each route's limiters, indexed like `config.routes`.
     pub(crate) limiters: Vec<Vec<Arc<Limiter>>>,
+    /// Each route's `basic_auth` checker, indexed like `config.routes`. Rebuilt on every
+    /// reload (the users file is read with the config), sharing one bound on password checks.
+    pub(crate) basic_auth: Vec<Option<Arc<BasicVerifier>>>,
     /// The Redis connection cluster limits share; kept across reloads that keep its settings.
     redis: Option<Arc<RedisStore>>,
     /// The HTTPS listener's handshakes, when `tls:` is configured; kept across reloads that
@@ -115,6 +119,27 @@ impl Runtime {
                 owned_headers.push(secret.header.clone());
             }
         }
+        let users = config
+            .routes
+            .iter()
+            .filter_map(|r| r.policies.basic_auth.as_ref()?.forward_user.clone());
+        for header in users {
+            if !owned_headers.contains(&header) {
+                owned_headers.push(header);
+            }
+        }
+        // Password hashes are slow on purpose: at most one check per core at a time.
+        let hash_permits = Arc::new(tokio::sync::Semaphore::new(
+            std::thread::available_parallelism().map_or(1, usize::from),
+        ));
+        let basic_auth = config
+            .routes
+            .iter()
+            .map(|r| {
+                let auth = r.policies.basic_auth.clone()?;
+                Some(Arc::new(BasicVerifier::new(auth, hash_permits.clone())))
+            })
+            .collect();
         let same_store = previous.is_some_and(|p| p.config.rate_limiting == config.rate_limiting);
         let redis = match previous {
             Some(p) if same_store => p.redis.clone(),
@@ -174,6 +199,7 @@ impl Runtime {
             verification_limiter,
             owned_headers,
             limiters,
+            basic_auth,
             redis,
         }
     }

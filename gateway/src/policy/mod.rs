@@ -1,4 +1,7 @@
-//! Request policies applied at the edge: token verification and rate limits.
+//! Request policies applied at the edge: token verification, rate limits, and the edge
+//! policies of `config::edge` (templates, CORS, redirects, rewrites, basic auth, compression).
 
+pub(crate) mod compression;
+pub(crate) mod edge;
 pub(crate) mod jwt;
 pub(crate) mod rate_limit;

@@ -26,6 +26,12 @@ pub(crate) const RATE_LIMITED: ErrorType = ErrorType::new("RateLimited");
 pub(crate) const RATE_LIMIT_UNAVAILABLE: ErrorType = ErrorType::new("RateLimitUnavailable");
 /// The request is well-formed HTTP but not acceptable (e.g. a `..` path segment).
 pub(crate) const BAD_REQUEST: ErrorType = ErrorType::new("BadRequest");
+/// The route's `ip_allow` / `ip_deny` refuses the client's address.
+pub(crate) const FORBIDDEN: ErrorType = ErrorType::new("Forbidden");
+/// A route with `basic_auth` got no valid user and password.
+pub(crate) const BASIC_UNAUTHORIZED: ErrorType = ErrorType::new("BasicUnauthorized");
+/// Every permit for password hashing is taken.
+pub(crate) const HASHING_BUSY: ErrorType = ErrorType::new("HashingBusy");
 
 /// Extra headers a rejection carries, chosen with its status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,6 +40,8 @@ pub(crate) enum Advice {
     /// `WWW-Authenticate` (RFC 6750), bare or with `error="invalid_token"` as the request
     /// phase found.
     Challenge,
+    /// `WWW-Authenticate: Basic` (RFC 7617) with the route's realm.
+    BasicChallenge,
     /// `Retry-After` and `RateLimit-*` from the refusing limit's decision.
     RateLimit,
     /// `Retry-After: 1`: try again shortly.
@@ -100,6 +108,19 @@ pub(crate) fn fate(e: &Error) -> Fate {
             .refused_by("auth")
             .before_upstream()
             .advising(Advice::Challenge),
+        t if *t == FORBIDDEN => Fate::new(403, "This route does not serve your address.")
+            .refused_by("ip_access")
+            .before_upstream(),
+        t if *t == BASIC_UNAUTHORIZED => Fate::new(401, "A valid user and password are required.")
+            .refused_by("basic_auth")
+            .before_upstream()
+            .advising(Advice::BasicChallenge),
+        t if *t == HASHING_BUSY => {
+            Fate::new(503, "Too many password checks are running; retry shortly.")
+                .refused_by("basic_auth")
+                .before_upstream()
+                .advising(Advice::RetryShortly)
+        }
         t if *t == RATE_LIMITED => Fate::new(
             429,
             "Too many requests; retry after the time in Retry-After.",
@@ -152,20 +173,19 @@ pub(crate) fn problem_body(status: u16, detail: &str, request_id: &str) -> Bytes
     Bytes::from(body.to_string())
 }
 
-/// Write a complete problem+json response to the client.
+/// Write a complete problem+json response to the client; `decorate` adds the headers its
+/// cause and route call for.
 pub(crate) async fn respond_problem(
     session: &mut Session,
     status: u16,
     detail: &str,
     request_id: &str,
     hsts: Option<http::HeaderValue>,
-    extra: &[(&'static str, String)],
+    decorate: impl FnOnce(&mut pingora::http::ResponseHeader) -> pingora::Result<()>,
 ) -> pingora::Result<()> {
     let body = problem_body(status, detail, request_id);
     let mut header = super::headers::own_response(status, request_id, hsts)?;
-    for (name, value) in extra {
-        header.insert_header(*name, value.as_str())?;
-    }
+    decorate(&mut header)?;
     header.insert_header(http::header::CONTENT_TYPE, "application/problem+json")?;
     header.insert_header(http::header::CONTENT_LENGTH, body.len().to_string())?;
     session
@@ -190,6 +210,9 @@ mod tests {
             (UNAUTHORIZED, 401),
             (RATE_LIMITED, 429),
             (RATE_LIMIT_UNAVAILABLE, 503),
+            (FORBIDDEN, 403),
+            (BASIC_UNAUTHORIZED, 401),
+            (HASHING_BUSY, 503),
         ];
         for (etype, status) in cases {
             let e = Error::explain(etype.clone(), "test");

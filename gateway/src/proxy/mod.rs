@@ -3,6 +3,8 @@
 //! failures):
 //! - `request_filters`: request id, client address, size limits, routing, auth, rate limits,
 //!   fixed responses, the upstream request;
+//! - `edge_filters`: the matched route's edge policies (addresses, CORS, basic auth,
+//!   redirects, rewrites, header rules, security headers);
 //! - `response_filters`: response headers, passive health, errors, access log and metrics;
 //! - `errors`: the gateway's error types and `fate`, the one table of how each is answered;
 //! - `connection`: around all of it, per client connection: the connection caps and the idle
@@ -11,6 +13,7 @@
 //! Phase order: see pingora's `docs/user_guide/phase.md` and ARCHITECTURE.md.
 
 pub(crate) mod connection;
+mod edge_filters;
 pub(crate) mod errors;
 pub(crate) mod headers;
 mod request_filters;
@@ -94,6 +97,18 @@ pub(crate) struct Ctx {
     route_index: usize,
     /// The most restrictive rate-limit decision, for the `RateLimit-*` headers.
     rate_decision: Option<Decision>,
+    /// A CORS preflight (`OPTIONS` with `Origin` and `Access-Control-Request-Method`) to a
+    /// route with `cors`.
+    preflight: bool,
+    /// `Access-Control-Allow-Origin` for this request, when its route has `cors` and allows
+    /// its `Origin`.
+    cors_origin: Option<http::HeaderValue>,
+    /// The user `basic_auth` verified.
+    basic_user: Option<Arc<str>>,
+    /// The realm of the `basic_auth` that refused the request.
+    basic_realm: Option<String>,
+    /// Compresses the response body, when the route's `compression` chose to.
+    encoder: Option<crate::policy::compression::Encoder>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -142,6 +157,11 @@ impl ProxyHttp for Gateway {
             identity_headers: Vec::new(),
             route_index: 0,
             rate_decision: None,
+            preflight: false,
+            cors_origin: None,
+            basic_user: None,
+            basic_realm: None,
+            encoder: None,
         }
     }
 
@@ -161,9 +181,19 @@ impl ProxyHttp for Gateway {
             return Ok(true);
         }
         request_filters::route(session, ctx)?;
+        edge_filters::check_address(ctx)?;
+        edge_filters::note_origin(session, ctx);
+        // Browsers send preflights without credentials: answered before any auth.
+        if edge_filters::answer_preflight(session, ctx).await? {
+            return Ok(true);
+        }
+        edge_filters::check_basic_auth(session, ctx).await?;
         request_filters::authenticate(session, ctx).await?;
         request_filters::check_content_length(session, ctx)?;
         request_filters::rate_limit(session, ctx).await?;
+        if edge_filters::redirect(session, ctx).await? {
+            return Ok(true);
+        }
         request_filters::respond_fixed(session, ctx).await
     }
 
@@ -221,7 +251,8 @@ impl ProxyHttp for Gateway {
         upstream_request: &mut RequestHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
-        request_filters::rewrite_upstream_request(session, upstream_request, ctx)
+        request_filters::rewrite_upstream_request(session, upstream_request, ctx)?;
+        edge_filters::upstream_request(session, upstream_request, ctx)
     }
 
     fn fail_to_connect(
@@ -284,11 +315,22 @@ impl ProxyHttp for Gateway {
 
     async fn response_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         upstream_response: &mut ResponseHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
-        response_filters::to_client(upstream_response, ctx)
+        response_filters::to_client(session, upstream_response, ctx)
+    }
+
+    fn response_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<bytes::Bytes>,
+        end_of_stream: bool,
+        ctx: &mut Ctx,
+    ) -> Result<Option<std::time::Duration>> {
+        edge_filters::compress_body(body, end_of_stream, ctx)?;
+        Ok(None)
     }
 
     async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {

@@ -194,7 +194,14 @@ pub(super) fn route(session: &Session, ctx: &mut Ctx) -> Result<()> {
     let req = session.req_header();
     let sent = req.uri.path();
     let path = ctx.canonical_path.as_deref().unwrap_or(sent);
-    let Some(route) = rt.router.find(ctx.host.as_deref(), path, &req.method) else {
+    // A CORS preflight belongs to the route of the method it asks about, when that route
+    // has `cors`; otherwise an OPTIONS request is routed like any other.
+    let preflight = crate::policy::edge::preflight_method(req)
+        .and_then(|m| rt.router.find(ctx.host.as_deref(), path, &m))
+        .filter(|r| rt.config.routes[r.index].policies.cors.is_some());
+    ctx.preflight = preflight.is_some();
+    let Some(route) = preflight.or_else(|| rt.router.find(ctx.host.as_deref(), path, &req.method))
+    else {
         return Error::e_explain(ROUTE_NOT_FOUND, format!("no route for {path}"));
     };
     ctx.route_name = Some(route.name.clone());
@@ -202,7 +209,10 @@ pub(super) fn route(session: &Session, ctx: &mut Ctx) -> Result<()> {
     ctx.route_auth = route.auth;
     ctx.route_index = route.index;
     ctx.route_action = Some(route.action.clone());
-    let upstream_path = route.upstream_path(path);
+    let upstream_path = match super::edge_filters::rewritten_path(ctx, path) {
+        Some(rewritten) => rewritten.into(),
+        None => route.upstream_path(path),
+    };
     // An absolute-form target goes upstream in origin form, so the upstream reads the very
     // path the gateway routed on.
     let origin_form = req.raw_path().first() == Some(&b'/');
@@ -409,6 +419,7 @@ pub(super) async fn respond_fixed(session: &mut Session, ctx: &mut Ctx) -> Resul
     let mut header = headers::own_response(status.as_u16(), &ctx.request_id, hsts)?;
     header.insert_header(http::header::CONTENT_TYPE, content_type.as_str())?;
     header.insert_header(http::header::CONTENT_LENGTH, body.len().to_string())?;
+    super::edge_filters::own_response_headers(&mut header, ctx)?;
     ctx.gateway_status = Some(status.as_u16());
     let body = body.clone();
     session
@@ -482,7 +493,9 @@ pub(super) fn rewrite_upstream_request(
         },
     )?;
     if let Some(path) = &ctx.upstream_path {
+        // A rewrite may give the path a query of its own; the client's is appended to it.
         let target = match req.uri.query() {
+            Some(q) if path.contains('?') => format!("{path}&{q}"),
             Some(q) => format!("{path}?{q}"),
             None => path.clone(),
         };

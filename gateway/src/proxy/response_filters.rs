@@ -41,8 +41,13 @@ fn rate_limit_headers(d: &Decision) -> [(&'static str, String); 3] {
     ]
 }
 
-/// Headers the client sees: hop-by-hop ones removed, the request id and quota added.
-pub(super) fn to_client(resp: &mut ResponseHeader, ctx: &Ctx) -> pingora::Result<()> {
+/// Headers the client sees: hop-by-hop ones removed, the request id and quota added, and
+/// the route's edge policies (security headers, CORS, response rules) applied.
+pub(super) fn to_client(
+    session: &Session,
+    resp: &mut ResponseHeader,
+    ctx: &mut Ctx,
+) -> pingora::Result<()> {
     for name in headers::hop_by_hop(&resp.headers) {
         resp.remove_header(&name);
     }
@@ -59,7 +64,7 @@ pub(super) fn to_client(resp: &mut ResponseHeader, ctx: &Ctx) -> pingora::Result
             resp.insert_header(name, value)?;
         }
     }
-    Ok(())
+    super::edge_filters::upstream_response(session, resp, ctx)
 }
 
 /// Answer a failed request as its [`fate`] says, with a problem+json body.
@@ -92,13 +97,19 @@ pub(super) async fn fail_to_proxy(session: &mut Session, e: &Error, ctx: &mut Ct
         }
         let extra = advice_headers(fate.advice, ctx);
         let hsts = headers::hsts(ctx.runtime.as_deref(), ctx.tls);
+        let decorate = |header: &mut ResponseHeader| {
+            for (name, value) in extra {
+                header.insert_header(name, value)?;
+            }
+            super::edge_filters::own_response_headers(header, ctx)
+        };
         if let Err(write_error) = respond_problem(
             session,
             fate.status,
             fate.detail,
             &ctx.request_id,
             hsts,
-            &extra,
+            decorate,
         )
         .await
         {
@@ -130,6 +141,13 @@ fn advice_headers(advice: Advice, ctx: &Ctx) -> Vec<(&'static str, String)> {
             extra.extend(rate_limit_headers(&d));
             extra
         }),
+        Advice::BasicChallenge => {
+            let realm = ctx.basic_realm.as_deref().unwrap_or("gateway");
+            vec![(
+                "www-authenticate",
+                format!("Basic realm=\"{realm}\", charset=\"UTF-8\""),
+            )]
+        }
         Advice::RetryShortly => vec![("retry-after", "1".to_owned())],
     }
 }
