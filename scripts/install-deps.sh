@@ -18,6 +18,7 @@
 #   testssl.sh    scans the HTTPS listener (scripts/testssl.sh)
 #   pebble        Let's Encrypt's ACME test server: the ACME tests obtain and renew certificates
 #   nghttp2-client  h2load: the benchmark's HTTP/2 and TLS handshake rows
+#   chromium      a real browser: the CORS test loads pages in headless Chromium
 #   cargo-machete, cargo-deny  unused dependencies; licenses, bans and sources (deny.toml)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -49,6 +50,7 @@ if [ "$want" = test ]; then
   command -v curl >/dev/null || missing+=(curl)
   command -v pebble >/dev/null || missing+=(pebble)
   command -v h2load >/dev/null || missing+=(nghttp2-client)
+  command -v chromium >/dev/null || missing+=(chromium fonts-dejavu-core)
 fi
 
 if ((${#missing[@]})); then

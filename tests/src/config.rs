@@ -78,6 +78,9 @@ pub struct GatewayConfig {
     pub tls: Option<Tls>,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub pools: BTreeMap<String, Pool>,
+    /// `route_defaults:`, spelled as in gateway.yaml.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub route_defaults: Option<serde_json::Value>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub routes: Vec<Route>,
 }
@@ -106,6 +109,12 @@ impl GatewayConfig {
     /// Add (or replace) the pool `name`.
     pub fn pool(mut self, name: &str, pool: Pool) -> Self {
         self.pools.insert(name.to_owned(), pool);
+        self
+    }
+
+    /// Set `route_defaults:`.
+    pub fn route_defaults(mut self, value: serde_json::Value) -> Self {
+        self.route_defaults = Some(value);
         self
     }
 

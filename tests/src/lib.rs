@@ -25,6 +25,7 @@
 //! Logs of each gateway are kept in its temp dir and printed on drop when `TEST_LOG=1`.
 
 pub mod api;
+pub mod browser;
 pub mod certs;
 pub mod config;
 pub mod dns;

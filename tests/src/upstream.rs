@@ -4,7 +4,10 @@
 //! headers as JSON, so tests can see exactly what the gateway forwarded. Behaviour is
 //! switchable at run time: the health endpoint can fail, every answer can become a 500,
 //! `/slow/<ms>` answers late and `/shed` answers 503 with `Retry-After` (load shedding). The server counts accepted connections, which is how tests
-//! measure upstream keep-alive reuse.
+//! measure upstream keep-alive reuse. A request header `x-reply-<name>: <value>` makes the
+//! answer carry `<name>: <value>` (replacing its own), so tests can choose the upstream's
+//! response headers; `/big/<n>` answers with `n` bytes of repetitive JSON text instead of
+//! the echo.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -184,14 +187,55 @@ async fn handle(
             0
         }
     };
-    let body = serde_json::json!({
-        "upstream": name,
-        "method": method,
-        "target": target,
-        "headers": headers,
-        "body_len": body_len,
-    });
-    Ok(reply(status, &name, Bytes::from(body.to_string())))
+    let asked: Vec<(String, String)> = headers
+        .iter()
+        .filter_map(|(k, v)| {
+            Some((
+                k.strip_prefix("x-reply-")?.to_owned(),
+                v.as_str()?.to_owned(),
+            ))
+        })
+        .collect();
+    let body = match path
+        .strip_prefix("/big/")
+        .and_then(|n| n.parse::<usize>().ok())
+    {
+        Some(n) => Bytes::from(big_body(n)),
+        None => Bytes::from(
+            serde_json::json!({
+                "upstream": name,
+                "method": method,
+                "target": target,
+                "headers": headers,
+                "body_len": body_len,
+            })
+            .to_string(),
+        ),
+    };
+    let mut resp = reply(status, &name, body);
+    for (k, v) in asked {
+        if let (Ok(k), Ok(v)) = (
+            hyper::header::HeaderName::from_bytes(k.as_bytes()),
+            hyper::header::HeaderValue::from_str(&v),
+        ) {
+            resp.headers_mut().insert(k, v);
+        }
+    }
+    Ok(resp)
+}
+
+/// `n` bytes of text that compresses the way API responses do.
+pub fn big_body(n: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(n + 64);
+    let mut i = 0u64;
+    while out.len() < n {
+        out.extend_from_slice(
+            format!("{{\"id\":{i},\"title\":\"item number {i}\",\"done\":false}},").as_bytes(),
+        );
+        i += 1;
+    }
+    out.truncate(n);
+    out
 }
 
 fn reply(status: StatusCode, name: &str, body: Bytes) -> Response<Full<Bytes>> {

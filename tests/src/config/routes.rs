@@ -25,6 +25,10 @@ pub struct Route {
     pub rate_limits: Vec<RateLimit>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub https_redirect: Option<bool>,
+    /// Edge policies (`ip_allow`, `cors`, `redirect`, `rewrite`, header rules...), spelled as
+    /// in gateway.yaml.
+    #[serde(flatten)]
+    pub policies: std::collections::BTreeMap<String, serde_json::Value>,
 }
 
 impl Route {
@@ -56,7 +60,14 @@ impl Route {
             auth: None,
             rate_limits: Vec::new(),
             https_redirect: None,
+            policies: std::collections::BTreeMap::new(),
         }
+    }
+
+    /// Set an edge policy key of the route to `value` (as gateway.yaml spells it).
+    pub fn policy(mut self, key: &str, value: serde_json::Value) -> Self {
+        self.policies.insert(key.to_owned(), value);
+        self
     }
 
     /// Set `match.methods`.

@@ -1,0 +1,603 @@
+//! Edge policies on a real gateway: client addresses, redirects, rewrites, header rules,
+//! security headers, basic auth and CORS (as a plain HTTP client sees it; `cors_browser`
+//! checks CORS in a real browser).
+
+use serde_json::{json, Value};
+
+use super::metric_value;
+use crate::config::{GatewayConfig, Pool, Route};
+use crate::gateway;
+use crate::upstream::Upstream;
+
+/// The upstream's echo of what the gateway forwarded.
+async fn echo(resp: reqwest::Response) -> Value {
+    resp.json().await.expect("an echo body")
+}
+
+fn no_redirects() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+}
+
+#[tokio::test]
+async fn ip_rules_refuse_with_403_problem_json_route_rules_replacing_the_defaults() {
+    // Arrange: the gateway trusts the test (127.0.0.1) as a proxy, so X-Forwarded-For
+    // chooses the client address each request is judged by.
+    let up = Upstream::spawn("a").await;
+    let gw = gateway::start(
+        &GatewayConfig::new()
+            .trusted_proxy("127.0.0.1")
+            .pool("a", Pool::upstreams(&[&up]))
+            .route_defaults(json!({ "ip_deny": ["192.0.2.0/24", "2001:db8:bad::/48"] }))
+            .route(Route::prefix("/open").name("open").pool("a"))
+            .route(
+                Route::prefix("/internal")
+                    .name("internal")
+                    .pool("a")
+                    .policy("ip_allow", json!(["10.0.0.0/8", "fd00::/8"])),
+            )
+            .route(
+                Route::prefix("/anyone")
+                    .name("anyone")
+                    .pool("a")
+                    .policy("ip_deny", json!([])),
+            ),
+    )
+    .await;
+    gw.wait_ready().await;
+    let client = reqwest::Client::new();
+    let status_from = |path: &'static str, client_ip: &'static str| {
+        let client = client.clone();
+        let url = gw.url(path);
+        async move {
+            client
+                .get(url)
+                .header("x-forwarded-for", client_ip)
+                .send()
+                .await
+                .expect("response")
+        }
+    };
+
+    // Act
+    let open_ok = status_from("/open", "198.51.100.1").await;
+    let open_denied = status_from("/open", "192.0.2.7").await;
+    let open_denied_v6 = status_from("/open", "2001:db8:bad::1").await;
+    let internal_outside = status_from("/internal", "198.51.100.1").await;
+    let internal_inside = status_from("/internal", "10.1.2.3").await;
+    let internal_mapped = status_from("/internal", "::ffff:10.1.2.3").await;
+    let anyone = status_from("/anyone", "192.0.2.7").await;
+
+    // Assert
+    assert_eq!(open_ok.status(), 200);
+    assert_eq!(open_denied.status(), 403, "the default deny list");
+    assert_eq!(open_denied_v6.status(), 403, "IPv6 ranges");
+    assert_eq!(
+        open_denied.headers()["content-type"],
+        "application/problem+json"
+    );
+    let problem: Value = open_denied.json().await.unwrap();
+    assert_eq!(problem["status"], 403);
+    assert_eq!(internal_outside.status(), 403, "outside the allow list");
+    assert_eq!(internal_inside.status(), 200);
+    assert_eq!(
+        internal_mapped.status(),
+        200,
+        "an IPv4-mapped address is its IPv4 address"
+    );
+    assert_eq!(
+        anyone.status(),
+        200,
+        "a route's own ip_deny replaces the default"
+    );
+    assert_eq!(
+        up.requests(),
+        4,
+        "refused requests never reach the upstream"
+    );
+    let refused = r#"gateway_policy_rejections_total{reason="ip_access",route="open"}"#;
+    assert_eq!(metric_value(&gw, refused).await, Some(2.0));
+}
+
+#[tokio::test]
+async fn redirect_routes_answer_with_their_location_and_keep_the_query() {
+    // Arrange
+    let up = Upstream::spawn("a").await;
+    let gw = gateway::start(
+        &GatewayConfig::new()
+            .pool("a", Pool::upstreams(&[&up]))
+            .route(Route::prefix("/").name("all").pool("a"))
+            .route(Route::prefix("/old").name("old").policy(
+                "redirect",
+                json!({ "match": "^/old/(?P<rest>.*)$", "to": "https://example.com/new/${rest}", "status": 301 }),
+            ))
+            .route(Route::path("/docs").name("docs").policy(
+                "redirect",
+                json!({ "to": "/documentation$1", "keep_query": false }),
+            )),
+    )
+    .await;
+    gw.wait_ready().await;
+    let client = no_redirects();
+
+    // Act
+    let old = client.get(gw.url("/old/a/b?x=1&y=2")).send().await.unwrap();
+    let docs = client.get(gw.url("/docs?drop=me")).send().await.unwrap();
+    let unmatched = client.get(gw.url("/old")).send().await.unwrap();
+
+    // Assert
+    assert_eq!(old.status(), 301);
+    assert_eq!(
+        old.headers()["location"],
+        "https://example.com/new/a/b?x=1&y=2"
+    );
+    assert_eq!(docs.status(), 302, "temporary unless told otherwise");
+    assert_eq!(docs.headers()["location"], "/documentation/docs");
+    assert_eq!(
+        unmatched.status(),
+        404,
+        "the route's pattern does not match /old itself"
+    );
+    assert_eq!(up.requests(), 0);
+    let counted = r#"gateway_edge_actions_total{action="redirect",route="old"}"#;
+    assert_eq!(metric_value(&gw, counted).await, Some(1.0));
+}
+
+#[tokio::test]
+async fn rewrite_and_header_rules_shape_the_upstream_request_and_the_response() {
+    // Arrange
+    let up = Upstream::spawn("a").await;
+    let gw = gateway::start(
+        &GatewayConfig::new()
+            .pool("a", Pool::upstreams(&[&up]))
+            .route(
+            Route::prefix("/api/v1")
+                .name("v1")
+                .pool("a")
+                .policy(
+                    "rewrite",
+                    json!({ "match": "^/api/v1/(?P<res>[a-z]+)/(\\d+)$", "to": "/${res}?id=$2" }),
+                )
+                .policy("upstream_host", json!("api.internal"))
+                .policy(
+                    "request_headers",
+                    json!({
+                        "set": { "X-Route": "${route}", "X-Resource": "${res}" },
+                        "add": { "X-Client": "ip=${client_ip} id=${request_id}" },
+                        "remove": ["X-Debug"]
+                    }),
+                )
+                .policy(
+                    "response_headers",
+                    json!({ "set": { "Cache-Control": "no-store" }, "remove": ["X-Internal"] }),
+                ),
+        ),
+    )
+    .await;
+    gw.wait_ready().await;
+    let client = reqwest::Client::new();
+
+    // Act
+    let resp = client
+        .get(gw.url("/api/v1/users/42?page=2"))
+        .header("x-request-id", "rid-7")
+        .header("x-debug", "1")
+        .header("x-route", "spoofed")
+        .header("x-reply-x-internal", "secret")
+        .header("x-reply-cache-control", "max-age=60")
+        .send()
+        .await
+        .unwrap();
+    let unmatched = client.get(gw.url("/api/v1/other")).send().await.unwrap();
+
+    // Assert
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["cache-control"], "no-store", "set replaces");
+    assert!(resp.headers().get("x-internal").is_none(), "removed");
+    let seen = echo(resp).await;
+    assert_eq!(
+        seen["target"], "/users?id=42&page=2",
+        "rewritten with captures, the query kept"
+    );
+    assert_eq!(seen["headers"]["host"], "api.internal");
+    assert_eq!(
+        seen["headers"]["x-route"], "v1",
+        "set replaces the client's"
+    );
+    assert_eq!(seen["headers"]["x-resource"], "users");
+    assert_eq!(seen["headers"]["x-client"], "ip=127.0.0.1 id=rid-7");
+    assert!(seen["headers"].get("x-debug").is_none());
+    let other = echo(unmatched).await;
+    assert_eq!(
+        other["target"], "/api/v1/other",
+        "a path the pattern does not match goes as it is"
+    );
+    let counted = r#"gateway_edge_actions_total{action="rewrite",route="v1"}"#;
+    assert_eq!(metric_value(&gw, counted).await, Some(1.0));
+}
+
+#[tokio::test]
+async fn security_headers_fill_in_what_the_upstream_left_out_and_hide_its_banner() {
+    // Arrange
+    let up = Upstream::spawn("a").await;
+    let gw = gateway::start(
+        &GatewayConfig::new()
+            .pool("a", Pool::upstreams(&[&up]))
+            .route_defaults(json!({ "security_headers": "default" }))
+            .route(Route::prefix("/").name("all").pool("a"))
+            .route(
+                Route::prefix("/embed")
+                    .name("embed")
+                    .pool("a")
+                    .policy(
+                        "security_headers",
+                        json!({ "frame_options": "off", "content_security_policy": "frame-ancestors https://partner.example" }),
+                    ),
+            )
+            .route(
+                Route::prefix("/raw")
+                    .name("raw")
+                    .pool("a")
+                    .policy("security_headers", json!("off")),
+            ),
+    )
+    .await;
+    gw.wait_ready().await;
+    let client = reqwest::Client::new();
+    let get = |path: &'static str, frame: Option<&'static str>| {
+        let mut req = client
+            .get(gw.url(path))
+            .header("x-reply-server", "upstream/1.0")
+            .header("x-reply-x-powered-by", "Express");
+        if let Some(f) = frame {
+            req = req.header("x-reply-x-frame-options", f);
+        }
+        req.send()
+    };
+
+    // Act
+    let plain = get("/", None).await.unwrap();
+    let framed = get("/", Some("SAMEORIGIN")).await.unwrap();
+    let embed = get("/embed", None).await.unwrap();
+    let raw = get("/raw", None).await.unwrap();
+    let missing = client.get(gw.url("/nowhere-else")).send().await.unwrap();
+
+    // Assert
+    let h = plain.headers();
+    assert_eq!(h["x-content-type-options"], "nosniff");
+    assert_eq!(h["x-frame-options"], "DENY");
+    assert_eq!(h["referrer-policy"], "strict-origin-when-cross-origin");
+    assert!(
+        h.get("strict-transport-security").is_none(),
+        "never over plain HTTP"
+    );
+    assert!(h.get("x-powered-by").is_none());
+    assert!(
+        h.get_all("server").iter().all(|v| v != "upstream/1.0"),
+        "the upstream's banner is hidden: {:?}",
+        h.get_all("server")
+    );
+    assert_eq!(
+        framed.headers()["x-frame-options"],
+        "SAMEORIGIN",
+        "the upstream's own value wins"
+    );
+    assert!(embed.headers().get("x-frame-options").is_none());
+    assert_eq!(
+        embed.headers()["content-security-policy"],
+        "frame-ancestors https://partner.example"
+    );
+    assert_eq!(embed.headers()["x-content-type-options"], "nosniff");
+    assert!(raw.headers().get("x-content-type-options").is_none());
+    assert_eq!(raw.headers()["x-powered-by"], "Express");
+    assert_eq!(missing.status(), 200, "the catch-all route");
+}
+
+/// A bcrypt hash (cost 4) of `b0b-pass` and an argon2id hash of `alice-pass`.
+const USERS: &str = "# users of the ops route\n\
+alice:$argon2id$v=19$m=8192,t=1,p=1$4AH1ij1ssj9Vw7ex2SWvhA$SQIL5BZrbi+5gcu9t/f9NKxYVZtSg2ok3gqROA0e78M\n\
+bob:$2b$04$chTPKLoIDCPxa4jkLou7perNNhYaNe8D74qF9mX.WekIhKbwkMF7u\n";
+
+#[tokio::test]
+async fn basic_auth_admits_listed_users_and_forwards_the_user_not_the_password() {
+    // Arrange
+    let dir = tempfile::tempdir().unwrap();
+    let users = dir.path().join("users.htpasswd");
+    std::fs::write(&users, USERS).unwrap();
+    let up = Upstream::spawn("a").await;
+    let gw = gateway::start(
+        &GatewayConfig::new()
+            .pool("a", Pool::upstreams(&[&up]))
+            .route(Route::prefix("/").name("public").pool("a"))
+            .route(Route::prefix("/ops").name("ops").pool("a").policy(
+                "basic_auth",
+                json!({ "users_file": users, "realm": "ops", "forward_user": "X-Auth-User" }),
+            )),
+    )
+    .await;
+    gw.wait_ready().await;
+    let client = reqwest::Client::new();
+    let ops = |user: Option<(&'static str, &'static str)>| {
+        let mut req = client.get(gw.url("/ops/status"));
+        if let Some((u, p)) = user {
+            req = req.basic_auth(u, Some(p));
+        }
+        req.send()
+    };
+
+    // Act
+    let none = ops(None).await.unwrap();
+    let wrong = ops(Some(("alice", "nope"))).await.unwrap();
+    let unknown = ops(Some(("mallory", "alice-pass"))).await.unwrap();
+    let alice = ops(Some(("alice", "alice-pass"))).await.unwrap();
+    let alice_again = ops(Some(("alice", "alice-pass"))).await.unwrap();
+    let bob = ops(Some(("bob", "b0b-pass"))).await.unwrap();
+    let spoofed = client
+        .get(gw.url("/public"))
+        .header("x-auth-user", "root")
+        .send()
+        .await
+        .unwrap();
+
+    // Assert
+    assert_eq!(none.status(), 401);
+    assert_eq!(
+        none.headers()["www-authenticate"],
+        "Basic realm=\"ops\", charset=\"UTF-8\""
+    );
+    assert_eq!(none.headers()["content-type"], "application/problem+json");
+    assert_eq!(
+        (wrong.status().as_u16(), unknown.status().as_u16()),
+        (401, 401)
+    );
+    assert_eq!(alice.status(), 200);
+    let seen = echo(alice).await;
+    assert_eq!(seen["headers"]["x-auth-user"], "alice");
+    assert!(
+        seen["headers"].get("authorization").is_none(),
+        "the password stays at the gateway"
+    );
+    assert_eq!(alice_again.status(), 200);
+    assert_eq!(echo(bob).await["headers"]["x-auth-user"], "bob", "bcrypt");
+    assert!(
+        echo(spoofed).await["headers"].get("x-auth-user").is_none(),
+        "a client's copy of the user header is stripped on every route"
+    );
+    let refused = r#"gateway_policy_rejections_total{reason="basic_auth",route="ops"}"#;
+    assert_eq!(metric_value(&gw, refused).await, Some(3.0));
+}
+
+#[tokio::test]
+async fn cors_preflights_are_answered_at_the_gateway_and_responses_name_the_origin() {
+    // Arrange
+    let up = Upstream::spawn("a").await;
+    let gw = gateway::start(
+        &GatewayConfig::new()
+            .pool("a", Pool::upstreams(&[&up]))
+            .route(
+                Route::prefix("/api")
+                    .name("api")
+                    .pool("a")
+                    .methods(&["GET", "POST"])
+                    .policy(
+                        "cors",
+                        json!({
+                            "allow_origins": ["https://app.example.com", "https://*.example.org"],
+                            "allow_methods": ["GET", "POST"],
+                            "allow_headers": ["Content-Type", "Authorization"],
+                            "expose_headers": ["X-Request-Id"],
+                            "allow_credentials": true,
+                            "max_age": "10m"
+                        }),
+                    ),
+            ),
+    )
+    .await;
+    gw.wait_ready().await;
+    let client = reqwest::Client::new();
+    let preflight = |origin: &'static str| {
+        client
+            .request(reqwest::Method::OPTIONS, gw.url("/api/items"))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", "content-type")
+            .send()
+    };
+
+    // Act
+    let allowed = preflight("https://app.example.com").await.unwrap();
+    let sub = preflight("https://eu.shop.example.org").await.unwrap();
+    let other = preflight("https://evil.example.net").await.unwrap();
+    let actual = client
+        .post(gw.url("/api/items"))
+        .header("origin", "https://app.example.com")
+        .header("x-reply-access-control-allow-origin", "*")
+        .send()
+        .await
+        .unwrap();
+    let foreign = client
+        .get(gw.url("/api/items"))
+        .header("origin", "https://evil.example.net")
+        .send()
+        .await
+        .unwrap();
+
+    // Assert
+    assert_eq!(allowed.status(), 204);
+    let h = allowed.headers();
+    assert_eq!(h["access-control-allow-origin"], "https://app.example.com");
+    assert_eq!(h["access-control-allow-methods"], "GET, POST");
+    assert_eq!(
+        h["access-control-allow-headers"],
+        "Content-Type, Authorization"
+    );
+    assert_eq!(h["access-control-allow-credentials"], "true");
+    assert_eq!(h["access-control-max-age"], "600");
+    assert!(h["vary"].to_str().unwrap().contains("Origin"));
+    assert_eq!(
+        sub.headers()["access-control-allow-origin"],
+        "https://eu.shop.example.org"
+    );
+    assert_eq!(other.status(), 204);
+    assert!(
+        other.headers().get("access-control-allow-origin").is_none(),
+        "an origin not allowed gets no CORS headers"
+    );
+    assert_eq!(up.requests(), 2, "preflights are never forwarded");
+    assert_eq!(actual.status(), 200);
+    let h = actual.headers();
+    assert_eq!(
+        h.get_all("access-control-allow-origin")
+            .iter()
+            .collect::<Vec<_>>(),
+        ["https://app.example.com"],
+        "the gateway's answer replaces the upstream's"
+    );
+    assert_eq!(h["access-control-expose-headers"], "X-Request-Id");
+    assert_eq!(h["access-control-allow-credentials"], "true");
+    assert!(h["vary"].to_str().unwrap().contains("Origin"));
+    assert!(foreign
+        .headers()
+        .get("access-control-allow-origin")
+        .is_none());
+    let counted = r#"gateway_edge_actions_total{action="cors_preflight",route="api"}"#;
+    assert_eq!(metric_value(&gw, counted).await, Some(3.0));
+}
+
+/// Decode a body the gateway encoded with `coding`.
+fn decode(coding: &str, body: &[u8]) -> Vec<u8> {
+    use std::io::Read as _;
+    let mut out = Vec::new();
+    match coding {
+        "gzip" => {
+            flate2::read::GzDecoder::new(body)
+                .read_to_end(&mut out)
+                .expect("gzip");
+        }
+        "br" => {
+            brotli::Decompressor::new(body, 4096)
+                .read_to_end(&mut out)
+                .expect("brotli");
+        }
+        "zstd" => out = zstd::decode_all(body).expect("zstd"),
+        other => panic!("unexpected coding {other}"),
+    }
+    out
+}
+
+#[tokio::test]
+async fn compression_follows_accept_encoding_and_leaves_what_it_must_alone() {
+    // Arrange
+    let up = Upstream::spawn("a").await;
+    let gw = gateway::start(
+        &GatewayConfig::new()
+            .pool("a", Pool::upstreams(&[&up]))
+            .route_defaults(json!({ "compression": { "min_size": "2KiB" } }))
+            .route(Route::prefix("/").name("all").pool("a"))
+            .route(
+                Route::prefix("/plain")
+                    .name("plain")
+                    .pool("a")
+                    .strip_prefix()
+                    .policy("compression", json!("off")),
+            ),
+    )
+    .await;
+    gw.wait_ready().await;
+    let client = reqwest::Client::new();
+    let big = crate::upstream::big_body(1 << 20);
+    let get = |path: &str, accept: &str, extra: &[(&'static str, &'static str)]| {
+        let mut req = client
+            .get(gw.url(path))
+            .header("accept-encoding", accept.to_owned());
+        for (k, v) in extra {
+            req = req.header(*k, *v);
+        }
+        req.send()
+    };
+
+    // Act / Assert: each client gets the coding it prefers most among the gateway's.
+    for (accept, coding) in [
+        ("gzip, deflate, br, zstd", "zstd"),
+        ("gzip, br;q=0.9", "gzip"),
+        ("br", "br"),
+        ("zstd;q=0, *;q=0.5", "br"),
+    ] {
+        let resp = get("/big/1048576", accept, &[("x-reply-etag", "\"v1\"")])
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        let h = resp.headers().clone();
+        assert_eq!(h["content-encoding"], coding, "for {accept}");
+        assert!(
+            h.get("content-length").is_none(),
+            "the length is not the upstream's"
+        );
+        assert_eq!(h["vary"], "Accept-Encoding");
+        assert_eq!(h["etag"], "W/\"v1\"", "a strong validator is weakened");
+        let body = resp.bytes().await.unwrap();
+        assert!(
+            body.len() < big.len() / 10,
+            "{coding}: {} bytes",
+            body.len()
+        );
+        assert_eq!(
+            decode(coding, &body),
+            big,
+            "{coding} decodes to the original"
+        );
+    }
+
+    let identity = get("/big/1048576", "identity", &[]).await.unwrap();
+    let refused = get("/big/1048576", "gzip;q=0", &[]).await.unwrap();
+    let small = get("/big/1000", "gzip", &[]).await.unwrap();
+    let image = get(
+        "/big/4096",
+        "gzip",
+        &[("x-reply-content-type", "image/png")],
+    )
+    .await
+    .unwrap();
+    let encoded = get("/big/4096", "gzip", &[("x-reply-content-encoding", "br")])
+        .await
+        .unwrap();
+    let no_transform = get(
+        "/big/4096",
+        "gzip",
+        &[("x-reply-cache-control", "no-transform")],
+    )
+    .await
+    .unwrap();
+    let head = client
+        .head(gw.url("/big/4096"))
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    let off = get("/plain/big/4096", "gzip", &[]).await.unwrap();
+
+    for (what, resp, vary) in [
+        ("identity", &identity, true),
+        ("gzip;q=0", &refused, true),
+        ("under min_size", &small, false),
+        ("image/png", &image, false),
+        ("already encoded", &encoded, false),
+        ("no-transform", &no_transform, false),
+        ("HEAD", &head, false),
+        ("compression: off", &off, false),
+    ] {
+        let h = resp.headers();
+        assert!(
+            h.get("content-encoding")
+                .is_none_or(|v| v == "br" && what == "already encoded"),
+            "{what}: {h:?}"
+        );
+        assert_eq!(h.get("vary").is_some(), vary, "{what}: {h:?}");
+        assert!(h.get("content-length").is_some(), "{what} keeps its length");
+    }
+    assert_eq!(identity.bytes().await.unwrap(), big);
+    let counted = r#"gateway_edge_actions_total{action="compress",route="all"}"#;
+    assert_eq!(metric_value(&gw, counted).await, Some(4.0));
+}
