@@ -119,10 +119,12 @@ impl Runtime {
                 owned_headers.push(secret.header.clone());
             }
         }
-        let users = config
-            .routes
-            .iter()
-            .filter_map(|r| r.policies.basic_auth.as_ref()?.forward_user.clone());
+        let users = config.routes.iter().flat_map(|r| {
+            let p = &r.policies;
+            let user = p.basic_auth.as_ref().and_then(|b| b.forward_user.clone());
+            let key = p.api_keys.as_ref().map(|k| k.forward_name.clone());
+            user.into_iter().chain(key)
+        });
         for header in users {
             if !owned_headers.contains(&header) {
                 owned_headers.push(header);

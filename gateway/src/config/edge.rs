@@ -12,6 +12,7 @@ use ipnet::IpNet;
 pub struct EdgePolicies {
     pub ip_access: IpAccess,
     pub basic_auth: Option<BasicAuth>,
+    pub api_keys: Option<ApiKeys>,
     pub cors: Option<Cors>,
     /// The upstream path from a regular expression over the request path.
     pub rewrite: Option<Rewrite>,
@@ -81,6 +82,16 @@ pub struct BasicAuth {
     pub realm: String,
     pub users: HashMap<String, PasswordHash>,
     pub forward_user: Option<HeaderName>,
+}
+
+/// `api_keys`: keys known by the SHA-256 of their text, read from `keys_file` with the
+/// config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKeys {
+    pub header: HeaderName,
+    /// (name, SHA-256 of the key).
+    pub keys: Vec<(String, [u8; 32])>,
+    pub forward_name: HeaderName,
 }
 
 /// A stored password hash, in its PHC (argon2) or modular crypt (bcrypt) text.

@@ -136,6 +136,8 @@ pub enum LimitKey {
     Header(HeaderName),
     /// One bucket for the whole route.
     Route,
+    /// The name of the API key `api_keys` matched; the client IP without one.
+    ApiKey,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

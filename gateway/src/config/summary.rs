@@ -115,26 +115,27 @@ impl Config {
                 format!(", limits [{}]", limits.join("; "))
             };
             let p = &route.policies;
+            // In the order the gateway applies them (README, "Edge policies").
             let active: Vec<&str> = [
                 (!p.ip_access.allow.is_empty(), "ip_allow"),
                 (!p.ip_access.deny.is_empty(), "ip_deny"),
-                (p.basic_auth.is_some(), "basic_auth"),
                 (p.cors.is_some(), "cors"),
+                (p.basic_auth.is_some(), "basic_auth"),
+                (p.api_keys.is_some(), "api_keys"),
+                (route.auth != AuthMode::None, "auth"),
+                (true, "body_limit"),
+                (!route.rate_limits.is_empty(), "rate_limits"),
                 (p.rewrite.is_some(), "rewrite"),
                 (p.upstream_host.is_some(), "upstream_host"),
                 (!p.request_headers.is_empty(), "request_headers"),
-                (!p.response_headers.is_empty(), "response_headers"),
                 (p.security_headers != Default::default(), "security_headers"),
+                (!p.response_headers.is_empty(), "response_headers"),
                 (p.compression.is_some(), "compression"),
             ]
             .into_iter()
             .filter_map(|(on, name)| on.then_some(name))
             .collect();
-            let policies = if active.is_empty() {
-                String::new()
-            } else {
-                format!(", policies [{}]", active.join(", "))
-            };
+            let policies = format!(", policies [{}]", active.join(" > "));
             let _ = writeln!(
                 out,
                 "  {} [{host} {path} {methods}] {target}, body <= {}{auth}{limits}{policies}",
@@ -183,6 +184,34 @@ fn utc_date(secs: i64) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn each_route_lists_its_policies_in_the_order_they_apply() {
+        let text = r#"pools:
+  p:
+    endpoints: ["127.0.0.1:1"]
+route_defaults:
+  compression: {}
+  ip_deny: [192.0.2.0/24]
+routes:
+  - match: { path_prefix: / }
+    pool: p
+    response_headers: { set: { Cache-Control: no-store } }
+    rewrite: { match: "^/(.*)$", to: "/v2/$1" }
+    rate_limits: [{ rate: 5, per: 1s }]
+    cors: { allow_origins: ["https://app.example.com"] }
+"#;
+        let config = crate::config::parse(std::path::Path::new("gw.yaml"), text).unwrap();
+
+        let summary = config.summary();
+
+        assert!(
+            summary.contains(
+                "policies [ip_deny > cors > body_limit > rate_limits > rewrite > response_headers > compression]"
+            ),
+            "{summary}"
+        );
+    }
+
     #[test]
     fn dates_are_civil_utc_dates() {
         assert_eq!(super::utc_date(0), "1970-01-01");

@@ -124,8 +124,8 @@ fn invalid_configs_report_file_line_column_key_and_value() {
             format!("lisenters: {{ http: \"0.0.0.0:80\" }}\n{pool}routes:\n  - match: {{ path_prefix: /, methods: [GET] }}\n    pool: q\n    auht: required\n    retires: 2\n"),
             vec![
                 "gw.yaml:1:1: lisenters: unknown field `lisenters`, expected one of `server`, `listeners`, `limits`, `trusted_proxies`, `dns`, `jwt`, `rate_limiting`, `tls`, `pools`, `route_defaults`, `routes`",
-                "gw.yaml:8:5: routes[0].auht: unknown field `auht`, expected one of `name`, `match`, `pool`, `strip_prefix`, `respond`, `redirect`, `rewrite`, `upstream_host`, `body_limit`, `auth`, `rate_limits`, `https_redirect`, `ip_allow`, `ip_deny`, `security_headers`, `request_headers`, `response_headers`, `cors`, `basic_auth`, `compression`",
-                "gw.yaml:9:5: routes[0].retires: unknown field `retires`, expected one of `name`, `match`, `pool`, `strip_prefix`, `respond`, `redirect`, `rewrite`, `upstream_host`, `body_limit`, `auth`, `rate_limits`, `https_redirect`, `ip_allow`, `ip_deny`, `security_headers`, `request_headers`, `response_headers`, `cors`, `basic_auth`, `compression`",
+                "gw.yaml:8:5: routes[0].auht: unknown field `auht`, expected one of `name`, `match`, `pool`, `strip_prefix`, `respond`, `redirect`, `rewrite`, `upstream_host`, `body_limit`, `auth`, `rate_limits`, `https_redirect`, `ip_allow`, `ip_deny`, `security_headers`, `request_headers`, `response_headers`, `cors`, `basic_auth`, `compression`, `api_keys`",
+                "gw.yaml:9:5: routes[0].retires: unknown field `retires`, expected one of `name`, `match`, `pool`, `strip_prefix`, `respond`, `redirect`, `rewrite`, `upstream_host`, `body_limit`, `auth`, `rate_limits`, `https_redirect`, `ip_allow`, `ip_deny`, `security_headers`, `request_headers`, `response_headers`, `cors`, `basic_auth`, `compression`, `api_keys`",
                 "gw.yaml:7:5: routes[0].pool: unknown pool \"q\" (known: p)",
             ],
         ),
@@ -139,7 +139,7 @@ fn invalid_configs_report_file_line_column_key_and_value() {
                 "{pool}routes:\n  - match: {{ path_prefix: / }}\n    pool: p\n    rate_limits:\n      - {{ key: cookie, rate: 0, per: 1s }}\n"
             ),
             vec![
-                "gw.yaml:8:11: routes[0].rate_limits[0].key: unknown key \"cookie\", expected client_ip, subject, route or header:<name>",
+                "gw.yaml:8:11: routes[0].rate_limits[0].key: unknown key \"cookie\", expected client_ip, subject, route, api_key or header:<name>",
                 "gw.yaml:8:24: routes[0].rate_limits[0].rate: must be greater than 0, got 0",
             ],
         ),

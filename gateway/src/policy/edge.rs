@@ -8,7 +8,7 @@ use std::sync::Arc;
 use http::{HeaderName, HeaderValue, Method};
 
 use crate::config::edge::{
-    BasicAuth, Cors, OriginPattern, Part, PasswordHash, Redirect, Rewrite, Template, Var,
+    ApiKeys, BasicAuth, Cors, OriginPattern, Part, PasswordHash, Redirect, Rewrite, Template, Var,
 };
 
 /// What a template may refer to, for one request.
@@ -186,6 +186,25 @@ pub(crate) fn response_headers(
     out
 }
 
+/// The name of the key `presented` is, if it is one of `keys`. Every stored digest is
+/// compared, each in constant time, so the time taken says nothing about which key (or how
+/// much of one) matched.
+pub(crate) fn match_api_key<'a>(keys: &'a ApiKeys, presented: &[u8]) -> Option<&'a str> {
+    use sha2::Digest as _;
+    let digest: [u8; 32] = sha2::Sha256::digest(presented).into();
+    let mut found = None;
+    for (name, stored) in &keys.keys {
+        let diff = stored
+            .iter()
+            .zip(digest.iter())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b));
+        if diff == 0 {
+            found = Some(name.as_str());
+        }
+    }
+    found
+}
+
 /// Why basic auth refused a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum BasicRefusal {
@@ -344,6 +363,24 @@ mod tests {
             allowed_origin(&c, &HeaderValue::from_static("https://x.test")).unwrap(),
             "*"
         );
+    }
+
+    #[test]
+    fn api_keys_match_by_digest() {
+        use sha2::Digest as _;
+        let digest = |k: &str| -> [u8; 32] { sha2::Sha256::digest(k.as_bytes()).into() };
+        let keys = ApiKeys {
+            header: HeaderName::from_static("x-api-key"),
+            keys: vec![
+                ("ci".into(), digest("k-ci")),
+                ("ops".into(), digest("k-ops")),
+            ],
+            forward_name: HeaderName::from_static("x-api-key-name"),
+        };
+        assert_eq!(match_api_key(&keys, b"k-ops"), Some("ops"));
+        assert_eq!(match_api_key(&keys, b"k-ci"), Some("ci"));
+        assert_eq!(match_api_key(&keys, b"k-op"), None);
+        assert_eq!(match_api_key(&keys, b""), None);
     }
 
     #[test]

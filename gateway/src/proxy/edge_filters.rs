@@ -7,7 +7,7 @@ use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::proxy::Session;
 use pingora::{Error, Result};
 
-use super::errors::{BASIC_UNAUTHORIZED, FORBIDDEN, HASHING_BUSY};
+use super::errors::{API_KEY_UNAUTHORIZED, BASIC_UNAUTHORIZED, FORBIDDEN, HASHING_BUSY};
 use super::{headers, Ctx};
 use crate::config::edge::{EdgePolicies, HeaderRules};
 use crate::config::RouteAction;
@@ -141,6 +141,29 @@ pub(super) async fn check_basic_auth(session: &Session, ctx: &mut Ctx) -> Result
     }
 }
 
+/// `api_keys`: 401 unless the request's key header holds a listed key.
+pub(super) fn check_api_key(session: &Session, ctx: &mut Ctx) -> Result<()> {
+    let Some(keys) = ctx.policies().and_then(|p| p.api_keys.as_ref()) else {
+        return Ok(());
+    };
+    let presented = session.req_header().headers.get(&keys.header);
+    match presented.and_then(|v| edge::match_api_key(keys, v.as_bytes())) {
+        Some(name) => {
+            ctx.api_key_name = Some(name.to_owned());
+            Ok(())
+        }
+        None => {
+            let detail = if presented.is_some() {
+                "unknown API key"
+            } else {
+                "no API key"
+            };
+            ctx.api_key_header = Some(keys.header.as_str().to_owned());
+            Error::e_explain(API_KEY_UNAUTHORIZED, detail)
+        }
+    }
+}
+
 /// Answer a `redirect:` route. Returns `true` when the redirect was sent.
 pub(super) async fn redirect(session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
     let Some(RouteAction::Redirect(redirect)) = &ctx.route_action else {
@@ -206,6 +229,13 @@ pub(super) fn upstream_request(
             if let Ok(v) = HeaderValue::from_str(user) {
                 req.insert_header(name.clone(), v)?;
             }
+        }
+    }
+    if let (Some(keys), Some(name)) = (&p.api_keys, &ctx.api_key_name) {
+        // The key is the gateway's to check; the upstream learns only whose it is.
+        req.remove_header(&keys.header);
+        if let Ok(v) = HeaderValue::from_str(name) {
+            req.insert_header(keys.forward_name.clone(), v)?;
         }
     }
     if p.request_headers.is_empty() {

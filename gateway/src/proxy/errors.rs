@@ -30,6 +30,8 @@ pub(crate) const BAD_REQUEST: ErrorType = ErrorType::new("BadRequest");
 pub(crate) const FORBIDDEN: ErrorType = ErrorType::new("Forbidden");
 /// A route with `basic_auth` got no valid user and password.
 pub(crate) const BASIC_UNAUTHORIZED: ErrorType = ErrorType::new("BasicUnauthorized");
+/// A route with `api_keys` got no known key.
+pub(crate) const API_KEY_UNAUTHORIZED: ErrorType = ErrorType::new("ApiKeyUnauthorized");
 /// Every permit for password hashing is taken.
 pub(crate) const HASHING_BUSY: ErrorType = ErrorType::new("HashingBusy");
 
@@ -42,6 +44,8 @@ pub(crate) enum Advice {
     Challenge,
     /// `WWW-Authenticate: Basic` (RFC 7617) with the route's realm.
     BasicChallenge,
+    /// `WWW-Authenticate: ApiKey` naming the header the key goes in.
+    ApiKeyChallenge,
     /// `Retry-After` and `RateLimit-*` from the refusing limit's decision.
     RateLimit,
     /// `Retry-After: 1`: try again shortly.
@@ -115,6 +119,10 @@ pub(crate) fn fate(e: &Error) -> Fate {
             .refused_by("basic_auth")
             .before_upstream()
             .advising(Advice::BasicChallenge),
+        t if *t == API_KEY_UNAUTHORIZED => Fate::new(401, "A valid API key is required.")
+            .refused_by("api_key")
+            .before_upstream()
+            .advising(Advice::ApiKeyChallenge),
         t if *t == HASHING_BUSY => {
             Fate::new(503, "Too many password checks are running; retry shortly.")
                 .refused_by("basic_auth")
@@ -213,6 +221,7 @@ mod tests {
             (FORBIDDEN, 403),
             (BASIC_UNAUTHORIZED, 401),
             (HASHING_BUSY, 503),
+            (API_KEY_UNAUTHORIZED, 401),
         ];
         for (etype, status) in cases {
             let e = Error::explain(etype.clone(), "test");

@@ -107,6 +107,10 @@ pub(crate) struct Ctx {
     basic_user: Option<Arc<str>>,
     /// The realm of the `basic_auth` that refused the request.
     basic_realm: Option<String>,
+    /// The name of the API key `api_keys` matched.
+    api_key_name: Option<String>,
+    /// The header `api_keys` wanted a key in, when it refused the request.
+    api_key_header: Option<String>,
     /// Compresses the response body, when the route's `compression` chose to.
     encoder: Option<crate::policy::compression::Encoder>,
 }
@@ -162,6 +166,8 @@ impl ProxyHttp for Gateway {
             basic_user: None,
             basic_realm: None,
             encoder: None,
+            api_key_name: None,
+            api_key_header: None,
         }
     }
 
@@ -188,6 +194,7 @@ impl ProxyHttp for Gateway {
             return Ok(true);
         }
         edge_filters::check_basic_auth(session, ctx).await?;
+        edge_filters::check_api_key(session, ctx)?;
         request_filters::authenticate(session, ctx).await?;
         request_filters::check_content_length(session, ctx)?;
         request_filters::rate_limit(session, ctx).await?;

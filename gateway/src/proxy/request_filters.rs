@@ -339,6 +339,10 @@ pub(super) async fn rate_limit(session: &Session, ctx: &mut Ctx) -> Result<()> {
                 .get(name)
                 .map_or_else(|| client.clone(), |v| header_limit_key(v.as_bytes())),
             LimitKey::Route => "route".to_owned(),
+            LimitKey::ApiKey => ctx
+                .api_key_name
+                .as_ref()
+                .map_or_else(|| client.clone(), |n| format!("key:{n}")),
         };
         match limiter.check(&key).await {
             Verdict::Decided(d) if !d.allowed => {

@@ -148,6 +148,13 @@ fn advice_headers(advice: Advice, ctx: &Ctx) -> Vec<(&'static str, String)> {
                 format!("Basic realm=\"{realm}\", charset=\"UTF-8\""),
             )]
         }
+        Advice::ApiKeyChallenge => {
+            let header = ctx.api_key_header.as_deref().unwrap_or("x-api-key");
+            vec![(
+                "www-authenticate",
+                format!("ApiKey realm=\"gateway\", header=\"{header}\""),
+            )]
+        }
         Advice::RetryShortly => vec![("retry-after", "1".to_owned())],
     }
 }

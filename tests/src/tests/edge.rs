@@ -601,3 +601,87 @@ async fn compression_follows_accept_encoding_and_leaves_what_it_must_alone() {
     let counted = r#"gateway_edge_actions_total{action="compress",route="all"}"#;
     assert_eq!(metric_value(&gw, counted).await, Some(4.0));
 }
+
+#[tokio::test]
+async fn api_keys_admit_known_keys_forward_their_name_and_key_rate_limits() {
+    // Arrange: keys are stored as the SHA-256 of their text.
+    use sha2::Digest as _;
+    let hex = |key: &str| -> String {
+        sha2::Sha256::digest(key.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("api-keys");
+    std::fs::write(
+        &keys,
+        format!(
+            "# name:sha256\nci:{}\nops:{}\n",
+            hex("k-ci-7f3a"),
+            hex("k-ops-91bc")
+        ),
+    )
+    .unwrap();
+    let up = Upstream::spawn("a").await;
+    let gw = gateway::start(
+        &GatewayConfig::new()
+            .pool("a", Pool::upstreams(&[&up]))
+            .route(
+                Route::prefix("/")
+                    .name("api")
+                    .pool("a")
+                    .rate_limit(
+                        crate::config::RateLimit::new(1, "1m")
+                            .key("api_key")
+                            .burst(2),
+                    )
+                    .policy("api_keys", json!({ "keys_file": keys })),
+            ),
+    )
+    .await;
+    gw.wait_ready().await;
+    let client = reqwest::Client::new();
+    let with_key = |key: Option<&'static str>| {
+        let mut req = client
+            .get(gw.url("/items"))
+            .header("x-api-key-name", "admin");
+        if let Some(k) = key {
+            req = req.header("x-api-key", k);
+        }
+        req.send()
+    };
+
+    // Act
+    let none = with_key(None).await.unwrap();
+    let wrong = with_key(Some("k-ci-7f3b")).await.unwrap();
+    let ci: Vec<u16> = {
+        let mut out = Vec::new();
+        for _ in 0..3 {
+            out.push(with_key(Some("k-ci-7f3a")).await.unwrap().status().as_u16());
+        }
+        out
+    };
+    let ops = with_key(Some("k-ops-91bc")).await.unwrap();
+
+    // Assert
+    assert_eq!(none.status(), 401);
+    assert_eq!(
+        none.headers()["www-authenticate"],
+        "ApiKey realm=\"gateway\", header=\"x-api-key\""
+    );
+    assert_eq!(wrong.status(), 401);
+    assert_eq!(ci, [200, 200, 429], "the burst of 2 counts per key name");
+    assert_eq!(ops.status(), 200, "another key has its own bucket");
+    let seen = echo(ops).await;
+    assert_eq!(
+        seen["headers"]["x-api-key-name"], "ops",
+        "the client's own value is replaced"
+    );
+    assert!(
+        seen["headers"].get("x-api-key").is_none(),
+        "the key stays at the gateway"
+    );
+    let refused = r#"gateway_policy_rejections_total{reason="api_key",route="api"}"#;
+    assert_eq!(metric_value(&gw, refused).await, Some(2.0));
+}

@@ -27,6 +27,30 @@ pub(crate) struct RouteDefaultsFile {
     pub(crate) basic_auth: Option<BasicAuthFile>,
     #[serde(default)]
     pub(crate) compression: Option<CompressionFile>,
+    #[serde(default)]
+    pub(crate) api_keys: Option<ApiKeysFile>,
+}
+
+/// `api_keys:`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ApiKeysFile {
+    /// The request header that carries the key.
+    #[serde(default = "default_key_header")]
+    pub(crate) header: String,
+    /// `name:sha256-hex` lines: each key's name and the SHA-256 of the key.
+    pub(crate) keys_file: String,
+    /// The header that carries the matched key's name upstream.
+    #[serde(default = "default_key_name_header")]
+    pub(crate) forward_name: String,
+}
+
+fn default_key_header() -> String {
+    "X-API-Key".into()
+}
+
+fn default_key_name_header() -> String {
+    "X-API-Key-Name".into()
 }
 
 /// `compression:` is `off` or its settings (`{}` for the defaults).

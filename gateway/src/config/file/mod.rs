@@ -16,8 +16,9 @@ mod routes;
 mod tls;
 
 pub(crate) use edge::{
-    BasicAuthFile, CompressionFile, CompressionSpec, CorsFile, HeaderRulesFile, PresetFile,
-    RedirectFile, RewriteFile, RouteDefaultsFile, SecurityHeadersFile, SecurityHeadersSpec,
+    ApiKeysFile, BasicAuthFile, CompressionFile, CompressionSpec, CorsFile, HeaderRulesFile,
+    PresetFile, RedirectFile, RewriteFile, RouteDefaultsFile, SecurityHeadersFile,
+    SecurityHeadersSpec,
 };
 pub(crate) use jwt::JwtFile;
 pub(crate) use limits::{RateLimitFile, RateLimitingFile, ScopeFile};

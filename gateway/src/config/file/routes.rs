@@ -3,8 +3,8 @@
 use serde::Deserialize;
 
 use super::edge::{
-    BasicAuthFile, CompressionFile, CorsFile, HeaderRulesFile, RedirectFile, RewriteFile,
-    SecurityHeadersFile,
+    ApiKeysFile, BasicAuthFile, CompressionFile, CorsFile, HeaderRulesFile, RedirectFile,
+    RewriteFile, SecurityHeadersFile,
 };
 use super::limits::RateLimitFile;
 use super::ByteSize;
@@ -57,6 +57,8 @@ pub(crate) struct RouteFile {
     pub(crate) basic_auth: Option<BasicAuthFile>,
     #[serde(default)]
     pub(crate) compression: Option<CompressionFile>,
+    #[serde(default)]
+    pub(crate) api_keys: Option<ApiKeysFile>,
 }
 
 fn yes() -> bool {

@@ -9,12 +9,13 @@ use ipnet::IpNet;
 
 use super::Errors;
 use crate::config::edge::{
-    Algorithm, BasicAuth, Compression, Cors, EdgePolicies, HeaderRules, OriginPattern, Part,
-    PasswordHash, Redirect, Rewrite, SecurityHeaders, Template, Var,
+    Algorithm, ApiKeys, BasicAuth, Compression, Cors, EdgePolicies, HeaderRules, OriginPattern,
+    Part, PasswordHash, Redirect, Rewrite, SecurityHeaders, Template, Var,
 };
 use crate::config::file::{
-    BasicAuthFile, CompressionFile, CompressionSpec, CorsFile, HeaderRulesFile, PresetFile,
-    RedirectFile, RewriteFile, RouteDefaultsFile, SecurityHeadersFile, SecurityHeadersSpec,
+    ApiKeysFile, BasicAuthFile, CompressionFile, CompressionSpec, CorsFile, HeaderRulesFile,
+    PresetFile, RedirectFile, RewriteFile, RouteDefaultsFile, SecurityHeadersFile,
+    SecurityHeadersSpec,
 };
 
 /// Framing and hop-by-hop fields: Pingora owns them, so no rule may touch them.
@@ -80,6 +81,9 @@ pub(super) fn check_defaults(
     if let Some(c) = file.compression {
         out.compression = check_compression(errs, &at("compression"), c);
     }
+    if let Some(k) = &file.api_keys {
+        out.api_keys = check_api_keys(errs, &at("api_keys"), k, cx.base_dir);
+    }
     out
 }
 
@@ -93,6 +97,7 @@ pub(super) struct RoutePolicies {
     pub(super) cors: Option<CorsFile>,
     pub(super) basic_auth: Option<BasicAuthFile>,
     pub(super) compression: Option<CompressionFile>,
+    pub(super) api_keys: Option<ApiKeysFile>,
     pub(super) rewrite: Option<RewriteFile>,
     pub(super) upstream_host: Option<String>,
 }
@@ -142,6 +147,9 @@ pub(super) fn check_route(
     }
     if let Some(c) = route.compression {
         out.compression = check_compression(errs, &at("compression"), c);
+    }
+    if let Some(k) = &route.api_keys {
+        out.api_keys = check_api_keys(errs, &at("api_keys"), k, cx.base_dir);
     }
     if let Some(host) = route.upstream_host {
         let valid =
@@ -770,5 +778,70 @@ fn check_compression(
         algorithms,
         min_size: spec.min_size.0,
         content_types,
+    })
+}
+
+fn check_api_keys(
+    errs: &mut Errors<'_>,
+    at: &str,
+    file: &ApiKeysFile,
+    base_dir: &Path,
+) -> Option<ApiKeys> {
+    let before = errs.list.len();
+    let mut names = |key: &str, text: &str| match header_name(text) {
+        Some(n) if !FRAMING.contains(&n.as_str()) && !REQUEST_IDENTITY.contains(&n.as_str()) => {
+            Some(n)
+        }
+        _ => {
+            errs.push(
+                format!("{at}.{key}"),
+                format!("{text:?} is not a header name the gateway lets a policy use"),
+            );
+            None
+        }
+    };
+    let header = names("header", &file.header);
+    let forward_name = names("forward_name", &file.forward_name);
+    let path = base_dir.join(&file.keys_file);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) => {
+            errs.push(
+                format!("{at}.keys_file"),
+                format!("cannot read {}: {e}", path.display()),
+            );
+            return None;
+        }
+    };
+    let mut keys: Vec<(String, [u8; 32])> = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let place = format!("{}:{}", path.display(), n + 1);
+        let digest = line.split_once(':').and_then(|(name, hex)| {
+            let bytes: Vec<u8> = (0..hex.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+                .collect::<Option<_>>()?;
+            Some((name, <[u8; 32]>::try_from(bytes).ok()?))
+        });
+        match digest {
+            Some((name, d)) if !name.is_empty() && !keys.iter().any(|(k, _)| k == name) => {
+                keys.push((name.to_owned(), d));
+            }
+            _ => errs.push(
+                format!("{at}.keys_file"),
+                format!(
+                    "{place}: expected name:<64 hex digits of the key's SHA-256>, each name once"
+                ),
+            ),
+        }
+    }
+    (errs.list.len() == before).then_some(ApiKeys {
+        header: header?,
+        keys,
+        forward_name: forward_name?,
     })
 }

@@ -61,6 +61,7 @@ pub(super) fn check_rate_limit(
             "client_ip" => Some(LimitKey::ClientIp),
             "subject" => Some(LimitKey::Subject),
             "route" => Some(LimitKey::Route),
+            "api_key" => Some(LimitKey::ApiKey),
             other => match other
                 .strip_prefix("header:")
                 .map(|h| HeaderName::from_bytes(h.trim().as_bytes()))
@@ -69,7 +70,7 @@ pub(super) fn check_rate_limit(
                 _ => {
                     errs.push(
                         format!("{at}.key"),
-                        format!("unknown key {other:?}, expected client_ip, subject, route or header:<name>"),
+                        format!("unknown key {other:?}, expected client_ip, subject, route, api_key or header:<name>"),
                     );
                     None
                 }

@@ -212,7 +212,7 @@ pub(super) fn validate(
 }
 
 /// Request headers the gateway sets from what it verified: forwarded JWT claims, pool
-/// secrets and basic-auth users. No header rule may touch them.
+/// secrets, basic-auth users and API key names. No header rule may touch them.
 fn identity_headers(
     jwt: Option<&super::JwtConfig>,
     pools: &[PoolConfig],
@@ -234,6 +234,11 @@ fn identity_headers(
     out.extend(
         users.filter_map(|b| HeaderName::from_bytes(b.forward_user.as_deref()?.as_bytes()).ok()),
     );
+    let key_names = routes
+        .iter()
+        .filter_map(|(_, r)| r.api_keys.as_ref())
+        .chain(defaults.and_then(|d| d.api_keys.as_ref()));
+    out.extend(key_names.filter_map(|k| HeaderName::from_bytes(k.forward_name.as_bytes()).ok()));
     out
 }
 

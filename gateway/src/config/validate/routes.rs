@@ -45,6 +45,7 @@ pub(super) fn check_routes(
             cors,
             basic_auth,
             compression,
+            api_keys,
         } = r;
         if rewrite.is_some() && strip_prefix {
             errs.push(
@@ -87,6 +88,7 @@ pub(super) fn check_routes(
             cors,
             basic_auth,
             compression,
+            api_keys,
             rewrite,
             upstream_host,
         };
