@@ -10,6 +10,7 @@ use pingora::listeners::tls::Acceptor;
 use crate::acme::Acme;
 use crate::config::{Config, JwksSource, JwtConfig, RateLimit};
 use crate::policy::edge::BasicVerifier;
+use crate::policy::forward_auth::ForwardAuthClient;
 use crate::policy::jwt::jwks::{EndpointPicker, JwksRefresher};
 use crate::policy::jwt::Verifier;
 use crate::policy::rate_limit::{Limiter, RedisStore};
@@ -37,6 +38,9 @@ pub(crate) struct Runtime {
     /// Each route's `basic_auth` checker, indexed like `config.routes`. Rebuilt on every
     /// reload (the users file is read with the config), sharing one bound on password checks.
     pub(crate) basic_auth: Vec<Option<Arc<BasicVerifier>>>,
+    /// Each route's `forward_auth` client, indexed like `config.routes` (a reload starts
+    /// each with a closed breaker and an empty cache).
+    pub(crate) forward_auth: Vec<Option<Arc<ForwardAuthClient>>>,
     /// The Redis connection cluster limits share; kept across reloads that keep its settings.
     redis: Option<Arc<RedisStore>>,
     /// The HTTPS listener's handshakes, when `tls:` is configured; kept across reloads that
@@ -123,7 +127,11 @@ impl Runtime {
             let p = &r.policies;
             let user = p.basic_auth.as_ref().and_then(|b| b.forward_user.clone());
             let key = p.api_keys.as_ref().map(|k| k.forward_name.clone());
-            user.into_iter().chain(key)
+            let copied = p
+                .forward_auth
+                .iter()
+                .flat_map(|f| f.copy_headers.iter().cloned());
+            user.into_iter().chain(key).chain(copied)
         });
         for header in users {
             if !owned_headers.contains(&header) {
@@ -140,6 +148,14 @@ impl Runtime {
             .map(|r| {
                 let auth = r.policies.basic_auth.clone()?;
                 Some(Arc::new(BasicVerifier::new(auth, hash_permits.clone())))
+            })
+            .collect();
+        let forward_auth = config
+            .routes
+            .iter()
+            .map(|r| {
+                let f = r.policies.forward_auth.clone()?;
+                Some(Arc::new(ForwardAuthClient::new(f)))
             })
             .collect();
         let same_store = previous.is_some_and(|p| p.config.rate_limiting == config.rate_limiting);
@@ -202,6 +218,7 @@ impl Runtime {
             owned_headers,
             limiters,
             basic_auth,
+            forward_auth,
             redis,
         }
     }

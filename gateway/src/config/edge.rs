@@ -13,6 +13,7 @@ pub struct EdgePolicies {
     pub ip_access: IpAccess,
     pub basic_auth: Option<BasicAuth>,
     pub api_keys: Option<ApiKeys>,
+    pub forward_auth: Option<ForwardAuth>,
     pub cors: Option<Cors>,
     /// The upstream path from a regular expression over the request path.
     pub rewrite: Option<Rewrite>,
@@ -92,6 +93,16 @@ pub struct ApiKeys {
     /// (name, SHA-256 of the key).
     pub keys: Vec<(String, [u8; 32])>,
     pub forward_name: HeaderName,
+}
+
+/// `forward_auth`: a GET to an auth service decides each request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForwardAuth {
+    pub url: String,
+    pub timeout: Duration,
+    pub forward_headers: Vec<HeaderName>,
+    pub copy_headers: Vec<HeaderName>,
+    pub cache_ttl: Duration,
 }
 
 /// A stored password hash, in its PHC (argon2) or modular crypt (bcrypt) text.

@@ -122,6 +122,7 @@ impl Config {
                 (p.cors.is_some(), "cors"),
                 (p.basic_auth.is_some(), "basic_auth"),
                 (p.api_keys.is_some(), "api_keys"),
+                (p.forward_auth.is_some(), "forward_auth"),
                 (route.auth != AuthMode::None, "auth"),
                 (true, "body_limit"),
                 (!route.rate_limits.is_empty(), "rate_limits"),

@@ -124,8 +124,8 @@ fn invalid_configs_report_file_line_column_key_and_value() {
             format!("lisenters: {{ http: \"0.0.0.0:80\" }}\n{pool}routes:\n  - match: {{ path_prefix: /, methods: [GET] }}\n    pool: q\n    auht: required\n    retires: 2\n"),
             vec![
                 "gw.yaml:1:1: lisenters: unknown field `lisenters`, expected one of `server`, `listeners`, `limits`, `trusted_proxies`, `dns`, `jwt`, `rate_limiting`, `tls`, `pools`, `route_defaults`, `routes`",
-                "gw.yaml:8:5: routes[0].auht: unknown field `auht`, expected one of `name`, `match`, `pool`, `strip_prefix`, `respond`, `redirect`, `rewrite`, `upstream_host`, `body_limit`, `auth`, `rate_limits`, `https_redirect`, `ip_allow`, `ip_deny`, `security_headers`, `request_headers`, `response_headers`, `cors`, `basic_auth`, `compression`, `api_keys`",
-                "gw.yaml:9:5: routes[0].retires: unknown field `retires`, expected one of `name`, `match`, `pool`, `strip_prefix`, `respond`, `redirect`, `rewrite`, `upstream_host`, `body_limit`, `auth`, `rate_limits`, `https_redirect`, `ip_allow`, `ip_deny`, `security_headers`, `request_headers`, `response_headers`, `cors`, `basic_auth`, `compression`, `api_keys`",
+                "gw.yaml:8:5: routes[0].auht: unknown field `auht`, expected one of `name`, `match`, `pool`, `strip_prefix`, `respond`, `redirect`, `rewrite`, `upstream_host`, `body_limit`, `auth`, `rate_limits`, `https_redirect`, `ip_allow`, `ip_deny`, `security_headers`, `request_headers`, `response_headers`, `cors`, `basic_auth`, `compression`, `api_keys`, `forward_auth`",
+                "gw.yaml:9:5: routes[0].retires: unknown field `retires`, expected one of `name`, `match`, `pool`, `strip_prefix`, `respond`, `redirect`, `rewrite`, `upstream_host`, `body_limit`, `auth`, `rate_limits`, `https_redirect`, `ip_allow`, `ip_deny`, `security_headers`, `request_headers`, `response_headers`, `cors`, `basic_auth`, `compression`, `api_keys`, `forward_auth`",
                 "gw.yaml:7:5: routes[0].pool: unknown pool \"q\" (known: p)",
             ],
         ),
@@ -294,6 +294,14 @@ fn invalid_edge_policies_report_file_line_column_and_key() {
                 "gw.yaml:5:37: route_defaults.compression.algorithms[1]: unknown algorithm \"deflate\", expected zstd, br or gzip",
                 "gw.yaml:5:46: route_defaults.compression.algorithms[2]: zstd is listed twice",
                 "gw.yaml:5:69: route_defaults.compression.content_types[0]: invalid media type \"json\", expected e.g. \"application/json\" or \"text/*\"",
+            ],
+        ),
+        (
+            format!("{pool}routes:\n  - match: {{ path_prefix: / }}\n    pool: p\n    forward_auth: {{ url: \"https://sso/check\", timeout: 0s, copy_headers: [X-User, Host] }}\n"),
+            vec![
+                "gw.yaml:7:21: routes[0].forward_auth.url: expected an http:// URL of the auth service, got \"https://sso/check\"",
+                "gw.yaml:7:47: routes[0].forward_auth.timeout: must be between 1ms and 30s",
+                "gw.yaml:7:83: routes[0].forward_auth.copy_headers[1]: \"Host\" is not a header this policy may use",
             ],
         ),
         (

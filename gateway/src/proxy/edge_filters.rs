@@ -7,13 +7,16 @@ use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::proxy::Session;
 use pingora::{Error, Result};
 
-use super::errors::{API_KEY_UNAUTHORIZED, BASIC_UNAUTHORIZED, FORBIDDEN, HASHING_BUSY};
+use super::errors::{
+    API_KEY_UNAUTHORIZED, BASIC_UNAUTHORIZED, FORBIDDEN, FORWARD_AUTH_UNAVAILABLE, HASHING_BUSY,
+};
 use super::{headers, Ctx};
 use crate::config::edge::{EdgePolicies, HeaderRules};
 use crate::config::RouteAction;
 use crate::metrics;
 use crate::policy::compression::{self, Encoder, Plan};
 use crate::policy::edge::{self, BasicRefusal, Vars};
+use crate::policy::forward_auth::{Asking, Decision};
 
 impl Ctx {
     /// The matched route's edge policies (none before routing or without a route).
@@ -164,6 +167,71 @@ pub(super) fn check_api_key(session: &Session, ctx: &mut Ctx) -> Result<()> {
     }
 }
 
+/// `forward_auth`: ask the route's auth service. A 2xx lets the request through (with the
+/// headers it names); any other answer is sent to the client as the service gave it.
+/// Returns `true` when the request was answered here.
+pub(super) async fn forward_auth(session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
+    let Some(client) = ctx
+        .runtime
+        .as_ref()
+        .and_then(|rt| rt.forward_auth.get(ctx.route_index)?.clone())
+        .filter(|_| ctx.route_name.is_some())
+    else {
+        return Ok(false);
+    };
+    let req = session.req_header();
+    let uri = req
+        .uri
+        .path_and_query()
+        .map_or_else(|| "/".to_owned(), ToString::to_string);
+    let decision = client
+        .decide(&Asking {
+            method: req.method.as_str(),
+            proto: if ctx.tls { "https" } else { "http" },
+            host: ctx.host.as_deref(),
+            uri: &uri,
+            client_ip: ctx.client_ip,
+            request_id: &ctx.request_id,
+            headers: &req.headers,
+        })
+        .await;
+    match decision {
+        Decision::Allow(headers) => {
+            ctx.forward_auth_headers = headers;
+            Ok(false)
+        }
+        Decision::Unavailable => Error::e_explain(
+            FORWARD_AUTH_UNAVAILABLE,
+            "the auth service could not decide",
+        ),
+        Decision::Deny {
+            status,
+            headers,
+            body,
+        } => {
+            let hsts = headers::hsts(ctx.runtime.as_deref(), ctx.tls);
+            let mut header = headers::own_response(status.as_u16(), &ctx.request_id, hsts)?;
+            for (name, value) in headers {
+                header.append_header(name, value)?;
+            }
+            header.insert_header(http::header::CONTENT_LENGTH, body.len().to_string())?;
+            own_response_headers(&mut header, ctx)?;
+            let route = ctx.route_name.as_deref().unwrap_or("none");
+            metrics::REJECTIONS
+                .with_label_values(&["forward_auth", route])
+                .inc();
+            ctx.gateway_status = Some(status.as_u16());
+            session
+                .write_response_header(Box::new(header), body.is_empty())
+                .await?;
+            if !body.is_empty() {
+                session.write_response_body(Some(body), true).await?;
+            }
+            Ok(true)
+        }
+    }
+}
+
 /// Answer a `redirect:` route. Returns `true` when the redirect was sent.
 pub(super) async fn redirect(session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
     let Some(RouteAction::Redirect(redirect)) = &ctx.route_action else {
@@ -237,6 +305,9 @@ pub(super) fn upstream_request(
         if let Ok(v) = HeaderValue::from_str(name) {
             req.insert_header(keys.forward_name.clone(), v)?;
         }
+    }
+    for (name, value) in &ctx.forward_auth_headers {
+        req.insert_header(name.clone(), value.clone())?;
     }
     if p.request_headers.is_empty() {
         return Ok(());

@@ -32,6 +32,8 @@ pub(crate) const FORBIDDEN: ErrorType = ErrorType::new("Forbidden");
 pub(crate) const BASIC_UNAUTHORIZED: ErrorType = ErrorType::new("BasicUnauthorized");
 /// A route with `api_keys` got no known key.
 pub(crate) const API_KEY_UNAUTHORIZED: ErrorType = ErrorType::new("ApiKeyUnauthorized");
+/// A route's `forward_auth` service could not decide (timeout, error, breaker open).
+pub(crate) const FORWARD_AUTH_UNAVAILABLE: ErrorType = ErrorType::new("ForwardAuthUnavailable");
 /// Every permit for password hashing is taken.
 pub(crate) const HASHING_BUSY: ErrorType = ErrorType::new("HashingBusy");
 
@@ -123,6 +125,13 @@ pub(crate) fn fate(e: &Error) -> Fate {
             .refused_by("api_key")
             .before_upstream()
             .advising(Advice::ApiKeyChallenge),
+        t if *t == FORWARD_AUTH_UNAVAILABLE => Fate::new(
+            503,
+            "The authentication service is unavailable; retry shortly.",
+        )
+        .refused_by("forward_auth")
+        .before_upstream()
+        .advising(Advice::RetryShortly),
         t if *t == HASHING_BUSY => {
             Fate::new(503, "Too many password checks are running; retry shortly.")
                 .refused_by("basic_auth")
@@ -222,6 +231,7 @@ mod tests {
             (BASIC_UNAUTHORIZED, 401),
             (HASHING_BUSY, 503),
             (API_KEY_UNAUTHORIZED, 401),
+            (FORWARD_AUTH_UNAVAILABLE, 503),
         ];
         for (etype, status) in cases {
             let e = Error::explain(etype.clone(), "test");

@@ -111,6 +111,8 @@ pub(crate) struct Ctx {
     api_key_name: Option<String>,
     /// The header `api_keys` wanted a key in, when it refused the request.
     api_key_header: Option<String>,
+    /// Headers the route's `forward_auth` service asked to pass upstream.
+    forward_auth_headers: Vec<(http::HeaderName, http::HeaderValue)>,
     /// Compresses the response body, when the route's `compression` chose to.
     encoder: Option<crate::policy::compression::Encoder>,
 }
@@ -168,6 +170,7 @@ impl ProxyHttp for Gateway {
             encoder: None,
             api_key_name: None,
             api_key_header: None,
+            forward_auth_headers: Vec::new(),
         }
     }
 
@@ -195,6 +198,9 @@ impl ProxyHttp for Gateway {
         }
         edge_filters::check_basic_auth(session, ctx).await?;
         edge_filters::check_api_key(session, ctx)?;
+        if edge_filters::forward_auth(session, ctx).await? {
+            return Ok(true);
+        }
         request_filters::authenticate(session, ctx).await?;
         request_filters::check_content_length(session, ctx)?;
         request_filters::rate_limit(session, ctx).await?;

@@ -685,3 +685,204 @@ async fn api_keys_admit_known_keys_forward_their_name_and_key_rate_limits() {
     let refused = r#"gateway_policy_rejections_total{reason="api_key",route="api"}"#;
     assert_eq!(metric_value(&gw, refused).await, Some(2.0));
 }
+
+/// A small auth service: `Bearer good` is alice (200 with her name), `Bearer slow` answers
+/// after 3 s, `Bearer broken` gets a 500, no token a 302 to a login page, anything else a
+/// 401 with a challenge. It counts its calls and echoes the request facts it was told in
+/// `x-seen-uri` and `x-seen-method`.
+async fn auth_service() -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
+    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    use std::sync::Arc;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counter = calls.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let calls = counter.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(
+                    move |req: hyper::Request<hyper::body::Incoming>| {
+                        let calls = calls.clone();
+                        async move {
+                            calls.fetch_add(1, SeqCst);
+                            let auth = req
+                                .headers()
+                                .get("authorization")
+                                .and_then(|v| v.to_str().ok())
+                                .unwrap_or_default()
+                                .to_owned();
+                            let h = |name: &str| {
+                                req.headers()
+                                    .get(name)
+                                    .and_then(|v| v.to_str().ok())
+                                    .unwrap_or_default()
+                                    .to_owned()
+                            };
+                            let mut resp = hyper::Response::builder()
+                                .header("x-seen-uri", h("x-forwarded-uri"))
+                                .header("x-seen-method", h("x-forwarded-method"));
+                            let resp = match auth.as_str() {
+                                "Bearer good" => resp
+                                    .status(200)
+                                    .header("x-auth-user", "alice")
+                                    .header("x-auth-groups", "admins")
+                                    .body(String::new()),
+                                "Bearer slow" => {
+                                    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+                                    resp.status(200).body(String::new())
+                                }
+                                "Bearer broken" => resp.status(500).body(String::new()),
+                                "" => {
+                                    resp = resp
+                                        .status(302)
+                                        .header("location", "https://login.example/start?rd=/app");
+                                    resp.header("set-cookie", "csrf=1; HttpOnly")
+                                        .body(String::new())
+                                }
+                                _ => resp
+                                    .status(401)
+                                    .header("www-authenticate", "Bearer realm=\"sso\"")
+                                    .header("content-type", "text/plain")
+                                    .body("token rejected by sso".to_owned()),
+                            };
+                            Ok::<_, std::convert::Infallible>(resp.unwrap())
+                        }
+                    },
+                );
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    (addr, calls)
+}
+
+#[tokio::test]
+async fn forward_auth_lets_the_service_decide_copies_its_headers_and_fails_closed() {
+    use std::sync::atomic::Ordering::SeqCst;
+    // Arrange
+    let (auth, calls) = auth_service().await;
+    let up = Upstream::spawn("a").await;
+    let gw = gateway::start(
+        &GatewayConfig::new()
+            .pool("a", Pool::upstreams(&[&up]))
+            .route(Route::prefix("/").name("public").pool("a"))
+            .route(Route::prefix("/app").name("app").pool("a").policy(
+                "forward_auth",
+                json!({
+                    "url": format!("http://{auth}/check"),
+                    "timeout": "500ms",
+                    "copy_headers": ["X-Auth-User", "X-Auth-Groups", "X-Seen-Uri", "X-Seen-Method"]
+                }),
+            ))
+            .route(Route::prefix("/cached").name("cached").pool("a").policy(
+                "forward_auth",
+                json!({ "url": format!("http://{auth}/check"), "cache_ttl": "1m", "copy_headers": ["X-Auth-User"] }),
+            )),
+    )
+    .await;
+    gw.wait_ready().await;
+    let client = no_redirects();
+    let app = |token: Option<&'static str>| {
+        let mut req = client.get(gw.url("/app/page?x=1"));
+        if let Some(t) = token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        req.header("x-auth-user", "mallory").send()
+    };
+
+    // Act
+    let allowed = app(Some("good")).await.unwrap();
+    let login = app(None).await.unwrap();
+    let rejected = app(Some("bad")).await.unwrap();
+    let slow = app(Some("slow")).await.unwrap();
+    let spoofed = client
+        .get(gw.url("/public"))
+        .header("x-auth-user", "mallory")
+        .send()
+        .await
+        .unwrap();
+    let before_breaker = calls.load(SeqCst);
+    let mut broken = Vec::new();
+    for _ in 0..7 {
+        broken.push(app(Some("broken")).await.unwrap().status().as_u16());
+    }
+    let calls_while_broken = calls.load(SeqCst) - before_breaker;
+    let before_cached = calls.load(SeqCst);
+    let mut cached = Vec::new();
+    for token in ["good", "good", "good", "other"] {
+        let resp = client
+            .get(gw.url("/cached"))
+            .header("authorization", format!("Bearer {token}"))
+            .send()
+            .await
+            .unwrap();
+        cached.push(resp.status().as_u16());
+    }
+    let cached_calls = calls.load(SeqCst) - before_cached;
+
+    // Assert
+    assert_eq!(allowed.status(), 200);
+    let seen = echo(allowed).await;
+    assert_eq!(
+        seen["headers"]["x-auth-user"], "alice",
+        "copied, the client's replaced"
+    );
+    assert_eq!(seen["headers"]["x-auth-groups"], "admins");
+    assert_eq!(
+        (
+            &seen["headers"]["x-seen-uri"],
+            &seen["headers"]["x-seen-method"]
+        ),
+        (&json!("/app/page?x=1"), &json!("GET")),
+        "the service is told what the client asked for"
+    );
+    assert_eq!(
+        login.status(),
+        302,
+        "the service's own answer goes to the client"
+    );
+    assert_eq!(
+        login.headers()["location"],
+        "https://login.example/start?rd=/app"
+    );
+    assert_eq!(login.headers()["set-cookie"], "csrf=1; HttpOnly");
+    assert!(login.headers().get("x-request-id").is_some());
+    assert_eq!(rejected.status(), 401);
+    assert_eq!(
+        rejected.headers()["www-authenticate"],
+        "Bearer realm=\"sso\""
+    );
+    assert_eq!(rejected.text().await.unwrap(), "token rejected by sso");
+    assert_eq!(
+        slow.status(),
+        503,
+        "a service slower than the timeout fails closed"
+    );
+    assert_eq!(slow.headers()["content-type"], "application/problem+json");
+    assert!(
+        echo(spoofed).await["headers"].get("x-auth-user").is_none(),
+        "a copied header is the gateway's on every route"
+    );
+    assert_eq!(broken, [503; 7]);
+    assert_eq!(
+        calls_while_broken, 4,
+        "the breaker opens after five failures in a row (the slow call was the first)"
+    );
+    assert_eq!(cached, [200, 200, 200, 401]);
+    assert_eq!(
+        cached_calls, 2,
+        "with cache_ttl a 2xx is reused for the same credentials; a refusal is not cached"
+    );
+    assert_eq!(up.requests(), 5, "the allowed requests and the public one");
+    let refused = r#"gateway_policy_rejections_total{reason="forward_auth",route="app"}"#;
+    assert_eq!(metric_value(&gw, refused).await, Some(10.0));
+}

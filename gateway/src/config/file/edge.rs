@@ -29,6 +29,35 @@ pub(crate) struct RouteDefaultsFile {
     pub(crate) compression: Option<CompressionFile>,
     #[serde(default)]
     pub(crate) api_keys: Option<ApiKeysFile>,
+    #[serde(default)]
+    pub(crate) forward_auth: Option<ForwardAuthFile>,
+}
+
+/// `forward_auth:`: an auth service decides each request.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ForwardAuthFile {
+    /// An `http://` URL the gateway sends a GET to for each request.
+    pub(crate) url: String,
+    #[serde(default = "default_auth_timeout", deserialize_with = "super::duration")]
+    pub(crate) timeout: Duration,
+    /// Request headers passed on to the auth service.
+    #[serde(default = "default_auth_forward")]
+    pub(crate) forward_headers: Vec<String>,
+    /// Headers of the auth service's 2xx answer copied onto the upstream request.
+    #[serde(default)]
+    pub(crate) copy_headers: Vec<String>,
+    /// How long a 2xx answer is reused for the same credentials; 0 asks every time.
+    #[serde(default, deserialize_with = "super::duration")]
+    pub(crate) cache_ttl: Duration,
+}
+
+fn default_auth_timeout() -> Duration {
+    Duration::from_secs(2)
+}
+
+fn default_auth_forward() -> Vec<String> {
+    ["Authorization", "Cookie"].map(String::from).to_vec()
 }
 
 /// `api_keys:`.

@@ -16,8 +16,8 @@ mod routes;
 mod tls;
 
 pub(crate) use edge::{
-    ApiKeysFile, BasicAuthFile, CompressionFile, CompressionSpec, CorsFile, HeaderRulesFile,
-    PresetFile, RedirectFile, RewriteFile, RouteDefaultsFile, SecurityHeadersFile,
+    ApiKeysFile, BasicAuthFile, CompressionFile, CompressionSpec, CorsFile, ForwardAuthFile,
+    HeaderRulesFile, PresetFile, RedirectFile, RewriteFile, RouteDefaultsFile, SecurityHeadersFile,
     SecurityHeadersSpec,
 };
 pub(crate) use jwt::JwtFile;

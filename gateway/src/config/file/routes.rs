@@ -3,8 +3,8 @@
 use serde::Deserialize;
 
 use super::edge::{
-    ApiKeysFile, BasicAuthFile, CompressionFile, CorsFile, HeaderRulesFile, RedirectFile,
-    RewriteFile, SecurityHeadersFile,
+    ApiKeysFile, BasicAuthFile, CompressionFile, CorsFile, ForwardAuthFile, HeaderRulesFile,
+    RedirectFile, RewriteFile, SecurityHeadersFile,
 };
 use super::limits::RateLimitFile;
 use super::ByteSize;
@@ -59,6 +59,8 @@ pub(crate) struct RouteFile {
     pub(crate) compression: Option<CompressionFile>,
     #[serde(default)]
     pub(crate) api_keys: Option<ApiKeysFile>,
+    #[serde(default)]
+    pub(crate) forward_auth: Option<ForwardAuthFile>,
 }
 
 fn yes() -> bool {

@@ -9,12 +9,12 @@ use ipnet::IpNet;
 
 use super::Errors;
 use crate::config::edge::{
-    Algorithm, ApiKeys, BasicAuth, Compression, Cors, EdgePolicies, HeaderRules, OriginPattern,
-    Part, PasswordHash, Redirect, Rewrite, SecurityHeaders, Template, Var,
+    Algorithm, ApiKeys, BasicAuth, Compression, Cors, EdgePolicies, ForwardAuth, HeaderRules,
+    OriginPattern, Part, PasswordHash, Redirect, Rewrite, SecurityHeaders, Template, Var,
 };
 use crate::config::file::{
-    ApiKeysFile, BasicAuthFile, CompressionFile, CompressionSpec, CorsFile, HeaderRulesFile,
-    PresetFile, RedirectFile, RewriteFile, RouteDefaultsFile, SecurityHeadersFile,
+    ApiKeysFile, BasicAuthFile, CompressionFile, CompressionSpec, CorsFile, ForwardAuthFile,
+    HeaderRulesFile, PresetFile, RedirectFile, RewriteFile, RouteDefaultsFile, SecurityHeadersFile,
     SecurityHeadersSpec,
 };
 
@@ -84,6 +84,9 @@ pub(super) fn check_defaults(
     if let Some(k) = &file.api_keys {
         out.api_keys = check_api_keys(errs, &at("api_keys"), k, cx.base_dir);
     }
+    if let Some(f) = &file.forward_auth {
+        out.forward_auth = check_forward_auth(errs, &at("forward_auth"), f);
+    }
     out
 }
 
@@ -98,6 +101,7 @@ pub(super) struct RoutePolicies {
     pub(super) basic_auth: Option<BasicAuthFile>,
     pub(super) compression: Option<CompressionFile>,
     pub(super) api_keys: Option<ApiKeysFile>,
+    pub(super) forward_auth: Option<ForwardAuthFile>,
     pub(super) rewrite: Option<RewriteFile>,
     pub(super) upstream_host: Option<String>,
 }
@@ -150,6 +154,9 @@ pub(super) fn check_route(
     }
     if let Some(k) = &route.api_keys {
         out.api_keys = check_api_keys(errs, &at("api_keys"), k, cx.base_dir);
+    }
+    if let Some(f) = &route.forward_auth {
+        out.forward_auth = check_forward_auth(errs, &at("forward_auth"), f);
     }
     if let Some(host) = route.upstream_host {
         let valid =
@@ -843,5 +850,58 @@ fn check_api_keys(
         header: header?,
         keys,
         forward_name: forward_name?,
+    })
+}
+
+fn check_forward_auth(
+    errs: &mut Errors<'_>,
+    at: &str,
+    file: &ForwardAuthFile,
+) -> Option<ForwardAuth> {
+    let before = errs.list.len();
+    let url_ok = file
+        .url
+        .parse::<http::Uri>()
+        .is_ok_and(|u| u.scheme_str() == Some("http") && u.host().is_some());
+    if !url_ok {
+        errs.push(
+            format!("{at}.url"),
+            format!(
+                "expected an http:// URL of the auth service, got {:?}",
+                file.url
+            ),
+        );
+    }
+    if file.timeout.is_zero() || file.timeout > std::time::Duration::from_secs(30) {
+        errs.push(format!("{at}.timeout"), "must be between 1ms and 30s");
+    }
+    let mut names = |key: &str, list: &[String], identity_ok: bool| -> Vec<HeaderName> {
+        let mut out = Vec::new();
+        for (i, text) in list.iter().enumerate() {
+            match header_name(text) {
+                Some(n)
+                    if !FRAMING.contains(&n.as_str())
+                        && (identity_ok || !REQUEST_IDENTITY.contains(&n.as_str())) =>
+                {
+                    out.push(n);
+                }
+                _ => errs.push(
+                    format!("{at}.{key}[{i}]"),
+                    format!("{text:?} is not a header this policy may use"),
+                ),
+            }
+        }
+        out
+    };
+    // Any request header may be shown to the auth service; only fields the gateway does not
+    // own may be copied onto the upstream request.
+    let forward_headers = names("forward_headers", &file.forward_headers, true);
+    let copy_headers = names("copy_headers", &file.copy_headers, false);
+    (errs.list.len() == before).then(|| ForwardAuth {
+        url: file.url.clone(),
+        timeout: file.timeout,
+        forward_headers,
+        copy_headers,
+        cache_ttl: file.cache_ttl,
     })
 }

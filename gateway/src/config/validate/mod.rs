@@ -239,6 +239,15 @@ fn identity_headers(
         .filter_map(|(_, r)| r.api_keys.as_ref())
         .chain(defaults.and_then(|d| d.api_keys.as_ref()));
     out.extend(key_names.filter_map(|k| HeaderName::from_bytes(k.forward_name.as_bytes()).ok()));
+    let copied = routes
+        .iter()
+        .filter_map(|(_, r)| r.forward_auth.as_ref())
+        .chain(defaults.and_then(|d| d.forward_auth.as_ref()));
+    out.extend(
+        copied
+            .flat_map(|f| f.copy_headers.iter())
+            .filter_map(|h| HeaderName::from_bytes(h.as_bytes()).ok()),
+    );
     out
 }
 

@@ -46,6 +46,7 @@ pub(super) fn check_routes(
             basic_auth,
             compression,
             api_keys,
+            forward_auth,
         } = r;
         if rewrite.is_some() && strip_prefix {
             errs.push(
@@ -89,6 +90,7 @@ pub(super) fn check_routes(
             basic_auth,
             compression,
             api_keys,
+            forward_auth,
             rewrite,
             upstream_host,
         };
