@@ -32,7 +32,15 @@ struct Scenario {
     systems: Vec<(&'static str, System, bool)>,
     headers: Vec<String>,
     transport: Transport,
+    /// The path wrk asks for (`/bench` is the upstream's small echo).
+    path: &'static str,
+    /// Response compression the proxies apply (`gzip`, `zstd`), and the coding the client
+    /// must get back (checked before measuring).
+    compression: Option<&'static str>,
 }
+
+/// A 20 KiB JSON answer from the upstream.
+const JSON_20K: &str = "/big/20480";
 
 /// The client side of a scenario.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -108,6 +116,8 @@ pub(crate) fn run(opts: &Options) -> anyhow::Result<()> {
         systems: all_systems(),
         headers: Vec::new(),
         transport: Transport::Http,
+        path: "/bench",
+        compression: None,
     }];
     let mut policy_systems = vec![("gateway", System::Gateway, true)];
     policy_systems.push(("gateway_passthrough", System::Gateway, false));
@@ -118,7 +128,39 @@ pub(crate) fn run(opts: &Options) -> anyhow::Result<()> {
         systems: policy_systems,
         headers: vec![format!("Authorization: Bearer {token}")],
         transport: Transport::Http,
+        path: "/bench",
+        compression: None,
     });
+    // Compression of a 20 KiB JSON answer: the same answer uncompressed, gzip at level 5 in
+    // both proxies, and zstd (level 3) in the gateway (Debian's nginx has no zstd module).
+    let two = || {
+        vec![
+            ("gateway", System::Gateway, false),
+            ("nginx", System::Nginx, false),
+        ]
+    };
+    for (name, systems, coding) in [
+        ("json_20k_identity", two(), None),
+        ("json_20k_gzip", two(), Some("gzip")),
+        (
+            "json_20k_zstd",
+            vec![("gateway", System::Gateway, false)],
+            Some("zstd"),
+        ),
+    ] {
+        scenarios.push(Scenario {
+            name,
+            threads: 1,
+            upstreams: 1,
+            systems,
+            headers: coding
+                .map(|c| vec![format!("Accept-Encoding: {c}")])
+                .unwrap_or_default(),
+            transport: Transport::Http,
+            path: JSON_20K,
+            compression: coding,
+        });
+    }
     // HTTPS: keep-alive over TLS, a new TLS connection (a full ECDSA P-256 handshake, wrk
     // does not resume sessions) per request, and HTTP/2 with many streams per connection.
     let https = [
@@ -145,6 +187,8 @@ pub(crate) fn run(opts: &Options) -> anyhow::Result<()> {
             systems: all_systems(),
             headers,
             transport,
+            path: "/bench",
+            compression: None,
         });
     }
     if !opts.smoke {
@@ -155,6 +199,8 @@ pub(crate) fn run(opts: &Options) -> anyhow::Result<()> {
             systems: all_systems(),
             headers: Vec::new(),
             transport: Transport::Http,
+            path: "/bench",
+            compression: None,
         });
         scenarios.push(Scenario {
             name: "three_upstreams",
@@ -163,6 +209,8 @@ pub(crate) fn run(opts: &Options) -> anyhow::Result<()> {
             systems: all_systems(),
             headers: Vec::new(),
             transport: Transport::Http,
+            path: "/bench",
+            compression: None,
         });
         scenarios.push(Scenario {
             name: "new_connection_per_request",
@@ -171,6 +219,8 @@ pub(crate) fn run(opts: &Options) -> anyhow::Result<()> {
             systems: all_systems(),
             headers: vec!["Connection: close".to_owned()],
             transport: Transport::Http,
+            path: "/bench",
+            compression: None,
         });
     }
 
@@ -181,7 +231,11 @@ pub(crate) fn run(opts: &Options) -> anyhow::Result<()> {
             for (label, system, with_policy) in &sc.systems {
                 let p = with_policy.then_some(&policy);
                 let tls = (sc.transport != Transport::Http).then_some(&certificate);
-                let running = systems::start(*system, sc.threads, &addrs, p, tls)?;
+                let running =
+                    systems::start_with(*system, sc.threads, &addrs, p, tls, sc.compression)?;
+                if let Some(coding) = sc.compression {
+                    check_coding(&running, sc.path, coding)?;
+                }
                 let row = measure_once(sc, label, &running, &upstreams, opts, work.path())?;
                 eprintln!(
                     "{} t{} round {} {:<20} {:>9.0} req/s  p99 {:>6.2} ms  reuse {:.4}",
@@ -245,7 +299,7 @@ fn measure_once(
     } else {
         "https"
     };
-    let url = format!("{scheme}://{}/bench", running.addr);
+    let url = format!("{scheme}://{}{}", running.addr, sc.path);
     let load = |seconds| match sc.transport {
         Transport::Http | Transport::Https => {
             wrk(work, &url, opts.connections, seconds, &sc.headers)
@@ -282,6 +336,21 @@ fn measure_once(
         requests: r.requests,
         errors: r.errors,
     })
+}
+
+/// A compression scenario measures compressed answers: check that `coding` comes back.
+fn check_coding(running: &systems::Running, path: &str, coding: &str) -> anyhow::Result<()> {
+    let out = Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-D", "-", "-H"])
+        .arg(format!("Accept-Encoding: {coding}"))
+        .arg(format!("http://{}{path}", running.addr))
+        .output()?;
+    let head = String::from_utf8_lossy(&out.stdout).to_ascii_lowercase();
+    anyhow::ensure!(
+        head.contains(&format!("content-encoding: {coding}")),
+        "expected a {coding} answer, got:\n{head}"
+    );
+    Ok(())
 }
 
 /// Memory of `system` holding `count` idle keep-alive client connections.

@@ -183,6 +183,27 @@ fn goals(rows: &[Row], instructions: &serde_json::Value) -> Vec<String> {
             verdict(ratio <= 2.0)
         ));
     }
+    // Issue 13 asks for the cost, not a goal: each system's compressed answer against its
+    // own uncompressed one, and the gateway against nginx at the same gzip level.
+    for coding in ["gzip", "zstd"] {
+        let scenario = format!("json_20k_{coding}");
+        for system in ["gateway", "nginx"] {
+            let (Some(c), Some(i)) = (
+                find(rows, &scenario, system, 1),
+                find(rows, "json_20k_identity", system, 1),
+            ) else {
+                continue;
+            };
+            out.push(format!(
+                "- 20 KiB JSON, {coding}, {system}: {:.0} req/s ({:.2}x its uncompressed {:.0}), CPU {:.2} s per 100k requests (uncompressed {:.2})",
+                c.rps,
+                c.rps / i.rps.max(1e-9),
+                i.rps,
+                c.cpu_s_per_100k,
+                i.cpu_s_per_100k
+            ));
+        }
+    }
     out.extend(e2e_goals(rows));
     if let (Some(g), Some(n)) = (
         instructions["gateway"].as_u64(),

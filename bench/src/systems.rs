@@ -58,13 +58,26 @@ pub(crate) fn start(
     policy: Option<&Policy>,
     tls: Option<&CertificateFiles>,
 ) -> anyhow::Result<Running> {
+    start_with(system, threads, upstreams, policy, tls, None)
+}
+
+/// [`start`], compressing responses with `compression` (`gzip` or `zstd`; nginx knows gzip
+/// only). Both use gzip level 5 and compress JSON of 1 KiB and more.
+pub(crate) fn start_with(
+    system: System,
+    threads: usize,
+    upstreams: &[SocketAddr],
+    policy: Option<&Policy>,
+    tls: Option<&CertificateFiles>,
+    compression: Option<&str>,
+) -> anyhow::Result<Running> {
     let dir = tempfile::tempdir()?;
     let port = free_port();
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
     let d = dir.path();
     let script = match system {
-        System::Gateway => gateway_script(d, addr, threads, upstreams, policy, tls)?,
-        System::Nginx => nginx_script(d, addr, threads, upstreams, tls)?,
+        System::Gateway => gateway_script(d, addr, threads, upstreams, policy, tls, compression)?,
+        System::Nginx => nginx_script(d, addr, threads, upstreams, tls, compression.is_some())?,
         System::Haproxy => haproxy_script(d, addr, threads, upstreams, tls)?,
     };
     // A raised descriptor limit for the idle-connection scenario, in a process group of its
@@ -104,6 +117,7 @@ fn gateway_script(
     upstreams: &[SocketAddr],
     policy: Option<&Policy>,
     tls: Option<&CertificateFiles>,
+    compression: Option<&str>,
 ) -> anyhow::Result<String> {
     let admin = SocketAddr::from(([127, 0, 0, 1], free_port()));
     let listeners = match tls {
@@ -122,7 +136,13 @@ fn gateway_script(
     if let Some(files) = tls {
         config = config.tls(Tls::new().default_certificate(files.clone()));
     }
-    let route = Route::prefix("/").pool("p");
+    let mut route = Route::prefix("/").pool("p");
+    if let Some(algorithm) = compression {
+        route = route.policy(
+            "compression",
+            serde_json::json!({ "algorithms": [algorithm], "min_size": "1KiB" }),
+        );
+    }
     let (route, log) = match policy {
         None => (route, "warn"),
         Some(p) => {
@@ -158,7 +178,15 @@ fn nginx_script(
     threads: usize,
     upstreams: &[SocketAddr],
     tls: Option<&CertificateFiles>,
+    gzip: bool,
 ) -> anyhow::Result<String> {
+    // The gateway's gzip level and rules: JSON of 1 KiB and more, proxied responses too.
+    let gzip = if gzip {
+        "gzip on; gzip_comp_level 5; gzip_min_length 1024; gzip_proxied any; \
+         gzip_types application/json; gzip_vary on;"
+    } else {
+        ""
+    };
     let servers: String = upstreams
         .iter()
         .map(|u| format!("    server {u};\n"))
@@ -177,7 +205,7 @@ fn nginx_script(
     };
     let conf = format!(
         "worker_processes {threads};\npid {pid};\nerror_log {err};\nevents {{ worker_connections 20000; }}\n\
-         http {{\n  access_log off;\n  upstream up {{\n{servers}    keepalive 1024;\n  }}\n  server {{\n    {listen}\n    \
+         http {{\n  access_log off;\n  {gzip}\n  upstream up {{\n{servers}    keepalive 1024;\n  }}\n  server {{\n    {listen}\n    \
          location / {{ proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection \"\"; }}\n  }}\n}}\n",
         pid = d.join("nginx.pid").display(),
         err = d.join("error.log").display(),
