@@ -227,13 +227,14 @@ async fn an_https_upstream_is_verified_against_its_ca_and_name() {
             .route(Route::prefix("/unverified").pool("unverified")),
     )
     .await;
+    gw.wait_ready().await;
     let client = reqwest::Client::new();
     let get = |path: &str| client.get(gw.url(path)).send();
 
     // Act
     let trusted = get("/trusted").await.unwrap();
     let (trusted_status, trusted_body) = (trusted.status(), trusted.text().await.unwrap());
-    let untrusted = get("/system").await.unwrap();
+    let untrusted = get("/system").await.expect("an answer to /system");
     let closes = untrusted.headers().get("connection").cloned();
     let untrusted = untrusted.status();
     let wrong_name = get("/wrong").await.unwrap().status();
