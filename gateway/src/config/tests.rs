@@ -305,6 +305,13 @@ fn invalid_edge_policies_report_file_line_column_and_key() {
             ],
         ),
         (
+            format!("{pool}routes:\n  - match: {{ path_prefix: / }}\n    pool: p\n    api_keys: {{ keys_file: no-such-keys-file, header: Content-Length }}\n"),
+            vec![
+                "gw.yaml:7:47: routes[0].api_keys.header: \"Content-Length\" is not a header name the gateway lets a policy use",
+                "gw.yaml:7:17: routes[0].api_keys.keys_file: cannot read no-such-keys-file: No such file or directory (os error 2)",
+            ],
+        ),
+        (
             format!("{pool}routes:\n  - match: {{ path_prefix: / }}\n    pool: p\n    basic_auth: {{ users_file: no-such-users-file }}\n"),
             vec![
                 "gw.yaml:7:19: routes[0].basic_auth.users_file: cannot read no-such-users-file: No such file or directory (os error 2)",

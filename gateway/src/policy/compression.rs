@@ -243,6 +243,92 @@ mod tests {
     }
 
     #[test]
+    fn only_full_bodies_of_listed_types_and_enough_length_are_compressed() {
+        let policy = Compression {
+            algorithms: ALL.to_vec(),
+            min_size: 1024,
+            content_types: vec!["text/".into(), "application/json".into()],
+        };
+        let headers = |pairs: &[(&'static str, &'static str)]| {
+            let mut h = HeaderMap::new();
+            for (k, v) in pairs {
+                h.append(*k, HeaderValue::from_static(v));
+            }
+            h
+        };
+        let json = headers(&[
+            ("content-type", "application/json; charset=utf-8"),
+            ("content-length", "5000"),
+        ]);
+        let gzip = Some(Algorithm::Gzip);
+        let plan_for = |method: Method, version: Version, status: u16, h: &HeaderMap, chosen| {
+            plan(
+                &policy,
+                &method,
+                version,
+                StatusCode::from_u16(status).unwrap(),
+                h,
+                chosen,
+            )
+        };
+
+        assert_eq!(
+            plan_for(Method::GET, Version::HTTP_11, 200, &json, gzip),
+            Plan::Compress(Algorithm::Gzip)
+        );
+        assert_eq!(
+            plan_for(Method::GET, Version::HTTP_2, 404, &json, gzip),
+            Plan::Compress(Algorithm::Gzip)
+        );
+        assert_eq!(
+            plan_for(Method::GET, Version::HTTP_11, 200, &json, None),
+            Plan::VaryOnly
+        );
+        assert_eq!(
+            plan_for(Method::GET, Version::HTTP_10, 200, &json, gzip),
+            Plan::VaryOnly
+        );
+        for status in [204, 206, 304] {
+            assert_eq!(
+                plan_for(Method::GET, Version::HTTP_11, status, &json, gzip),
+                Plan::Untouched,
+                "{status}"
+            );
+        }
+        assert_eq!(
+            plan_for(Method::HEAD, Version::HTTP_11, 200, &json, gzip),
+            Plan::Untouched
+        );
+        let cases = [
+            headers(&[
+                ("content-type", "application/json"),
+                ("content-length", "100"),
+            ]),
+            headers(&[("content-type", "image/png")]),
+            headers(&[("content-type", "text/event-stream")]),
+            headers(&[("content-type", "text/html"), ("content-encoding", "gzip")]),
+            headers(&[
+                ("content-type", "text/html"),
+                ("cache-control", "public, No-Transform"),
+            ]),
+            headers(&[]),
+        ];
+        for h in &cases {
+            assert_eq!(
+                plan_for(Method::GET, Version::HTTP_11, 200, h, gzip),
+                Plan::Untouched,
+                "{h:?}"
+            );
+        }
+        let chunked_html = headers(&[("content-type", "text/html")]);
+        assert_eq!(
+            plan_for(Method::GET, Version::HTTP_11, 200, &chunked_html, gzip),
+            Plan::Compress(Algorithm::Gzip),
+            "no declared length: compressed"
+        );
+    }
+
+    #[test]
     fn q_values_parse_by_the_grammar() {
         assert_eq!(parse_q("0.5"), Some(500));
         assert_eq!(parse_q("1"), Some(1000));

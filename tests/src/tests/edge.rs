@@ -886,3 +886,54 @@ async fn forward_auth_lets_the_service_decide_copies_its_headers_and_fails_close
     let refused = r#"gateway_policy_rejections_total{reason="forward_auth",route="app"}"#;
     assert_eq!(metric_value(&gw, refused).await, Some(10.0));
 }
+
+#[tokio::test]
+async fn edge_policies_follow_config_edits_and_sighup_rereads_the_users_file() {
+    // Arrange: the test's own address is denied, and /ops admits alice.
+    let dir = tempfile::tempdir().unwrap();
+    let users = dir.path().join("users.htpasswd");
+    std::fs::write(&users, USERS).unwrap();
+    let up = Upstream::spawn("a").await;
+    let config = |deny: &[&str]| {
+        GatewayConfig::new()
+            .pool("a", Pool::upstreams(&[&up]))
+            .route(
+                Route::prefix("/")
+                    .name("all")
+                    .pool("a")
+                    .policy("ip_deny", json!(deny)),
+            )
+            .route(
+                Route::prefix("/ops")
+                    .name("ops")
+                    .pool("a")
+                    .policy("basic_auth", json!({ "users_file": users })),
+            )
+    };
+    let gw = gateway::start(&config(&["127.0.0.1"])).await;
+    gw.wait_ready().await;
+    let client = reqwest::Client::new();
+    let status = |path: &'static str, user: &'static str, password: &'static str| {
+        let req = client.get(gw.url(path)).basic_auth(user, Some(password));
+        async move { req.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(status("/", "-", "-").await, 403);
+    assert_eq!(status("/ops", "alice", "alice-pass").await, 200);
+
+    // Act: allow the address (an edit of gateway.yaml), then drop alice from the users file
+    // (gateway.yaml unchanged) and send SIGHUP.
+    gw.rewrite_config(&config(&["192.0.2.0/24"]));
+    crate::assert_eventually!(
+        status("/", "-", "-").await == 200,
+        "the edited ip_deny never applied"
+    );
+    std::fs::write(&users, USERS.replace("alice:", "#alice:")).unwrap();
+    gw.hangup();
+
+    // Assert
+    crate::assert_eventually!(
+        status("/ops", "alice", "alice-pass").await == 401,
+        "SIGHUP did not re-read the users file"
+    );
+    assert_eq!(status("/ops", "bob", "b0b-pass").await, 200);
+}
