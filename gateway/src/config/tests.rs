@@ -13,6 +13,21 @@ fn errors_of(text: &str) -> Vec<String> {
     }
 }
 
+/// Every case's errors are exactly the expected lines; all mismatches are shown at once.
+fn assert_each_reports(cases: Vec<(String, Vec<&str>)>) {
+    let mismatches: Vec<String> = cases
+        .into_iter()
+        .filter(|(text, expected)| errors_of(text) != *expected)
+        .map(|(text, expected)| {
+            format!(
+                "config:\n{text}\nexpected {expected:#?}\ngot {:#?}",
+                errors_of(&text)
+            )
+        })
+        .collect();
+    assert!(mismatches.is_empty(), "{}", mismatches.join("\n\n"));
+}
+
 #[test]
 fn invalid_configs_report_file_line_column_key_and_value() {
     let pool = "pools:\n  p:\n    endpoints: [\"127.0.0.1:1\"]\n";
@@ -201,17 +216,7 @@ fn invalid_configs_report_file_line_column_key_and_value() {
         ),
     ];
 
-    let mismatches: Vec<String> = cases
-        .into_iter()
-        .filter(|(text, expected)| errors_of(text) != *expected)
-        .map(|(text, expected)| {
-            format!(
-                "config:\n{text}\nexpected {expected:#?}\ngot {:#?}",
-                errors_of(&text)
-            )
-        })
-        .collect();
-    assert!(mismatches.is_empty(), "{}", mismatches.join("\n\n"));
+    assert_each_reports(cases);
 }
 
 #[test]
@@ -312,21 +317,18 @@ fn invalid_edge_policies_report_file_line_column_and_key() {
             ],
         ),
         (
+            format!("jwt:\n  issuers: [i]\n  audiences: [a]\n  jwks: {{ url: \"http://x\" }}\n{pool}routes:\n  - match: {{ path_prefix: / }}\n    pool: p\n    auth: required\n    basic_auth: {{ users_file: users }}\n"),
+            vec![
+                "gw.yaml:12:19: routes[0].basic_auth.users_file: cannot read users: No such file or directory (os error 2)",
+                "gw.yaml:12:5: routes[0].basic_auth: cannot be combined with auth (both read the Authorization header)",
+            ],
+        ),
+        (
             format!("{pool}routes:\n  - match: {{ path_prefix: / }}\n    pool: p\n    basic_auth: {{ users_file: no-such-users-file }}\n"),
             vec![
                 "gw.yaml:7:19: routes[0].basic_auth.users_file: cannot read no-such-users-file: No such file or directory (os error 2)",
             ],
         ),
     ];
-    let mismatches: Vec<String> = cases
-        .into_iter()
-        .filter(|(text, expected)| errors_of(text) != *expected)
-        .map(|(text, expected)| {
-            format!(
-                "config:\n{text}\nexpected {expected:#?}\ngot {:#?}",
-                errors_of(&text)
-            )
-        })
-        .collect();
-    assert!(mismatches.is_empty(), "{}", mismatches.join("\n\n"));
+    assert_each_reports(cases);
 }

@@ -54,43 +54,31 @@ pub(super) fn check_defaults(
     file: RouteDefaultsFile,
     cx: &EdgeContext<'_>,
 ) -> EdgePolicies {
-    let at = |key: &str| format!("route_defaults.{key}");
-    let mut out = EdgePolicies::default();
-    if let Some(list) = &file.ip_allow {
-        out.ip_access.allow = check_nets(errs, &at("ip_allow"), list);
-    }
-    if let Some(list) = &file.ip_deny {
-        out.ip_access.deny = check_nets(errs, &at("ip_deny"), list);
-    }
-    if let Some(s) = file.security_headers {
-        out.security_headers = check_security(errs, &at("security_headers"), s);
-    }
-    if let Some(r) = file.request_headers {
-        out.request_headers = check_rules(errs, &at("request_headers"), r, Side::Request, cx, None);
-    }
-    if let Some(r) = file.response_headers {
-        out.response_headers =
-            check_rules(errs, &at("response_headers"), r, Side::Response, cx, None);
-    }
-    if let Some(c) = file.cors {
-        out.cors = check_cors(errs, &at("cors"), &c);
-    }
-    if let Some(b) = file.basic_auth {
-        out.basic_auth = check_basic_auth(errs, &at("basic_auth"), b, cx.base_dir);
-    }
-    if let Some(c) = file.compression {
-        out.compression = check_compression(errs, &at("compression"), c);
-    }
-    if let Some(k) = &file.api_keys {
-        out.api_keys = check_api_keys(errs, &at("api_keys"), k, cx.base_dir);
-    }
-    if let Some(f) = &file.forward_auth {
-        out.forward_auth = check_forward_auth(errs, &at("forward_auth"), f);
-    }
-    out
+    let keys = RoutePolicies {
+        ip_allow: file.ip_allow,
+        ip_deny: file.ip_deny,
+        security_headers: file.security_headers,
+        request_headers: file.request_headers,
+        response_headers: file.response_headers,
+        cors: file.cors,
+        basic_auth: file.basic_auth,
+        compression: file.compression,
+        api_keys: file.api_keys,
+        forward_auth: file.forward_auth,
+        rewrite: None,
+        upstream_host: None,
+    };
+    check_keys(
+        errs,
+        "route_defaults",
+        keys,
+        EdgePolicies::default(),
+        None,
+        cx,
+    )
 }
 
-/// A route's own policy keys, each falling back to the default's value when absent.
+/// A route's own policy keys (or `route_defaults`'), each replacing the default's value.
 pub(super) struct RoutePolicies {
     pub(super) ip_allow: Option<Vec<String>>,
     pub(super) ip_deny: Option<Vec<String>>,
@@ -106,6 +94,7 @@ pub(super) struct RoutePolicies {
     pub(super) upstream_host: Option<String>,
 }
 
+/// Route `i`'s policies: the defaults, with each key the route sets checked and in place.
 pub(super) fn check_route(
     errs: &mut Errors<'_>,
     i: usize,
@@ -114,8 +103,21 @@ pub(super) fn check_route(
     captures: Option<&regex::Regex>,
     cx: &EdgeContext<'_>,
 ) -> EdgePolicies {
-    let at = |key: &str| format!("routes[{i}].{key}");
-    let mut out = defaults.clone();
+    let prefix = format!("routes[{i}]");
+    check_keys(errs, &prefix, route, defaults.clone(), captures, cx)
+}
+
+/// Check each key present in `own` (at `prefix.key`) and put its value in `base`.
+fn check_keys(
+    errs: &mut Errors<'_>,
+    prefix: &str,
+    route: RoutePolicies,
+    base: EdgePolicies,
+    captures: Option<&regex::Regex>,
+    cx: &EdgeContext<'_>,
+) -> EdgePolicies {
+    let at = |key: &str| format!("{prefix}.{key}");
+    let mut out = base;
     if let Some(list) = &route.ip_allow {
         out.ip_access.allow = check_nets(errs, &at("ip_allow"), list);
     }

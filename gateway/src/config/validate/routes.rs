@@ -80,6 +80,7 @@ pub(super) fn check_routes(
             RouteAction::Redirect(r) => Some(r.pattern.clone()),
             _ => None,
         };
+        let has_basic_auth = basic_auth.is_some() || defaults.basic_auth.is_some();
         let own = RoutePolicies {
             ip_allow,
             ip_deny,
@@ -134,6 +135,13 @@ pub(super) fn check_routes(
             AuthFile::Optional => AuthMode::Optional,
             AuthFile::Required => AuthMode::Required,
         };
+        // Both read the one Authorization header: a request could never satisfy both.
+        if auth != AuthMode::None && has_basic_auth {
+            errs.push(
+                at("basic_auth"),
+                "cannot be combined with auth (both read the Authorization header)",
+            );
+        }
         routes.push((
             i,
             RouteConfig {
