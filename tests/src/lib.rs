@@ -38,6 +38,7 @@ pub mod postgres;
 pub mod process;
 pub mod raw;
 pub mod redis;
+pub mod serve;
 pub mod stack;
 pub mod upstream;
 

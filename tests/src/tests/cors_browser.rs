@@ -3,15 +3,9 @@
 //! preflight first). The allowed origin reads the answer; another origin is blocked by the
 //! browser itself.
 
-use std::convert::Infallible;
-use std::net::SocketAddr;
-
 use bytes::Bytes;
 use http_body_util::Full;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
 use hyper::Response;
-use hyper_util::rt::TokioIo;
 use serde_json::json;
 use tokio::net::TcpListener;
 
@@ -48,35 +42,20 @@ fetch("{api}", {{
 
 /// Serve `html` at every path on a free port of 127.0.0.1; the origin is
 /// `http://127.0.0.1:<port>`.
-async fn serve_page(html: String) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
+async fn serve_page(html: String) -> std::net::SocketAddr {
     let html = Bytes::from(html);
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
-            };
-            let html = html.clone();
-            tokio::spawn(async move {
-                let service = service_fn(move |_req| {
-                    let html = html.clone();
-                    async move {
-                        let mut resp = Response::new(Full::new(html));
-                        resp.headers_mut().insert(
-                            "content-type",
-                            "text/html; charset=utf-8".parse().expect("static"),
-                        );
-                        Ok::<_, Infallible>(resp)
-                    }
-                });
-                let _ = http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
+    crate::serve::spawn(move |_req| {
+        let html = html.clone();
+        async move {
+            let mut resp = Response::new(Full::new(html));
+            resp.headers_mut().insert(
+                "content-type",
+                "text/html; charset=utf-8".parse().expect("static"),
+            );
+            resp
         }
-    });
-    addr
+    })
+    .await
 }
 
 /// The text of `#out` in a dumped DOM.

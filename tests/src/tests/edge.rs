@@ -696,72 +696,53 @@ async fn auth_service() -> (
 ) {
     use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
     use std::sync::Arc;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
     let calls = Arc::new(AtomicUsize::new(0));
     let counter = calls.clone();
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
+    let addr = crate::serve::spawn(move |req: hyper::Request<hyper::body::Incoming>| {
+        counter.fetch_add(1, SeqCst);
+        let h = |name: &str| {
+            req.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let (auth, uri, method) = (
+            h("authorization"),
+            h("x-forwarded-uri"),
+            h("x-forwarded-method"),
+        );
+        async move {
+            let resp = hyper::Response::builder()
+                .header("x-seen-uri", uri)
+                .header("x-seen-method", method);
+            let resp = match auth.as_str() {
+                "Bearer good" => resp
+                    .status(200)
+                    .header("x-auth-user", "alice")
+                    .header("x-auth-groups", "admins")
+                    .body(String::new()),
+                "Bearer slow" => {
+                    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+                    resp.status(200).body(String::new())
+                }
+                "Bearer broken" => resp.status(500).body(String::new()),
+                "" => resp
+                    .status(302)
+                    .header("location", "https://login.example/start?rd=/app")
+                    .header("set-cookie", "csrf=1; HttpOnly")
+                    .body(String::new()),
+                _ => resp
+                    .status(401)
+                    .header("www-authenticate", "Bearer realm=\"sso\"")
+                    .header("content-type", "text/plain")
+                    .body("token rejected by sso".to_owned()),
             };
-            let calls = counter.clone();
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(
-                    move |req: hyper::Request<hyper::body::Incoming>| {
-                        let calls = calls.clone();
-                        async move {
-                            calls.fetch_add(1, SeqCst);
-                            let auth = req
-                                .headers()
-                                .get("authorization")
-                                .and_then(|v| v.to_str().ok())
-                                .unwrap_or_default()
-                                .to_owned();
-                            let h = |name: &str| {
-                                req.headers()
-                                    .get(name)
-                                    .and_then(|v| v.to_str().ok())
-                                    .unwrap_or_default()
-                                    .to_owned()
-                            };
-                            let mut resp = hyper::Response::builder()
-                                .header("x-seen-uri", h("x-forwarded-uri"))
-                                .header("x-seen-method", h("x-forwarded-method"));
-                            let resp = match auth.as_str() {
-                                "Bearer good" => resp
-                                    .status(200)
-                                    .header("x-auth-user", "alice")
-                                    .header("x-auth-groups", "admins")
-                                    .body(String::new()),
-                                "Bearer slow" => {
-                                    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
-                                    resp.status(200).body(String::new())
-                                }
-                                "Bearer broken" => resp.status(500).body(String::new()),
-                                "" => {
-                                    resp = resp
-                                        .status(302)
-                                        .header("location", "https://login.example/start?rd=/app");
-                                    resp.header("set-cookie", "csrf=1; HttpOnly")
-                                        .body(String::new())
-                                }
-                                _ => resp
-                                    .status(401)
-                                    .header("www-authenticate", "Bearer realm=\"sso\"")
-                                    .header("content-type", "text/plain")
-                                    .body("token rejected by sso".to_owned()),
-                            };
-                            Ok::<_, std::convert::Infallible>(resp.unwrap())
-                        }
-                    },
-                );
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                    .await;
-            });
+            resp.expect("a valid response")
+                .map(|b| http_body_util::Full::new(bytes::Bytes::from(b)))
         }
-    });
+    })
+    .await;
     (addr, calls)
 }
 
