@@ -58,9 +58,36 @@ pub fn patience() -> Duration {
 /// A free TCP port on 127.0.0.1. The port is free when this returns; the server under test
 /// binds it a moment later (Pingora and redis-server bind from address strings, so they cannot
 /// take a bound socket).
+///
+/// Ports come from just below the kernel's ephemeral range, never from it: in the moment
+/// between this check and the server's bind, any `bind(port 0)` or outgoing connection of a
+/// test running beside it may be handed an ephemeral port, and once that was this one (an
+/// ACME challenge then went to another test's server). Each test process starts at a place
+/// of its own in the range and walks it, so concurrent processes rarely try the same port, and
+/// a port in use is skipped.
 pub fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind port 0");
-    listener.local_addr().expect("local addr").port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|t| t.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(32_768);
+    const SPAN: u32 = 12_000;
+    if ephemeral_low <= SPAN + 1024 {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind port 0");
+        return listener.local_addr().expect("local addr").port();
+    }
+    let low = ephemeral_low - SPAN;
+    let offset = std::process::id().wrapping_mul(2_654_435_761) % SPAN;
+    for _ in 0..SPAN {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = low + (offset + n) % SPAN;
+        let port = u16::try_from(port).expect("below the ephemeral range");
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in {low}..{ephemeral_low}");
 }
 
 /// Block until something accepts TCP connections on `127.0.0.1:port`, for at most 30 s.

@@ -7,7 +7,6 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::Response;
 use serde_json::json;
-use tokio::net::TcpListener;
 
 use super::metric_value;
 use crate::browser;
@@ -73,9 +72,7 @@ async fn a_browser_reads_the_api_from_an_allowed_origin_and_is_blocked_from_anot
     // Arrange: the pages are served before the gateway starts, so their origins can go into
     // its config.
     let up = Upstream::spawn("api").await;
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let gw_http = listener.local_addr().unwrap();
-    drop(listener);
+    let gw_http = std::net::SocketAddr::from(([127, 0, 0, 1], crate::free_port()));
     let api = format!("http://{gw_http}/api/items");
     let allowed_page = serve_page(page(&api)).await;
     let foreign_page = serve_page(page(&api)).await;
