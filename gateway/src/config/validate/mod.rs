@@ -62,6 +62,15 @@ impl Errors<'_> {
     }
 }
 
+/// A CIDR, or a single address as the network of just that address.
+fn parse_net(text: &str) -> Option<ipnet::IpNet> {
+    text.parse::<ipnet::IpNet>().ok().or_else(|| {
+        text.parse::<std::net::IpAddr>()
+            .ok()
+            .map(ipnet::IpNet::from)
+    })
+}
+
 fn require_positive(errs: &mut Errors<'_>, path: &str, value: Duration) {
     if value.is_zero() {
         errs.push(path, "must be greater than 0, got 0s");

@@ -1,6 +1,6 @@
 //! `server:`, `listeners:`, `limits:`, `trusted_proxies:` and `dns:`.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 
 use ipnet::IpNet;
 
@@ -111,10 +111,8 @@ pub(super) fn check_limits(errs: &mut Errors<'_>, l: &LimitsFile) -> Limits {
 pub(super) fn check_trusted(errs: &mut Errors<'_>, list: &[String]) -> Vec<IpNet> {
     let mut nets = Vec::new();
     for (i, text) in list.iter().enumerate() {
-        if let Ok(net) = text.parse::<IpNet>() {
+        if let Some(net) = super::parse_net(text) {
             nets.push(net);
-        } else if let Ok(ip) = text.parse::<IpAddr>() {
-            nets.push(IpNet::from(ip));
         } else {
             errs.push(
                 format!("trusted_proxies[{i}]"),

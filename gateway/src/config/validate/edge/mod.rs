@@ -183,10 +183,8 @@ fn check_keys(
 fn check_nets(errs: &mut Errors<'_>, at: &str, list: &[String]) -> Vec<IpNet> {
     let mut nets = Vec::new();
     for (i, text) in list.iter().enumerate() {
-        if let Ok(net) = text.parse::<IpNet>() {
+        if let Some(net) = super::parse_net(text) {
             nets.push(net.trunc());
-        } else if let Ok(ip) = text.parse::<std::net::IpAddr>() {
-            nets.push(IpNet::from(ip));
         } else {
             errs.push(
                 format!("{at}[{i}]"),
