@@ -40,12 +40,21 @@ impl AdminApp {
                 let endpoints: Vec<serde_json::Value> = pool
                     .endpoint_health()
                     .into_iter()
-                    .map(|(addr, ok)| serde_json::json!({"endpoint": addr.to_string(), "healthy": ok}))
+                    .map(|s| {
+                        serde_json::json!({
+                            "endpoint": s.addr.to_string(),
+                            "healthy": s.routable,
+                            "breaker": s.breaker,
+                        })
+                    })
                     .collect();
-                (
-                    pool.name().to_owned(),
-                    serde_json::json!({"ready": healthy, "endpoints": endpoints}),
-                )
+                let mut status = serde_json::json!({"ready": healthy, "endpoints": endpoints});
+                if let Some(admission) = &pool.admission {
+                    status["in_flight"] = admission.in_flight().into();
+                    status["queued"] = admission.queued().into();
+                    status["max_in_flight"] = admission.settings.max_in_flight.into();
+                }
+                (pool.name().to_owned(), status)
             })
             .collect();
         let jwks = rt.verifier.as_ref().is_none_or(|v| v.has_jwks_keys());

@@ -64,8 +64,56 @@ pub(crate) static RETRIES: Lazy<IntCounterVec> = Lazy::new(|| {
 pub(crate) static EJECTIONS: Lazy<IntCounterVec> = Lazy::new(|| {
     register_int_counter_vec!(
         "gateway_upstream_ejections_total",
-        "Endpoints ejected by passive health checking, by pool",
+        "Circuit breakers opened (endpoints ejected), by pool",
         &["pool"]
+    )
+    .expect("metric names are unique")
+});
+
+/// 0 closed, 1 half-open, 2 open.
+pub(crate) static BREAKER_STATE: Lazy<IntGaugeVec> = Lazy::new(|| {
+    register_int_gauge_vec!(
+        "gateway_breaker_state",
+        "Circuit breaker of an upstream endpoint: 0 closed, 1 half-open, 2 open",
+        &["pool", "endpoint"]
+    )
+    .expect("metric names are unique")
+});
+
+pub(crate) static BREAKER_TRANSITIONS: Lazy<IntCounterVec> = Lazy::new(|| {
+    register_int_counter_vec!(
+        "gateway_breaker_transitions_total",
+        "Circuit breakers that opened or closed, by pool and new state",
+        &["pool", "state"]
+    )
+    .expect("metric names are unique")
+});
+
+/// Requests the balancer would have sent to an endpoint whose breaker did not admit them.
+pub(crate) static BREAKER_DIVERTED: Lazy<IntCounterVec> = Lazy::new(|| {
+    register_int_counter_vec!(
+        "gateway_breaker_rejected_total",
+        "Endpoint choices refused by an open breaker (or a half-open one with its probes taken), by pool",
+        &["pool"]
+    )
+    .expect("metric names are unique")
+});
+
+pub(crate) static RETRY_BUDGET_EXHAUSTED: Lazy<IntCounterVec> = Lazy::new(|| {
+    register_int_counter_vec!(
+        "gateway_retry_budget_exhausted_total",
+        "Retries not made because the pool's retry budget was spent, by pool",
+        &["pool"]
+    )
+    .expect("metric names are unique")
+});
+
+/// Requests proxied and waiting under a pool's `max_in_flight`.
+pub(crate) static POOL_IN_FLIGHT: Lazy<IntGaugeVec> = Lazy::new(|| {
+    register_int_gauge_vec!(
+        "gateway_pool_requests",
+        "Requests of a pool with max_in_flight, by state (in_flight, queued)",
+        &["pool", "state"]
     )
     .expect("metric names are unique")
 });
@@ -182,7 +230,7 @@ pub(crate) static JWKS_REFRESHES: Lazy<IntCounterVec> = Lazy::new(|| {
 pub(crate) static REJECTIONS: Lazy<IntCounterVec> = Lazy::new(|| {
     register_int_counter_vec!(
         "gateway_policy_rejections_total",
-        "Requests refused by a gateway policy, by reason (auth|rate_limit|body_limit|ip_access|basic_auth) and route",
+        "Requests refused by a gateway policy, by reason (auth|rate_limit|body_limit|ip_access|basic_auth|api_key|forward_auth|overload) and route",
         &["reason", "route"]
     )
     .expect("metric names are unique")
@@ -235,6 +283,11 @@ pub(crate) fn init() {
     Lazy::force(&CONNECT_FAILURES);
     Lazy::force(&RETRIES);
     Lazy::force(&EJECTIONS);
+    Lazy::force(&BREAKER_STATE);
+    Lazy::force(&BREAKER_TRANSITIONS);
+    Lazy::force(&BREAKER_DIVERTED);
+    Lazy::force(&RETRY_BUDGET_EXHAUSTED);
+    Lazy::force(&POOL_IN_FLIGHT);
     Lazy::force(&UPSTREAM_CONNECTIONS);
     Lazy::force(&IN_FLIGHT);
     Lazy::force(&CONFIG_INFO);

@@ -97,8 +97,10 @@ pub struct PoolConfig {
     pub balance: Balance,
     pub timeouts: Timeouts,
     pub health_check: Option<HealthCheck>,
-    pub passive: PassiveHealth,
+    pub breaker: CircuitBreaker,
     pub retries: Retries,
+    /// `max_in_flight` with its queue, when the pool has one.
+    pub admission: Option<Admission>,
     /// Sent to this pool on requests that carry forwarded claims.
     pub forward_secret: Option<ForwardSecret>,
     /// The endpoints speak HTTPS.
@@ -268,17 +270,99 @@ pub enum Probe {
     },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct PassiveHealth {
-    /// 0 disables passive ejection.
+/// One circuit breaker per endpoint: closed, open for a while after failures, then
+/// half-open, letting `half_open_probes` requests through to decide.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CircuitBreaker {
+    /// Failures in a row that open it; 0 disables this rule (and, with no ratio, the
+    /// breaker).
     pub consecutive_failures: u32,
-    pub cooldown: Duration,
+    /// Open when at least this share of the requests over `window` failed, once there were
+    /// `min_requests` of them.
+    pub failure_ratio: Option<FailureRatio>,
+    /// The first opening lasts this long; each further opening in a row doubles it, up to
+    /// `max_open_for`.
+    pub open_for: Duration,
+    pub max_open_for: Duration,
+    pub half_open_probes: u32,
+    /// Upstream statuses that count as failures.
+    pub failure_statuses: StatusSet,
+    /// At most this share of a pool's endpoints is open at once (at least one endpoint of a
+    /// pool of two or more may be; never all).
+    pub max_ejected_percent: u8,
+}
+
+impl CircuitBreaker {
+    /// Whether the breaker judges anything at all.
+    pub fn enabled(&self) -> bool {
+        self.consecutive_failures > 0 || self.failure_ratio.is_some()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FailureRatio {
+    pub ratio: f64,
+    pub window: Duration,
+    pub min_requests: u32,
+}
+
+/// A set of HTTP statuses, as a bit per code from 100 to 599.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct StatusSet([u64; 10]);
+
+impl StatusSet {
+    pub fn insert(&mut self, code: u16) {
+        if (100..600).contains(&code) {
+            self.0[usize::from(code / 64)] |= 1 << (code % 64);
+        }
+    }
+
+    pub fn contains(&self, code: u16) -> bool {
+        (100..600).contains(&code) && self.0[usize::from(code / 64)] & (1 << (code % 64)) != 0
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.iter().all(|w| *w == 0)
+    }
+}
+
+impl fmt::Debug for StatusSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_set()
+            .entries((100..600).filter(|c| self.contains(*c)))
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
 pub struct Retries {
     pub attempts: usize,
     pub idempotent_on_reset: bool,
+    /// Upstream statuses retried for idempotent methods.
+    pub on_status: StatusSet,
+    /// Retries after an answer wait a random time up to `backoff * 2^(n-1)`, at most
+    /// `max_backoff`.
+    pub backoff: Duration,
+    pub max_backoff: Duration,
+    /// A request whose body is larger is not retried once any of it was sent (at most the
+    /// 64 KiB Pingora keeps).
+    pub replay_body: u64,
+    pub budget: RetryBudget,
+}
+
+/// Retries may add at most `percent` of the pool's request rate, or `min_per_second`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RetryBudget {
+    pub percent: f64,
+    pub min_per_second: u32,
+}
+
+/// `max_in_flight` requests at once; up to `queue` more wait at most `queue_timeout`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Admission {
+    pub max_in_flight: usize,
+    pub queue: usize,
+    pub queue_timeout: Duration,
 }
 
 #[derive(Debug, Clone)]

@@ -59,13 +59,26 @@ impl Config {
                     }
                 },
             };
+            let b = &pool.breaker;
+            let breaker = match (b.consecutive_failures, b.failure_ratio) {
+                (0, None) => "no breaker".to_owned(),
+                (n, None) => format!("breaker after {n} failures"),
+                (0, Some(r)) => format!("breaker at {}% failed", r.ratio * 100.0),
+                (n, Some(r)) => {
+                    format!("breaker after {n} failures or {}% failed", r.ratio * 100.0)
+                }
+            };
+            let admission = pool.admission.map_or_else(String::new, |a| {
+                format!(", max {} in flight + {} queued", a.max_in_flight, a.queue)
+            });
             let _ = writeln!(
                 out,
-                "  {}: [{}] {}, {check}, {} retries",
+                "  {}: [{}] {}, {check}, {breaker}, {} retries (budget {}%){admission}",
                 pool.name,
                 endpoints.join(", "),
                 pool.balance.spelling(),
-                pool.retries.attempts
+                pool.retries.attempts,
+                pool.retries.budget.percent,
             );
         }
         let _ = writeln!(out, "routes:");

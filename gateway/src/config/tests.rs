@@ -255,7 +255,62 @@ fn defaults_fill_everything_that_is_left_out() {
     assert_eq!(pool.resolve_interval, Duration::from_secs(2));
     assert_eq!(pool.retries.attempts, 2);
     assert!(pool.retries.idempotent_on_reset);
+    assert!(pool.retries.on_status.is_empty());
+    assert_eq!(pool.breaker.consecutive_failures, 5);
+    assert!(pool.breaker.failure_statuses.contains(500));
+    assert!(pool.breaker.failure_statuses.contains(599));
+    assert!(!pool.breaker.failure_statuses.contains(429));
+    assert_eq!(pool.breaker.max_ejected_percent, 50);
+    assert_eq!(pool.admission, None);
     assert_eq!(config.routes[0].name, "/");
+}
+
+#[test]
+fn passive_health_is_the_older_name_of_circuit_breaker() {
+    let config = parse(
+        Path::new("gw.yaml"),
+        &format!("pools:\n  p:\n    endpoints: [\"backend:8080\"]\n    passive_health: {{ consecutive_failures: 3, cooldown: 7s }}\n{ROUTES}"),
+    )
+    .unwrap();
+
+    let breaker = &config.pools[0].breaker;
+    assert_eq!(breaker.consecutive_failures, 3);
+    assert_eq!(breaker.open_for, Duration::from_secs(7));
+}
+
+#[test]
+fn invalid_traffic_settings_report_file_line_column_and_key() {
+    let head = "pools:\n  p:\n    endpoints: [\"127.0.0.1:1\"]\n";
+    let cases: Vec<(String, Vec<&str>)> = vec![
+        (
+            format!("{head}    circuit_breaker: {{ failure_ratio: 1.5, half_open_probes: 0, failure_statuses: [5xx, 429, 7xx, 600], max_ejected_percent: 120 }}\n{ROUTES}"),
+            vec![
+                "gw.yaml:4:94: pools.p.circuit_breaker.failure_statuses[2]: expected a status code or a class such as 5xx, got \"7xx\"",
+                "gw.yaml:4:99: pools.p.circuit_breaker.failure_statuses[3]: not an HTTP status code: 600",
+                "gw.yaml:4:24: pools.p.circuit_breaker.failure_ratio: must be above 0 and at most 1, got 1.5",
+                "gw.yaml:4:44: pools.p.circuit_breaker.half_open_probes: must be at least 1, got 0",
+                "gw.yaml:4:105: pools.p.circuit_breaker.max_ejected_percent: must be at most 100, got 120",
+            ],
+        ),
+        (
+            format!("{head}    retries: {{ on_status: [503, 302], backoff: 0s, replay_body: 1MiB, budget: {{ percent: 150 }} }}\n{ROUTES}"),
+            vec![
+                "gw.yaml:4:33: pools.p.retries.on_status[1]: only 4xx and 5xx answers can be retried, got 302",
+                "gw.yaml:4:39: pools.p.retries.backoff: must be greater than 0, got 0s",
+                "gw.yaml:4:52: pools.p.retries.replay_body: must be at most 64KiB (what the proxy keeps of a body), got 1048576 bytes",
+                "gw.yaml:4:81: pools.p.retries.budget.percent: must be between 0 and 100, got 150",
+            ],
+        ),
+        (
+            format!("{head}    queue: {{ size: 10 }}\n{ROUTES}"),
+            vec!["gw.yaml:4:5: pools.p.queue: only applies with max_in_flight"],
+        ),
+        (
+            format!("{head}    max_in_flight: 0\n{ROUTES}"),
+            vec!["gw.yaml:4:5: pools.p.max_in_flight: must be at least 1, got 0"],
+        ),
+    ];
+    assert_each_reports(cases);
 }
 
 #[test]

@@ -34,6 +34,11 @@ pub(crate) const BASIC_UNAUTHORIZED: ErrorType = ErrorType::new("BasicUnauthoriz
 pub(crate) const API_KEY_UNAUTHORIZED: ErrorType = ErrorType::new("ApiKeyUnauthorized");
 /// A route's `forward_auth` service could not decide (timeout, error, breaker open).
 pub(crate) const FORWARD_AUTH_UNAVAILABLE: ErrorType = ErrorType::new("ForwardAuthUnavailable");
+/// The pool's `max_in_flight` is reached and its queue is full or timed out.
+pub(crate) const OVERLOADED: ErrorType = ErrorType::new("Overloaded");
+/// The upstream answered with a status `retries.on_status` retries; never answered, since
+/// it is raised only when another attempt follows.
+pub(crate) const RETRY_ON_STATUS: ErrorType = ErrorType::new("RetryOnStatus");
 /// Every permit for password hashing is taken.
 pub(crate) const HASHING_BUSY: ErrorType = ErrorType::new("HashingBusy");
 
@@ -150,6 +155,16 @@ pub(crate) fn fate(e: &Error) -> Fate {
                 .refused_by("rate_limit")
                 .before_upstream()
                 .advising(Advice::RetryShortly)
+        }
+        t if *t == OVERLOADED => Fate::new(
+            503,
+            "The upstream is at its capacity; retry after the time in Retry-After.",
+        )
+        .refused_by("overload")
+        .before_upstream()
+        .advising(Advice::RetryShortly),
+        t if *t == RETRY_ON_STATUS => {
+            Fate::new(502, "The upstream could not be reached or failed.")
         }
         t if *t == BODY_TOO_LARGE => {
             Fate::new(413, "The request body is larger than this route accepts.")

@@ -6,6 +6,7 @@
 //! - `edge_filters`: the matched route's edge policies (addresses, CORS, basic auth,
 //!   redirects, rewrites, header rules, security headers);
 //! - `response_filters`: response headers, passive health, errors, access log and metrics;
+//! - `traffic`: admission under `max_in_flight`, retry decisions and backoff;
 //! - `errors`: the gateway's error types and `fate`, the one table of how each is answered;
 //! - `connection`: around all of it, per client connection: the connection caps and the idle
 //!   and header deadlines.
@@ -18,6 +19,7 @@ pub(crate) mod errors;
 pub(crate) mod headers;
 mod request_filters;
 mod response_filters;
+mod traffic;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -34,7 +36,7 @@ use crate::config::{AuthMode, RouteAction};
 use crate::metrics;
 use crate::policy::rate_limit::Decision;
 use crate::runtime::Runtime;
-use crate::upstream::Pool;
+use crate::upstream::{BreakerProbe, Pool};
 
 pub(crate) struct Gateway {
     /// The live config, routes and pools. Requests load it once, in `early_request_filter`.
@@ -115,6 +117,14 @@ pub(crate) struct Ctx {
     forward_auth_headers: Vec<(http::HeaderName, http::HeaderValue)>,
     /// Compresses the response body, when the route's `compression` chose to.
     encoder: Option<crate::policy::compression::Encoder>,
+    /// The place under the pool's `max_in_flight`, held to the end of the request.
+    admitted: Option<traffic::Admitted>,
+    /// The current attempt is a half-open breaker's probe.
+    probe: Option<BreakerProbe>,
+    /// Retries so far that followed an answer or a reset (they back off).
+    backoffs: u32,
+    /// The next attempt waits its backoff first.
+    backoff_due: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -171,6 +181,10 @@ impl ProxyHttp for Gateway {
             api_key_name: None,
             api_key_header: None,
             forward_auth_headers: Vec::new(),
+            admitted: None,
+            probe: None,
+            backoffs: 0,
+            backoff_due: false,
         }
     }
 
@@ -207,7 +221,11 @@ impl ProxyHttp for Gateway {
         if edge_filters::redirect(session, ctx).await? {
             return Ok(true);
         }
-        request_filters::respond_fixed(session, ctx).await
+        if request_filters::respond_fixed(session, ctx).await? {
+            return Ok(true);
+        }
+        traffic::admit(ctx).await?;
+        Ok(false)
     }
 
     async fn request_body_filter(
@@ -225,8 +243,15 @@ impl ProxyHttp for Gateway {
             .pool()
             .cloned()
             .ok_or_else(|| Error::explain(ErrorType::InternalError, "route has no pool"))?;
+        if ctx.tried.is_empty() {
+            pool.budget.request();
+        } else {
+            traffic::back_off(ctx, &pool).await;
+        }
         let key = request_filters::hash_key(session, ctx, &pool.config.balance);
-        let Some(addr) = pool.select(&key, &ctx.tried) else {
+        // The previous attempt's probe place (if any) is given back before choosing again.
+        ctx.probe = None;
+        let Some(chosen) = pool.select(&key, &ctx.tried) else {
             return Error::e_explain(
                 errors::NO_HEALTHY_ENDPOINT,
                 format!("pool {} has no healthy endpoint", pool.name()),
@@ -235,9 +260,10 @@ impl ProxyHttp for Gateway {
         if !ctx.tried.is_empty() {
             metrics::RETRIES.with_label_values(&[pool.name()]).inc();
         }
-        ctx.tried.push(addr);
+        ctx.tried.push(chosen.addr);
+        ctx.probe = chosen.probe;
         ctx.upstream_started = Some(Instant::now());
-        Ok(Box::new(pool.peer(addr)))
+        Ok(Box::new(pool.peer(chosen.addr)))
     }
 
     async fn connected_to_upstream(
@@ -270,22 +296,27 @@ impl ProxyHttp for Gateway {
 
     fn fail_to_connect(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         _peer: &HttpPeer,
         ctx: &mut Ctx,
         mut e: Box<Error>,
     ) -> Box<Error> {
-        if let (Some(pool), Some(addr)) = (ctx.pool(), ctx.tried.last()) {
+        if let (Some(pool), Some(addr)) = (ctx.pool().cloned(), ctx.tried.last().copied()) {
             metrics::CONNECT_FAILURES
                 .with_label_values(&[pool.name()])
                 .inc();
             if e.etype() == &ErrorType::ConnectRefused {
-                pool.report_refused(*addr);
+                pool.report_refused(addr);
             } else {
-                pool.report_failure(*addr);
+                pool.report_failure(addr);
             }
             // Nothing was sent, so any method may go to another endpoint.
-            e.set_retry(ctx.tried.len() <= pool.config.retries.attempts);
+            e.set_retry(traffic::may_retry(
+                session,
+                ctx,
+                &pool,
+                traffic::Failure::Connect,
+            ));
         }
         e
     }
@@ -298,30 +329,31 @@ impl ProxyHttp for Gateway {
         ctx: &mut Ctx,
         _client_reused: bool,
     ) -> Box<Error> {
+        if e.etype() == &errors::RETRY_ON_STATUS {
+            // Decided, budgeted and counted when the status arrived.
+            return e;
+        }
         let mut e = e.more_context(format!("Peer: {peer}"));
-        let Some(pool) = ctx.pool() else { return e };
+        let Some(pool) = ctx.pool().cloned() else {
+            return e;
+        };
         if e.esource() == &pingora::ErrorSource::Upstream {
             if let Some(addr) = ctx.tried.last() {
                 pool.report_failure(*addr);
             }
         }
-        let method = &session.req_header().method;
-        let idempotent = *method == http::Method::GET || *method == http::Method::HEAD;
-        let retry = pool.config.retries.idempotent_on_reset
-            && idempotent
-            && !ctx.response_started
-            && !session.as_ref().retry_buffer_truncated()
-            && ctx.tried.len() <= pool.config.retries.attempts;
+        let retry = traffic::may_retry(session, ctx, &pool, traffic::Failure::Reset);
         e.set_retry(retry);
         e
     }
 
     async fn upstream_response_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         upstream_response: &mut ResponseHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
+        traffic::retry_on_status(session, upstream_response, ctx)?;
         response_filters::from_upstream(upstream_response, ctx);
         Ok(())
     }

@@ -2,14 +2,18 @@
 //! - the active verdict: unknown until the first check when the pool has active checks (one
 //!   check decides it), then it flips only after `healthy_threshold` passes or
 //!   `unhealthy_threshold` failures in a row;
-//! - passive health: failures seen by real traffic in a row, and an ejection deadline.
+//! - the circuit breaker, fed by real traffic: closed; open until a deadline after failures;
+//!   then half-open, when a bounded number of probe requests decide whether it closes again or
+//!   opens for twice as long.
 //!
-//! An endpoint is routable when its verdict is healthy and it is not ejected. Everything is
-//! atomics, read on the request path without locks; the pool turns transitions into logs
-//! and metrics.
+//! An endpoint is routable when its verdict is healthy and its breaker admits the request.
+//! Everything is atomics, read on the request path without locks; the pool decides when a
+//! breaker opens (it knows the other endpoints and the failure ratio) and turns transitions
+//! into logs and metrics.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering::Relaxed};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Milliseconds since a process-wide zero point: ejection deadlines are stored this way, so
@@ -33,10 +37,51 @@ pub(crate) struct Endpoint {
     /// Consecutive active-check results against the current verdict (only the checker
     /// writes).
     check_streak: AtomicUsize,
-    /// Consecutive connect failures or 5xx answers seen by real traffic.
+    /// Failures seen by real traffic in a row.
     failures: AtomicU32,
-    /// `now_ms()` until which passive health keeps it out.
+    /// `now_ms()` until which the breaker is open.
     ejected_until_ms: AtomicU64,
+    /// Times the breaker opened since it was last closed: 0 while closed, and otherwise
+    /// what doubles the next opening.
+    openings: AtomicU32,
+    /// Probe requests in flight while half-open.
+    probes: AtomicU32,
+}
+
+/// A breaker's state, as `/metrics` shows it (`gateway_breaker_state`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BreakerState {
+    Closed = 0,
+    HalfOpen = 1,
+    Open = 2,
+}
+
+impl BreakerState {
+    pub(crate) fn label(self) -> &'static str {
+        match self {
+            Self::Closed => "closed",
+            Self::HalfOpen => "half_open",
+            Self::Open => "open",
+        }
+    }
+}
+
+/// What the breaker says to one request.
+pub(crate) enum Admit {
+    Yes,
+    /// Half-open: this request is one of the probes; the guard frees its place.
+    Probe(Probe),
+    No,
+}
+
+/// A half-open endpoint's probe in flight; dropping it (however the request ends) frees
+/// its place.
+pub(crate) struct Probe(Arc<Endpoint>);
+
+impl Drop for Probe {
+    fn drop(&mut self) {
+        self.0.probes.fetch_sub(1, Relaxed);
+    }
 }
 
 impl Endpoint {
@@ -48,6 +93,8 @@ impl Endpoint {
             check_streak: AtomicUsize::new(0),
             failures: AtomicU32::new(0),
             ejected_until_ms: AtomicU64::new(0),
+            openings: AtomicU32::new(0),
+            probes: AtomicU32::new(0),
         }
     }
 
@@ -65,6 +112,8 @@ impl Endpoint {
             check_streak: AtomicUsize::new(0),
             failures: AtomicU32::new(self.failures.load(Relaxed)),
             ejected_until_ms: AtomicU64::new(self.ejected_until_ms.load(Relaxed)),
+            openings: AtomicU32::new(self.openings.load(Relaxed)),
+            probes: AtomicU32::new(0),
         }
     }
 
@@ -73,19 +122,49 @@ impl Endpoint {
         self.active.load(Relaxed) == HEALTHY
     }
 
-    /// Whether passive health keeps it out at `now` (a `now_ms()` value).
+    /// Whether its breaker is open at `now` (a `now_ms()` value).
     pub(crate) fn ejected(&self, now: u64) -> bool {
         self.ejected_until_ms.load(Relaxed) > now
     }
 
-    /// The `now_ms()` at which its ejection ends (in the past when it is not ejected).
+    /// The `now_ms()` at which its breaker's opening ends (in the past when it is not open).
     pub(crate) fn ejected_until(&self) -> u64 {
         self.ejected_until_ms.load(Relaxed)
     }
 
-    /// Whether it may take traffic at `now`.
+    pub(crate) fn breaker(&self, now: u64) -> BreakerState {
+        if self.ejected(now) {
+            BreakerState::Open
+        } else if self.openings.load(Relaxed) > 0 {
+            BreakerState::HalfOpen
+        } else {
+            BreakerState::Closed
+        }
+    }
+
+    /// Whether it may take traffic at `now`, leaving aside half-open probe places.
     pub(crate) fn routable(&self, now: u64) -> bool {
         self.active_healthy() && !self.ejected(now)
+    }
+
+    /// Whether a request may go to it at `now`: its verdict is healthy and its breaker is
+    /// closed, or half-open with a probe place free (which the request then holds).
+    pub(crate) fn admit(self: &Arc<Self>, now: u64, max_probes: u32) -> Admit {
+        if !self.active_healthy() {
+            return Admit::No;
+        }
+        match self.breaker(now) {
+            BreakerState::Closed => Admit::Yes,
+            BreakerState::Open => Admit::No,
+            BreakerState::HalfOpen => {
+                if self.probes.fetch_add(1, Relaxed) < max_probes {
+                    Admit::Probe(Probe(Arc::clone(self)))
+                } else {
+                    self.probes.fetch_sub(1, Relaxed);
+                    Admit::No
+                }
+            }
+        }
     }
 
     /// Fold one active-check result in. Returns the new verdict (`true`: healthy) when it
@@ -126,30 +205,34 @@ impl Endpoint {
         Some(next == HEALTHY)
     }
 
-    /// A failure seen by traffic. Returns `true` when it reached `threshold` in a row and so
-    /// ejected the endpoint for `cooldown`.
-    pub(crate) fn record_failure(&self, threshold: u32, cooldown: Duration, now: u64) -> bool {
-        let failures = self.failures.fetch_add(1, Relaxed) + 1;
-        if failures < threshold {
-            return false;
-        }
-        self.eject(cooldown, now);
-        true
+    /// A failure seen by traffic; returns the failures in a row so far.
+    pub(crate) fn record_failure(&self) -> u32 {
+        self.failures.fetch_add(1, Relaxed) + 1
     }
 
-    /// Keep it out of traffic for `cooldown` from `now`.
-    pub(crate) fn eject(&self, cooldown: Duration, now: u64) {
+    /// Open the breaker at `now`: for `open_for`, doubled for each opening since it was last
+    /// closed, at most `max_open_for`.
+    pub(crate) fn eject(&self, open_for: Duration, max_open_for: Duration, now: u64) -> Duration {
         self.failures.store(0, Relaxed);
-        let cooldown = u64::try_from(cooldown.as_millis()).unwrap_or(u64::MAX);
-        self.ejected_until_ms
-            .store(now.saturating_add(cooldown), Relaxed);
+        let openings = self.openings.fetch_add(1, Relaxed);
+        let length = open_for
+            .saturating_mul(1 << openings.min(16))
+            .min(max_open_for);
+        let ms = u64::try_from(length.as_millis()).unwrap_or(u64::MAX);
+        self.ejected_until_ms.store(now.saturating_add(ms), Relaxed);
+        length
     }
 
-    /// An answer without a 5xx: the failure streak ends.
-    pub(crate) fn record_success(&self) {
+    /// An answer that is not a failure: the failure streak ends, and a half-open breaker
+    /// closes. Returns whether it closed.
+    pub(crate) fn record_success(&self, now: u64) -> bool {
         if self.failures.load(Relaxed) != 0 {
             self.failures.store(0, Relaxed);
         }
+        if self.openings.load(Relaxed) != 0 && !self.ejected(now) {
+            return self.openings.swap(0, Relaxed) != 0;
+        }
+        false
     }
 }
 
@@ -198,29 +281,66 @@ mod tests {
     }
 
     #[test]
-    fn consecutive_failures_eject_for_the_cooldown_and_a_success_resets_the_count() {
-        let e = endpoint(false);
-        let cooldown = Duration::from_millis(500);
+    fn an_open_breaker_turns_half_open_and_a_probe_decides() {
+        // Arrange: opened at t=1000 for 500 ms.
+        let e = Arc::new(endpoint(false));
+        let second = Duration::from_millis(500);
+        assert_eq!(e.record_failure(), 1);
+        assert_eq!(e.record_failure(), 2);
+        e.eject(second, Duration::from_secs(60), 1000);
 
-        assert!(!e.record_failure(3, cooldown, 1000));
-        assert!(!e.record_failure(3, cooldown, 1000));
-        e.record_success();
+        // Act + Assert: open, then one probe at a time, then closed by a success.
+        assert_eq!(e.breaker(1499), BreakerState::Open);
+        assert!(matches!(e.admit(1499, 1), Admit::No));
+        assert_eq!(e.breaker(1500), BreakerState::HalfOpen);
+        let probe = e.admit(1500, 1);
+        assert!(matches!(probe, Admit::Probe(_)));
+        assert!(matches!(e.admit(1500, 1), Admit::No), "one probe at a time");
+        drop(probe);
         assert!(
-            !e.record_failure(3, cooldown, 1000),
-            "the streak started over"
+            matches!(e.admit(1500, 1), Admit::Probe(_)),
+            "its place is free again"
         );
-        assert!(!e.record_failure(3, cooldown, 1000));
-        assert!(e.record_failure(3, cooldown, 1000));
+        assert!(e.record_success(1600));
+        assert_eq!(e.breaker(1600), BreakerState::Closed);
+        assert!(matches!(e.admit(1600, 1), Admit::Yes));
+    }
 
-        assert!(!e.routable(1499), "ejected during the cooldown");
-        assert!(e.routable(1500), "back when it ends");
+    #[test]
+    fn each_opening_in_a_row_lasts_twice_as_long_up_to_the_maximum() {
+        let e = endpoint(false);
+        let base = Duration::from_secs(1);
+        let max = Duration::from_secs(3);
+
+        assert_eq!(e.eject(base, max, 0), Duration::from_secs(1));
+        assert_eq!(
+            e.eject(base, max, 0),
+            Duration::from_secs(2),
+            "a failed probe"
+        );
+        assert_eq!(e.eject(base, max, 0), Duration::from_secs(3));
+        assert!(e.record_success(5_000), "closed");
+        assert_eq!(
+            e.eject(base, max, 5_000),
+            Duration::from_secs(1),
+            "counted afresh"
+        );
+    }
+
+    #[test]
+    fn a_success_ends_the_failure_streak() {
+        let e = endpoint(false);
+        e.record_failure();
+        e.record_failure();
+        assert!(!e.record_success(0), "it was not open");
+        assert_eq!(e.record_failure(), 1);
     }
 
     #[test]
     fn a_successor_inherits_verdict_and_ejection_unless_it_has_no_checks() {
         let e = endpoint(true);
         e.observe_check(false, 1, 1);
-        e.eject(Duration::from_secs(10), 0);
+        e.eject(Duration::from_secs(10), Duration::from_secs(10), 0);
 
         let checked = e.inherited(true);
         let unchecked = e.inherited(false);
@@ -235,5 +355,6 @@ mod tests {
             unchecked.ejected(5_000),
             "the ejection still runs its course"
         );
+        assert_eq!(unchecked.breaker(10_000), BreakerState::HalfOpen);
     }
 }

@@ -1,19 +1,24 @@
 //! Upstream pools: membership, health (active and passive) and endpoint selection.
 //!
 //! - `discovery`: DNS names re-resolved on the pool's timer, with a grace period;
-//! - `health`: one endpoint's health state machine (active verdict, passive ejection);
-//! - this module: `Pool`, which ties them to Pingora's balancer and runs the timers.
+//! - `health`: one endpoint's health state machine (active verdict, circuit breaker);
+//! - `budget`: the pool's retry budget; `admission`: its `max_in_flight` and queue;
+//! - this module: `Pool`, which ties them to Pingora's balancer, decides when a breaker
+//!   opens, and runs the timers.
 //!
 //! Pingora's `LoadBalancer` provides membership (through our [`DnsDiscovery`]) and the
 //! selection algorithms. Health is tracked here instead of in Pingora's registry because we
 //! need three things it does not do: a new endpoint gets no traffic before its first passing
-//! active check, passive ejection after consecutive failures, and a pool that is never fully
-//! ejected (when every endpoint is ejected, ejections are ignored).
+//! active check, a circuit breaker per endpoint fed by real traffic, and a pool that is never
+//! fully ejected (at most `max_ejected_percent` of it is open, and when every endpoint is out
+//! anyway, ejections are ignored).
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
+
+use pingora_limits::rate::{Rate, RateComponents};
 
 use arc_swap::ArcSwap;
 use hickory_resolver::TokioAsyncResolver;
@@ -24,15 +29,66 @@ use pingora::protocols::l4::socket::SocketAddr as PingoraAddr;
 use pingora::upstreams::peer::HttpPeer;
 use tokio_util::sync::CancellationToken;
 
+pub(crate) mod admission;
+mod budget;
 pub(crate) mod discovery;
 mod health;
 mod tls;
 
 use crate::config::{Balance, HealthCheck, PoolConfig, Probe};
 use crate::metrics;
+use admission::Admission;
+use budget::Budget;
 use discovery::{DnsDiscovery, SharedDiscovery};
-use health::{now_ms, Endpoint};
+pub(crate) use health::Probe as BreakerProbe;
+use health::{now_ms, Admit, BreakerState, Endpoint};
 use tls::PeerTls;
+
+/// One member as `/readyz` shows it.
+pub(crate) struct EndpointStatus {
+    pub(crate) addr: SocketAddr,
+    /// Its active verdict passes and its breaker is not open.
+    pub(crate) routable: bool,
+    pub(crate) breaker: &'static str,
+}
+
+/// The endpoint chosen for one attempt, and its half-open probe place if it is one.
+pub(crate) struct Selected {
+    pub(crate) addr: SocketAddr,
+    pub(crate) probe: Option<BreakerProbe>,
+}
+
+/// Requests and failures per endpoint over the breaker's window (keys: address, failed).
+struct FailureWindow {
+    rate: Rate,
+}
+
+impl FailureWindow {
+    fn new(window: Duration) -> Self {
+        Self {
+            rate: Rate::new_with_estimator_config(window, 4, 256),
+        }
+    }
+
+    /// Count one outcome; returns `(requests, failures)` over the last window.
+    fn observe(&self, addr: SocketAddr, failed: bool) -> (f64, f64) {
+        // The last full interval, weighted by the part of it still inside the window,
+        // plus the current one: a sliding window from two counters.
+        fn in_window(c: RateComponents) -> f64 {
+            #[allow(clippy::cast_precision_loss)]
+            let (prev, curr) = (c.prev_samples as f64, c.curr_samples as f64);
+            prev * (1.0 - c.current_interval_fraction) + curr
+        }
+        self.rate.observe(&(addr, false), 1);
+        if failed {
+            self.rate.observe(&(addr, true), 1);
+        }
+        (
+            self.rate.rate_with(&(addr, false), in_window),
+            self.rate.rate_with(&(addr, true), in_window),
+        )
+    }
+}
 
 /// The selection algorithm, as a closed set so that `Pool` stays one concrete type.
 enum Selector {
@@ -148,6 +204,13 @@ pub(crate) struct Pool {
     prober: Option<Prober>,
     /// How to speak TLS to the endpoints, when the pool's `tls:` says they speak HTTPS.
     tls: Option<PeerTls>,
+    /// The retry budget.
+    pub(crate) budget: Budget,
+    /// `max_in_flight` and its queue, when set.
+    pub(crate) admission: Option<Arc<Admission>>,
+    /// With `failure_ratio`: the outcomes per endpoint over its window. Shared with the
+    /// pool's successors while the window is the same.
+    failure_window: Option<Arc<FailureWindow>>,
     /// Cancelled when a reload drops this pool, to end its timers.
     retired: CancellationToken,
     /// Set (before `retired` is cancelled) when a successor of the same name took over: it
@@ -165,6 +228,12 @@ impl Pool {
             resolver,
         ));
         Self {
+            budget: Budget::new(config.retries.budget),
+            admission: config.admission.map(|a| Arc::new(Admission::new(a))),
+            failure_window: config
+                .breaker
+                .failure_ratio
+                .map(|r| Arc::new(FailureWindow::new(r.window))),
             selector: Selector::new(&config.balance, Arc::clone(&discovery)),
             discovery,
             prober: config
@@ -189,8 +258,18 @@ impl Pool {
         resolver: Arc<TokioAsyncResolver>,
         previous: &Pool,
     ) -> Self {
-        let pool = Self::new(config, resolver);
+        let mut pool = Self::new(config, resolver);
         pool.discovery.inherit(&previous.discovery);
+        pool.budget = Budget::succeed(pool.config.retries.budget, &previous.budget);
+        // Requests admitted under the old limit still hold its places: the queue carries
+        // over while the limit does, or the gateway would briefly admit twice the limit.
+        if pool.config.admission == previous.config.admission {
+            pool.admission.clone_from(&previous.admission);
+        }
+        let same_window = |p: &Pool| p.config.breaker.failure_ratio.map(|r| r.window);
+        if same_window(&pool) == same_window(previous) {
+            pool.failure_window.clone_from(&previous.failure_window);
+        }
         let checked = pool.prober.is_some();
         let inherited: HashMap<SocketAddr, Arc<Endpoint>> = previous
             .endpoints
@@ -231,10 +310,16 @@ impl Pool {
 
     /// Choose an endpoint for one attempt. `tried` holds the endpoints earlier attempts of
     /// this request used; they are avoided while any other endpoint can take the request.
-    pub(crate) fn select(&self, key: &[u8], tried: &[SocketAddr]) -> Option<SocketAddr> {
+    /// An endpoint whose breaker is open is skipped, and one that is half-open is chosen only
+    /// when a probe place is free (the request then holds it).
+    pub(crate) fn select(&self, key: &[u8], tried: &[SocketAddr]) -> Option<Selected> {
         let now = now_ms();
         let endpoints = self.endpoints.load();
         let max = endpoints.len() * 4 + 8;
+        let max_probes = self.config.breaker.half_open_probes;
+        // The balancer takes a `Fn`; what its callback learns goes through cells.
+        let probe = std::cell::RefCell::new(None);
+        let refused_by_breaker = std::cell::Cell::new(false);
         let pick = |avoid_tried: bool| {
             self.selector.select(key, max, &|b: &Backend| {
                 let Some(addr) = b.addr.as_inet() else {
@@ -243,10 +328,26 @@ impl Pool {
                 if avoid_tried && tried.contains(addr) {
                     return false;
                 }
-                endpoints.get(addr).is_some_and(|e| e.routable(now))
+                let Some(e) = endpoints.get(addr) else {
+                    return false;
+                };
+                match e.admit(now, max_probes) {
+                    Admit::Yes => true,
+                    Admit::Probe(p) => {
+                        // Accepting ends the balancer's pass: this is the endpoint used.
+                        probe.replace(Some(p));
+                        true
+                    }
+                    Admit::No => {
+                        if e.active_healthy() {
+                            refused_by_breaker.set(true);
+                        }
+                        false
+                    }
+                }
             })
         };
-        // When every candidate is ejected, ejections are ignored (the pool is never ejected
+        // When every candidate is out, ejections are ignored (the pool is never ejected
         // whole), and the one whose ejection ends soonest goes first: it failed longest ago.
         // (Asking the balancer again would not do: its rejected passes have advanced the
         // round-robin counter, so it would keep landing on the same endpoint.)
@@ -258,13 +359,23 @@ impl Pool {
                 .map(|e| e.addr)
         };
         let addr = |b: Backend| b.addr.as_inet().copied();
-        // Prefer fresh, non-ejected endpoints; a retry may finally reuse an endpoint, e.g.
+        // Prefer fresh, admitted endpoints; a retry may finally reuse an endpoint, e.g.
         // after a stale keep-alive reset.
-        pick(true)
+        let chosen = pick(true)
             .and_then(addr)
             .or_else(|| soonest_back(true))
             .or_else(|| pick(false).and_then(addr))
-            .or_else(|| soonest_back(false))
+            .or_else(|| soonest_back(false));
+        if refused_by_breaker.get() {
+            metrics::BREAKER_DIVERTED
+                .with_label_values(&[self.name()])
+                .inc();
+        }
+        let addr = chosen?;
+        Some(Selected {
+            probe: probe.into_inner(),
+            addr,
+        })
     }
 
     /// Pingora's peer for `addr`, carrying the pool's timeouts.
@@ -281,49 +392,111 @@ impl Pool {
         peer
     }
 
-    /// Passive health: a connect failure or a 5xx from `addr`.
+    /// Whether `status` from an endpoint counts against its breaker.
+    pub(crate) fn is_failure_status(&self, status: u16) -> bool {
+        self.config.breaker.failure_statuses.contains(status)
+    }
+
+    /// A failed attempt on `addr` (a connect failure other than a refusal, a timeout, a
+    /// reset, or a failure status): it may open the breaker, by the count in a row or by the
+    /// ratio over the window.
     pub(crate) fn report_failure(&self, addr: SocketAddr) {
-        let threshold = self.config.passive.consecutive_failures;
-        if threshold == 0 {
+        let b = &self.config.breaker;
+        if !b.enabled() {
             return;
         }
         let endpoints = self.endpoints.load();
         let Some(e) = endpoints.get(&addr) else {
             return;
         };
-        if e.record_failure(threshold, self.config.passive.cooldown, now_ms()) {
-            self.ejected(addr, "consecutive failures");
+        let now = now_ms();
+        let in_a_row = e.record_failure();
+        let by_ratio = match (&self.failure_window, b.failure_ratio) {
+            (Some(window), Some(r)) => {
+                let (requests, failures) = window.observe(addr, true);
+                requests >= f64::from(r.min_requests) && failures >= requests * r.ratio
+            }
+            _ => false,
+        };
+        let by_count = b.consecutive_failures > 0 && in_a_row >= b.consecutive_failures;
+        match e.breaker(now) {
+            // A failed probe opens it again, for longer.
+            BreakerState::HalfOpen => self.open(e, now, "probe failed", true),
+            BreakerState::Closed if by_count => self.open(e, now, "consecutive failures", true),
+            BreakerState::Closed if by_ratio => self.open(e, now, "failure ratio", true),
+            BreakerState::Closed | BreakerState::Open => {}
         }
     }
 
-    /// Passive health: `addr` refused a connection. Nothing listens there (a replica that is
-    /// stopping or gone), so it is ejected at once rather than after `consecutive_failures`:
-    /// when several replicas stop together, every request that tried one would otherwise
-    /// spend a retry on each of them.
+    /// `addr` refused a connection. Nothing listens there (a replica that is stopping or
+    /// gone), so its breaker opens at once rather than after `consecutive_failures`: when
+    /// several replicas stop together, every request that tried one would otherwise spend a
+    /// retry on each of them.
     pub(crate) fn report_refused(&self, addr: SocketAddr) {
-        if self.config.passive.consecutive_failures == 0 {
+        if !self.config.breaker.enabled() {
             return;
         }
         let endpoints = self.endpoints.load();
         if let Some(e) = endpoints.get(&addr) {
-            e.eject(self.config.passive.cooldown, now_ms());
-            self.ejected(addr, "connection refused");
+            let now = now_ms();
+            if e.breaker(now) != BreakerState::Open {
+                // Not capped by `max_ejected_percent`: an endpoint that refuses connections
+                // serves nothing, so keeping it in rotation protects no one. (When every
+                // endpoint is out, `select` still ignores ejections.)
+                self.open(e, now, "connection refused", false);
+            }
         }
     }
 
-    /// Log and count an ejection passive health just made.
-    fn ejected(&self, addr: SocketAddr, reason: &'static str) {
+    /// Open `e`'s breaker; when `capped`, not if that would take more than
+    /// `max_ejected_percent` of the pool out (a half-open one reopening is already counted).
+    fn open(&self, e: &Endpoint, now: u64, reason: &'static str, capped: bool) {
+        let b = &self.config.breaker;
+        let endpoints = self.endpoints.load();
+        if capped && e.breaker(now) == BreakerState::Closed {
+            let members = endpoints.len();
+            let out = endpoints
+                .values()
+                .filter(|other| other.breaker(now) != BreakerState::Closed)
+                .count();
+            if out + 1 > max_ejected(members, b.max_ejected_percent) {
+                tracing::warn!(pool = %self.name(), endpoint = %e.addr, reason, out, members, "breaker not opened: max_ejected_percent of the pool is out already");
+                return;
+            }
+        }
+        let length = e.eject(b.open_for, b.max_open_for, now);
         metrics::EJECTIONS.with_label_values(&[self.name()]).inc();
+        metrics::BREAKER_TRANSITIONS
+            .with_label_values(&[self.name(), BreakerState::Open.label()])
+            .inc();
+        let endpoint = e.addr.to_string();
         metrics::ENDPOINT_HEALTHY
-            .with_label_values(&[self.name(), &addr.to_string()])
+            .with_label_values(&[self.name(), &endpoint])
             .set(0);
-        tracing::warn!(pool = %self.name(), endpoint = %addr, reason, cooldown = ?self.config.passive.cooldown, "endpoint ejected by passive health");
+        metrics::BREAKER_STATE
+            .with_label_values(&[self.name(), &endpoint])
+            .set(BreakerState::Open as i64);
+        tracing::warn!(pool = %self.name(), endpoint = %e.addr, reason, open_for = ?length, "circuit breaker opened");
     }
 
-    /// Passive health: `addr` answered without a 5xx.
+    /// `addr` answered with a status that is not a failure.
     pub(crate) fn report_success(&self, addr: SocketAddr) {
-        if let Some(e) = self.endpoints.load().get(&addr) {
-            e.record_success();
+        let endpoints = self.endpoints.load();
+        let Some(e) = endpoints.get(&addr) else {
+            return;
+        };
+        if let Some(window) = &self.failure_window {
+            window.observe(addr, false);
+        }
+        if e.record_success(now_ms()) {
+            metrics::BREAKER_TRANSITIONS
+                .with_label_values(&[self.name(), BreakerState::Closed.label()])
+                .inc();
+            let endpoint = addr.to_string();
+            metrics::BREAKER_STATE
+                .with_label_values(&[self.name(), &endpoint])
+                .set(BreakerState::Closed as i64);
+            tracing::info!(pool = %self.name(), endpoint = %addr, "circuit breaker closed: a probe succeeded");
         }
     }
 
@@ -332,26 +505,42 @@ impl Pool {
         self.endpoints.load().values().any(|e| e.active_healthy())
     }
 
-    /// `(endpoint, routable)` for every member, for `/readyz` and tests.
-    pub(crate) fn endpoint_health(&self) -> Vec<(SocketAddr, bool)> {
+    /// Every member with whether it takes traffic now and its breaker's state, for `/readyz`.
+    pub(crate) fn endpoint_health(&self) -> Vec<EndpointStatus> {
         let now = now_ms();
         let mut out: Vec<_> = self
             .endpoints
             .load()
             .values()
-            .map(|e| (e.addr, e.routable(now)))
+            .map(|e| EndpointStatus {
+                addr: e.addr,
+                routable: e.routable(now),
+                breaker: e.breaker(now).label(),
+            })
             .collect();
-        out.sort();
+        out.sort_by_key(|s| s.addr);
         out
     }
 
-    /// Set the health gauge of every member to whether it takes traffic right now.
+    /// Set the health and breaker gauges of every member to what holds right now.
     fn publish_health(&self) {
-        for (addr, routable) in self.endpoint_health() {
+        let now = now_ms();
+        for e in self.endpoints.load().values() {
+            let endpoint = e.addr.to_string();
             metrics::ENDPOINT_HEALTHY
-                .with_label_values(&[self.name(), &addr.to_string()])
-                .set(i64::from(routable));
+                .with_label_values(&[self.name(), &endpoint])
+                .set(i64::from(e.routable(now)));
+            metrics::BREAKER_STATE
+                .with_label_values(&[self.name(), &endpoint])
+                .set(e.breaker(now) as i64);
         }
+    }
+
+    /// Remove the gauges of `addr` (it left the pool, or the pool is gone).
+    fn forget_gauges(&self, addr: SocketAddr) {
+        let labels = [self.name(), &addr.to_string()];
+        let _ = metrics::ENDPOINT_HEALTHY.remove_label_values(&labels);
+        let _ = metrics::BREAKER_STATE.remove_label_values(&labels);
     }
 
     /// Re-run discovery and reconcile the endpoint table. Returns the new members.
@@ -381,8 +570,7 @@ impl Pool {
         }
         for gone in old.keys().filter(|a| !next.contains_key(*a)) {
             tracing::info!(pool = %self.name(), endpoint = %gone, "endpoint removed");
-            let _ =
-                metrics::ENDPOINT_HEALTHY.remove_label_values(&[self.name(), &gone.to_string()]);
+            self.forget_gauges(*gone);
         }
         for addr in &added {
             let healthy = self.prober.is_none();
@@ -472,15 +660,42 @@ impl Pool {
                 () = stop.cancelled() => return,
                 () = self.retired.cancelled() => {
                     if !self.succeeded.load(std::sync::atomic::Ordering::Acquire) {
-                        for (addr, _) in self.endpoint_health() {
-                            let _ = metrics::ENDPOINT_HEALTHY.remove_label_values(&[self.name(), &addr.to_string()]);
+                        for status in self.endpoint_health() {
+                            self.forget_gauges(status.addr);
                         }
                     }
                     return;
                 }
             }
-            // Ejections end by the clock, not by an event; republish so the gauge follows.
+            // Openings end by the clock, not by an event; republish so the gauges follow.
             self.publish_health();
         }
+    }
+}
+
+/// How many of `members` endpoints may be out at once: `percent` of them, at least one of a
+/// pool of two or more (unless `percent` is 0), never all.
+fn max_ejected(members: usize, percent: u8) -> usize {
+    if percent == 0 || members < 2 {
+        return 0;
+    }
+    (members * usize::from(percent) / 100).clamp(1, members - 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::max_ejected;
+
+    #[test]
+    fn at_most_the_percentage_is_out_but_one_may_be_and_never_all() {
+        assert_eq!(
+            max_ejected(1, 100),
+            0,
+            "a single endpoint always takes traffic"
+        );
+        assert_eq!(max_ejected(2, 10), 1, "at least one of two");
+        assert_eq!(max_ejected(4, 50), 2);
+        assert_eq!(max_ejected(4, 100), 3, "never all");
+        assert_eq!(max_ejected(10, 0), 0, "0 turns ejection off");
     }
 }

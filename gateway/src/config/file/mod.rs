@@ -23,7 +23,8 @@ pub(crate) use edge::{
 pub(crate) use jwt::JwtFile;
 pub(crate) use limits::{RateLimitFile, RateLimitingFile, ScopeFile};
 pub(crate) use pools::{
-    BalanceFile, ForwardSecretFile, HealthCheckFile, HealthCheckKind, PoolFile,
+    BalanceFile, CircuitBreakerFile, ForwardSecretFile, HealthCheckFile, HealthCheckKind, PoolFile,
+    QueueFile, RetriesFile, StatusPattern,
 };
 pub(crate) use routes::{AuthFile, MatchFile, RespondFile, RouteFile};
 pub(crate) use tls::{AcmeFile, CertificateFile, SelfSignedFile, TlsFile, TlsVersionFile};

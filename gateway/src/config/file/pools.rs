@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::duration;
+use super::{duration, ByteSize};
 
 /// One entry of `pools:`.
 #[derive(Debug, Deserialize)]
@@ -23,10 +23,16 @@ pub(crate) struct PoolFile {
     pub(crate) timeouts: TimeoutsFile,
     #[serde(default)]
     pub(crate) health_check: Option<HealthCheckFile>,
-    #[serde(default)]
-    pub(crate) passive_health: PassiveHealthFile,
+    /// `passive_health` is the older name of the same section.
+    #[serde(default, alias = "passive_health")]
+    pub(crate) circuit_breaker: CircuitBreakerFile,
     #[serde(default)]
     pub(crate) retries: RetriesFile,
+    /// Requests this pool takes at once; beyond it they queue, then get 503.
+    #[serde(default)]
+    pub(crate) max_in_flight: Option<usize>,
+    #[serde(default)]
+    pub(crate) queue: Option<QueueFile>,
     /// A secret sent to this pool with forwarded claims, so its endpoints can tell the
     /// gateway from a client that reached them directly.
     #[serde(default)]
@@ -135,22 +141,50 @@ fn two() -> usize {
     2
 }
 
+/// `pools.<name>.circuit_breaker`: one breaker per endpoint, fed by real traffic.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub(crate) struct PassiveHealthFile {
-    /// Consecutive connect failures or 5xx responses that eject an endpoint; 0 disables.
+pub(crate) struct CircuitBreakerFile {
+    /// Failures in a row that open an endpoint's breaker; 0 disables this rule.
     pub(crate) consecutive_failures: u32,
+    /// The share of failed requests over `window` that opens it, with `min_requests`.
+    pub(crate) failure_ratio: Option<f64>,
     #[serde(deserialize_with = "duration")]
-    pub(crate) cooldown: Duration,
+    pub(crate) window: Duration,
+    pub(crate) min_requests: u32,
+    /// How long a breaker stays open the first time; `cooldown` is the older name.
+    #[serde(alias = "cooldown", deserialize_with = "duration")]
+    pub(crate) open_for: Duration,
+    #[serde(deserialize_with = "duration")]
+    pub(crate) max_open_for: Duration,
+    pub(crate) half_open_probes: u32,
+    /// Statuses that count as failures: codes, or `5xx`.
+    pub(crate) failure_statuses: Vec<StatusPattern>,
+    pub(crate) max_ejected_percent: u8,
 }
 
-impl Default for PassiveHealthFile {
+impl Default for CircuitBreakerFile {
     fn default() -> Self {
         Self {
             consecutive_failures: 5,
-            cooldown: Duration::from_secs(10),
+            failure_ratio: None,
+            window: Duration::from_secs(10),
+            min_requests: 20,
+            open_for: Duration::from_secs(10),
+            max_open_for: Duration::from_secs(300),
+            half_open_probes: 1,
+            failure_statuses: vec![StatusPattern::Text("5xx".to_owned())],
+            max_ejected_percent: 50,
         }
     }
+}
+
+/// A status code, or a class such as `5xx`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum StatusPattern {
+    Code(u16),
+    Text(String),
 }
 
 #[derive(Debug, Deserialize)]
@@ -158,8 +192,17 @@ impl Default for PassiveHealthFile {
 pub(crate) struct RetriesFile {
     /// Further attempts after the first one, each on a different endpoint when possible.
     pub(crate) attempts: usize,
-    /// Retry idempotent methods (GET, HEAD) after a reset before any response byte.
+    /// Retry idempotent methods after a reset before any response byte.
     pub(crate) idempotent_on_reset: bool,
+    /// Upstream statuses that are retried for idempotent methods.
+    pub(crate) on_status: Vec<u16>,
+    #[serde(deserialize_with = "duration")]
+    pub(crate) backoff: Duration,
+    #[serde(deserialize_with = "duration")]
+    pub(crate) max_backoff: Duration,
+    /// Largest request body kept to replay on a retry.
+    pub(crate) replay_body: ByteSize,
+    pub(crate) budget: RetryBudgetFile,
 }
 
 impl Default for RetriesFile {
@@ -167,6 +210,46 @@ impl Default for RetriesFile {
         Self {
             attempts: 2,
             idempotent_on_reset: true,
+            on_status: Vec::new(),
+            backoff: Duration::from_millis(25),
+            max_backoff: Duration::from_millis(250),
+            replay_body: ByteSize(64 * 1024),
+            budget: RetryBudgetFile::default(),
+        }
+    }
+}
+
+/// `pools.<name>.retries.budget`: retries as a share of the pool's request rate.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RetryBudgetFile {
+    pub(crate) percent: f64,
+    pub(crate) min_per_second: u32,
+}
+
+impl Default for RetryBudgetFile {
+    fn default() -> Self {
+        Self {
+            percent: 20.0,
+            min_per_second: 10,
+        }
+    }
+}
+
+/// `pools.<name>.queue`: where requests wait when `max_in_flight` is reached.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct QueueFile {
+    pub(crate) size: usize,
+    #[serde(deserialize_with = "duration")]
+    pub(crate) timeout: Duration,
+}
+
+impl Default for QueueFile {
+    fn default() -> Self {
+        Self {
+            size: 100,
+            timeout: Duration::from_secs(1),
         }
     }
 }

@@ -7,12 +7,13 @@ use http::{HeaderName, StatusCode};
 
 use super::{is_reserved_header, require_positive, Errors};
 use crate::config::file::{
-    BalanceFile, ForwardSecretFile, HealthCheckFile, HealthCheckKind, PoolFile,
+    BalanceFile, CircuitBreakerFile, ForwardSecretFile, HealthCheckFile, HealthCheckKind, PoolFile,
+    QueueFile, RetriesFile, StatusPattern,
 };
 use crate::config::tls::load_ca_file;
 use crate::config::{
-    Balance, EndpointSpec, ForwardSecret, HashKey, HealthCheck, PassiveHealth, PoolConfig, Probe,
-    Retries, Timeouts, UpstreamTls,
+    Admission, Balance, CircuitBreaker, EndpointSpec, FailureRatio, ForwardSecret, HashKey,
+    HealthCheck, PoolConfig, Probe, Retries, RetryBudget, StatusSet, Timeouts, UpstreamTls,
 };
 
 /// The most retries a pool may ask for; more only multiplies load on a failing upstream.
@@ -116,22 +117,9 @@ pub(super) fn check_pool(
             .health_check
             .and_then(|hc| check_health(errs, &at("health_check"), hc));
 
-        if p.passive_health.consecutive_failures > 0 {
-            require_positive(
-                errs,
-                &at("passive_health.cooldown"),
-                p.passive_health.cooldown,
-            );
-        }
-        if p.retries.attempts > MAX_RETRY_ATTEMPTS {
-            errs.push(
-                at("retries.attempts"),
-                format!(
-                    "must be at most {MAX_RETRY_ATTEMPTS}, got {}",
-                    p.retries.attempts
-                ),
-            );
-        }
+        let breaker = check_breaker(errs, &at("circuit_breaker"), &p.circuit_breaker);
+        let retries = check_retries(errs, &at("retries"), &p.retries);
+        let admission = check_admission(errs, &at, p.max_in_flight, p.queue);
 
         let forward_secret = p
             .forward_secret
@@ -177,15 +165,195 @@ pub(super) fn check_pool(
                 idle: t.idle,
             },
             health_check,
-            passive: PassiveHealth {
-                consecutive_failures: p.passive_health.consecutive_failures,
-                cooldown: p.passive_health.cooldown,
-            },
-            retries: Retries {
-                attempts: p.retries.attempts,
-                idempotent_on_reset: p.retries.idempotent_on_reset,
+            breaker: breaker?,
+            retries: retries?,
+            admission,
+        })
+    })
+}
+
+/// Statuses from codes and classes (`5xx`); every error is pushed under `at[i]`.
+fn status_set(errs: &mut Errors<'_>, at: &str, patterns: &[StatusPattern]) -> StatusSet {
+    let mut set = StatusSet::default();
+    for (i, pattern) in patterns.iter().enumerate() {
+        match pattern {
+            StatusPattern::Code(code) if (100..600).contains(code) => set.insert(*code),
+            StatusPattern::Text(class)
+                if class.len() == 3
+                    && class.ends_with("xx")
+                    && matches!(class.as_bytes()[0], b'1'..=b'5') =>
+            {
+                let base = u16::from(class.as_bytes()[0] - b'0') * 100;
+                for code in base..base + 100 {
+                    set.insert(code);
+                }
+            }
+            StatusPattern::Code(code) => errs.push(
+                format!("{at}[{i}]"),
+                format!("not an HTTP status code: {code}"),
+            ),
+            StatusPattern::Text(text) => errs.push(
+                format!("{at}[{i}]"),
+                format!("expected a status code or a class such as 5xx, got {text:?}"),
+            ),
+        }
+    }
+    set
+}
+
+fn check_breaker(
+    errs: &mut Errors<'_>,
+    at: &str,
+    b: &CircuitBreakerFile,
+) -> Option<CircuitBreaker> {
+    errs.scoped(|errs| {
+        let failure_statuses =
+            status_set(errs, &format!("{at}.failure_statuses"), &b.failure_statuses);
+        let failure_ratio = match b.failure_ratio {
+            Some(ratio) if !(ratio > 0.0 && ratio <= 1.0) => {
+                errs.push(
+                    format!("{at}.failure_ratio"),
+                    format!("must be above 0 and at most 1, got {ratio}"),
+                );
+                None
+            }
+            Some(ratio) => {
+                require_positive(errs, &format!("{at}.window"), b.window);
+                if b.min_requests == 0 {
+                    errs.push(format!("{at}.min_requests"), "must be at least 1, got 0");
+                }
+                Some(FailureRatio {
+                    ratio,
+                    window: b.window,
+                    min_requests: b.min_requests,
+                })
+            }
+            None => None,
+        };
+        require_positive(errs, &format!("{at}.open_for"), b.open_for);
+        if b.max_open_for < b.open_for {
+            errs.push(
+                format!("{at}.max_open_for"),
+                format!(
+                    "must be at least open_for ({:?}), got {:?}",
+                    b.open_for, b.max_open_for
+                ),
+            );
+        }
+        if b.half_open_probes == 0 {
+            errs.push(
+                format!("{at}.half_open_probes"),
+                "must be at least 1, got 0",
+            );
+        }
+        if b.max_ejected_percent > 100 {
+            errs.push(
+                format!("{at}.max_ejected_percent"),
+                format!("must be at most 100, got {}", b.max_ejected_percent),
+            );
+        }
+        Some(CircuitBreaker {
+            consecutive_failures: b.consecutive_failures,
+            failure_ratio,
+            open_for: b.open_for,
+            max_open_for: b.max_open_for,
+            half_open_probes: b.half_open_probes,
+            failure_statuses,
+            max_ejected_percent: b.max_ejected_percent,
+        })
+    })
+}
+
+/// What Pingora keeps of a request body to replay it (`BODY_BUF_LIMIT`).
+const MAX_REPLAY_BODY: u64 = 64 * 1024;
+
+fn check_retries(errs: &mut Errors<'_>, at: &str, r: &RetriesFile) -> Option<Retries> {
+    errs.scoped(|errs| {
+        if r.attempts > MAX_RETRY_ATTEMPTS {
+            errs.push(
+                format!("{at}.attempts"),
+                format!("must be at most {MAX_RETRY_ATTEMPTS}, got {}", r.attempts),
+            );
+        }
+        let codes: Vec<StatusPattern> = r
+            .on_status
+            .iter()
+            .map(|c| StatusPattern::Code(*c))
+            .collect();
+        let on_status = status_set(errs, &format!("{at}.on_status"), &codes);
+        for (i, code) in r.on_status.iter().enumerate() {
+            if !(400..600).contains(code) {
+                errs.push(
+                    format!("{at}.on_status[{i}]"),
+                    format!("only 4xx and 5xx answers can be retried, got {code}"),
+                );
+            }
+        }
+        require_positive(errs, &format!("{at}.backoff"), r.backoff);
+        if r.max_backoff < r.backoff {
+            errs.push(
+                format!("{at}.max_backoff"),
+                format!(
+                    "must be at least backoff ({:?}), got {:?}",
+                    r.backoff, r.max_backoff
+                ),
+            );
+        }
+        if r.replay_body.0 > MAX_REPLAY_BODY {
+            errs.push(
+                format!("{at}.replay_body"),
+                format!(
+                    "must be at most 64KiB (what the proxy keeps of a body), got {} bytes",
+                    r.replay_body.0
+                ),
+            );
+        }
+        let percent = r.budget.percent;
+        if !(0.0..=100.0).contains(&percent) {
+            errs.push(
+                format!("{at}.budget.percent"),
+                format!("must be between 0 and 100, got {percent}"),
+            );
+        }
+        Some(Retries {
+            attempts: r.attempts,
+            idempotent_on_reset: r.idempotent_on_reset,
+            on_status,
+            backoff: r.backoff,
+            max_backoff: r.max_backoff,
+            replay_body: r.replay_body.0,
+            budget: RetryBudget {
+                percent,
+                min_per_second: r.budget.min_per_second,
             },
         })
+    })
+}
+
+fn check_admission(
+    errs: &mut Errors<'_>,
+    at: &dyn Fn(&str) -> String,
+    max_in_flight: Option<usize>,
+    queue: Option<QueueFile>,
+) -> Option<Admission> {
+    let Some(max_in_flight) = max_in_flight else {
+        if queue.is_some() {
+            errs.push(at("queue"), "only applies with max_in_flight");
+        }
+        return None;
+    };
+    let queue = queue.unwrap_or_default();
+    if max_in_flight == 0 {
+        errs.push(at("max_in_flight"), "must be at least 1, got 0");
+        return None;
+    }
+    if queue.size > 0 {
+        require_positive(errs, &at("queue.timeout"), queue.timeout);
+    }
+    Some(Admission {
+        max_in_flight,
+        queue: queue.size,
+        queue_timeout: queue.timeout,
     })
 }
 

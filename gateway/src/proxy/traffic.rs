@@ -1,0 +1,250 @@
+//! Traffic management on the request path: admission under a pool's `max_in_flight`, the
+//! retry decision (attempts, idempotency, a replayable body, the retry budget), retries on
+//! an upstream status, and the jittered backoff before a retry that follows an answer.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use pingora::http::ResponseHeader;
+use pingora::proxy::Session;
+use pingora::{Error, Result};
+use tokio::sync::OwnedSemaphorePermit;
+
+use super::{errors, Ctx};
+use crate::metrics;
+use crate::upstream::admission::{Admission, Refused};
+use crate::upstream::Pool;
+
+/// A request's place under its pool's `max_in_flight`, held to the end of the request
+/// (retries included).
+pub(crate) struct Admitted {
+    _permit: OwnedSemaphorePermit,
+    admission: Arc<Admission>,
+    pool: Arc<Pool>,
+}
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        // The permit drops after this body: one fewer than counted now.
+        publish(&self.pool, &self.admission, 1);
+    }
+}
+
+fn publish(pool: &Pool, admission: &Admission, leaving: usize) {
+    let gauge = |state: &str, value: usize| {
+        metrics::POOL_IN_FLIGHT
+            .with_label_values(&[pool.name(), state])
+            .set(i64::try_from(value).unwrap_or(i64::MAX));
+    };
+    gauge("in_flight", admission.in_flight().saturating_sub(leaving));
+    gauge("queued", admission.queued());
+}
+
+/// Wait for a place under the route's pool's `max_in_flight`, or refuse with 503.
+pub(super) async fn admit(ctx: &mut Ctx) -> Result<()> {
+    let Some(pool) = ctx.pool().cloned() else {
+        return Ok(());
+    };
+    let Some(admission) = pool.admission.clone() else {
+        return Ok(());
+    };
+    let permit = {
+        let admitted = admission.admit();
+        tokio::pin!(admitted);
+        // Publish the queue's length when this request joins it, not only when it leaves.
+        match futures::poll!(admitted.as_mut()) {
+            std::task::Poll::Ready(result) => result,
+            std::task::Poll::Pending => {
+                publish(&pool, &admission, 0);
+                admitted.await
+            }
+        }
+    };
+    match permit {
+        Ok(permit) => {
+            publish(&pool, &admission, 0);
+            ctx.admitted = Some(Admitted {
+                _permit: permit,
+                admission,
+                pool,
+            });
+            Ok(())
+        }
+        Err(refused) => {
+            publish(&pool, &admission, 0);
+            let why = match refused {
+                Refused::QueueFull => "queue full",
+                Refused::QueueTimeout => "queue timeout",
+            };
+            Error::e_explain(
+                errors::OVERLOADED,
+                format!("pool {} is at max_in_flight: {why}", pool.name()),
+            )
+        }
+    }
+}
+
+/// What went wrong with the attempt that might be retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Failure {
+    /// The connection was not made: nothing was sent.
+    Connect,
+    /// The connection broke or timed out before the response header.
+    Reset,
+    /// The upstream answered with a status of `retries.on_status`.
+    Status,
+}
+
+/// RFC 9110's idempotent methods: sending one twice has the effect of sending it once.
+fn idempotent(method: &http::Method) -> bool {
+    use http::Method;
+    [
+        Method::GET,
+        Method::HEAD,
+        Method::PUT,
+        Method::DELETE,
+        Method::OPTIONS,
+        Method::TRACE,
+    ]
+    .contains(method)
+}
+
+/// Whether the request body can be sent again: what was read of it is still in Pingora's
+/// buffer, and it is no larger than `retries.replay_body` (as read, or as announced).
+fn replayable(session: &Session, ctx: &Ctx, pool: &Pool) -> bool {
+    let limit = pool.config.retries.replay_body;
+    let announced = session
+        .req_header()
+        .headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+        .unwrap_or(0);
+    !session.as_ref().retry_buffer_truncated() && ctx.body_bytes <= limit && announced <= limit
+}
+
+/// Whether the attempt that just failed gets another one. A retry after a reset or a
+/// status is counted against the pool's retry budget; one after a failed connect is not
+/// (nothing reached the upstream, so it adds no load there, and a replica that stops must
+/// not make requests fail while its breaker is opening): `attempts` bounds those.
+pub(super) fn may_retry(session: &Session, ctx: &mut Ctx, pool: &Pool, failure: Failure) -> bool {
+    let retries = &pool.config.retries;
+    if ctx.tried.len() > retries.attempts {
+        return false;
+    }
+    let allowed = match failure {
+        Failure::Connect => true,
+        Failure::Reset => {
+            retries.idempotent_on_reset
+                && !ctx.response_started
+                && idempotent(&session.req_header().method)
+                && replayable(session, ctx, pool)
+        }
+        Failure::Status => {
+            idempotent(&session.req_header().method) && replayable(session, ctx, pool)
+        }
+    };
+    if !allowed {
+        return false;
+    }
+    if failure != Failure::Connect && !pool.budget.try_retry() {
+        metrics::RETRY_BUDGET_EXHAUSTED
+            .with_label_values(&[pool.name()])
+            .inc();
+        return false;
+    }
+    if failure != Failure::Connect {
+        ctx.backoffs += 1;
+        ctx.backoff_due = true;
+    }
+    true
+}
+
+/// The upstream answered with a status `retries.on_status` lists: when another attempt
+/// may follow, end this one with an error that Pingora retries (nothing has reached the
+/// client yet).
+pub(super) fn retry_on_status(
+    session: &Session,
+    resp: &ResponseHeader,
+    ctx: &mut Ctx,
+) -> Result<()> {
+    let Some(pool) = ctx.pool().cloned() else {
+        return Ok(());
+    };
+    let status = resp.status.as_u16();
+    if !pool.config.retries.on_status.contains(status) {
+        return Ok(());
+    }
+    // As in `response_filters::from_upstream`, an upstream shedding load on purpose (503
+    // with `Retry-After`) counts neither way; it may still be retried elsewhere.
+    let shedding = status == 503 && resp.headers.contains_key(http::header::RETRY_AFTER);
+    if let (Some(addr), false) = (ctx.tried.last(), shedding) {
+        if pool.is_failure_status(status) {
+            pool.report_failure(*addr);
+        }
+    }
+    if !may_retry(session, ctx, &pool, Failure::Status) {
+        return Ok(());
+    }
+    let mut e = Error::explain(
+        errors::RETRY_ON_STATUS,
+        format!("upstream answered {status}; retrying"),
+    );
+    e.set_retry(true);
+    Err(e)
+}
+
+/// Before a retry that follows an answer or a reset: wait a random time up to
+/// `backoff * 2^(n-1)` (at most `max_backoff`), so that retries of many requests do not
+/// arrive together ("full jitter").
+pub(super) async fn back_off(ctx: &mut Ctx, pool: &Pool) {
+    if !std::mem::take(&mut ctx.backoff_due) {
+        return;
+    }
+    let r = &pool.config.retries;
+    let ceiling = r
+        .backoff
+        .saturating_mul(1 << ctx.backoffs.saturating_sub(1).min(16))
+        .min(r.max_backoff);
+    let wait = ceiling.mul_f64(unit_random());
+    if wait > Duration::ZERO {
+        tokio::time::sleep(wait).await;
+    }
+}
+
+/// A number in [0, 1) that differs per call: the standard library's randomly keyed hasher
+/// over a counter (jitter needs spread, not secrecy).
+pub(crate) fn unit_random() -> f64 {
+    use std::hash::BuildHasher;
+    use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    static KEYS: std::sync::OnceLock<std::collections::hash_map::RandomState> =
+        std::sync::OnceLock::new();
+    let bits = KEYS
+        .get_or_init(std::collections::hash_map::RandomState::new)
+        .hash_one(COUNTER.fetch_add(1, Relaxed));
+    #[allow(clippy::cast_precision_loss)]
+    let unit = (bits >> 11) as f64 / (1u64 << 53) as f64;
+    unit
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn random_units_spread_over_the_interval() {
+        let draws: Vec<f64> = (0..1000).map(|_| unit_random()).collect();
+        assert!(draws.iter().all(|u| (0.0..1.0).contains(u)));
+        let low = draws.iter().filter(|u| **u < 0.5).count();
+        assert!((400..600).contains(&low), "{low} of 1000 below one half");
+    }
+
+    #[test]
+    fn only_idempotent_methods_are_retried_after_an_answer() {
+        assert!(idempotent(&http::Method::GET));
+        assert!(idempotent(&http::Method::PUT));
+        assert!(idempotent(&http::Method::DELETE));
+        assert!(!idempotent(&http::Method::POST));
+        assert!(!idempotent(&http::Method::PATCH));
+    }
+}
