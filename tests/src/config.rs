@@ -31,8 +31,8 @@ mod tests;
 
 pub use jwt::{Jwks, Jwt, StaticKey, VerificationLimit};
 pub use pools::{
-    Balance, ForwardSecret, HealthCheck, HealthCheckKind, PassiveHealth, Pool, PoolTls, Retries,
-    Timeouts,
+    Balance, CircuitBreaker, ForwardSecret, HealthCheck, HealthCheckKind, Pool, PoolTls, Queue,
+    Retries, RetryBudget, Timeouts,
 };
 pub use routes::{Auth, Match, RateLimit, RateLimiting, Respond, Route, Scope};
 

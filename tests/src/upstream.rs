@@ -2,7 +2,8 @@
 //!
 //! Every response carries `x-upstream: <name>`; the body echoes the method, path and request
 //! headers as JSON, so tests can see exactly what the gateway forwarded. Behaviour is
-//! switchable at run time: the health endpoint can fail, every answer can become a 500,
+//! switchable at run time: the health endpoint can fail, every answer can become a 500 (or
+//! another status),
 //! `/slow/<ms>` answers late and `/shed` answers 503 with `Retry-After` (load shedding). The server counts accepted connections, which is how tests
 //! measure upstream keep-alive reuse. A request header `x-reply-<name>: <value>` makes the
 //! answer carry `<name>: <value>` (replacing its own), so tests can choose the upstream's
@@ -11,7 +12,7 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,8 +31,13 @@ use tokio::task::JoinHandle;
 pub struct UpstreamState {
     /// `/healthz` answers 503 while false.
     pub unhealthy: AtomicBool,
-    /// Every other path answers 500 while true.
+    /// Every other path answers 500 (or `fail_status`) while true.
     pub failing: AtomicBool,
+    /// The status of a failing answer; 0 means 500.
+    pub fail_status: AtomicU16,
+    /// Requests being answered now, and the most there ever were at once.
+    pub in_flight: AtomicUsize,
+    pub max_in_flight: AtomicUsize,
     /// TCP connections accepted so far.
     pub connections: AtomicUsize,
     /// Requests answered so far, health checks excluded.
@@ -76,6 +82,17 @@ impl Upstream {
 
     pub fn set_failing(&self, failing: bool) {
         self.state.failing.store(failing, SeqCst);
+    }
+
+    /// Answer every request (health checks aside) with `status`.
+    pub fn fail_with(&self, status: u16) {
+        self.state.fail_status.store(status, SeqCst);
+        self.state.failing.store(true, SeqCst);
+    }
+
+    /// The most requests this upstream was answering at once.
+    pub fn max_in_flight(&self) -> usize {
+        self.state.max_in_flight.load(SeqCst)
     }
 
     pub fn connections(&self) -> usize {
@@ -142,12 +159,25 @@ async fn handle(
         return Ok(reply(status, &name, Bytes::from_static(b"health\n")));
     }
     state.requests.fetch_add(1, SeqCst);
+    let now = state.in_flight.fetch_add(1, SeqCst) + 1;
+    state.max_in_flight.fetch_max(now, SeqCst);
+    let answer = answer(req, &path, &name, &state).await;
+    state.in_flight.fetch_sub(1, SeqCst);
+    Ok(answer)
+}
+
+async fn answer(
+    req: Request<Incoming>,
+    path: &str,
+    name: &str,
+    state: &UpstreamState,
+) -> Response<Full<Bytes>> {
     if path == "/shed" {
         // A deliberate load-shedding answer: 503 with Retry-After.
-        let mut resp = reply(StatusCode::SERVICE_UNAVAILABLE, &name, Bytes::new());
+        let mut resp = reply(StatusCode::SERVICE_UNAVAILABLE, name, Bytes::new());
         resp.headers_mut()
             .insert("retry-after", "1".parse().expect("static"));
-        return Ok(resp);
+        return resp;
     }
     if let Some(ms) = path
         .strip_prefix("/slow/")
@@ -156,7 +186,8 @@ async fn handle(
         tokio::time::sleep(Duration::from_millis(ms)).await;
     }
     let status = if state.failing.load(SeqCst) {
-        StatusCode::INTERNAL_SERVER_ERROR
+        StatusCode::from_u16(state.fail_status.load(SeqCst))
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     } else {
         StatusCode::OK
     };
@@ -212,7 +243,7 @@ async fn handle(
             .to_string(),
         ),
     };
-    let mut resp = reply(status, &name, body);
+    let mut resp = reply(status, name, body);
     for (k, v) in asked {
         if let (Ok(k), Ok(v)) = (
             hyper::header::HeaderName::from_bytes(k.as_bytes()),
@@ -221,7 +252,7 @@ async fn handle(
             resp.headers_mut().insert(k, v);
         }
     }
-    Ok(resp)
+    resp
 }
 
 /// `n` bytes of text that compresses the way API responses do.

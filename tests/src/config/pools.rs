@@ -25,9 +25,13 @@ pub struct Pool {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub health_check: Option<HealthCheck>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub passive_health: Option<PassiveHealth>,
+    pub circuit_breaker: Option<CircuitBreaker>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retries: Option<Retries>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_in_flight: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queue: Option<Queue>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub forward_secret: Option<ForwardSecret>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -72,8 +76,10 @@ impl Pool {
         balance: Balance,
         timeouts: Timeouts,
         health_check: HealthCheck,
-        passive_health: PassiveHealth,
+        circuit_breaker: CircuitBreaker,
         retries: Retries,
+        max_in_flight: usize,
+        queue: Queue,
         forward_secret: ForwardSecret,
         tls: PoolTls,
     );
@@ -173,22 +179,47 @@ impl HealthCheck {
     setters!(into host: String, interval: Dur, timeout: Dur);
 }
 
-/// `pools.<name>.passive_health`: ejection after failed requests.
+/// `pools.<name>.circuit_breaker`: one breaker per endpoint.
 #[derive(Debug, Clone, Default, Serialize)]
-pub struct PassiveHealth {
+pub struct CircuitBreaker {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub consecutive_failures: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub cooldown: Option<Dur>,
+    pub failure_ratio: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub window: Option<Dur>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min_requests: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub open_for: Option<Dur>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_open_for: Option<Dur>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub half_open_probes: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure_statuses: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_ejected_percent: Option<u8>,
 }
 
-impl PassiveHealth {
+impl CircuitBreaker {
     pub fn new() -> Self {
         Self::default()
     }
 
-    setters!(consecutive_failures: u32);
-    setters!(into cooldown: Dur);
+    /// A breaker that never opens.
+    pub fn off() -> Self {
+        Self::new().consecutive_failures(0)
+    }
+
+    setters!(
+        consecutive_failures: u32,
+        failure_ratio: f64,
+        min_requests: u32,
+        half_open_probes: u32,
+        max_ejected_percent: u8,
+    );
+    setters!(into window: Dur, open_for: Dur, max_open_for: Dur);
 }
 
 /// `pools.<name>.retries`.
@@ -198,6 +229,16 @@ pub struct Retries {
     pub attempts: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub idempotent_on_reset: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub on_status: Option<Vec<u16>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backoff: Option<Dur>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_backoff: Option<Dur>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replay_body: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub budget: Option<RetryBudget>,
 }
 
 impl Retries {
@@ -205,7 +246,49 @@ impl Retries {
         Self::default()
     }
 
-    setters!(attempts: usize, idempotent_on_reset: bool);
+    /// Set `on_status`: the upstream statuses retried.
+    pub fn on_status(mut self, statuses: &[u16]) -> Self {
+        self.on_status = Some(statuses.to_vec());
+        self
+    }
+
+    setters!(attempts: usize, idempotent_on_reset: bool, budget: RetryBudget);
+    setters!(into backoff: Dur, max_backoff: Dur, replay_body: String);
+}
+
+/// `pools.<name>.retries.budget`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RetryBudget {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub percent: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min_per_second: Option<u32>,
+}
+
+impl RetryBudget {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    setters!(percent: f64, min_per_second: u32);
+}
+
+/// `pools.<name>.queue`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Queue {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<Dur>,
+}
+
+impl Queue {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    setters!(size: usize);
+    setters!(into timeout: Dur);
 }
 
 /// `pools.<name>.forward_secret`.

@@ -53,7 +53,7 @@ fn a_representative_config_has_the_file_models_keys_and_spellings() {
                 .balance(Balance::ConsistentHash)
                 .hash_key("header:x-user")
                 .health_check(HealthCheck::http("/healthz").interval(Duration::from_secs(2)))
-                .passive_health(PassiveHealth::new().consecutive_failures(0))
+                .circuit_breaker(CircuitBreaker::new().consecutive_failures(0))
                 .retries(Retries::new().attempts(0)),
         )
         .route(
@@ -97,7 +97,7 @@ pools:
     balance: consistent_hash
     hash_key: "header:x-user"
     health_check: { kind: http, path: /healthz, interval: 2s }
-    passive_health: { consecutive_failures: 0 }
+    circuit_breaker: { consecutive_failures: 0 }
     retries: { attempts: 0 }
 routes:
 - name: api
@@ -212,7 +212,7 @@ fn everything(dir: &Path, upstream: SocketAddr) -> GatewayConfig {
                         .healthy_threshold(2)
                         .unhealthy_threshold(3),
                 )
-                .passive_health(PassiveHealth::new().consecutive_failures(3).cooldown("5s"))
+                .circuit_breaker(CircuitBreaker::new().consecutive_failures(3).open_for("5s"))
                 .retries(Retries::new().attempts(1).idempotent_on_reset(false))
                 .forward_secret(ForwardSecret::secret_file(dir.join("forward")).header("X-Secret")),
         )

@@ -1,6 +1,6 @@
 use super::{get, proxy_all};
 use crate::assert_eventually;
-use crate::config::{GatewayConfig, HealthCheck, PassiveHealth, Pool, Retries, Route, Timeouts};
+use crate::config::{CircuitBreaker, GatewayConfig, HealthCheck, Pool, Retries, Route, Timeouts};
 use crate::gateway;
 use crate::load::Load;
 use crate::upstream::Upstream;
@@ -16,7 +16,11 @@ async fn killing_an_upstream_under_get_load_causes_no_client_errors() {
     let gw = proxy_all(
         Pool::upstreams(&[&ups[0], &ups[1], &ups[2]])
             .health_check(HealthCheck::tcp().interval("200ms"))
-            .passive_health(PassiveHealth::new().consecutive_failures(1).cooldown("30s")),
+            .circuit_breaker(
+                CircuitBreaker::new()
+                    .consecutive_failures(1)
+                    .open_for("30s"),
+            ),
     )
     .await;
     gw.wait_ready().await;
@@ -77,7 +81,7 @@ async fn an_unreachable_pool_is_a_502_after_retrying_every_endpoint() {
             .pool(
                 "p",
                 Pool::endpoints(["127.0.0.77:1", "127.0.0.78:1"])
-                    .passive_health(PassiveHealth::new().consecutive_failures(0)),
+                    .circuit_breaker(CircuitBreaker::new().consecutive_failures(0)),
             )
             .route(Route::prefix("/").pool("p")),
     )

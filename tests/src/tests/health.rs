@@ -1,6 +1,6 @@
 use super::{get, metric_value, proxy_all};
 use crate::assert_eventually;
-use crate::config::{HealthCheck, PassiveHealth, Pool};
+use crate::config::{CircuitBreaker, HealthCheck, Pool};
 use crate::upstream::Upstream;
 
 #[tokio::test]
@@ -53,8 +53,11 @@ async fn consecutive_5xx_eject_an_endpoint_passively() {
     let (a, b) = (Upstream::spawn("a").await, Upstream::spawn("b").await);
     b.set_failing(true);
     let gw = proxy_all(
-        Pool::upstreams(&[&a, &b])
-            .passive_health(PassiveHealth::new().consecutive_failures(2).cooldown("60s")),
+        Pool::upstreams(&[&a, &b]).circuit_breaker(
+            CircuitBreaker::new()
+                .consecutive_failures(2)
+                .open_for("60s"),
+        ),
     )
     .await;
     gw.wait_ready().await;
@@ -77,41 +80,42 @@ async fn consecutive_5xx_eject_an_endpoint_passively() {
 }
 
 #[tokio::test]
-async fn a_pool_whose_endpoints_are_all_ejected_still_serves() {
-    // Arrange
+async fn failures_never_eject_more_than_the_pools_max_ejected_percent() {
+    // Arrange: two failing endpoints, each opened by one failure; at most half may be out.
     let (a, b) = (Upstream::spawn("a").await, Upstream::spawn("b").await);
     a.set_failing(true);
     b.set_failing(true);
     let gw = proxy_all(
-        Pool::upstreams(&[&a, &b])
-            .passive_health(PassiveHealth::new().consecutive_failures(1).cooldown("60s")),
+        Pool::upstreams(&[&a, &b]).circuit_breaker(
+            CircuitBreaker::new()
+                .consecutive_failures(1)
+                .open_for("60s")
+                .max_ejected_percent(50),
+        ),
     )
     .await;
     gw.wait_ready().await;
     let client = reqwest::Client::new();
 
-    // Act: both get ejected by the first two requests.
-    for _ in 0..2 {
-        get(&client, &gw.url("/e")).await;
-    }
-    let ejections = metric_value(&gw, "gateway_upstream_ejections_total{pool=\"p\"}").await;
-    a.set_failing(false);
+    // Act
     let mut answers = Vec::new();
-    for _ in 0..4 {
+    for _ in 0..6 {
         answers.push(get(&client, &gw.url("/e")).await);
     }
 
-    // Assert: with every endpoint ejected, ejections are ignored rather than answering 502
-    // with nothing to try: each request reaches an upstream, and the healthy one answers.
-    assert_eq!(ejections, Some(2.0), "both endpoints were ejected");
+    // Assert: one breaker opened, the other endpoint kept taking every request (a pool is
+    // never ejected whole), and each answer came from an upstream, not a gateway 502.
+    let ejections = metric_value(&gw, "gateway_upstream_ejections_total{pool=\"p\"}").await;
+    assert_eq!(ejections, Some(1.0));
     for (status, upstream, body) in &answers {
         assert!(upstream.is_some(), "not sent upstream: {status} {body}");
     }
+    assert_eq!(a.requests() + b.requests(), 6);
     assert!(
-        answers
-            .iter()
-            .any(|(s, u, _)| *s == 200 && u.as_deref() == Some("a")),
-        "{answers:?}"
+        gw.log()
+            .contains("max_ejected_percent of the pool is out already"),
+        "{}",
+        gw.log()
     );
 }
 
@@ -123,7 +127,7 @@ async fn an_ejected_endpoint_returns_after_its_cooldown() {
     let gw = proxy_all(
         Pool::upstreams(&[&a, &b])
             .resolve_interval("100ms")
-            .passive_health(PassiveHealth::new().consecutive_failures(1).cooldown("1s")),
+            .circuit_breaker(CircuitBreaker::new().consecutive_failures(1).open_for("1s")),
     )
     .await;
     gw.wait_ready().await;
@@ -153,10 +157,11 @@ async fn an_ejected_endpoint_returns_after_its_cooldown() {
 
 #[tokio::test]
 async fn an_upstream_shedding_load_with_503_and_retry_after_is_not_ejected() {
-    // Arrange: ejection after 2 failures in a row.
-    let up = Upstream::spawn("a").await;
+    // Arrange: ejection after 2 failures in a row; both endpoints shed load on /shed.
+    let (up, other) = (Upstream::spawn("a").await, Upstream::spawn("b").await);
     let gw = proxy_all(
-        Pool::upstreams(&[&up]).passive_health(PassiveHealth::new().consecutive_failures(2)),
+        Pool::upstreams(&[&up, &other])
+            .circuit_breaker(CircuitBreaker::new().consecutive_failures(2)),
     )
     .await;
     gw.wait_ready().await;
@@ -178,7 +183,7 @@ async fn an_upstream_shedding_load_with_503_and_retry_after_is_not_ejected() {
     let ejections_after_shedding =
         metric_value(&gw, "gateway_upstream_ejections_total{pool=\"p\"}").await;
     up.set_failing(true);
-    for _ in 0..5 {
+    for _ in 0..6 {
         client.get(gw.url("/x")).send().await.unwrap();
     }
 

@@ -21,6 +21,7 @@ mod reload;
 mod requests;
 mod routing;
 mod stack;
+mod traffic;
 
 use crate::config::{GatewayConfig, Pool, Route};
 use crate::gateway::{self, TestGateway};

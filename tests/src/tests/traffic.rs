@@ -1,0 +1,333 @@
+//! Traffic management against real upstreams: circuit breakers, the retry budget, retries
+//! on a status, and load shedding under `max_in_flight`.
+
+use std::time::{Duration, Instant};
+
+use super::{get, metric_value, proxy_all};
+use crate::assert_eventually;
+use crate::config::{CircuitBreaker, Pool, Queue, Retries, RetryBudget};
+use crate::upstream::Upstream;
+
+#[tokio::test]
+async fn a_breaker_opens_lets_only_probes_through_and_closes_after_recovery() {
+    // Arrange: b fails; two failures in a row open its breaker for 300 ms each time.
+    let (a, b) = (Upstream::spawn("a").await, Upstream::spawn("b").await);
+    b.set_failing(true);
+    let gw = proxy_all(
+        Pool::upstreams(&[&a, &b])
+            .circuit_breaker(
+                CircuitBreaker::new()
+                    .consecutive_failures(2)
+                    .open_for("300ms")
+                    .max_open_for("300ms")
+                    .half_open_probes(1),
+            )
+            .retries(Retries::new().attempts(0)),
+    )
+    .await;
+    gw.wait_ready().await;
+    let client = reqwest::Client::new();
+
+    // Act 1: traffic for a while as b keeps failing.
+    let started = Instant::now();
+    let mut sent = 0;
+    while started.elapsed() < Duration::from_millis(1500) {
+        get(&client, &gw.url("/t")).await;
+        sent += 1;
+    }
+    let elapsed = started.elapsed();
+
+    // Assert 1: b got the two failures that opened it, then only one probe per opening
+    // (each failed probe opens it for another 300 ms).
+    let openings = u32::try_from(elapsed.as_millis() / 300).unwrap() + 1;
+    let to_b = b.requests();
+    assert!(
+        to_b <= 2 + openings as usize,
+        "{to_b} of {sent} requests reached b in {elapsed:?}"
+    );
+    assert!(sent > 20, "only {sent} requests were sent");
+    let gauge = format!(
+        "gateway_breaker_state{{endpoint=\"{}\",pool=\"p\"}}",
+        b.addr
+    );
+    let state = metric_value(&gw, &gauge).await;
+    assert!(
+        matches!(state, Some(s) if s >= 1.0),
+        "b's breaker: {state:?}"
+    );
+    let opened = metric_value(
+        &gw,
+        "gateway_breaker_transitions_total{pool=\"p\",state=\"open\"}",
+    )
+    .await;
+    assert!(opened >= Some(2.0), "failed probes reopen it: {opened:?}");
+    assert!(
+        metric_value(&gw, "gateway_breaker_rejected_total{pool=\"p\"}").await >= Some(1.0),
+        "requests the balancer meant for b were diverted"
+    );
+    let readyz: serde_json::Value = client
+        .get(gw.admin_url("/readyz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let endpoints = readyz["pools"]["p"]["endpoints"].as_array().unwrap();
+    let breaker_of = |addr: std::net::SocketAddr| {
+        endpoints
+            .iter()
+            .find(|e| e["endpoint"] == addr.to_string())
+            .map(|e| e["breaker"].as_str().unwrap_or_default().to_owned())
+    };
+    assert_eq!(breaker_of(a.addr).as_deref(), Some("closed"), "{readyz}");
+    assert!(
+        matches!(breaker_of(b.addr).as_deref(), Some("open" | "half_open")),
+        "{readyz}"
+    );
+    assert_eq!(readyz["ready"], true, "a still serves");
+
+    // Act 2: b recovers.
+    b.set_failing(false);
+    assert_eventually!(
+        {
+            // Traffic is what lets a probe through once the opening ends.
+            get(&client, &gw.url("/t")).await;
+            metric_value(&gw, &gauge).await == Some(0.0)
+        },
+        "b's breaker never closed"
+    );
+
+    // Assert 2: closed, b takes its share again.
+    let before = b.requests();
+    for _ in 0..20 {
+        assert_eq!(get(&client, &gw.url("/t")).await.0, 200);
+    }
+    assert!(
+        b.requests() - before >= 8,
+        "b got {} of 20",
+        b.requests() - before
+    );
+    let closed = metric_value(
+        &gw,
+        "gateway_breaker_transitions_total{pool=\"p\",state=\"closed\"}",
+    )
+    .await;
+    assert_eq!(closed, Some(1.0));
+}
+
+#[tokio::test]
+async fn the_retry_budget_caps_retries_during_a_full_outage() {
+    // Arrange: every endpoint answers 503; each request could be retried twice, but the
+    // budget allows retries of 10% of the request rate, or 1 per second.
+    let ups = [
+        Upstream::spawn("a").await,
+        Upstream::spawn("b").await,
+        Upstream::spawn("c").await,
+    ];
+    for up in &ups {
+        up.fail_with(503);
+    }
+    let gw = proxy_all(
+        Pool::upstreams(&[&ups[0], &ups[1], &ups[2]])
+            .circuit_breaker(CircuitBreaker::off())
+            .retries(
+                Retries::new()
+                    .attempts(2)
+                    .on_status(&[503])
+                    .backoff("1ms")
+                    .max_backoff("1ms")
+                    .budget(RetryBudget::new().percent(10.0).min_per_second(1)),
+            ),
+    )
+    .await;
+    gw.wait_ready().await;
+    let client = reqwest::Client::new();
+    let requests = 300;
+
+    // Act: 300 requests, ten at a time.
+    let started = Instant::now();
+    let mut statuses = Vec::new();
+    for _ in 0..requests / 10 {
+        let batch: Vec<_> = (0..10)
+            .map(|_| {
+                let (client, url) = (client.clone(), gw.url("/outage"));
+                tokio::spawn(async move { get(&client, &url).await.0 })
+            })
+            .collect();
+        for answer in batch {
+            statuses.push(answer.await.expect("joins"));
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+
+    // Assert: the upstream's 503 reached every client, and retries stayed within 10% of
+    // the requests plus one per second (and a little for the sliding estimate), far from
+    // the 600 that two retries each would have made.
+    assert!(statuses.iter().all(|s| *s == 503), "{statuses:?}");
+    let received: usize = ups.iter().map(Upstream::requests).sum();
+    let retries = received - requests;
+    let cap = (requests as f64 * 0.10 + elapsed.ceil() + 5.0) as usize;
+    assert!(
+        retries <= cap,
+        "{retries} retries for {requests} requests in {elapsed:.1}s (cap {cap})"
+    );
+    assert!(retries >= 1, "the budget allows some retries");
+    let exhausted = metric_value(&gw, "gateway_retry_budget_exhausted_total{pool=\"p\"}").await;
+    assert!(exhausted >= Some(100.0), "{exhausted:?}");
+}
+
+/// Send `method` with `body` and return (status, the upstream that answered, its JSON).
+async fn send(
+    client: &reqwest::Client,
+    method: reqwest::Method,
+    url: &str,
+    body: Vec<u8>,
+) -> (u16, String, serde_json::Value) {
+    let resp = client
+        .request(method, url)
+        .body(body)
+        .send()
+        .await
+        .expect("request");
+    let status = resp.status().as_u16();
+    let upstream = resp
+        .headers()
+        .get("x-upstream")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let json = resp.json().await.unwrap_or_default();
+    (status, upstream, json)
+}
+
+#[tokio::test]
+async fn statuses_are_retried_for_idempotent_methods_with_a_replayable_body() {
+    // Arrange: a answers 503, b answers; one retry on 503, bodies kept up to 8 KiB, and a
+    // budget that does not get in the way of this burst.
+    let (a, b) = (Upstream::spawn("a").await, Upstream::spawn("b").await);
+    a.fail_with(503);
+    let gw = proxy_all(
+        Pool::upstreams(&[&a, &b])
+            .circuit_breaker(CircuitBreaker::off())
+            .retries(
+                Retries::new()
+                    .attempts(1)
+                    .on_status(&[503])
+                    .replay_body("8KiB")
+                    .budget(RetryBudget::new().min_per_second(1000)),
+            ),
+    )
+    .await;
+    gw.wait_ready().await;
+    let client = reqwest::Client::new();
+    let url = gw.url("/r");
+
+    // Act: six of each kind in a row, so that round robin sends some of each to a first.
+    let mut answers = Vec::new();
+    for (method, size) in [
+        (reqwest::Method::GET, 0),
+        (reqwest::Method::POST, 2),
+        (reqwest::Method::PUT, 4000),
+        (reqwest::Method::PUT, 20_000),
+    ] {
+        let mut of_kind = Vec::new();
+        for _ in 0..6 {
+            of_kind.push(send(&client, method.clone(), &url, vec![b'x'; size]).await);
+        }
+        answers.push(of_kind);
+    }
+    let [gets, posts, small_puts, large_puts] = <[_; 4]>::try_from(answers).unwrap();
+
+    // Assert: GET and a small PUT always end at b, the PUT's body replayed whole; a POST
+    // is never retried, nor a PUT whose body is larger than what is kept.
+    for (status, upstream, _) in &gets {
+        assert_eq!((*status, upstream.as_str()), (200, "b"));
+    }
+    for (status, upstream, json) in &small_puts {
+        assert_eq!((*status, upstream.as_str()), (200, "b"));
+        assert_eq!(json["body_len"], 4000);
+    }
+    let refused = |answers: &[(u16, String, serde_json::Value)]| {
+        answers
+            .iter()
+            .filter(|(s, u, _)| *s == 503 && u == "a")
+            .count()
+    };
+    assert!(
+        refused(&posts) >= 1,
+        "a POST reaching a gets its 503: {posts:?}"
+    );
+    assert!(refused(&large_puts) >= 1, "{large_puts:?}");
+    // Every other request that reached a was retried.
+    let not_retried = refused(&posts) + refused(&large_puts);
+    let retries = metric_value(&gw, "gateway_upstream_retries_total{pool=\"p\"}").await;
+    assert_eq!(retries, Some((a.requests() - not_retried) as f64));
+    assert!(
+        a.requests() > not_retried,
+        "some GETs or small PUTs met a first"
+    );
+}
+
+#[tokio::test]
+async fn load_shedding_protects_the_upstream_and_bounds_the_wait_of_admitted_requests() {
+    // Arrange: each answer takes 100 ms; 4 at once, 8 more may wait up to 300 ms.
+    let up = Upstream::spawn("slow").await;
+    let gw = proxy_all(
+        Pool::upstreams(&[&up])
+            .max_in_flight(4)
+            .queue(Queue::new().size(8).timeout("300ms")),
+    )
+    .await;
+    gw.wait_ready().await;
+    let client = reqwest::Client::new();
+
+    // Act: 40 requests at once.
+    let one = |client: reqwest::Client, url: String| async move {
+        let started = Instant::now();
+        let resp = client.get(url).send().await.expect("request");
+        let status = resp.status().as_u16();
+        let retry_after = resp.headers().get("retry-after").cloned();
+        let kind = resp.headers().get("content-type").cloned();
+        let _ = resp.bytes().await;
+        (status, started.elapsed(), retry_after, kind)
+    };
+    let pending: Vec<_> = (0..40)
+        .map(|_| tokio::spawn(one(client.clone(), gw.url("/slow/100"))))
+        .collect();
+    let mut answers = Vec::new();
+    for answer in pending {
+        answers.push(answer.await.expect("joins"));
+    }
+
+    // Assert: the upstream never had more than 4 at once; the rest of the burst waited
+    // (admitted within the queue's 300 ms) or got a 503 problem with Retry-After.
+    assert!(
+        up.max_in_flight() <= 4,
+        "upstream saw {} at once",
+        up.max_in_flight()
+    );
+    let admitted: Vec<Duration> = answers.iter().filter(|a| a.0 == 200).map(|a| a.1).collect();
+    let shed: Vec<_> = answers.iter().filter(|a| a.0 == 503).collect();
+    assert_eq!(admitted.len() + shed.len(), 40, "{answers:?}");
+    assert!(admitted.len() >= 4 && !shed.is_empty(), "{answers:?}");
+    for (_, _, retry_after, kind) in &shed {
+        assert_eq!(retry_after.as_ref().map(|v| v.as_bytes()), Some(&b"1"[..]));
+        assert_eq!(
+            kind.as_ref().map(|v| v.as_bytes()),
+            Some(&b"application/problem+json"[..])
+        );
+    }
+    // Queue wait (at most 300 ms) plus the 100 ms answer, with room for a debug build.
+    let slowest = admitted.iter().max().copied().unwrap_or_default();
+    assert!(
+        slowest < Duration::from_millis(1000),
+        "slowest admitted: {slowest:?}"
+    );
+    let overload = metric_value(
+        &gw,
+        "gateway_policy_rejections_total{reason=\"overload\",route=\"all\"}",
+    )
+    .await;
+    assert_eq!(overload, Some(shed.len() as f64));
+}
