@@ -54,6 +54,7 @@ fn fuzz_router() -> &'static Router {
             rate_limits: Vec::new(),
             https_redirect: true,
             policies: Default::default(),
+            timeouts: Default::default(),
         };
         Router::new(&[
             route(

@@ -135,6 +135,7 @@ mod tests {
             rate_limits: Vec::new(),
             https_redirect: true,
             policies: Default::default(),
+            timeouts: Default::default(),
         }
     }
 

@@ -380,6 +380,20 @@ pub struct RouteConfig {
     /// Addresses, header rules, CORS, basic auth, rewrites: `route_defaults:` overridden by
     /// the route's own keys.
     pub policies: edge::EdgePolicies,
+    pub timeouts: RouteTimeouts,
+}
+
+/// `routes[].timeouts`: the request's deadline and overrides of the pool's timeouts.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RouteTimeouts {
+    /// From the request's arrival: attempts, retries and backoff stop at it, and each
+    /// attempt's timeouts are cut to what remains (504 when it passes).
+    pub request: Option<Duration>,
+    /// Longest wait for the upstream's bytes (its response header first), instead of the
+    /// pool's `timeouts.read`.
+    pub upstream_response: Option<Duration>,
+    /// Sent upstream with the milliseconds left before the deadline.
+    pub deadline_header: Option<HeaderName>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -306,6 +306,14 @@ fn invalid_traffic_settings_report_file_line_column_and_key() {
             vec!["gw.yaml:4:5: pools.p.queue: only applies with max_in_flight"],
         ),
         (
+            format!("{head}routes:\n  - match: {{ path_prefix: / }}\n    pool: p\n    timeouts: {{ upstream_response: 0s, deadline_header: Host }}\n  - match: {{ path: /fixed }}\n    respond: {{ status: 200 }}\n    timeouts: {{ request: 1s }}\n"),
+            vec![
+                "gw.yaml:7:17: routes[0].timeouts.upstream_response: must be greater than 0, got 0s",
+                "gw.yaml:7:40: routes[0].timeouts.deadline_header: \"Host\" is a header the gateway owns",
+                "gw.yaml:10:5: routes[1].timeouts: only applies to routes with a pool",
+            ],
+        ),
+        (
             format!("{head}    max_in_flight: 0\n{ROUTES}"),
             vec!["gw.yaml:4:5: pools.p.max_in_flight: must be at least 1, got 0"],
         ),

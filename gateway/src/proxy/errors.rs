@@ -39,6 +39,8 @@ pub(crate) const OVERLOADED: ErrorType = ErrorType::new("Overloaded");
 /// The upstream answered with a status `retries.on_status` retries; never answered, since
 /// it is raised only when another attempt follows.
 pub(crate) const RETRY_ON_STATUS: ErrorType = ErrorType::new("RetryOnStatus");
+/// The route's `timeouts.request` passed before an attempt could start.
+pub(crate) const DEADLINE_EXCEEDED: ErrorType = ErrorType::new("DeadlineExceeded");
 /// Every permit for password hashing is taken.
 pub(crate) const HASHING_BUSY: ErrorType = ErrorType::new("HashingBusy");
 
@@ -165,6 +167,9 @@ pub(crate) fn fate(e: &Error) -> Fate {
         .advising(Advice::RetryShortly),
         t if *t == RETRY_ON_STATUS => {
             Fate::new(502, "The upstream could not be reached or failed.")
+        }
+        t if *t == DEADLINE_EXCEEDED => {
+            Fate::new(504, "The request did not complete within its deadline.")
         }
         t if *t == BODY_TOO_LARGE => {
             Fate::new(413, "The request body is larger than this route accepts.")

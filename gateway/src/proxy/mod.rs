@@ -134,6 +134,11 @@ pub(crate) enum AuthFailure {
 }
 
 impl Ctx {
+    /// The matched route's settings.
+    fn route(&self) -> Option<&crate::config::RouteConfig> {
+        self.runtime.as_ref()?.config.routes.get(self.route_index)
+    }
+
     fn pool(&self) -> Option<&Arc<Pool>> {
         match (&self.route_action, &self.runtime) {
             (Some(RouteAction::Proxy { pool, .. }), Some(rt)) => rt.pools.get(*pool),
@@ -263,7 +268,9 @@ impl ProxyHttp for Gateway {
         ctx.tried.push(chosen.addr);
         ctx.probe = chosen.probe;
         ctx.upstream_started = Some(Instant::now());
-        Ok(Box::new(pool.peer(chosen.addr)))
+        let mut peer = pool.peer(chosen.addr);
+        traffic::apply_route_timeouts(ctx, &mut peer)?;
+        Ok(Box::new(peer))
     }
 
     async fn connected_to_upstream(
@@ -291,6 +298,7 @@ impl ProxyHttp for Gateway {
         ctx: &mut Ctx,
     ) -> Result<()> {
         request_filters::rewrite_upstream_request(session, upstream_request, ctx)?;
+        traffic::send_deadline(upstream_request, ctx)?;
         edge_filters::upstream_request(session, upstream_request, ctx)
     }
 

@@ -1,12 +1,14 @@
 //! Traffic management on the request path: admission under a pool's `max_in_flight`, the
-//! retry decision (attempts, idempotency, a replayable body, the retry budget), retries on
-//! an upstream status, and the jittered backoff before a retry that follows an answer.
+//! retry decision (attempts, idempotency, a replayable body, the retry budget, the route's
+//! deadline), retries on an upstream status, the jittered backoff before a retry that
+//! follows an answer, and the route's timeouts.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use pingora::http::ResponseHeader;
+use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::proxy::Session;
+use pingora::upstreams::peer::HttpPeer;
 use pingora::{Error, Result};
 use tokio::sync::OwnedSemaphorePermit;
 
@@ -128,7 +130,7 @@ fn replayable(session: &Session, ctx: &Ctx, pool: &Pool) -> bool {
 /// not make requests fail while its breaker is opening): `attempts` bounds those.
 pub(super) fn may_retry(session: &Session, ctx: &mut Ctx, pool: &Pool, failure: Failure) -> bool {
     let retries = &pool.config.retries;
-    if ctx.tried.len() > retries.attempts {
+    if ctx.tried.len() > retries.attempts || remaining(ctx) == Some(Duration::ZERO) {
         return false;
     }
     let allowed = match failure {
@@ -205,10 +207,59 @@ pub(super) async fn back_off(ctx: &mut Ctx, pool: &Pool) {
         .backoff
         .saturating_mul(1 << ctx.backoffs.saturating_sub(1).min(16))
         .min(r.max_backoff);
-    let wait = ceiling.mul_f64(unit_random());
+    let mut wait = ceiling.mul_f64(unit_random());
+    if let Some(left) = remaining(ctx) {
+        wait = wait.min(left);
+    }
     if wait > Duration::ZERO {
         tokio::time::sleep(wait).await;
     }
+}
+
+/// What is left of the route's `timeouts.request`; `None` without one.
+fn remaining(ctx: &Ctx) -> Option<Duration> {
+    let deadline = ctx.route()?.timeouts.request?;
+    Some(deadline.saturating_sub(ctx.started.elapsed()))
+}
+
+/// The route's `timeouts` on one attempt: `upstream_response` replaces the pool's read
+/// timeout, and every timeout is cut to what is left of the deadline (504 once it passed).
+pub(super) fn apply_route_timeouts(ctx: &Ctx, peer: &mut HttpPeer) -> Result<()> {
+    let Some(timeouts) = ctx.route().map(|r| &r.timeouts) else {
+        return Ok(());
+    };
+    let options = &mut peer.options;
+    if let Some(read) = timeouts.upstream_response {
+        options.read_timeout = Some(read);
+    }
+    let Some(left) = remaining(ctx) else {
+        return Ok(());
+    };
+    if left.is_zero() {
+        return Error::e_explain(
+            errors::DEADLINE_EXCEEDED,
+            "the route's timeouts.request passed",
+        );
+    }
+    for timeout in [
+        &mut options.connection_timeout,
+        &mut options.read_timeout,
+        &mut options.write_timeout,
+    ] {
+        *timeout = Some(timeout.map_or(left, |t| t.min(left)));
+    }
+    Ok(())
+}
+
+/// `timeouts.deadline_header`: the milliseconds left, for the upstream to give up in time.
+pub(super) fn send_deadline(req: &mut RequestHeader, ctx: &Ctx) -> Result<()> {
+    let (Some(header), Some(left)) = (
+        ctx.route().and_then(|r| r.timeouts.deadline_header.clone()),
+        remaining(ctx),
+    ) else {
+        return Ok(());
+    };
+    req.insert_header(header, left.as_millis().to_string())
 }
 
 /// A number in [0, 1) that differs per call: the standard library's randomly keyed hasher

@@ -331,3 +331,82 @@ async fn load_shedding_protects_the_upstream_and_bounds_the_wait_of_admitted_req
     .await;
     assert_eq!(overload, Some(shed.len() as f64));
 }
+
+#[tokio::test]
+async fn a_routes_deadline_cuts_attempts_and_reaches_the_upstream_as_a_header() {
+    // Arrange: the pool waits 30 s for an answer; one route gives a request 600 ms in all,
+    // another waits 300 ms for the upstream, a third sends what is left of 5 s upstream.
+    let (a, b) = (Upstream::spawn("a").await, Upstream::spawn("b").await);
+    let gw = crate::gateway::start(
+        &crate::config::GatewayConfig::new()
+            .pool(
+                "p",
+                Pool::upstreams(&[&a, &b])
+                    .circuit_breaker(CircuitBreaker::off())
+                    .retries(Retries::new().attempts(2)),
+            )
+            .route(
+                crate::config::Route::prefix("/deadline")
+                    .pool("p")
+                    .strip_prefix()
+                    .policy("timeouts", serde_json::json!({ "request": "600ms" })),
+            )
+            .route(
+                crate::config::Route::prefix("/impatient")
+                    .pool("p")
+                    .strip_prefix()
+                    .policy(
+                        "timeouts",
+                        serde_json::json!({ "upstream_response": "300ms" }),
+                    ),
+            )
+            .route(
+                crate::config::Route::prefix("/told")
+                    .pool("p")
+                    .strip_prefix()
+                    .policy(
+                        "timeouts",
+                        serde_json::json!({ "request": "5s", "deadline_header": "X-Deadline-Ms" }),
+                    ),
+            ),
+    )
+    .await;
+    gw.wait_ready().await;
+    let client = reqwest::Client::new();
+
+    // Act
+    let timed = |path: &'static str| {
+        let (client, url) = (client.clone(), gw.url(path));
+        async move {
+            let started = Instant::now();
+            let (status, _, body) = get(&client, &url).await;
+            (status, started.elapsed(), body)
+        }
+    };
+    let (deadline_status, deadline_took, deadline_body) = timed("/deadline/slow/3000").await;
+    let (impatient_status, impatient_took, _) = timed("/impatient/slow/3000").await;
+    let (told_status, _, told_body) = timed("/told/echo").await;
+
+    // Assert: the deadline ended the request (retries included) at about 600 ms; the
+    // response timeout gave each of the three attempts 300 ms; the upstream was told how
+    // many of the 5000 ms were left.
+    assert_eq!(deadline_status, 504, "{deadline_body}");
+    assert!(deadline_body.contains("\"status\":504"), "{deadline_body}");
+    assert!(
+        deadline_took >= Duration::from_millis(550) && deadline_took < Duration::from_millis(2000),
+        "{deadline_took:?}"
+    );
+    assert_eq!(impatient_status, 504);
+    assert!(
+        impatient_took >= Duration::from_millis(850)
+            && impatient_took < Duration::from_millis(2500),
+        "three attempts of 300 ms: {impatient_took:?}"
+    );
+    assert_eq!(told_status, 200);
+    let echoed: serde_json::Value = serde_json::from_str(&told_body).unwrap();
+    let left: u64 = echoed["headers"]["x-deadline-ms"]
+        .as_str()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no deadline header: {echoed}"));
+    assert!((4000..=5000).contains(&left), "{left} ms left");
+}

@@ -26,7 +26,7 @@ pub(crate) use pools::{
     BalanceFile, CircuitBreakerFile, ForwardSecretFile, HealthCheckFile, HealthCheckKind, PoolFile,
     QueueFile, RetriesFile, StatusPattern,
 };
-pub(crate) use routes::{AuthFile, MatchFile, RespondFile, RouteFile};
+pub(crate) use routes::{AuthFile, MatchFile, RespondFile, RouteFile, RouteTimeoutsFile};
 pub(crate) use tls::{AcmeFile, CertificateFile, SelfSignedFile, TlsFile, TlsVersionFile};
 
 /// The top level of `gateway.yaml`.
@@ -181,6 +181,11 @@ impl<'de> Deserialize<'de> for ByteSize {
                 }),
         }
     }
+}
+
+/// An optional key holding a duration (absent: `None`, with `#[serde(default)]`).
+fn optional_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    duration(d).map(Some)
 }
 
 /// Durations are written the human way: `250ms`, `2s`, `1m 30s`.

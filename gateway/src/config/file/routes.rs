@@ -1,5 +1,7 @@
 //! `routes:`.
 
+use std::time::Duration;
+
 use serde::Deserialize;
 
 use super::edge::{
@@ -7,7 +9,7 @@ use super::edge::{
     RedirectFile, RewriteFile, SecurityHeadersFile,
 };
 use super::limits::RateLimitFile;
-use super::ByteSize;
+use super::{optional_duration, ByteSize};
 
 /// One entry of `routes:`.
 #[derive(Debug, Deserialize)]
@@ -37,6 +39,9 @@ pub(crate) struct RouteFile {
     pub(crate) auth: AuthFile,
     #[serde(default)]
     pub(crate) rate_limits: Vec<RateLimitFile>,
+    /// Overrides of the pool's timeouts, and the request's deadline.
+    #[serde(default)]
+    pub(crate) timeouts: Option<RouteTimeoutsFile>,
     /// `false` keeps this route on plain HTTP when `tls.redirect_http` is on.
     #[serde(default = "yes")]
     pub(crate) https_redirect: bool,
@@ -65,6 +70,18 @@ pub(crate) struct RouteFile {
 
 fn yes() -> bool {
     true
+}
+
+/// `routes[].timeouts`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RouteTimeoutsFile {
+    #[serde(default, deserialize_with = "optional_duration")]
+    pub(crate) request: Option<Duration>,
+    #[serde(default, deserialize_with = "optional_duration")]
+    pub(crate) upstream_response: Option<Duration>,
+    #[serde(default)]
+    pub(crate) deadline_header: Option<String>,
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -7,10 +7,12 @@ use http::{Method, StatusCode};
 
 use super::edge::{check_redirect, check_route, EdgeContext, RoutePolicies};
 use super::limits::check_rate_limit;
-use super::Errors;
+use super::{is_reserved_header, require_positive, Errors};
 use crate::config::edge::EdgePolicies;
-use crate::config::file::{AuthFile, MatchFile, RedirectFile, RespondFile, RouteFile};
-use crate::config::{AuthMode, PathMatch, RouteAction, RouteConfig, RouteMatch};
+use crate::config::file::{
+    AuthFile, MatchFile, RedirectFile, RespondFile, RouteFile, RouteTimeoutsFile,
+};
+use crate::config::{AuthMode, PathMatch, RouteAction, RouteConfig, RouteMatch, RouteTimeouts};
 
 pub(super) fn check_routes(
     errs: &mut Errors<'_>,
@@ -47,6 +49,7 @@ pub(super) fn check_routes(
             compression,
             api_keys,
             forward_auth,
+            timeouts,
         } = r;
         if rewrite.is_some() && strip_prefix {
             errs.push(
@@ -70,6 +73,7 @@ pub(super) fn check_routes(
                 ("rewrite", rewrite.is_some()),
                 ("upstream_host", upstream_host.is_some()),
                 ("request_headers", request_headers.is_some()),
+                ("timeouts", timeouts.is_some()),
             ] {
                 if set {
                     errs.push(at(key), "only applies to routes with a pool");
@@ -120,6 +124,7 @@ pub(super) fn check_routes(
             errs.push(at("name"), format!("duplicate route name {name:?}"));
             continue;
         }
+        let timeouts = check_timeouts(errs, &at("timeouts"), timeouts.unwrap_or_default());
         let body_limit = body_limit.map_or(default_body_limit, |b| b.0);
         let limits = rate_limits;
         let mut rate_limits = Vec::new();
@@ -153,10 +158,49 @@ pub(super) fn check_routes(
                 rate_limits,
                 https_redirect,
                 policies,
+                timeouts,
             },
         ));
     }
     routes.into_iter().map(|(_, r)| r).collect()
+}
+
+fn check_timeouts(errs: &mut Errors<'_>, at: &str, t: RouteTimeoutsFile) -> RouteTimeouts {
+    for (key, value) in [
+        ("request", t.request),
+        ("upstream_response", t.upstream_response),
+    ] {
+        if let Some(value) = value {
+            require_positive(errs, &format!("{at}.{key}"), value);
+        }
+    }
+    let deadline_header =
+        t.deadline_header
+            .and_then(|name| match http::HeaderName::from_bytes(name.as_bytes()) {
+                Ok(header) if is_reserved_header(&header) => {
+                    errs.push(
+                        format!("{at}.deadline_header"),
+                        format!("{name:?} is a header the gateway owns"),
+                    );
+                    None
+                }
+                Ok(header) => Some(header),
+                Err(_) => {
+                    errs.push(
+                        format!("{at}.deadline_header"),
+                        format!("invalid header name {name:?}"),
+                    );
+                    None
+                }
+            });
+    if deadline_header.is_some() && t.request.is_none() {
+        errs.push(format!("{at}.deadline_header"), "needs timeouts.request");
+    }
+    RouteTimeouts {
+        request: t.request,
+        upstream_response: t.upstream_response,
+        deadline_header,
+    }
 }
 
 /// What a route does with a request: exactly one of `pool`, `respond` and `redirect`.
