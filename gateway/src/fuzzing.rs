@@ -55,6 +55,7 @@ fn fuzz_router() -> &'static Router {
             https_redirect: true,
             policies: Default::default(),
             timeouts: Default::default(),
+            split: None,
         };
         Router::new(&[
             route(

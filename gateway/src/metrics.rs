@@ -108,6 +108,15 @@ pub(crate) static RETRY_BUDGET_EXHAUSTED: Lazy<IntCounterVec> = Lazy::new(|| {
     .expect("metric names are unique")
 });
 
+pub(crate) static SPLIT_REQUESTS: Lazy<IntCounterVec> = Lazy::new(|| {
+    register_int_counter_vec!(
+        "gateway_split_requests_total",
+        "Requests of a route with split, by the pool chosen",
+        &["route", "pool"]
+    )
+    .expect("metric names are unique")
+});
+
 /// Requests proxied and waiting under a pool's `max_in_flight`.
 pub(crate) static POOL_IN_FLIGHT: Lazy<IntGaugeVec> = Lazy::new(|| {
     register_int_gauge_vec!(
@@ -288,6 +297,7 @@ pub(crate) fn init() {
     Lazy::force(&BREAKER_DIVERTED);
     Lazy::force(&RETRY_BUDGET_EXHAUSTED);
     Lazy::force(&POOL_IN_FLIGHT);
+    Lazy::force(&SPLIT_REQUESTS);
     Lazy::force(&UPSTREAM_CONNECTIONS);
     Lazy::force(&IN_FLIGHT);
     Lazy::force(&CONFIG_INFO);

@@ -136,6 +136,7 @@ mod tests {
             https_redirect: true,
             policies: Default::default(),
             timeouts: Default::default(),
+            split: None,
         }
     }
 

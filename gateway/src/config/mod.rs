@@ -91,7 +91,7 @@ pub struct Limits {
 #[derive(Debug, Clone, PartialEq)]
 pub struct PoolConfig {
     pub name: String,
-    pub endpoints: Vec<EndpointSpec>,
+    pub endpoints: Vec<WeightedEndpoint>,
     pub resolve_interval: Duration,
     pub dns_grace: Duration,
     pub balance: Balance,
@@ -211,6 +211,24 @@ pub enum AuthMode {
     None,
     Optional,
     Required,
+}
+
+/// An endpoint with its share of the pool's traffic: each address it stands for gets
+/// `weight` times what an endpoint of weight 1 gets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WeightedEndpoint {
+    pub spec: EndpointSpec,
+    pub weight: u16,
+}
+
+impl fmt::Display for WeightedEndpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.weight == 1 {
+            write!(f, "{}", self.spec)
+        } else {
+            write!(f, "{} (weight {})", self.spec, self.weight)
+        }
+    }
 }
 
 /// An endpoint as written: a literal address, or a name re-resolved on the pool's timer.
@@ -381,6 +399,27 @@ pub struct RouteConfig {
     /// the route's own keys.
     pub policies: edge::EdgePolicies,
     pub timeouts: RouteTimeouts,
+    /// Traffic shared between pools (the action's pool is the first of them).
+    pub split: Option<std::sync::Arc<Split>>,
+}
+
+/// `routes[].split` with its `sticky` and `override_header`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Split {
+    /// `(index into Config::pools, weight)`, in the order written.
+    pub pools: Vec<(usize, u32)>,
+    pub sticky: Option<StickyKey>,
+    pub override_header: Option<HeaderName>,
+}
+
+/// What assigns a client to the same pool on every request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StickyKey {
+    /// The verified token's `sub`.
+    Subject,
+    ClientIp,
+    Header(HeaderName),
+    Cookie(String),
 }
 
 /// `routes[].timeouts`: the request's deadline and overrides of the pool's timeouts.

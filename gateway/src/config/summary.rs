@@ -92,14 +92,28 @@ impl Config {
                 || "any".to_owned(),
                 |m| m.iter().map(Method::as_str).collect::<Vec<_>>().join(","),
             );
-            let target = match &route.action {
-                RouteAction::Proxy { pool, strip_prefix } => format!(
+            let target = match (&route.action, &route.split) {
+                (RouteAction::Proxy { strip_prefix, .. }, Some(split)) => {
+                    let shares: Vec<String> = split
+                        .pools
+                        .iter()
+                        .map(|(pool, weight)| format!("{} {weight}", self.pools[*pool].name))
+                        .collect();
+                    format!(
+                        "-> split {}{}",
+                        shares.join(" / "),
+                        if *strip_prefix { " (strip prefix)" } else { "" }
+                    )
+                }
+                (RouteAction::Proxy { pool, strip_prefix }, None) => format!(
                     "-> pool {}{}",
                     self.pools[*pool].name,
                     if *strip_prefix { " (strip prefix)" } else { "" }
                 ),
-                RouteAction::Respond { status, .. } => format!("-> respond {}", status.as_u16()),
-                RouteAction::Redirect(r) => format!("-> redirect {}", r.status.as_u16()),
+                (RouteAction::Respond { status, .. }, _) => {
+                    format!("-> respond {}", status.as_u16())
+                }
+                (RouteAction::Redirect(r), _) => format!("-> redirect {}", r.status.as_u16()),
             };
             let auth = match route.auth {
                 AuthMode::None => String::new(),

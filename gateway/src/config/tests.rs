@@ -246,9 +246,12 @@ fn defaults_fill_everything_that_is_left_out() {
     let pool = &config.pools[0];
     assert_eq!(
         pool.endpoints,
-        vec![EndpointSpec::Name {
-            host: "backend".into(),
-            port: 8080
+        vec![WeightedEndpoint {
+            spec: EndpointSpec::Name {
+                host: "backend".into(),
+                port: 8080
+            },
+            weight: 1,
         }]
     );
     assert_eq!(pool.balance, Balance::RoundRobin);
@@ -263,6 +266,25 @@ fn defaults_fill_everything_that_is_left_out() {
     assert_eq!(pool.breaker.max_ejected_percent, 50);
     assert_eq!(pool.admission, None);
     assert_eq!(config.routes[0].name, "/");
+}
+
+#[test]
+fn endpoints_take_a_weight_in_their_long_form() {
+    let config = parse(
+        Path::new("gw.yaml"),
+        &format!("pools:\n  p:\n    endpoints: [\"a:80\", {{ address: \"10.0.0.2:80\", weight: 9 }}]\n{ROUTES}"),
+    )
+    .unwrap();
+
+    let weights: Vec<(String, u16)> = config.pools[0]
+        .endpoints
+        .iter()
+        .map(|e| (e.spec.to_string(), e.weight))
+        .collect();
+    assert_eq!(
+        weights,
+        vec![("a:80".to_owned(), 1), ("10.0.0.2:80".to_owned(), 9)]
+    );
 }
 
 #[test]
@@ -311,6 +333,31 @@ fn invalid_traffic_settings_report_file_line_column_and_key() {
                 "gw.yaml:7:17: routes[0].timeouts.upstream_response: must be greater than 0, got 0s",
                 "gw.yaml:7:40: routes[0].timeouts.deadline_header: \"Host\" is a header the gateway owns",
                 "gw.yaml:10:5: routes[1].timeouts: only applies to routes with a pool",
+            ],
+        ),
+        (
+            format!("pools:\n  p:\n    endpoints: [{{ address: \"a:80\", weight: 2 }}, {{ address: \"b:80\", wieght: 2 }}, 7]\n{ROUTES}"),
+            vec![
+                "gw.yaml:3:68: pools.p.endpoints[1].wieght: unknown field `wieght`, expected `address` or `weight`",
+                "gw.yaml:3:81: pools.p.endpoints[2]: invalid type: integer `7`, expected an endpoint such as \"backend:8080\" or { address: \"backend:8080\", weight: 3 }",
+            ],
+        ),
+        (
+            format!("pools:\n  p:\n    endpoints: [{{ address: \"a:80\", weight: 0 }}, {{ address: \"b:80\", weight: 1001 }}]\n{ROUTES}"),
+            vec![
+                "gw.yaml:3:36: pools.p.endpoints[0].weight: must be 1 to 1000, got 0",
+                "gw.yaml:3:68: pools.p.endpoints[1].weight: must be 1 to 1000, got 1001",
+            ],
+        ),
+        (
+            format!("{head}  q:\n    endpoints: [\"127.0.0.1:2\"]\nroutes:\n  - match: {{ path_prefix: / }}\n    split: [{{ pool: p, weight: 0 }}, {{ pool: r, weight: 1 }}, {{ pool: p, weight: 0 }}]\n    sticky: \"cookie:\"\n    override_header: Authorization\n  - match: {{ path_prefix: /b }}\n    pool: p\n    sticky: subject\n  - match: {{ path_prefix: /c }}\n    pool: p\n    split: [{{ pool: q, weight: 1 }}]\n"),
+            vec![
+                "gw.yaml:8:39: routes[0].split[1].pool: unknown pool \"r\" (known: p, q)",
+                "gw.yaml:8:63: routes[0].split[2].pool: \"p\" is listed twice",
+                "gw.yaml:9:5: routes[0].sticky: unknown sticky key \"cookie:\", expected subject, client_ip, header:<name> or cookie:<name>",
+                "gw.yaml:10:5: routes[0].override_header: \"Authorization\" is not a header name a client may choose",
+                "gw.yaml:13:5: routes[1].sticky: only applies with split",
+                "gw.yaml:16:5: routes[2].split: set either pool or split, not both",
             ],
         ),
         (

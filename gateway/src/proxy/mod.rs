@@ -229,6 +229,7 @@ impl ProxyHttp for Gateway {
         if request_filters::respond_fixed(session, ctx).await? {
             return Ok(true);
         }
+        traffic::choose_pool(session, ctx);
         traffic::admit(ctx).await?;
         Ok(false)
     }

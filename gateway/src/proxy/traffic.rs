@@ -42,6 +42,88 @@ fn publish(pool: &Pool, admission: &Admission, leaving: usize) {
     gauge("queued", admission.queued());
 }
 
+/// With `split`, choose this request's pool: the one `override_header` names, else the
+/// sticky key's bucket, else a random one, in proportion to the weights.
+pub(super) fn choose_pool(session: &Session, ctx: &mut Ctx) {
+    let Some(split) = ctx.route().and_then(|r| r.split.clone()) else {
+        return;
+    };
+    let rt = ctx.runtime.clone();
+    let pool_name = |index: usize| {
+        rt.as_ref()
+            .and_then(|rt| rt.pools.get(index))
+            .map(|p| p.name())
+    };
+    let headers = &session.req_header().headers;
+    let asked = split.override_header.as_ref().and_then(|h| {
+        let wanted = headers.get(h)?.to_str().ok()?.trim();
+        split
+            .pools
+            .iter()
+            .map(|(index, _)| *index)
+            .find(|index| pool_name(*index) == Some(wanted))
+    });
+    let chosen = asked.unwrap_or_else(|| {
+        let total: u64 = split.pools.iter().map(|(_, w)| u64::from(*w)).sum();
+        let sticky = split
+            .sticky
+            .as_ref()
+            .and_then(|key| sticky_value(session, ctx, key));
+        #[allow(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            clippy::cast_precision_loss
+        )]
+        let mut point = match sticky {
+            Some(bytes) => fnv1a(&bytes) % total,
+            None => ((unit_random() * total as f64) as u64).min(total - 1),
+        };
+        for (index, weight) in &split.pools {
+            if point < u64::from(*weight) {
+                return *index;
+            }
+            point -= u64::from(*weight);
+        }
+        split.pools[0].0
+    });
+    if let Some(crate::config::RouteAction::Proxy { pool, .. }) = ctx.route_action.as_mut() {
+        *pool = chosen;
+    }
+    if let (Some(route), Some(pool)) = (ctx.route_name.as_deref(), pool_name(chosen)) {
+        metrics::SPLIT_REQUESTS
+            .with_label_values(&[route, pool])
+            .inc();
+    }
+}
+
+/// The sticky key's value for this request, if it has one.
+fn sticky_value(session: &Session, ctx: &Ctx, key: &crate::config::StickyKey) -> Option<Vec<u8>> {
+    use crate::config::StickyKey;
+    let headers = &session.req_header().headers;
+    match key {
+        StickyKey::Subject => ctx.subject.as_ref().map(|s| s.as_bytes().to_vec()),
+        StickyKey::ClientIp => ctx.client_ip.map(|ip| ip.to_string().into_bytes()),
+        StickyKey::Header(name) => headers.get(name).map(|v| v.as_bytes().to_vec()),
+        StickyKey::Cookie(name) => headers
+            .get_all(http::header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .find_map(|pair| {
+                let (k, v) = pair.trim().split_once('=')?;
+                (k == name).then(|| v.as_bytes().to_vec())
+            }),
+    }
+}
+
+/// FNV-1a: a hash that is the same in every gateway process, so a sticky client lands on
+/// the same pool whichever replica it reaches.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
 /// Wait for a place under the route's pool's `max_in_flight`, or refuse with 503.
 pub(super) async fn admit(ctx: &mut Ctx) -> Result<()> {
     let Some(pool) = ctx.pool().cloned() else {

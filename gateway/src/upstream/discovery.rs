@@ -9,7 +9,7 @@
 //! is logged. A name that resolves to a smaller set shrinks the pool at once: that is what
 //! scaling down looks like.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -21,7 +21,7 @@ use pingora::lb::discovery::ServiceDiscovery;
 use pingora::lb::Backend;
 use pingora::protocols::l4::socket::SocketAddr as PingoraAddr;
 
-use crate::config::EndpointSpec;
+use crate::config::{EndpointSpec, WeightedEndpoint};
 
 /// Build the resolver every pool shares: the configured name servers, or the system's.
 pub(crate) fn resolver(nameservers: &[SocketAddr]) -> std::io::Result<TokioAsyncResolver> {
@@ -58,7 +58,7 @@ struct NameState {
 
 pub(crate) struct DnsDiscovery {
     pool: String,
-    specs: Vec<EndpointSpec>,
+    specs: Vec<WeightedEndpoint>,
     grace: Duration,
     resolver: Arc<TokioAsyncResolver>,
     names: Mutex<HashMap<String, NameState>>,
@@ -71,7 +71,7 @@ pub(crate) struct DnsDiscovery {
 impl DnsDiscovery {
     pub(crate) fn new(
         pool: String,
-        specs: Vec<EndpointSpec>,
+        specs: Vec<WeightedEndpoint>,
         grace: Duration,
         resolver: Arc<TokioAsyncResolver>,
     ) -> Self {
@@ -93,8 +93,8 @@ impl DnsDiscovery {
     pub(crate) fn inherit(&self, previous: &DnsDiscovery) {
         let old = previous.names.lock().unwrap_or_else(|p| p.into_inner());
         let mut names = self.names.lock().unwrap_or_else(|p| p.into_inner());
-        for spec in &self.specs {
-            let EndpointSpec::Name { host, port } = spec else {
+        for endpoint in &self.specs {
+            let EndpointSpec::Name { host, port } = &endpoint.spec else {
                 continue;
             };
             if let Some(state) = old.get(host) {
@@ -123,20 +123,26 @@ impl DnsDiscovery {
         names.get(host).map(|s| s.addrs.clone()).unwrap_or_default()
     }
 
-    /// Resolve every endpoint once and apply the grace rules.
-    pub(crate) async fn resolve_all(&self) -> BTreeSet<SocketAddr> {
+    /// Resolve every endpoint once and apply the grace rules: each address with its weight
+    /// (the largest, when two entries give the same address).
+    pub(crate) async fn resolve_all(&self) -> BTreeMap<SocketAddr, u16> {
         let first = self
             .inherited
             .swap(false, std::sync::atomic::Ordering::Relaxed);
-        let mut out = BTreeSet::new();
-        for spec in &self.specs {
-            match spec {
-                EndpointSpec::Addr(addr) => {
-                    out.insert(*addr);
-                }
+        let mut out = BTreeMap::new();
+        let mut add = |addrs: &mut dyn Iterator<Item = SocketAddr>, weight: u16| {
+            for addr in addrs {
+                let w = out.entry(addr).or_insert(weight);
+                *w = (*w).max(weight);
+            }
+        };
+        for endpoint in &self.specs {
+            let weight = endpoint.weight;
+            match &endpoint.spec {
+                EndpointSpec::Addr(addr) => add(&mut std::iter::once(*addr), weight),
                 EndpointSpec::Name { host, port } => {
                     if first {
-                        out.extend(self.inherited_addrs(host));
+                        add(&mut self.inherited_addrs(host).into_iter(), weight);
                         continue;
                     }
                     let result = self.resolver.lookup_ip(host.as_str()).await;
@@ -145,7 +151,7 @@ impl DnsDiscovery {
                         Err(_) => Vec::new(),
                     };
                     let error = result.err().map(|e| e.to_string());
-                    out.extend(self.apply(host, resolved, error));
+                    add(&mut self.apply(host, resolved, error).into_iter(), weight);
                 }
             }
         }
@@ -224,9 +230,9 @@ impl ServiceDiscovery for DnsDiscovery {
             .resolve_all()
             .await
             .into_iter()
-            .map(|addr| Backend {
+            .map(|(addr, weight)| Backend {
                 addr: PingoraAddr::Inet(addr),
-                weight: 1,
+                weight: usize::from(weight),
                 ext: http::Extensions::new(),
             })
             .collect();
@@ -273,9 +279,12 @@ mod tests {
         // Arrange: the resolver points nowhere, so only inherited state can answer.
         let resolver = Arc::new(resolver(&["127.0.0.1:9".parse().unwrap()]).unwrap());
         let spec = || {
-            vec![EndpointSpec::Name {
-                host: "svc".into(),
-                port: 80,
+            vec![WeightedEndpoint {
+                spec: EndpointSpec::Name {
+                    host: "svc".into(),
+                    port: 80,
+                },
+                weight: 1,
             }]
         };
         let old = DnsDiscovery::new(
@@ -293,9 +302,9 @@ mod tests {
         let first = new.resolve_all().await;
 
         // Assert: and the grace period still applies to later failed lookups.
-        assert_eq!(first.into_iter().collect::<Vec<_>>(), vec![addr]);
+        assert_eq!(first.into_keys().collect::<Vec<_>>(), vec![addr]);
         assert_eq!(
-            new.resolve_all().await.into_iter().collect::<Vec<_>>(),
+            new.resolve_all().await.into_keys().collect::<Vec<_>>(),
             vec![addr]
         );
     }
@@ -305,9 +314,12 @@ mod tests {
         // Arrange: the old pool used port 80, the new config says 8080.
         let resolver = Arc::new(resolver(&["127.0.0.1:9".parse().unwrap()]).unwrap());
         let spec = |port| {
-            vec![EndpointSpec::Name {
-                host: "svc".into(),
-                port,
+            vec![WeightedEndpoint {
+                spec: EndpointSpec::Name {
+                    host: "svc".into(),
+                    port,
+                },
+                weight: 1,
             }]
         };
         let grace = Duration::from_secs(60);
@@ -323,8 +335,8 @@ mod tests {
 
         // Assert
         let expected: SocketAddr = "10.0.0.1:8080".parse().unwrap();
-        assert_eq!(first.into_iter().collect::<Vec<_>>(), vec![expected]);
-        assert_eq!(during_grace.into_iter().collect::<Vec<_>>(), vec![expected]);
+        assert_eq!(first.into_keys().collect::<Vec<_>>(), vec![expected]);
+        assert_eq!(during_grace.into_keys().collect::<Vec<_>>(), vec![expected]);
     }
 
     #[tokio::test]

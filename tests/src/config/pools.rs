@@ -11,7 +11,8 @@ use crate::upstream::Upstream;
 /// One entry of `pools:`.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Pool {
-    pub endpoints: Vec<String>,
+    /// `"host:port"` strings, or `{ address, weight }` maps.
+    pub endpoints: Vec<serde_json::Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub resolve_interval: Option<Dur>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -62,7 +63,20 @@ impl Pool {
     /// A pool of `host:port` endpoints (addresses or names to resolve).
     pub fn endpoints<A: Display>(addrs: impl IntoIterator<Item = A>) -> Self {
         Self {
-            endpoints: strings(addrs),
+            endpoints: strings(addrs).into_iter().map(Into::into).collect(),
+            ..Self::default()
+        }
+    }
+
+    /// A pool of the test upstreams' addresses, each with its weight.
+    pub fn weighted(upstreams: &[(&Upstream, u32)]) -> Self {
+        Self {
+            endpoints: upstreams
+                .iter()
+                .map(|(u, weight)| {
+                    serde_json::json!({ "address": u.addr.to_string(), "weight": weight })
+                })
+                .collect(),
             ..Self::default()
         }
     }

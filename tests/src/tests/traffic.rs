@@ -410,3 +410,124 @@ async fn a_routes_deadline_cuts_attempts_and_reaches_the_upstream_as_a_header() 
         .unwrap_or_else(|| panic!("no deadline header: {echoed}"));
     assert!((4000..=5000).contains(&left), "{left} ms left");
 }
+
+#[tokio::test]
+async fn endpoint_weights_share_a_pools_traffic() {
+    // Arrange: b weighs three times a.
+    let (a, b) = (Upstream::spawn("a").await, Upstream::spawn("b").await);
+    let gw = proxy_all(Pool::weighted(&[(&a, 1), (&b, 3)])).await;
+    gw.wait_ready().await;
+    let client = reqwest::Client::new();
+
+    // Act
+    for _ in 0..400 {
+        assert_eq!(get(&client, &gw.url("/w")).await.0, 200);
+    }
+
+    // Assert: 3 of every 4 requests went to b.
+    assert!(
+        (270..=330).contains(&b.requests()),
+        "a {} b {}",
+        a.requests(),
+        b.requests()
+    );
+    assert_eq!(a.requests() + b.requests(), 400);
+}
+
+/// A gateway with one route splitting 90/10 between pools `stable` and `canary`, sticky by
+/// `X-User`, with `X-Canary` naming a pool for testers.
+async fn canary_gateway(stable: &Upstream, canary: &Upstream) -> crate::gateway::TestGateway {
+    crate::gateway::start(
+        &crate::config::GatewayConfig::new()
+            .pool("stable", Pool::upstreams(&[stable]))
+            .pool("canary", Pool::upstreams(&[canary]))
+            .route(
+                crate::config::Route::prefix("/")
+                    .name("app")
+                    .policy(
+                        "split",
+                        serde_json::json!([
+                            { "pool": "stable", "weight": 90 },
+                            { "pool": "canary", "weight": 10 },
+                        ]),
+                    )
+                    .policy("sticky", serde_json::json!("header:x-user"))
+                    .policy("override_header", serde_json::json!("X-Canary")),
+            ),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_90_10_split_lands_within_bounds_and_stays_sticky_per_key() {
+    // Arrange
+    let (stable, canary) = (
+        Upstream::spawn("stable").await,
+        Upstream::spawn("canary").await,
+    );
+    let gw = canary_gateway(&stable, &canary).await;
+    gw.wait_ready().await;
+    let client = reqwest::Client::new();
+
+    // Act 1: 10,000 requests without a sticky key, 16 at a time.
+    let mut workers = Vec::new();
+    for _ in 0..16 {
+        let (client, url) = (client.clone(), gw.url("/split"));
+        workers.push(tokio::spawn(async move {
+            let mut to_canary = 0;
+            for _ in 0..625 {
+                let (status, upstream, _) = get(&client, &url).await;
+                assert_eq!(status, 200);
+                to_canary += usize::from(upstream.as_deref() == Some("canary"));
+            }
+            to_canary
+        }));
+    }
+    let mut to_canary = 0;
+    for worker in workers {
+        to_canary += worker.await.expect("joins");
+    }
+
+    // Assert 1: 10% of 10,000 is 1,000, with a standard deviation of 30; five of them
+    // either way.
+    assert!((850..=1150).contains(&to_canary), "{to_canary} of 10000");
+
+    // Act 2: 200 users, five requests each.
+    let mut canary_users = 0;
+    for user in 0..200 {
+        let mut seen = std::collections::BTreeSet::new();
+        for _ in 0..5 {
+            let resp = client
+                .get(gw.url("/split"))
+                .header("x-user", format!("user-{user}"))
+                .send()
+                .await
+                .unwrap();
+            seen.insert(resp.headers()["x-upstream"].to_str().unwrap().to_owned());
+        }
+        assert_eq!(seen.len(), 1, "user-{user} moved between pools: {seen:?}");
+        canary_users += usize::from(seen.contains("canary"));
+    }
+
+    // Assert 2: each user stays on one pool, and about a tenth of them are on the canary
+    // (20 expected, standard deviation 4.2).
+    assert!((5..=40).contains(&canary_users), "{canary_users} of 200");
+
+    // Act 3 + Assert 3: a tester asks for the canary by name; a name outside the split is
+    // ignored.
+    for _ in 0..5 {
+        let resp = client
+            .get(gw.url("/split"))
+            .header("x-canary", "canary")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.headers()["x-upstream"], "canary");
+    }
+    let metric = metric_value(
+        &gw,
+        "gateway_split_requests_total{pool=\"canary\",route=\"app\"}",
+    )
+    .await;
+    assert_eq!(metric, Some((to_canary + canary_users * 5 + 5) as f64));
+}

@@ -26,7 +26,9 @@ pub(crate) use pools::{
     BalanceFile, CircuitBreakerFile, ForwardSecretFile, HealthCheckFile, HealthCheckKind, PoolFile,
     QueueFile, RetriesFile, StatusPattern,
 };
-pub(crate) use routes::{AuthFile, MatchFile, RespondFile, RouteFile, RouteTimeoutsFile};
+pub(crate) use routes::{
+    AuthFile, MatchFile, RespondFile, RouteFile, RouteTimeoutsFile, SplitFile,
+};
 pub(crate) use tls::{AcmeFile, CertificateFile, SelfSignedFile, TlsFile, TlsVersionFile};
 
 /// The top level of `gateway.yaml`.

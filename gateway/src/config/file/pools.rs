@@ -10,7 +10,7 @@ use super::{duration, ByteSize};
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct PoolFile {
-    pub(crate) endpoints: Vec<String>,
+    pub(crate) endpoints: Vec<EndpointFile>,
     #[serde(default = "default_resolve_interval", deserialize_with = "duration")]
     pub(crate) resolve_interval: Duration,
     #[serde(default = "default_dns_grace", deserialize_with = "duration")]
@@ -39,6 +39,61 @@ pub(crate) struct PoolFile {
     pub(crate) forward_secret: Option<ForwardSecretFile>,
     #[serde(default)]
     pub(crate) tls: Option<UpstreamTlsFile>,
+}
+
+/// One entry of `pools.<name>.endpoints`: `"host:port"`, or
+/// `{ address: "host:port", weight: 3 }`.
+#[derive(Debug)]
+pub(crate) struct EndpointFile {
+    pub(crate) address: String,
+    pub(crate) weight: u32,
+}
+
+impl<'de> Deserialize<'de> for EndpointFile {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        /// The long form, with its own unknown-key errors.
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Weighted {
+            address: String,
+            #[serde(default = "one_u32")]
+            weight: u32,
+        }
+
+        struct Either;
+
+        impl<'de> serde::de::Visitor<'de> for Either {
+            type Value = EndpointFile;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an endpoint such as \"backend:8080\" or { address: \"backend:8080\", weight: 3 }")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<EndpointFile, E> {
+                Ok(EndpointFile {
+                    address: text.to_owned(),
+                    weight: 1,
+                })
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<EndpointFile, A::Error> {
+                let w = Weighted::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                Ok(EndpointFile {
+                    address: w.address,
+                    weight: w.weight,
+                })
+            }
+        }
+
+        d.deserialize_any(Either)
+    }
+}
+
+fn one_u32() -> u32 {
+    1
 }
 
 /// `pools.<name>.tls`: the endpoints speak HTTPS.

@@ -39,6 +39,16 @@ pub(crate) struct RouteFile {
     pub(crate) auth: AuthFile,
     #[serde(default)]
     pub(crate) rate_limits: Vec<RateLimitFile>,
+    /// Instead of `pool`: traffic shared between pools by weight.
+    #[serde(default)]
+    pub(crate) split: Option<Vec<SplitFile>>,
+    /// With `split`: what keeps a client on one pool (`subject`, `client_ip`,
+    /// `header:<name>`, `cookie:<name>`).
+    #[serde(default)]
+    pub(crate) sticky: Option<String>,
+    /// With `split`: a request header naming the pool to use (for testers).
+    #[serde(default)]
+    pub(crate) override_header: Option<String>,
     /// Overrides of the pool's timeouts, and the request's deadline.
     #[serde(default)]
     pub(crate) timeouts: Option<RouteTimeoutsFile>,
@@ -70,6 +80,14 @@ pub(crate) struct RouteFile {
 
 fn yes() -> bool {
     true
+}
+
+/// One entry of `routes[].split`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SplitFile {
+    pub(crate) pool: String,
+    pub(crate) weight: u32,
 }
 
 /// `routes[].timeouts`.

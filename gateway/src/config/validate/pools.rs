@@ -14,7 +14,12 @@ use crate::config::tls::load_ca_file;
 use crate::config::{
     Admission, Balance, CircuitBreaker, EndpointSpec, FailureRatio, ForwardSecret, HashKey,
     HealthCheck, PoolConfig, Probe, Retries, RetryBudget, StatusSet, Timeouts, UpstreamTls,
+    WeightedEndpoint,
 };
+
+/// The largest endpoint weight: the balancer spreads each endpoint over as many slots as
+/// its weight.
+const MAX_WEIGHT: u16 = 1000;
 
 /// The most retries a pool may ask for; more only multiplies load on a failing upstream.
 pub(super) const MAX_RETRY_ATTEMPTS: usize = 10;
@@ -61,16 +66,27 @@ pub(super) fn check_pool(
         if p.endpoints.is_empty() {
             errs.push(at("endpoints"), "must list at least one endpoint");
         }
-        let mut endpoints = Vec::new();
-        for (i, text) in p.endpoints.iter().enumerate() {
+        let mut endpoints: Vec<WeightedEndpoint> = Vec::new();
+        for (i, entry) in p.endpoints.iter().enumerate() {
+            let text = &entry.address;
+            let weight = match u16::try_from(entry.weight) {
+                Ok(w) if (1..=MAX_WEIGHT).contains(&w) => w,
+                _ => {
+                    errs.push(
+                        format!("pools.{name}.endpoints[{i}].weight"),
+                        format!("must be 1 to {MAX_WEIGHT}, got {}", entry.weight),
+                    );
+                    continue;
+                }
+            };
             match parse_endpoint(text) {
-                Ok(spec) if endpoints.contains(&spec) => {
+                Ok(spec) if endpoints.iter().any(|e| e.spec == spec) => {
                     errs.push(
                         format!("pools.{name}.endpoints[{i}]"),
                         format!("duplicate endpoint {text:?}"),
                     );
                 }
-                Ok(spec) => endpoints.push(spec),
+                Ok(spec) => endpoints.push(WeightedEndpoint { spec, weight }),
                 Err(message) => errs.push(format!("pools.{name}.endpoints[{i}]"), message),
             }
         }
@@ -128,7 +144,7 @@ pub(super) fn check_pool(
             // The SNI names the host the certificate must be for: by default the first
             // endpoint's host, which is what a client of that endpoint would ask for.
             let sni = t.sni.or_else(|| {
-                endpoints.first().map(|e| match e {
+                endpoints.first().map(|e| match &e.spec {
                     EndpointSpec::Addr(addr) => addr.ip().to_string(),
                     EndpointSpec::Name { host, .. } => host.clone(),
                 })

@@ -1,6 +1,7 @@
 //! `routes:`: matchers, actions, body limits, auth and rate limits of each route.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{Method, StatusCode};
@@ -10,9 +11,11 @@ use super::limits::check_rate_limit;
 use super::{is_reserved_header, require_positive, Errors};
 use crate::config::edge::EdgePolicies;
 use crate::config::file::{
-    AuthFile, MatchFile, RedirectFile, RespondFile, RouteFile, RouteTimeoutsFile,
+    AuthFile, MatchFile, RedirectFile, RespondFile, RouteFile, RouteTimeoutsFile, SplitFile,
 };
-use crate::config::{AuthMode, PathMatch, RouteAction, RouteConfig, RouteMatch, RouteTimeouts};
+use crate::config::{
+    AuthMode, PathMatch, RouteAction, RouteConfig, RouteMatch, RouteTimeouts, Split, StickyKey,
+};
 
 pub(super) fn check_routes(
     errs: &mut Errors<'_>,
@@ -50,7 +53,39 @@ pub(super) fn check_routes(
             api_keys,
             forward_auth,
             timeouts,
+            split,
+            sticky,
+            override_header,
         } = r;
+        let mut pool = pool;
+        if let Some(first) = split.as_ref().and_then(|s| s.first()) {
+            if pool.is_some() {
+                errs.push(at("split"), "set either pool or split, not both");
+                continue;
+            }
+            pool = Some(first.pool.clone());
+        } else {
+            for (key, set) in [
+                ("sticky", sticky.is_some()),
+                ("override_header", override_header.is_some()),
+            ] {
+                if set {
+                    errs.push(at(key), "only applies with split");
+                }
+            }
+        }
+        let split = split.and_then(|entries| {
+            check_split(
+                errs,
+                &at("split"),
+                SplitParts {
+                    entries,
+                    sticky,
+                    override_header,
+                },
+                pools,
+            )
+        });
         if rewrite.is_some() && strip_prefix {
             errs.push(
                 at("rewrite"),
@@ -159,10 +194,108 @@ pub(super) fn check_routes(
                 https_redirect,
                 policies,
                 timeouts,
+                split,
             },
         ));
     }
     routes.into_iter().map(|(_, r)| r).collect()
+}
+
+/// `split` with its `sticky` and `override_header`, as written.
+struct SplitParts {
+    entries: Vec<SplitFile>,
+    sticky: Option<String>,
+    override_header: Option<String>,
+}
+
+fn check_split(
+    errs: &mut Errors<'_>,
+    at: &str,
+    parts: SplitParts,
+    pools: &[&str],
+) -> Option<Arc<Split>> {
+    let SplitParts {
+        entries,
+        sticky,
+        override_header,
+    } = parts;
+    let parent = at.rsplit_once('.').map_or(at, |(route, _)| route);
+    errs.scoped(|errs| {
+        let mut chosen: Vec<(usize, u32)> = Vec::new();
+        for (j, entry) in entries.iter().enumerate() {
+            match pools.iter().position(|p| *p == entry.pool) {
+                Some(index) if chosen.iter().any(|(i, _)| *i == index) => errs.push(
+                    format!("{at}[{j}].pool"),
+                    format!("{:?} is listed twice", entry.pool),
+                ),
+                Some(index) => chosen.push((index, entry.weight)),
+                None => errs.push(
+                    format!("{at}[{j}].pool"),
+                    format!(
+                        "unknown pool {:?} (known: {})",
+                        entry.pool,
+                        pools.join(", ")
+                    ),
+                ),
+            }
+            if entry.weight > 10_000 {
+                errs.push(
+                    format!("{at}[{j}].weight"),
+                    format!("must be at most 10000, got {}", entry.weight),
+                );
+            }
+        }
+        if entries.iter().map(|e| u64::from(e.weight)).sum::<u64>() == 0 {
+            errs.push(at, "the weights must not all be 0");
+        }
+        let sticky = sticky.and_then(|text| match parse_sticky(&text) {
+            Ok(key) => Some(key),
+            Err(message) => {
+                errs.push(format!("{parent}.sticky"), message);
+                None
+            }
+        });
+        let override_header =
+            override_header.and_then(|name| match http::HeaderName::from_bytes(name.as_bytes()) {
+                Ok(header) if !is_reserved_header(&header) => Some(header),
+                _ => {
+                    errs.push(
+                        format!("{parent}.override_header"),
+                        format!("{name:?} is not a header name a client may choose"),
+                    );
+                    None
+                }
+            });
+        Some(Arc::new(Split {
+            pools: chosen,
+            sticky,
+            override_header,
+        }))
+    })
+}
+
+fn parse_sticky(text: &str) -> Result<StickyKey, String> {
+    let invalid = || {
+        format!("unknown sticky key {text:?}, expected subject, client_ip, header:<name> or cookie:<name>")
+    };
+    match text {
+        "subject" => Ok(StickyKey::Subject),
+        "client_ip" => Ok(StickyKey::ClientIp),
+        _ => match text.split_once(':') {
+            Some(("header", name)) => http::HeaderName::from_bytes(name.trim().as_bytes())
+                .map(StickyKey::Header)
+                .map_err(|_| invalid()),
+            Some(("cookie", name))
+                if !name.is_empty()
+                    && name
+                        .bytes()
+                        .all(|b| b.is_ascii_graphic() && !b"=;,".contains(&b)) =>
+            {
+                Ok(StickyKey::Cookie(name.to_owned()))
+            }
+            _ => Err(invalid()),
+        },
+    }
 }
 
 fn check_timeouts(errs: &mut Errors<'_>, at: &str, t: RouteTimeoutsFile) -> RouteTimeouts {
