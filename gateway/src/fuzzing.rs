@@ -56,6 +56,7 @@ fn fuzz_router() -> &'static Router {
             policies: Default::default(),
             timeouts: Default::default(),
             split: None,
+            mirror: None,
         };
         Router::new(&[
             route(

@@ -117,6 +117,24 @@ pub(crate) static SPLIT_REQUESTS: Lazy<IntCounterVec> = Lazy::new(|| {
     .expect("metric names are unique")
 });
 
+pub(crate) static MIRROR_REQUESTS: Lazy<IntCounterVec> = Lazy::new(|| {
+    register_int_counter_vec!(
+        "gateway_mirror_requests_total",
+        "Copies of requests for a route's mirror pool, by result (sent, failed, dropped, too_large)",
+        &["route", "result"]
+    )
+    .expect("metric names are unique")
+});
+
+pub(crate) static MIRROR_IN_FLIGHT: Lazy<IntGaugeVec> = Lazy::new(|| {
+    register_int_gauge_vec!(
+        "gateway_mirror_in_flight",
+        "Copies of requests on their way to a route's mirror pool",
+        &["route"]
+    )
+    .expect("metric names are unique")
+});
+
 /// Requests proxied and waiting under a pool's `max_in_flight`.
 pub(crate) static POOL_IN_FLIGHT: Lazy<IntGaugeVec> = Lazy::new(|| {
     register_int_gauge_vec!(
@@ -298,6 +316,8 @@ pub(crate) fn init() {
     Lazy::force(&RETRY_BUDGET_EXHAUSTED);
     Lazy::force(&POOL_IN_FLIGHT);
     Lazy::force(&SPLIT_REQUESTS);
+    Lazy::force(&MIRROR_REQUESTS);
+    Lazy::force(&MIRROR_IN_FLIGHT);
     Lazy::force(&UPSTREAM_CONNECTIONS);
     Lazy::force(&IN_FLIGHT);
     Lazy::force(&CONFIG_INFO);

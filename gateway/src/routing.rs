@@ -137,6 +137,7 @@ mod tests {
             policies: Default::default(),
             timeouts: Default::default(),
             split: None,
+            mirror: None,
         }
     }
 

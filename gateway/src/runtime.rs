@@ -16,6 +16,7 @@ use crate::policy::jwt::Verifier;
 use crate::policy::rate_limit::{Limiter, RedisStore};
 use crate::routing::Router;
 use crate::tls;
+use crate::upstream::mirror::Mirror;
 use crate::upstream::Pool;
 
 /// Everything derived from one loaded config; swapped whole so a request sees one version.
@@ -41,6 +42,8 @@ pub(crate) struct Runtime {
     /// Each route's `forward_auth` client, indexed like `config.routes` (a reload starts
     /// each with a closed breaker and an empty cache).
     pub(crate) forward_auth: Vec<Option<Arc<ForwardAuthClient>>>,
+    /// Each route's `mirror`, indexed like `config.routes`.
+    pub(crate) mirrors: Vec<Option<Arc<Mirror>>>,
     /// The Redis connection cluster limits share; kept across reloads that keep its settings.
     redis: Option<Arc<RedisStore>>,
     /// The HTTPS listener's handshakes, when `tls:` is configured; kept across reloads that
@@ -158,6 +161,15 @@ impl Runtime {
                 Some(Arc::new(ForwardAuthClient::new(f)))
             })
             .collect();
+        let mirrors = config
+            .routes
+            .iter()
+            .map(|r| {
+                let m = r.mirror?;
+                let pool = Arc::clone(pools.get(m.pool)?);
+                Some(Arc::new(Mirror::new(m, pool, r.name.clone())))
+            })
+            .collect();
         let same_store = previous.is_some_and(|p| p.config.rate_limiting == config.rate_limiting);
         let redis = match previous {
             Some(p) if same_store => p.redis.clone(),
@@ -219,6 +231,7 @@ impl Runtime {
             limiters,
             basic_auth,
             forward_auth,
+            mirrors,
             redis,
         }
     }

@@ -401,6 +401,21 @@ pub struct RouteConfig {
     pub timeouts: RouteTimeouts,
     /// Traffic shared between pools (the action's pool is the first of them).
     pub split: Option<std::sync::Arc<Split>>,
+    pub mirror: Option<Mirror>,
+}
+
+/// `routes[].mirror`: a sampled copy of each request, sent to another pool after the
+/// client's answer and never waited for.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Mirror {
+    /// Index into [`Config::pools`].
+    pub pool: usize,
+    /// The share of requests copied, 0 to 100.
+    pub percent: f64,
+    /// Copies in flight at once; beyond it a copy is dropped.
+    pub max_in_flight: usize,
+    /// A request with a larger body is not copied.
+    pub max_body: u64,
 }
 
 /// `routes[].split` with its `sticky` and `override_header`.

@@ -361,6 +361,15 @@ fn invalid_traffic_settings_report_file_line_column_and_key() {
             ],
         ),
         (
+            format!("{head}  s:\n    endpoints: [\"127.0.0.1:2\"]\n    tls: {{ verify: false }}\nroutes:\n  - match: {{ path_prefix: / }}\n    pool: p\n    mirror: {{ pool: s, percent: 101, max_in_flight: 0 }}\n  - match: {{ path_prefix: /b }}\n    pool: p\n    mirror: {{ pool: t }}\n"),
+            vec![
+                "gw.yaml:10:15: routes[0].mirror.pool: \"s\" has tls:; a mirror pool must speak plain HTTP",
+                "gw.yaml:10:24: routes[0].mirror.percent: must be between 0 and 100, got 101",
+                "gw.yaml:10:38: routes[0].mirror.max_in_flight: must be at least 1, got 0",
+                "gw.yaml:13:15: routes[1].mirror.pool: unknown pool \"t\" (known: p, s)",
+            ],
+        ),
+        (
             format!("{head}    max_in_flight: 0\n{ROUTES}"),
             vec!["gw.yaml:4:5: pools.p.max_in_flight: must be at least 1, got 0"],
         ),

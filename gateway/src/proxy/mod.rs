@@ -121,6 +121,8 @@ pub(crate) struct Ctx {
     admitted: Option<traffic::Admitted>,
     /// The current attempt is a half-open breaker's probe.
     probe: Option<BreakerProbe>,
+    /// The copy of this request for the route's `mirror`, when it was sampled.
+    mirror: Option<traffic::MirrorCopy>,
     /// Retries so far that followed an answer or a reset (they back off).
     backoffs: u32,
     /// The next attempt waits its backoff first.
@@ -188,6 +190,7 @@ impl ProxyHttp for Gateway {
             forward_auth_headers: Vec::new(),
             admitted: None,
             probe: None,
+            mirror: None,
             backoffs: 0,
             backoff_due: false,
         }
@@ -230,6 +233,7 @@ impl ProxyHttp for Gateway {
             return Ok(true);
         }
         traffic::choose_pool(session, ctx);
+        traffic::sample_mirror(session, ctx);
         traffic::admit(ctx).await?;
         Ok(false)
     }
@@ -241,7 +245,9 @@ impl ProxyHttp for Gateway {
         _end_of_stream: bool,
         ctx: &mut Ctx,
     ) -> Result<()> {
-        request_filters::count_body(body.as_ref(), ctx)
+        request_filters::count_body(body.as_ref(), ctx)?;
+        traffic::mirror_body(body.as_ref(), ctx);
+        Ok(())
     }
 
     async fn upstream_peer(&self, session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
@@ -300,7 +306,9 @@ impl ProxyHttp for Gateway {
     ) -> Result<()> {
         request_filters::rewrite_upstream_request(session, upstream_request, ctx)?;
         traffic::send_deadline(upstream_request, ctx)?;
-        edge_filters::upstream_request(session, upstream_request, ctx)
+        edge_filters::upstream_request(session, upstream_request, ctx)?;
+        traffic::keep_for_mirror(upstream_request, ctx);
+        Ok(())
     }
 
     fn fail_to_connect(
@@ -392,6 +400,7 @@ impl ProxyHttp for Gateway {
     }
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Ctx) {
+        traffic::send_mirror(session, ctx);
         response_filters::log_request(session, e, ctx);
     }
 

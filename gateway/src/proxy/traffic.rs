@@ -124,6 +124,82 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     })
 }
 
+/// A request a route's `mirror` sampled: what the upstream was sent, and the body so far.
+#[derive(Default)]
+pub(crate) struct MirrorCopy {
+    header: Option<RequestHeader>,
+    body: bytes::BytesMut,
+}
+
+/// The route's mirror, when it has one.
+fn mirror_of(ctx: &Ctx) -> Option<Arc<crate::upstream::mirror::Mirror>> {
+    ctx.runtime.as_ref()?.mirrors.get(ctx.route_index)?.clone()
+}
+
+/// Whether the route's `mirror` copies this request (its sampled share, with a body no
+/// larger than `max_body` as announced).
+pub(super) fn sample_mirror(session: &Session, ctx: &mut Ctx) {
+    let Some(mirror) = mirror_of(ctx) else {
+        return;
+    };
+    if !mirror.sampled(unit_random()) {
+        return;
+    }
+    let announced = session
+        .req_header()
+        .headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+        .unwrap_or(0);
+    if announced > mirror.settings.max_body {
+        mirror.skipped();
+        return;
+    }
+    ctx.mirror = Some(MirrorCopy::default());
+}
+
+/// Keep what the upstream is sent, for the copy.
+pub(super) fn keep_for_mirror(req: &RequestHeader, ctx: &mut Ctx) {
+    if let Some(copy) = ctx.mirror.as_mut() {
+        copy.header = Some(req.clone());
+    }
+}
+
+/// Keep a chunk of the request body for the copy; a body larger than `max_body` is not
+/// copied.
+pub(super) fn mirror_body(chunk: Option<&bytes::Bytes>, ctx: &mut Ctx) {
+    let (true, Some(chunk)) = (ctx.mirror.is_some(), chunk) else {
+        return;
+    };
+    let Some(mirror) = mirror_of(ctx) else {
+        return;
+    };
+    let Some(copy) = ctx.mirror.as_mut() else {
+        return;
+    };
+    if (copy.body.len() + chunk.len()) as u64 > mirror.settings.max_body {
+        ctx.mirror = None;
+        mirror.skipped();
+        return;
+    }
+    copy.body.extend_from_slice(chunk);
+}
+
+/// After the client's answer: send the copy, when the request reached an upstream with its
+/// whole body.
+pub(super) fn send_mirror(session: &mut Session, ctx: &mut Ctx) {
+    let Some(copy) = ctx.mirror.take() else {
+        return;
+    };
+    let (Some(header), Some(mirror)) = (copy.header, mirror_of(ctx)) else {
+        return;
+    };
+    if !session.as_mut().is_body_done() {
+        return;
+    }
+    mirror.send(header, copy.body.freeze());
+}
+
 /// Wait for a place under the route's pool's `max_in_flight`, or refuse with 503.
 pub(super) async fn admit(ctx: &mut Ctx) -> Result<()> {
     let Some(pool) = ctx.pool().cloned() else {

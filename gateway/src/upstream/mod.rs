@@ -3,6 +3,7 @@
 //! - `discovery`: DNS names re-resolved on the pool's timer, with a grace period;
 //! - `health`: one endpoint's health state machine (active verdict, circuit breaker);
 //! - `budget`: the pool's retry budget; `admission`: its `max_in_flight` and queue;
+//! - `mirror`: copies of a route's requests sent to a shadow pool;
 //! - this module: `Pool`, which ties them to Pingora's balancer, decides when a breaker
 //!   opens, and runs the timers.
 //!
@@ -33,6 +34,7 @@ pub(crate) mod admission;
 mod budget;
 pub(crate) mod discovery;
 mod health;
+pub(crate) mod mirror;
 mod tls;
 
 use crate::config::{Balance, HealthCheck, PoolConfig, Probe};

@@ -531,3 +531,108 @@ async fn a_90_10_split_lands_within_bounds_and_stays_sticky_per_key() {
     .await;
     assert_eq!(metric, Some((to_canary + canary_users * 5 + 5) as f64));
 }
+
+#[tokio::test]
+async fn mirrored_requests_reach_the_shadow_and_a_dead_shadow_changes_nothing() {
+    // Arrange: every request of /all is copied to the shadow, half of /half's, and /dead's
+    // go to a pool where nothing listens.
+    let (primary, shadow) = (
+        Upstream::spawn("primary").await,
+        Upstream::spawn("shadow").await,
+    );
+    let mirror = |pool: &str, percent: f64| serde_json::json!({ "pool": pool, "percent": percent });
+    let gw = crate::gateway::start(
+        &crate::config::GatewayConfig::new()
+            .pool("primary", Pool::upstreams(&[&primary]))
+            .pool("shadow", Pool::upstreams(&[&shadow]))
+            .pool(
+                "nowhere",
+                Pool::endpoints(["127.0.0.79:1"]).circuit_breaker(CircuitBreaker::off()),
+            )
+            .route(
+                crate::config::Route::prefix("/all")
+                    .name("all")
+                    .pool("primary")
+                    .policy("mirror", mirror("shadow", 100.0)),
+            )
+            .route(
+                crate::config::Route::prefix("/half")
+                    .name("half")
+                    .pool("primary")
+                    .policy("mirror", mirror("shadow", 50.0)),
+            )
+            .route(
+                crate::config::Route::prefix("/dead")
+                    .name("dead")
+                    .pool("primary")
+                    .policy("mirror", mirror("nowhere", 100.0)),
+            ),
+    )
+    .await;
+    gw.wait_ready().await;
+    let client = reqwest::Client::new();
+
+    // Act 1: 20 POSTs with a body.
+    for i in 0..20 {
+        let (status, upstream, json) = send(
+            &client,
+            reqwest::Method::POST,
+            &gw.url("/all"),
+            format!("payload-{i:04}").into_bytes(),
+        )
+        .await;
+        assert_eq!((status, upstream.as_str()), (200, "primary"));
+        assert_eq!(json["body_len"], 12);
+    }
+
+    // Assert 1: each reached the shadow, body and all.
+    assert_eventually!(shadow.requests() == 20, "shadow got {}", shadow.requests());
+    assert_eq!(
+        shadow
+            .state
+            .largest_body
+            .load(std::sync::atomic::Ordering::SeqCst),
+        12
+    );
+
+    // Act 2: 1,000 GETs on /half, and 50 on /dead.
+    for _ in 0..1000 {
+        assert_eq!(get(&client, &gw.url("/half")).await.0, 200);
+    }
+    let mut dead = Vec::new();
+    for _ in 0..50 {
+        dead.push(get(&client, &gw.url("/dead")).await.0);
+    }
+
+    // Assert 2: about half the /half requests were copied (500 expected, standard
+    // deviation 16), each copy arrived, and the dead shadow failed no client request.
+    let sent = |route: &'static str| {
+        let gw = &gw;
+        async move {
+            metric_value(
+                gw,
+                &format!("gateway_mirror_requests_total{{result=\"sent\",route=\"{route}\"}}"),
+            )
+            .await
+            .unwrap_or(0.0)
+        }
+    };
+    assert_eventually!(
+        metric_value(&gw, "gateway_mirror_in_flight{route=\"half\"}").await == Some(0.0),
+        "copies still in flight"
+    );
+    assert_eq!(shadow.requests() as f64, 20.0 + sent("half").await);
+    let half = shadow.requests() - 20;
+    assert!((420..=580).contains(&half), "{half} of 1000 copied");
+    assert!(dead.iter().all(|s| *s == 200), "{dead:?}");
+    assert_eventually!(
+        metric_value(
+            &gw,
+            "gateway_mirror_requests_total{result=\"failed\",route=\"dead\"}"
+        )
+        .await
+            == Some(50.0),
+        "the copies to nowhere were not all counted as failed"
+    );
+    assert_eq!(primary.requests(), 20 + 1000 + 50);
+}

@@ -27,7 +27,7 @@ pub(crate) use pools::{
     QueueFile, RetriesFile, StatusPattern,
 };
 pub(crate) use routes::{
-    AuthFile, MatchFile, RespondFile, RouteFile, RouteTimeoutsFile, SplitFile,
+    AuthFile, MatchFile, MirrorFile, RespondFile, RouteFile, RouteTimeoutsFile, SplitFile,
 };
 pub(crate) use tls::{AcmeFile, CertificateFile, SelfSignedFile, TlsFile, TlsVersionFile};
 

@@ -49,6 +49,9 @@ pub(crate) struct RouteFile {
     /// With `split`: a request header naming the pool to use (for testers).
     #[serde(default)]
     pub(crate) override_header: Option<String>,
+    /// A sampled copy of the route's requests, sent to another pool.
+    #[serde(default)]
+    pub(crate) mirror: Option<MirrorFile>,
     /// Overrides of the pool's timeouts, and the request's deadline.
     #[serde(default)]
     pub(crate) timeouts: Option<RouteTimeoutsFile>,
@@ -80,6 +83,31 @@ pub(crate) struct RouteFile {
 
 fn yes() -> bool {
     true
+}
+
+/// `routes[].mirror`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct MirrorFile {
+    pub(crate) pool: String,
+    #[serde(default = "hundred")]
+    pub(crate) percent: f64,
+    #[serde(default = "default_mirror_in_flight")]
+    pub(crate) max_in_flight: usize,
+    #[serde(default = "default_mirror_body")]
+    pub(crate) max_body: ByteSize,
+}
+
+fn hundred() -> f64 {
+    100.0
+}
+
+fn default_mirror_in_flight() -> usize {
+    64
+}
+
+fn default_mirror_body() -> ByteSize {
+    ByteSize(64 * 1024)
 }
 
 /// One entry of `routes[].split`.

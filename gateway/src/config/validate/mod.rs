@@ -152,10 +152,21 @@ pub(super) fn validate(
         .route_defaults
         .map(|d| edge::check_defaults(&mut errs, d, &cx))
         .unwrap_or_default();
+    // Which pools speak plain HTTP (a mirror needs one), by position in `pool_names`.
+    let plain: Vec<bool> = pool_names
+        .iter()
+        .map(|name| {
+            pools
+                .iter()
+                .find(|p| p.name == *name)
+                .is_none_or(|p| p.tls.is_none())
+        })
+        .collect();
     let routes = check_routes(
         &mut errs,
         shapes.routes,
         &pool_names,
+        &plain,
         default_body_limit,
         &defaults,
         &cx,

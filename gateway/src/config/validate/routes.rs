@@ -11,16 +11,19 @@ use super::limits::check_rate_limit;
 use super::{is_reserved_header, require_positive, Errors};
 use crate::config::edge::EdgePolicies;
 use crate::config::file::{
-    AuthFile, MatchFile, RedirectFile, RespondFile, RouteFile, RouteTimeoutsFile, SplitFile,
+    AuthFile, MatchFile, MirrorFile, RedirectFile, RespondFile, RouteFile, RouteTimeoutsFile,
+    SplitFile,
 };
 use crate::config::{
-    AuthMode, PathMatch, RouteAction, RouteConfig, RouteMatch, RouteTimeouts, Split, StickyKey,
+    AuthMode, Mirror, PathMatch, RouteAction, RouteConfig, RouteMatch, RouteTimeouts, Split,
+    StickyKey,
 };
 
 pub(super) fn check_routes(
     errs: &mut Errors<'_>,
     files: Vec<(usize, RouteFile)>,
     pools: &[&str],
+    plain: &[bool],
     default_body_limit: u64,
     defaults: &EdgePolicies,
     cx: &EdgeContext<'_>,
@@ -56,6 +59,7 @@ pub(super) fn check_routes(
             split,
             sticky,
             override_header,
+            mirror,
         } = r;
         let mut pool = pool;
         if let Some(first) = split.as_ref().and_then(|s| s.first()) {
@@ -109,6 +113,7 @@ pub(super) fn check_routes(
                 ("upstream_host", upstream_host.is_some()),
                 ("request_headers", request_headers.is_some()),
                 ("timeouts", timeouts.is_some()),
+                ("mirror", mirror.is_some()),
             ] {
                 if set {
                     errs.push(at(key), "only applies to routes with a pool");
@@ -160,6 +165,7 @@ pub(super) fn check_routes(
             continue;
         }
         let timeouts = check_timeouts(errs, &at("timeouts"), timeouts.unwrap_or_default());
+        let mirror = mirror.and_then(|m| check_mirror(errs, &at("mirror"), &m, pools, plain));
         let body_limit = body_limit.map_or(default_body_limit, |b| b.0);
         let limits = rate_limits;
         let mut rate_limits = Vec::new();
@@ -195,6 +201,7 @@ pub(super) fn check_routes(
                 policies,
                 timeouts,
                 split,
+                mirror,
             },
         ));
     }
@@ -296,6 +303,44 @@ fn parse_sticky(text: &str) -> Result<StickyKey, String> {
             _ => Err(invalid()),
         },
     }
+}
+
+fn check_mirror(
+    errs: &mut Errors<'_>,
+    at: &str,
+    m: &MirrorFile,
+    pools: &[&str],
+    plain: &[bool],
+) -> Option<Mirror> {
+    errs.scoped(|errs| {
+        let pool = pools.iter().position(|p| *p == m.pool);
+        match pool {
+            None => errs.push(
+                format!("{at}.pool"),
+                format!("unknown pool {:?} (known: {})", m.pool, pools.join(", ")),
+            ),
+            Some(index) if !plain[index] => errs.push(
+                format!("{at}.pool"),
+                format!("{:?} has tls:; a mirror pool must speak plain HTTP", m.pool),
+            ),
+            Some(_) => {}
+        }
+        if !(0.0..=100.0).contains(&m.percent) {
+            errs.push(
+                format!("{at}.percent"),
+                format!("must be between 0 and 100, got {}", m.percent),
+            );
+        }
+        if m.max_in_flight == 0 {
+            errs.push(format!("{at}.max_in_flight"), "must be at least 1, got 0");
+        }
+        Some(Mirror {
+            pool: pool?,
+            percent: m.percent,
+            max_in_flight: m.max_in_flight,
+            max_body: m.max_body.0,
+        })
+    })
 }
 
 fn check_timeouts(errs: &mut Errors<'_>, at: &str, t: RouteTimeoutsFile) -> RouteTimeouts {
