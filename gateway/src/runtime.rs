@@ -331,6 +331,6 @@ fn jwks_picker(config: &Config, pools: &[Arc<Pool>]) -> Option<Arc<dyn EndpointP
 /// A pool picks JWKS endpoints like any request would (no retry bookkeeping).
 impl EndpointPicker for Pool {
     fn pick(&self) -> Option<std::net::SocketAddr> {
-        self.select(b"", &[]).map(|chosen| chosen.addr)
+        self.select(b"", &[]).ok().map(|chosen| chosen.addr)
     }
 }

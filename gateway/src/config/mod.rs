@@ -101,6 +101,9 @@ pub struct PoolConfig {
     pub retries: Retries,
     /// `max_in_flight` with its queue, when the pool has one.
     pub admission: Option<Admission>,
+    /// Requests one endpoint takes at once; the balancer skips an endpoint at it, and a
+    /// request finding every endpoint there gets 503.
+    pub max_in_flight_per_endpoint: Option<usize>,
     /// Sent to this pool on requests that carry forwarded claims.
     pub forward_secret: Option<ForwardSecret>,
     /// The endpoints speak HTTPS.

@@ -370,8 +370,11 @@ fn invalid_traffic_settings_report_file_line_column_and_key() {
             ],
         ),
         (
-            format!("{head}    max_in_flight: 0\n{ROUTES}"),
-            vec!["gw.yaml:4:5: pools.p.max_in_flight: must be at least 1, got 0"],
+            format!("{head}    max_in_flight: 0\n    max_in_flight_per_endpoint: 0\n{ROUTES}"),
+            vec![
+                "gw.yaml:4:5: pools.p.max_in_flight: must be at least 1, got 0",
+                "gw.yaml:5:5: pools.p.max_in_flight_per_endpoint: must be at least 1, got 0",
+            ],
         ),
     ];
     assert_each_reports(cases);

@@ -36,7 +36,7 @@ use crate::config::{AuthMode, RouteAction};
 use crate::metrics;
 use crate::policy::rate_limit::Decision;
 use crate::runtime::Runtime;
-use crate::upstream::{BreakerProbe, Pool};
+use crate::upstream::{BreakerProbe, Pool, Unavailable};
 
 pub(crate) struct Gateway {
     /// The live config, routes and pools. Requests load it once, in `early_request_filter`.
@@ -121,6 +121,8 @@ pub(crate) struct Ctx {
     admitted: Option<traffic::Admitted>,
     /// The current attempt is a half-open breaker's probe.
     probe: Option<BreakerProbe>,
+    /// The current attempt's place under `max_in_flight_per_endpoint`.
+    endpoint_slot: Option<pingora_limits::inflight::Guard>,
     /// The copy of this request for the route's `mirror`, when it was sampled.
     mirror: Option<traffic::MirrorCopy>,
     /// Retries so far that followed an answer or a reset (they back off).
@@ -190,6 +192,7 @@ impl ProxyHttp for Gateway {
             forward_auth_headers: Vec::new(),
             admitted: None,
             probe: None,
+            endpoint_slot: None,
             mirror: None,
             backoffs: 0,
             backoff_due: false,
@@ -261,19 +264,33 @@ impl ProxyHttp for Gateway {
             traffic::back_off(ctx, &pool).await;
         }
         let key = request_filters::hash_key(session, ctx, &pool.config.balance);
-        // The previous attempt's probe place (if any) is given back before choosing again.
+        // The previous attempt's places (if any) are given back before choosing again.
         ctx.probe = None;
-        let Some(chosen) = pool.select(&key, &ctx.tried) else {
-            return Error::e_explain(
-                errors::NO_HEALTHY_ENDPOINT,
-                format!("pool {} has no healthy endpoint", pool.name()),
-            );
+        ctx.endpoint_slot = None;
+        let chosen = match pool.select(&key, &ctx.tried) {
+            Ok(chosen) => chosen,
+            Err(Unavailable::NoEndpoint) => {
+                return Error::e_explain(
+                    errors::NO_HEALTHY_ENDPOINT,
+                    format!("pool {} has no healthy endpoint", pool.name()),
+                )
+            }
+            Err(Unavailable::AtCapacity) => {
+                return Error::e_explain(
+                    errors::OVERLOADED,
+                    format!(
+                        "every endpoint of pool {} is at max_in_flight_per_endpoint",
+                        pool.name()
+                    ),
+                )
+            }
         };
         if !ctx.tried.is_empty() {
             metrics::RETRIES.with_label_values(&[pool.name()]).inc();
         }
         ctx.tried.push(chosen.addr);
         ctx.probe = chosen.probe;
+        ctx.endpoint_slot = chosen.slot;
         ctx.upstream_started = Some(Instant::now());
         let mut peer = pool.peer(chosen.addr);
         traffic::apply_route_timeouts(ctx, &mut peer)?;

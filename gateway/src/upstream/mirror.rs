@@ -88,7 +88,7 @@ impl Mirror {
     }
 
     async fn copy(&self, req: RequestHeader, body: Bytes) -> &'static str {
-        let Some(chosen) = self.pool.select(b"", &[]) else {
+        let Ok(chosen) = self.pool.select(b"", &[]) else {
             return "failed";
         };
         let target = req
@@ -117,7 +117,7 @@ impl Mirror {
             }
             Err(_) => false,
         };
-        drop(chosen.probe);
+        drop((chosen.probe, chosen.slot));
         if ok {
             self.pool.report_success(chosen.addr);
             "sent"

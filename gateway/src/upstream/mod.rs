@@ -19,6 +19,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use pingora_limits::inflight::{Guard, Inflight};
 use pingora_limits::rate::{Rate, RateComponents};
 
 use arc_swap::ArcSwap;
@@ -54,11 +55,28 @@ pub(crate) struct EndpointStatus {
     pub(crate) breaker: &'static str,
 }
 
-/// The endpoint chosen for one attempt, and its half-open probe place if it is one.
+/// The endpoint chosen for one attempt, its half-open probe place if it is one, and its
+/// place under `max_in_flight_per_endpoint`; both places are held for the attempt.
 pub(crate) struct Selected {
     pub(crate) addr: SocketAddr,
     pub(crate) probe: Option<BreakerProbe>,
+    pub(crate) slot: Option<Guard>,
 }
+
+/// Why no endpoint was chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Unavailable {
+    /// None is healthy (or the pool is empty).
+    NoEndpoint,
+    /// Every one that could take the request is at `max_in_flight_per_endpoint`.
+    AtCapacity,
+}
+
+/// Requests at each endpoint, for `max_in_flight_per_endpoint`: one estimator for the
+/// process, keyed by pool name and address, so the counts outlive a reload's new pools
+/// (the requests they count do). A count-min sketch only ever over-counts, which errs
+/// towards protecting the endpoint.
+static ENDPOINT_IN_FLIGHT: std::sync::LazyLock<Inflight> = std::sync::LazyLock::new(Inflight::new);
 
 /// Requests and failures per endpoint over the breaker's window (keys: address, failed).
 struct FailureWindow {
@@ -313,15 +331,31 @@ impl Pool {
     /// Choose an endpoint for one attempt. `tried` holds the endpoints earlier attempts of
     /// this request used; they are avoided while any other endpoint can take the request.
     /// An endpoint whose breaker is open is skipped, and one that is half-open is chosen only
-    /// when a probe place is free (the request then holds it).
-    pub(crate) fn select(&self, key: &[u8], tried: &[SocketAddr]) -> Option<Selected> {
+    /// when a probe place is free (the request then holds it); with
+    /// `max_in_flight_per_endpoint`, so is one that many requests are at already.
+    pub(crate) fn select(&self, key: &[u8], tried: &[SocketAddr]) -> Result<Selected, Unavailable> {
         let now = now_ms();
         let endpoints = self.endpoints.load();
         let max = endpoints.len() * 4 + 8;
         let max_probes = self.config.breaker.half_open_probes;
         // The balancer takes a `Fn`; what its callback learns goes through cells.
         let probe = std::cell::RefCell::new(None);
+        let slot = std::cell::RefCell::new(None);
         let refused_by_breaker = std::cell::Cell::new(false);
+        let at_capacity = std::cell::Cell::new(false);
+        // A place at `addr` under `max_in_flight_per_endpoint` (none needed without it).
+        let take_slot = |addr: SocketAddr| -> bool {
+            let Some(cap) = self.config.max_in_flight_per_endpoint else {
+                return true;
+            };
+            let (guard, count) = ENDPOINT_IN_FLIGHT.incr((self.name(), addr), 1);
+            if usize::try_from(count).unwrap_or(usize::MAX) > cap {
+                at_capacity.set(true);
+                return false;
+            }
+            slot.replace(Some(guard));
+            true
+        };
         let pick = |avoid_tried: bool| {
             self.selector.select(key, max, &|b: &Backend| {
                 let Some(addr) = b.addr.as_inet() else {
@@ -334,11 +368,14 @@ impl Pool {
                     return false;
                 };
                 match e.admit(now, max_probes) {
-                    Admit::Yes => true,
+                    // Accepting ends the balancer's pass: this is the endpoint used.
+                    Admit::Yes => take_slot(*addr),
                     Admit::Probe(p) => {
-                        // Accepting ends the balancer's pass: this is the endpoint used.
-                        probe.replace(Some(p));
-                        true
+                        let taken = take_slot(*addr);
+                        if taken {
+                            probe.replace(Some(p));
+                        }
+                        taken
                     }
                     Admit::No => {
                         if e.active_healthy() {
@@ -354,11 +391,15 @@ impl Pool {
         // (Asking the balancer again would not do: its rejected passes have advanced the
         // round-robin counter, so it would keep landing on the same endpoint.)
         let soonest_back = |avoid_tried: bool| {
-            endpoints
+            let mut candidates: Vec<&Arc<Endpoint>> = endpoints
                 .values()
                 .filter(|e| e.active_healthy() && !(avoid_tried && tried.contains(&e.addr)))
-                .min_by_key(|e| (e.ejected_until(), e.addr))
+                .collect();
+            candidates.sort_by_key(|e| (e.ejected_until(), e.addr));
+            candidates
+                .into_iter()
                 .map(|e| e.addr)
+                .find(|addr| take_slot(*addr))
         };
         let addr = |b: Backend| b.addr.as_inet().copied();
         // Prefer fresh, admitted endpoints; a retry may finally reuse an endpoint, e.g.
@@ -373,11 +414,15 @@ impl Pool {
                 .with_label_values(&[self.name()])
                 .inc();
         }
-        let addr = chosen?;
-        Some(Selected {
-            probe: probe.into_inner(),
-            addr,
-        })
+        match chosen {
+            Some(addr) => Ok(Selected {
+                probe: probe.into_inner(),
+                slot: slot.into_inner(),
+                addr,
+            }),
+            None if at_capacity.get() => Err(Unavailable::AtCapacity),
+            None => Err(Unavailable::NoEndpoint),
+        }
     }
 
     /// Pingora's peer for `addr`, carrying the pool's timeouts.

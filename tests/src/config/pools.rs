@@ -34,6 +34,8 @@ pub struct Pool {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub queue: Option<Queue>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_in_flight_per_endpoint: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub forward_secret: Option<ForwardSecret>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls: Option<PoolTls>,
@@ -94,6 +96,7 @@ impl Pool {
         retries: Retries,
         max_in_flight: usize,
         queue: Queue,
+        max_in_flight_per_endpoint: usize,
         forward_secret: ForwardSecret,
         tls: PoolTls,
     );

@@ -636,3 +636,41 @@ async fn mirrored_requests_reach_the_shadow_and_a_dead_shadow_changes_nothing() 
     );
     assert_eq!(primary.requests(), 20 + 1000 + 50);
 }
+
+#[tokio::test]
+async fn an_endpoint_at_its_own_limit_is_skipped_and_a_full_pool_answers_503() {
+    // Arrange: two upstreams, each answering in 300 ms, each taking 2 requests at once.
+    let (a, b) = (Upstream::spawn("a").await, Upstream::spawn("b").await);
+    let gw = proxy_all(Pool::upstreams(&[&a, &b]).max_in_flight_per_endpoint(2)).await;
+    gw.wait_ready().await;
+    let client = reqwest::Client::new();
+
+    // Act: ten at once.
+    let pending: Vec<_> = (0..10)
+        .map(|_| {
+            let (client, url) = (client.clone(), gw.url("/slow/300"));
+            tokio::spawn(async move {
+                let resp = client.get(url).send().await.expect("request");
+                let retry_after = resp.headers().contains_key("retry-after");
+                (resp.status().as_u16(), retry_after)
+            })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for answer in pending {
+        answers.push(answer.await.expect("joins"));
+    }
+
+    // Assert: neither upstream had more than 2; the four that fit were answered, the
+    // others got 503 with Retry-After.
+    assert!(
+        a.max_in_flight() <= 2 && b.max_in_flight() <= 2,
+        "{} {}",
+        a.max_in_flight(),
+        b.max_in_flight()
+    );
+    let answered = answers.iter().filter(|(s, _)| *s == 200).count();
+    let refused = answers.iter().filter(|(s, r)| *s == 503 && *r).count();
+    assert_eq!(answered + refused, 10, "{answers:?}");
+    assert!(answered >= 4 && refused >= 1, "{answers:?}");
+}

@@ -33,6 +33,9 @@ pub(crate) struct PoolFile {
     pub(crate) max_in_flight: Option<usize>,
     #[serde(default)]
     pub(crate) queue: Option<QueueFile>,
+    /// Requests one endpoint takes at once; an endpoint at it is skipped.
+    #[serde(default)]
+    pub(crate) max_in_flight_per_endpoint: Option<usize>,
     /// A secret sent to this pool with forwarded claims, so its endpoints can tell the
     /// gateway from a client that reached them directly.
     #[serde(default)]

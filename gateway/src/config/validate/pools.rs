@@ -136,6 +136,12 @@ pub(super) fn check_pool(
         let breaker = check_breaker(errs, &at("circuit_breaker"), &p.circuit_breaker);
         let retries = check_retries(errs, &at("retries"), &p.retries);
         let admission = check_admission(errs, &at, p.max_in_flight, p.queue);
+        if p.max_in_flight_per_endpoint == Some(0) {
+            errs.push(
+                at("max_in_flight_per_endpoint"),
+                "must be at least 1, got 0",
+            );
+        }
 
         let forward_secret = p
             .forward_secret
@@ -184,6 +190,7 @@ pub(super) fn check_pool(
             breaker: breaker?,
             retries: retries?,
             admission,
+            max_in_flight_per_endpoint: p.max_in_flight_per_endpoint,
         })
     })
 }
