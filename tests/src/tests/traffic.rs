@@ -674,3 +674,67 @@ async fn an_endpoint_at_its_own_limit_is_skipped_and_a_full_pool_answers_503() {
     assert_eq!(answered + refused, 10, "{answers:?}");
     assert!(answered >= 4 && refused >= 1, "{answers:?}");
 }
+
+#[tokio::test]
+async fn a_reload_keeps_the_breakers_of_unchanged_and_changed_pools() {
+    // Arrange: b's breaker opens for a minute.
+    let (a, b) = (Upstream::spawn("a").await, Upstream::spawn("b").await);
+    let other = Upstream::spawn("other").await;
+    b.set_failing(true);
+    let pool = || {
+        Pool::upstreams(&[&a, &b])
+            .circuit_breaker(
+                CircuitBreaker::new()
+                    .consecutive_failures(1)
+                    .open_for("60s"),
+            )
+            .retries(Retries::new().attempts(0))
+    };
+    let config = |p: Pool| {
+        crate::config::GatewayConfig::new()
+            .pool("p", p)
+            .route(crate::config::Route::prefix("/").name("all").pool("p"))
+    };
+    let gw = crate::gateway::start(&config(pool())).await;
+    gw.wait_ready().await;
+    let client = reqwest::Client::new();
+    for _ in 0..4 {
+        get(&client, &gw.url("/r")).await;
+    }
+    let gauge = format!(
+        "gateway_breaker_state{{endpoint=\"{}\",pool=\"p\"}}",
+        b.addr
+    );
+    assert_eq!(
+        metric_value(&gw, &gauge).await,
+        Some(2.0),
+        "b's breaker is open"
+    );
+    let reloads = |n: f64| {
+        let gw = &gw;
+        async move { metric_value(gw, "gateway_config_reloads_total{result=\"ok\"}").await == Some(n) }
+    };
+
+    // Act 1: a reload that adds a pool and leaves p alone.
+    gw.rewrite_config(
+        &config(pool())
+            .pool("q", Pool::upstreams(&[&other]))
+            .route(crate::config::Route::prefix("/q").pool("q")),
+    );
+    assert_eventually!(reloads(1.0).await, "the first edit never applied");
+    let to_b = b.requests();
+    for _ in 0..10 {
+        assert_eq!(get(&client, &gw.url("/r")).await.1.as_deref(), Some("a"));
+    }
+
+    // Act 2: a reload that changes p's own settings.
+    gw.rewrite_config(&config(pool().retries(Retries::new().attempts(1))));
+    assert_eventually!(reloads(2.0).await, "the second edit never applied");
+    for _ in 0..10 {
+        assert_eq!(get(&client, &gw.url("/r")).await.1.as_deref(), Some("a"));
+    }
+
+    // Assert: b stayed out through both reloads, and the gauge still says so.
+    assert_eq!(b.requests(), to_b, "b got traffic after a reload");
+    assert_eq!(metric_value(&gw, &gauge).await, Some(2.0));
+}
