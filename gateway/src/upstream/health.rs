@@ -12,7 +12,9 @@
 //! into logs and metrics.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{
+    AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering::Relaxed,
+};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -46,6 +48,8 @@ pub(crate) struct Endpoint {
     openings: AtomicU32,
     /// Probe requests in flight while half-open.
     probes: AtomicU32,
+    /// The breaker is out because the endpoint refused a connection (nothing listened).
+    refused: AtomicBool,
 }
 
 /// A breaker's state, as `/metrics` shows it (`gateway_breaker_state`).
@@ -95,6 +99,7 @@ impl Endpoint {
             ejected_until_ms: AtomicU64::new(0),
             openings: AtomicU32::new(0),
             probes: AtomicU32::new(0),
+            refused: AtomicBool::new(false),
         }
     }
 
@@ -114,6 +119,7 @@ impl Endpoint {
             ejected_until_ms: AtomicU64::new(self.ejected_until_ms.load(Relaxed)),
             openings: AtomicU32::new(self.openings.load(Relaxed)),
             probes: AtomicU32::new(0),
+            refused: AtomicBool::new(self.refused.load(Relaxed)),
         }
     }
 
@@ -211,8 +217,9 @@ impl Endpoint {
     }
 
     /// Open the breaker at `now`: for `open_for`, doubled for each opening since it was last
-    /// closed, at most `max_open_for`.
+    /// closed, at most `max_open_for`. `refused`: because nothing listened.
     pub(crate) fn eject(&self, open_for: Duration, max_open_for: Duration, now: u64) -> Duration {
+        self.refused.store(false, Relaxed);
         self.failures.store(0, Relaxed);
         let openings = self.openings.fetch_add(1, Relaxed);
         let length = open_for
@@ -223,6 +230,24 @@ impl Endpoint {
         length
     }
 
+    /// Note that the breaker just opened because the endpoint refused a connection.
+    pub(crate) fn mark_refused(&self) {
+        self.refused.store(true, Relaxed);
+    }
+
+    /// A passing active check on an endpoint whose breaker is out only because it refused a
+    /// connection: it listens again (a replica that restarted), so the breaker closes.
+    /// Returns whether it closed. A breaker opened by failed requests stays: a health
+    /// endpoint that answers says nothing about the requests that failed.
+    pub(crate) fn listening_again(&self) -> bool {
+        if !self.refused.swap(false, Relaxed) {
+            return false;
+        }
+        self.failures.store(0, Relaxed);
+        self.ejected_until_ms.store(0, Relaxed);
+        self.openings.swap(0, Relaxed) != 0
+    }
+
     /// An answer that is not a failure: the failure streak ends, and a half-open breaker
     /// closes. Returns whether it closed.
     pub(crate) fn record_success(&self, now: u64) -> bool {
@@ -230,6 +255,7 @@ impl Endpoint {
             self.failures.store(0, Relaxed);
         }
         if self.openings.load(Relaxed) != 0 && !self.ejected(now) {
+            self.refused.store(false, Relaxed);
             return self.openings.swap(0, Relaxed) != 0;
         }
         false
@@ -325,6 +351,20 @@ mod tests {
             Duration::from_secs(1),
             "counted afresh"
         );
+    }
+
+    #[test]
+    fn a_passing_check_closes_only_a_breaker_opened_by_a_refusal() {
+        let refused = endpoint(false);
+        refused.eject(Duration::from_secs(60), Duration::from_secs(60), 0);
+        refused.mark_refused();
+        let failing = endpoint(false);
+        failing.eject(Duration::from_secs(60), Duration::from_secs(60), 0);
+
+        assert!(refused.listening_again());
+        assert_eq!(refused.breaker(1), BreakerState::Closed);
+        assert!(!failing.listening_again());
+        assert_eq!(failing.breaker(1), BreakerState::Open);
     }
 
     #[test]

@@ -491,6 +491,7 @@ impl Pool {
                 // serves nothing, so keeping it in rotation protects no one. (When every
                 // endpoint is out, `select` still ignores ejections.)
                 self.open(e, now, "connection refused", false);
+                e.mark_refused();
             }
         }
     }
@@ -536,15 +537,20 @@ impl Pool {
             window.observe(addr, false);
         }
         if e.record_success(now_ms()) {
-            metrics::BREAKER_TRANSITIONS
-                .with_label_values(&[self.name(), BreakerState::Closed.label()])
-                .inc();
-            let endpoint = addr.to_string();
-            metrics::BREAKER_STATE
-                .with_label_values(&[self.name(), &endpoint])
-                .set(BreakerState::Closed as i64);
-            tracing::info!(pool = %self.name(), endpoint = %addr, "circuit breaker closed: a probe succeeded");
+            self.closed(addr, "a probe succeeded");
         }
+    }
+
+    /// Count and log a breaker that just closed.
+    fn closed(&self, addr: SocketAddr, why: &'static str) {
+        metrics::BREAKER_TRANSITIONS
+            .with_label_values(&[self.name(), BreakerState::Closed.label()])
+            .inc();
+        let endpoint = addr.to_string();
+        metrics::BREAKER_STATE
+            .with_label_values(&[self.name(), &endpoint])
+            .set(BreakerState::Closed as i64);
+        tracing::info!(pool = %self.name(), endpoint = %addr, why, "circuit breaker closed");
     }
 
     /// Whether at least one endpoint would be chosen now.
@@ -663,6 +669,12 @@ impl Pool {
     }
 
     fn observe(&self, e: &Endpoint, hc: &HealthCheck, result: Result<(), String>) {
+        if result.is_ok() && e.listening_again() {
+            self.closed(
+                e.addr,
+                "it passes its active check again after refusing connections",
+            );
+        }
         let Some(healthy) =
             e.observe_check(result.is_ok(), hc.healthy_threshold, hc.unhealthy_threshold)
         else {
