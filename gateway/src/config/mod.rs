@@ -369,6 +369,9 @@ pub struct Retries {
     /// 64 KiB Pingora keeps).
     pub replay_body: u64,
     pub budget: RetryBudget,
+    /// A request carrying this header may be retried whatever its method: the upstream
+    /// applies a request with the same key once (IETF draft `Idempotency-Key`).
+    pub idempotency_header: Option<HeaderName>,
 }
 
 /// Retries may add at most `percent` of the pool's request rate, or `min_per_second`.

@@ -291,17 +291,21 @@ pub(super) fn may_retry(session: &Session, ctx: &mut Ctx, pool: &Pool, failure: 
     if ctx.tried.len() > retries.attempts || remaining(ctx) == Some(Duration::ZERO) {
         return false;
     }
+    let req = session.req_header();
+    let safe = idempotent(&req.method)
+        || retries
+            .idempotency_header
+            .as_ref()
+            .is_some_and(|h| req.headers.contains_key(h));
     let allowed = match failure {
         Failure::Connect => true,
         Failure::Reset => {
             retries.idempotent_on_reset
                 && !ctx.response_started
-                && idempotent(&session.req_header().method)
+                && safe
                 && replayable(session, ctx, pool)
         }
-        Failure::Status => {
-            idempotent(&session.req_header().method) && replayable(session, ctx, pool)
-        }
+        Failure::Status => safe && replayable(session, ctx, pool),
     };
     if !allowed {
         return false;

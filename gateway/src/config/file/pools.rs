@@ -261,6 +261,9 @@ pub(crate) struct RetriesFile {
     /// Largest request body kept to replay on a retry.
     pub(crate) replay_body: ByteSize,
     pub(crate) budget: RetryBudgetFile,
+    /// A request header that makes any method safe to retry (the upstream deduplicates by
+    /// it), e.g. `Idempotency-Key`.
+    pub(crate) idempotency_header: Option<String>,
 }
 
 impl Default for RetriesFile {
@@ -273,6 +276,7 @@ impl Default for RetriesFile {
             max_backoff: Duration::from_millis(250),
             replay_body: ByteSize(64 * 1024),
             budget: RetryBudgetFile::default(),
+            idempotency_header: None,
         }
     }
 }

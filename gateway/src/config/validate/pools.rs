@@ -338,7 +338,18 @@ fn check_retries(errs: &mut Errors<'_>, at: &str, r: &RetriesFile) -> Option<Ret
                 format!("must be between 0 and 100, got {percent}"),
             );
         }
+        let idempotency_header = r.idempotency_header.as_ref().and_then(|name| {
+            HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| {
+                    errs.push(
+                        format!("{at}.idempotency_header"),
+                        format!("invalid header name {name:?}"),
+                    );
+                })
+                .ok()
+        });
         Some(Retries {
+            idempotency_header,
             attempts: r.attempts,
             idempotent_on_reset: r.idempotent_on_reset,
             on_status,
