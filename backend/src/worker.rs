@@ -262,8 +262,9 @@ pub async fn run(
     tracing::info!(consumer, "worker stopped");
 }
 
-/// Trim acknowledged entries from the job stream every `STREAM_TRIM_INTERVAL_SECONDS`, until
-/// `stop` fires. Every replica runs one; trimming is idempotent, so they need no coordination.
+/// Every `STREAM_TRIM_INTERVAL_SECONDS` until `stop` fires: trim acknowledged entries from
+/// the job stream, and enqueue keyed jobs that were committed but never enqueued (see
+/// [`enqueue_orphans`]). Every replica runs one; both are safe to run concurrently.
 pub async fn trim_stream(state: Arc<AppState>, mut stop: tokio::sync::watch::Receiver<bool>) {
     let every = Duration::from_secs(state.settings.stream_trim_interval_seconds.max(1));
     let mut tick = tokio::time::interval(every);
@@ -277,6 +278,37 @@ pub async fn trim_stream(state: Arc<AppState>, mut stop: tokio::sync::watch::Rec
             Ok(0) => {}
             Ok(trimmed) => tracing::debug!(trimmed, "trimmed acknowledged job entries"),
             Err(e) => tracing::warn!(error = %e, "could not trim the job stream"),
+        }
+        enqueue_orphans(&state).await;
+    }
+}
+
+/// Enqueue keyed jobs committed more than the visibility timeout ago whose stream entry was
+/// never written: the replica that accepted one died between its commit and its enqueue,
+/// and the client's retry (the gateway retries a POST with an `Idempotency-Key`) was
+/// answered from the committed row while it was still too young to be called an orphan.
+/// A job enqueued twice is harmless (a todo is unique per job).
+pub async fn enqueue_orphans(state: &AppState) {
+    let age = state.settings.visibility_timeout();
+    let claimed = match crate::jobs::repo::claim_orphans(&state.db, age, 100).await {
+        Ok(ids) => ids,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not look for jobs that were never enqueued");
+            return;
+        }
+    };
+    for job_id in claimed {
+        match state.queue.enqueue(job_id).await {
+            Ok(()) => {
+                tracing::info!(%job_id, "enqueued a job its first request never enqueued");
+                state.metrics.jobs.with_label_values(&["enqueued"]).inc();
+            }
+            Err(e) => {
+                tracing::warn!(%job_id, error = %e, "could not enqueue an orphaned job; the next sweep retries");
+                if let Err(e) = crate::jobs::repo::unclaim(&state.db, job_id).await {
+                    tracing::warn!(%job_id, error = %e, "could not release an orphaned job");
+                }
+            }
         }
     }
 }

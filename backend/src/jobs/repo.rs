@@ -93,6 +93,28 @@ pub(crate) async fn claim_orphan(
     Ok(claimed.is_some())
 }
 
+/// Claim up to `limit` keyed jobs committed at least `age` ago and never enqueued, for the
+/// housekeeping sweep: a client whose retry got the job's 202 from a replay in the moments
+/// after the first replica died will not replay it again, so the sweep enqueues them.
+/// Replicas sweep concurrently; `SKIP LOCKED` and the `enqueued_at` update give each job to
+/// one of them.
+pub(crate) async fn claim_orphans(
+    pool: &PgPool,
+    age: std::time::Duration,
+    limit: i64,
+) -> Result<Vec<Uuid>, sqlx::Error> {
+    sqlx::query_scalar(
+        "UPDATE jobs SET enqueued_at = now() WHERE id IN (\
+             SELECT id FROM jobs WHERE status = 'queued' AND enqueued_at IS NULL \
+             AND idempotency_key IS NOT NULL AND created_at < now() - make_interval(secs => $1) \
+             ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED) RETURNING id",
+    )
+    .bind(age.as_secs_f64())
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}
+
 /// Undo [`claim_orphan`] after the enqueue failed.
 pub(crate) async fn unclaim(pool: &PgPool, id: Uuid) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE jobs SET enqueued_at = NULL WHERE id = $1")

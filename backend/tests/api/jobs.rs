@@ -181,3 +181,60 @@ async fn a_job_failing_every_attempt_is_dead_lettered_with_its_error() {
     );
     assert_eq!(app.stream_len(&app.settings.dead_letter_stream()).await, 1);
 }
+
+#[tokio::test]
+async fn a_keyed_job_that_was_never_enqueued_is_swept_into_the_queue() {
+    // Arrange: a keyed job as a replica that died between commit and enqueue leaves it (its
+    // stream entry gone, no enqueue recorded, older than the visibility timeout), plus a
+    // young one the sweep must leave to its request.
+    let app = spawn_app().await;
+    let user = app.api.user("orphan").await.unwrap();
+    let post = |key: &'static str| {
+        app.api
+            .http()
+            .post(app.api.url("/todos"))
+            .bearer_auth(&user.token)
+            .header("idempotency-key", key)
+            .json(&json!({ "title": key }))
+            .send()
+    };
+    let old: Value = post("old").await.unwrap().json().await.unwrap();
+    post("young").await.unwrap();
+    let stream = app.settings.stream();
+    let mut redis = app.redis_connection().await;
+    let _: u64 = redis::cmd("XTRIM")
+        .arg(&stream)
+        .arg("MAXLEN")
+        .arg(0)
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE jobs SET enqueued_at = NULL")
+        .execute(&app.state.db)
+        .await
+        .unwrap();
+    sqlx::query(
+        "UPDATE jobs SET created_at = now() - interval '1 hour' WHERE idempotency_key = 'old'",
+    )
+    .execute(&app.state.db)
+    .await
+    .unwrap();
+
+    // Act
+    backend::worker::enqueue_orphans(&app.state).await;
+    let queued = app.stream_len(&stream).await;
+    backend::worker::enqueue_orphans(&app.state).await;
+    let handled = app.drain_jobs().await;
+
+    // Assert: the old one was enqueued once and ran; the young one was left alone.
+    assert_eq!(queued, 1);
+    assert_eq!(handled, 1, "a second sweep enqueued nothing more");
+    let status: Value = app
+        .api
+        .get(old["status_url"].as_str().unwrap(), &user)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(status["status"], "done");
+}
