@@ -90,8 +90,38 @@ pub struct Stack {
     rendered_config: PathBuf,
     /// The source text the gateway started with; edits are changes from it.
     started_with: String,
+    /// How a replica is started, to start one again.
+    launcher: Launcher,
     /// Signing key, rendered config and every process's log.
     dir: tempfile::TempDir,
+}
+
+/// Everything a backend replica is started with.
+struct Launcher {
+    backend_bin: PathBuf,
+    key: PathBuf,
+    database_url: String,
+    redis_url: String,
+    env: Vec<(String, String)>,
+    log_dir: PathBuf,
+}
+
+impl Launcher {
+    /// Start replica `i` (from 1) on `127.0.0.1:port`; a restart appends to its log.
+    fn spawn(&self, i: usize, port: u16) -> anyhow::Result<Process> {
+        Process::spawn(
+            &format!("backend-{i}"),
+            Command::new(&self.backend_bin)
+                .env("DATABASE_URL", &self.database_url)
+                .env("REDIS_URL", &self.redis_url)
+                .env("BIND", "127.0.0.1")
+                .env("PORT", port.to_string())
+                .env("JWT_PRIVATE_KEY_FILE", &self.key)
+                .env("INSTANCE_ID", format!("backend-{i}"))
+                .envs(self.env.iter().map(|(k, v)| (k, v))),
+            Some(&log_path(&self.log_dir, &format!("backend-{i}"))),
+        )
+    }
 }
 
 /// The directory of the running executable's profile (`target/debug` or `target/release`),
@@ -159,23 +189,19 @@ impl Stack {
         ensure!(keygen.status.success(), "`backend keygen` failed");
         std::fs::write(&key, keygen.stdout).context("Failed to write the signing key")?;
 
+        let launcher = Launcher {
+            backend_bin,
+            key,
+            database_url: postgres.url("postgres"),
+            redis_url: redis.url(),
+            env: options.backend_env.clone(),
+            log_dir: dir.path().to_owned(),
+        };
         let mut backends = Vec::new();
         let mut backend_children = Vec::new();
         for i in 1..=options.replicas {
             let port = free_port();
-            let child = Process::spawn(
-                &format!("backend-{i}"),
-                Command::new(&backend_bin)
-                    .env("DATABASE_URL", postgres.url("postgres"))
-                    .env("REDIS_URL", redis.url())
-                    .env("BIND", "127.0.0.1")
-                    .env("PORT", port.to_string())
-                    .env("JWT_PRIVATE_KEY_FILE", &key)
-                    .env("INSTANCE_ID", format!("backend-{i}"))
-                    .envs(options.backend_env.iter().map(|(k, v)| (k, v))),
-                Some(&log_path(dir.path(), &format!("backend-{i}"))),
-            )?;
-            backend_children.push(child);
+            backend_children.push(launcher.spawn(i, port)?);
             backends.push(SocketAddr::from(([127, 0, 0, 1], port)));
         }
 
@@ -223,6 +249,7 @@ impl Stack {
             source_config: options.config.clone(),
             rendered_config,
             started_with: source,
+            launcher,
             dir,
         };
         stack.wait_ready().await?;
@@ -242,6 +269,41 @@ impl Stack {
         pids.extend(self.postgres.pid());
         pids.extend(self.redis.pid());
         pids
+    }
+
+    /// SIGKILL replica `i` (from 0, in start order), as a crash would end it.
+    pub fn kill_backend(&mut self, i: usize) {
+        self.backend_children[i].kill();
+    }
+
+    /// Start replica `i` again on its address, after [`Stack::kill_backend`]; returns once it
+    /// accepts connections.
+    pub async fn restart_backend(&mut self, i: usize) -> anyhow::Result<()> {
+        let port = self.backends[i].port();
+        self.backend_children[i] = self.launcher.spawn(i + 1, port)?;
+        let listening = crate::poll_until(Duration::from_secs(30), async || {
+            tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+        })
+        .await;
+        ensure!(
+            listening,
+            "backend-{} did not listen again within 30 s",
+            i + 1
+        );
+        Ok(())
+    }
+
+    /// Freeze replica `i` (SIGSTOP) or let it go on (SIGCONT): a replica that is slow.
+    pub fn pause_backend(&self, i: usize, paused: bool) -> anyhow::Result<()> {
+        let signal = if paused {
+            Signal::SIGSTOP
+        } else {
+            Signal::SIGCONT
+        };
+        self.backend_children[i].signal(signal)?;
+        Ok(())
     }
 
     /// `http://` URL of `path` on the gateway.

@@ -86,3 +86,216 @@ async fn the_stack_serves_the_api_across_replicas_and_applies_config_edits() {
     }
     stack.shutdown().await;
 }
+
+/// What the chaos test's clients saw.
+#[derive(Default)]
+struct Outcomes {
+    ok: std::sync::atomic::AtomicUsize,
+    failures: std::sync::Mutex<Vec<String>>,
+    /// `(user, title, status_url)` of every accepted POST.
+    accepted: std::sync::Mutex<Vec<(usize, String, String)>>,
+}
+
+impl Outcomes {
+    fn ok(&self) -> usize {
+        self.ok.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// Whether `/readyz` says `healthy` of the replica at `addr`.
+async fn replica_healthy(
+    client: &reqwest::Client,
+    stack: &Stack,
+    addr: std::net::SocketAddr,
+) -> Option<bool> {
+    let readyz: Value = client
+        .get(format!("http://{}/readyz", stack.admin))
+        .send()
+        .await
+        .ok()?
+        .json()
+        .await
+        .ok()?;
+    readyz["pools"]["backend"]["endpoints"]
+        .as_array()?
+        .iter()
+        .find(|e| e["endpoint"] == addr.to_string())?["healthy"]
+        .as_bool()
+}
+
+#[tokio::test]
+async fn killing_restarting_and_pausing_replicas_under_load_fails_no_request() {
+    // Arrange: the committed config without its rate limits (the load would meet them),
+    // three replicas, jobs a dead worker held redelivered after 3 s, and the sweep for jobs
+    // a dead replica never enqueued every second.
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("gateway.yaml");
+    let committed =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../gateway.yaml"))
+            .unwrap();
+    let unlimited = crate::stack::without_rate_limits(
+        &committed,
+        &["login", "register", "auth", "todos", "jobs", "jwks"],
+    )
+    .unwrap();
+    std::fs::write(&config, unlimited).unwrap();
+    let mut options = StackOptions::for_tests(config);
+    options.replicas = 3;
+    options
+        .backend_env
+        .push(("JOB_VISIBILITY_TIMEOUT_SECONDS".into(), "3".into()));
+    options
+        .backend_env
+        .push(("STREAM_TRIM_INTERVAL_SECONDS".into(), "1".into()));
+    let mut stack = Stack::start(&options).await.expect("the stack starts");
+    let api = stack.api();
+    let mut users = Vec::new();
+    for i in 0..3 {
+        users.push(api.user(&format!("chaos-{i}")).await.unwrap());
+    }
+    let users = std::sync::Arc::new(users);
+
+    // Six clients: each alternates GET /todos and POST /todos with an Idempotency-Key.
+    let outcomes = std::sync::Arc::new(Outcomes::default());
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut clients = Vec::new();
+    for c in 0..6 {
+        let (outcomes, stop, users, url) = (
+            std::sync::Arc::clone(&outcomes),
+            std::sync::Arc::clone(&stop),
+            std::sync::Arc::clone(&users),
+            stack.url("/todos"),
+        );
+        clients.push(tokio::spawn(async move {
+            let http = reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(30))
+                .build()
+                .unwrap();
+            let mut n = 0;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                n += 1;
+                let u = (c + n) % users.len();
+                let (what, sent) = if n % 2 == 0 {
+                    (
+                        "GET".to_owned(),
+                        http.get(&url).bearer_auth(&users[u].token).send().await,
+                    )
+                } else {
+                    let title = format!("client-{c}-{n}");
+                    let sent = http
+                        .post(&url)
+                        .bearer_auth(&users[u].token)
+                        .header("idempotency-key", &title)
+                        .json(&serde_json::json!({ "title": title }))
+                        .send()
+                        .await;
+                    (title, sent)
+                };
+                match sent {
+                    Ok(resp) if resp.status().is_success() => {
+                        if what != "GET" {
+                            let body: Value = resp.json().await.unwrap_or_default();
+                            let status_url = body["status_url"].as_str().unwrap_or_default();
+                            outcomes.accepted.lock().unwrap().push((
+                                u,
+                                what,
+                                status_url.to_owned(),
+                            ));
+                        }
+                        outcomes
+                            .ok
+                            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    }
+                    Ok(resp) => {
+                        let status = resp.status();
+                        let body = resp.text().await.unwrap_or_default();
+                        outcomes
+                            .failures
+                            .lock()
+                            .unwrap()
+                            .push(format!("{what}: {status} {body}"));
+                    }
+                    Err(e) => outcomes
+                        .failures
+                        .lock()
+                        .unwrap()
+                        .push(format!("{what}: {e}")),
+                }
+            }
+        }));
+    }
+    let client = reqwest::Client::new();
+    let progress = |more: usize| {
+        let outcomes = std::sync::Arc::clone(&outcomes);
+        let target = outcomes.ok() + more;
+        async move {
+            assert_eventually!(outcomes.ok() >= target, "the load stalled below {target}");
+        }
+    };
+    progress(100).await;
+
+    // Act 1: three times, kill the second replica, let traffic flow, start it again and wait
+    // until the gateway sends it traffic again.
+    let victim = stack.backends[1];
+    for _ in 0..3 {
+        stack.kill_backend(1);
+        progress(100).await;
+        stack.restart_backend(1).await.unwrap();
+        assert_eventually!(
+            replica_healthy(&client, &stack, victim).await == Some(true),
+            "the restarted replica never took traffic again"
+        );
+        progress(50).await;
+    }
+
+    // Act 2: freeze the third replica until its health check takes it out, then let it go.
+    let slow = stack.backends[2];
+    stack.pause_backend(2, true).unwrap();
+    assert_eventually!(
+        replica_healthy(&client, &stack, slow).await == Some(false),
+        "the frozen replica was never taken out"
+    );
+    stack.pause_backend(2, false).unwrap();
+    assert_eventually!(
+        replica_healthy(&client, &stack, slow).await == Some(true),
+        "the thawed replica never came back"
+    );
+    progress(100).await;
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    for c in clients {
+        c.await.unwrap();
+    }
+
+    // Assert: no client saw a failure, and every accepted todo exists exactly once.
+    let failures = outcomes.failures.lock().unwrap().clone();
+    assert!(
+        failures.is_empty(),
+        "{} failed requests, first: {:?}",
+        failures.len(),
+        failures.first()
+    );
+    let accepted = outcomes.accepted.lock().unwrap().clone();
+    assert!(
+        accepted.len() >= 100,
+        "only {} todos were accepted",
+        accepted.len()
+    );
+    for (u, _, status_url) in &accepted {
+        assert_eventually!(
+            api.job_status(&users[*u], status_url).await == "done",
+            "job {status_url} never finished"
+        );
+    }
+    for (u, user) in users.iter().enumerate() {
+        let mut titles = api.all_titles(user).await.unwrap();
+        titles.sort();
+        let mut expected: Vec<String> = accepted
+            .iter()
+            .filter(|(owner, _, _)| *owner == u)
+            .map(|(_, title, _)| title.clone())
+            .collect();
+        expected.sort();
+        assert_eq!(titles, expected, "chaos-{u}'s todos");
+    }
+    stack.shutdown().await;
+}
