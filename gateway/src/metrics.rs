@@ -139,7 +139,7 @@ pub(crate) static MIRROR_IN_FLIGHT: Lazy<IntGaugeVec> = Lazy::new(|| {
 pub(crate) static POOL_IN_FLIGHT: Lazy<IntGaugeVec> = Lazy::new(|| {
     register_int_gauge_vec!(
         "gateway_pool_requests",
-        "Requests of a pool with max_in_flight, by state (in_flight, queued)",
+        "Requests of a pool with max_in_flight, by state (in_flight, queued), and its limit now (limit)",
         &["pool", "state"]
     )
     .expect("metric names are unique")

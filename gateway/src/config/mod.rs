@@ -387,6 +387,17 @@ pub struct Admission {
     pub max_in_flight: usize,
     pub queue: usize,
     pub queue_timeout: Duration,
+    /// Lower the limit while the pool answers slowly, down to a floor (AIMD).
+    pub adaptive: Option<AdaptiveLimit>,
+}
+
+/// The adaptive limit: each answer slower than `latency` (or a timeout, or a 503 shedding
+/// load) cuts the limit by a tenth, at most once per `latency`, down to `min_in_flight`;
+/// each timely answer while the limit is in use adds `1/limit`, up to `max_in_flight`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AdaptiveLimit {
+    pub min_in_flight: usize,
+    pub latency: Duration,
 }
 
 #[derive(Debug, Clone)]

@@ -324,8 +324,18 @@ fn invalid_traffic_settings_report_file_line_column_and_key() {
             ],
         ),
         (
-            format!("{head}    queue: {{ size: 10 }}\n{ROUTES}"),
-            vec!["gw.yaml:4:5: pools.p.queue: only applies with max_in_flight"],
+            format!("{head}    queue: {{ size: 10 }}\n    adaptive_limit: {{ latency: 1s }}\n{ROUTES}"),
+            vec![
+                "gw.yaml:4:5: pools.p.queue: only applies with max_in_flight",
+                "gw.yaml:5:5: pools.p.adaptive_limit: only applies with max_in_flight",
+            ],
+        ),
+        (
+            format!("{head}    max_in_flight: 8\n    adaptive_limit: {{ min_in_flight: 9, latency: 0s }}\n{ROUTES}"),
+            vec![
+                "gw.yaml:5:41: pools.p.adaptive_limit.latency: must be greater than 0, got 0s",
+                "gw.yaml:5:23: pools.p.adaptive_limit.min_in_flight: must be 1 to max_in_flight (8), got 9",
+            ],
         ),
         (
             format!("{head}routes:\n  - match: {{ path_prefix: / }}\n    pool: p\n    timeouts: {{ upstream_response: 0s, deadline_header: Host }}\n  - match: {{ path: /fixed }}\n    respond: {{ status: 200 }}\n    timeouts: {{ request: 1s }}\n"),

@@ -371,6 +371,11 @@ impl ProxyHttp for Gateway {
         let Some(pool) = ctx.pool().cloned() else {
             return e;
         };
+        if let (Some(admitted), Some(started), ErrorType::ReadTimedout) =
+            (&ctx.admitted, ctx.upstream_started, e.etype())
+        {
+            admitted.observe(started.elapsed(), true);
+        }
         if e.esource() == &pingora::ErrorSource::Upstream {
             if let Some(addr) = ctx.tried.last() {
                 pool.report_failure(*addr);

@@ -23,6 +23,9 @@ pub(super) fn from_upstream(resp: &ResponseHeader, ctx: &mut Ctx) {
         let status = resp.status.as_u16();
         let shedding = resp.status == http::StatusCode::SERVICE_UNAVAILABLE
             && resp.headers.contains_key(http::header::RETRY_AFTER);
+        if let (Some(admitted), Some(latency)) = (&ctx.admitted, ctx.upstream_elapsed) {
+            admitted.observe(latency, shedding);
+        }
         if shedding {
             return;
         }

@@ -20,26 +20,36 @@ use crate::upstream::Pool;
 /// A request's place under its pool's `max_in_flight`, held to the end of the request
 /// (retries included).
 pub(crate) struct Admitted {
-    _permit: OwnedSemaphorePermit,
+    permit: Option<OwnedSemaphorePermit>,
     admission: Arc<Admission>,
     pool: Arc<Pool>,
 }
 
-impl Drop for Admitted {
-    fn drop(&mut self) {
-        // The permit drops after this body: one fewer than counted now.
-        publish(&self.pool, &self.admission, 1);
+impl Admitted {
+    /// With `adaptive_limit`: what the pool's answer to this request says of its load.
+    pub(crate) fn observe(&self, latency: Duration, overloaded: bool) {
+        self.admission.observe(latency, overloaded);
     }
 }
 
-fn publish(pool: &Pool, admission: &Admission, leaving: usize) {
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        if let Some(permit) = self.permit.take() {
+            self.admission.release(permit);
+        }
+        publish(&self.pool, &self.admission);
+    }
+}
+
+fn publish(pool: &Pool, admission: &Admission) {
     let gauge = |state: &str, value: usize| {
         metrics::POOL_IN_FLIGHT
             .with_label_values(&[pool.name(), state])
             .set(i64::try_from(value).unwrap_or(i64::MAX));
     };
-    gauge("in_flight", admission.in_flight().saturating_sub(leaving));
+    gauge("in_flight", admission.in_flight());
     gauge("queued", admission.queued());
+    gauge("limit", admission.limit());
 }
 
 /// With `split`, choose this request's pool: the one `override_header` names, else the
@@ -215,23 +225,23 @@ pub(super) async fn admit(ctx: &mut Ctx) -> Result<()> {
         match futures::poll!(admitted.as_mut()) {
             std::task::Poll::Ready(result) => result,
             std::task::Poll::Pending => {
-                publish(&pool, &admission, 0);
+                publish(&pool, &admission);
                 admitted.await
             }
         }
     };
     match permit {
         Ok(permit) => {
-            publish(&pool, &admission, 0);
+            publish(&pool, &admission);
             ctx.admitted = Some(Admitted {
-                _permit: permit,
+                permit: Some(permit),
                 admission,
                 pool,
             });
             Ok(())
         }
         Err(refused) => {
-            publish(&pool, &admission, 0);
+            publish(&pool, &admission);
             let why = match refused {
                 Refused::QueueFull => "queue full",
                 Refused::QueueTimeout => "queue timeout",

@@ -1,24 +1,42 @@
 //! `max_in_flight` of a pool: at most that many requests proxied at once; beyond it a
 //! request waits in a bounded queue for at most the queue's timeout, first come first
-//! served, and is otherwise refused (503 with `Retry-After`, by the caller).
+//! served, and is otherwise refused (503 with `Retry-After`, by the caller). With
+//! `adaptive_limit`, the limit itself follows the pool's latency (AIMD): each answer slower
+//! than the target cuts it by a tenth (at most once per target period, so one burst of slow
+//! answers counts once), each timely answer while the limit is in use adds `1/limit`.
 //!
 //! A tokio `Semaphore` rather than `pingora_limits::Inflight`: `Inflight` counts, but cannot
 //! make a request wait for a place nor hand a freed place to the oldest waiter, and without
 //! that hand-off a newcomer takes the place while queued requests time out, so the latency
 //! of admitted requests is no longer bounded by the queue's timeout.
+//!
+//! Lowering the limit takes free places out of the semaphore at once; places held by
+//! requests are owed (`debt`) and taken out as those requests end.
 
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use super::health::now_ms;
 use crate::config::Admission as Settings;
 
 pub(crate) struct Admission {
     pub(crate) settings: Settings,
     places: Arc<Semaphore>,
     queued: AtomicUsize,
+    /// The limit now: `max_in_flight`, or what the adaptive limit made of it.
+    limit: AtomicUsize,
+    /// Places to take out of circulation as the requests holding them end.
+    debt: AtomicUsize,
+    /// Fractions of a place gained by timely answers, until they make a whole one.
+    growth: Mutex<f64>,
+    /// `now_ms()` of the last cut; `NEVER` before the first.
+    last_cut_ms: AtomicU64,
 }
+
+const NEVER: u64 = u64::MAX;
 
 /// Why a request was not admitted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,11 +50,15 @@ impl Admission {
         Self {
             places: Arc::new(Semaphore::new(settings.max_in_flight)),
             queued: AtomicUsize::new(0),
+            limit: AtomicUsize::new(settings.max_in_flight),
+            debt: AtomicUsize::new(0),
+            growth: Mutex::new(0.0),
+            last_cut_ms: AtomicU64::new(NEVER),
             settings,
         }
     }
 
-    /// A place for one request, held until the permit drops.
+    /// A place for one request, held until [`Admission::release`].
     pub(crate) async fn admit(&self) -> Result<OwnedSemaphorePermit, Refused> {
         if let Ok(permit) = Arc::clone(&self.places).try_acquire_owned() {
             return Ok(permit);
@@ -58,28 +80,115 @@ impl Admission {
         }
     }
 
+    /// A request ends: its place goes back, unless a cut of the limit is owed one.
+    pub(crate) fn release(&self, permit: OwnedSemaphorePermit) {
+        let owed = self
+            .debt
+            .fetch_update(Relaxed, Relaxed, |d| d.checked_sub(1))
+            .is_ok();
+        if owed {
+            permit.forget();
+        }
+    }
+
+    /// The limit now.
+    pub(crate) fn limit(&self) -> usize {
+        self.limit.load(Relaxed)
+    }
+
     /// Requests proxied now.
     pub(crate) fn in_flight(&self) -> usize {
-        self.settings.max_in_flight - self.places.available_permits()
+        (self.limit() + self.debt.load(Relaxed)).saturating_sub(self.places.available_permits())
     }
 
     /// Requests waiting now.
     pub(crate) fn queued(&self) -> usize {
         self.queued.load(Relaxed)
     }
+
+    /// With `adaptive_limit`: one answer took `latency`; `overloaded` when it was a timeout
+    /// or the upstream shedding load.
+    pub(crate) fn observe(&self, latency: Duration, overloaded: bool) {
+        let Some(adaptive) = self.settings.adaptive else {
+            return;
+        };
+        if overloaded || latency > adaptive.latency {
+            let now = now_ms();
+            let last = self.last_cut_ms.load(Relaxed);
+            let period = u64::try_from(adaptive.latency.as_millis()).unwrap_or(u64::MAX);
+            if (last != NEVER && now.saturating_sub(last) < period)
+                || self
+                    .last_cut_ms
+                    .compare_exchange(last, now, Relaxed, Relaxed)
+                    .is_err()
+            {
+                return;
+            }
+            // A tenth, at least one place, never below the floor.
+            let old = self.limit();
+            let new = (old - (old / 10).max(1)).max(adaptive.min_in_flight);
+            self.cut(old.saturating_sub(new));
+            return;
+        }
+        if self.in_flight() * 2 < self.limit() {
+            // The limit is not what holds traffic back; timely answers say nothing of it.
+            return;
+        }
+        let mut growth = self.growth.lock().unwrap_or_else(|p| p.into_inner());
+        #[allow(clippy::cast_precision_loss)]
+        {
+            *growth += 1.0 / self.limit().max(1) as f64;
+        }
+        if *growth >= 1.0 {
+            *growth -= 1.0;
+            drop(growth);
+            self.grow();
+        }
+    }
+
+    /// Lower the limit by `by` places.
+    fn cut(&self, by: usize) {
+        if by == 0 {
+            return;
+        }
+        self.limit.fetch_sub(by, Relaxed);
+        let forgotten = self.places.forget_permits(by);
+        self.debt.fetch_add(by - forgotten, Relaxed);
+    }
+
+    /// Raise the limit by one place, up to `max_in_flight`.
+    fn grow(&self) {
+        let raised = self
+            .limit
+            .fetch_update(Relaxed, Relaxed, |l| {
+                (l < self.settings.max_in_flight).then_some(l + 1)
+            })
+            .is_ok();
+        if !raised {
+            return;
+        }
+        // A place still owed to a cut is simply no longer owed; otherwise one is added.
+        let forgiven = self
+            .debt
+            .fetch_update(Relaxed, Relaxed, |d| d.checked_sub(1))
+            .is_ok();
+        if !forgiven {
+            self.places.add_permits(1);
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
+    use crate::config::AdaptiveLimit;
 
     fn admission(max: usize, queue: usize) -> Admission {
         Admission::new(Settings {
             max_in_flight: max,
             queue,
             queue_timeout: Duration::from_millis(50),
+            adaptive: None,
         })
     }
 
@@ -96,7 +205,7 @@ mod tests {
 
         assert_eq!(queued.err(), Some(Refused::QueueTimeout));
         assert_eq!(full.err(), Some(Refused::QueueFull));
-        drop(first);
+        a.release(first);
         assert!(a.admit().await.is_ok());
     }
 
@@ -112,7 +221,65 @@ mod tests {
         while a.queued() == 0 {
             tokio::task::yield_now().await;
         }
-        drop(first);
+        a.release(first);
         assert!(waiter.await.expect("joins"));
+    }
+
+    #[tokio::test]
+    async fn slow_answers_cut_the_limit_and_timely_ones_grow_it_back() {
+        // Arrange: 20 places, at least 4, a 100 ms target; 10 requests hold places.
+        let a = Admission::new(Settings {
+            max_in_flight: 20,
+            queue: 0,
+            queue_timeout: Duration::from_millis(50),
+            adaptive: Some(AdaptiveLimit {
+                min_in_flight: 4,
+                latency: Duration::from_millis(100),
+            }),
+        });
+        let mut held = Vec::new();
+        for _ in 0..10 {
+            held.push(a.admit().await.unwrap());
+        }
+
+        // Act 1: a burst of slow answers counts as one cut.
+        for _ in 0..5 {
+            a.observe(Duration::from_millis(500), false);
+        }
+        assert_eq!(a.limit(), 18);
+        // Cuts down to the floor, owing the places still held.
+        for _ in 0..40 {
+            a.last_cut_ms.store(NEVER, Relaxed);
+            a.observe(Duration::ZERO, true);
+        }
+        assert_eq!(a.limit(), 4);
+        assert_eq!(
+            a.in_flight(),
+            10,
+            "the ten requests still hold their places"
+        );
+        assert!(
+            a.admit().await.is_err(),
+            "no place while over the new limit"
+        );
+        for permit in held.drain(..7) {
+            a.release(permit);
+        }
+        assert_eq!(a.in_flight(), 3);
+        held.push(
+            a.admit()
+                .await
+                .expect("one place free under the limit of 4"),
+        );
+
+        // Act 2: timely answers while the limit is in use raise it again, one place per
+        // `limit` answers.
+        for _ in 0..4 {
+            a.observe(Duration::from_millis(10), false);
+        }
+
+        // Assert
+        assert_eq!(a.limit(), 5);
+        assert!(a.admit().await.is_ok(), "the new place is usable");
     }
 }

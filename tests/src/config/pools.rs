@@ -35,6 +35,9 @@ pub struct Pool {
     pub queue: Option<Queue>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_in_flight_per_endpoint: Option<usize>,
+    /// `{ min_in_flight, latency }`, as in gateway.yaml.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub adaptive_limit: Option<serde_json::Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub forward_secret: Option<ForwardSecret>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -97,6 +100,7 @@ impl Pool {
         max_in_flight: usize,
         queue: Queue,
         max_in_flight_per_endpoint: usize,
+        adaptive_limit: serde_json::Value,
         forward_secret: ForwardSecret,
         tls: PoolTls,
     );

@@ -738,3 +738,59 @@ async fn a_reload_keeps_the_breakers_of_unchanged_and_changed_pools() {
     assert_eq!(b.requests(), to_b, "b got traffic after a reload");
     assert_eq!(metric_value(&gw, &gauge).await, Some(2.0));
 }
+
+#[tokio::test]
+async fn the_adaptive_limit_falls_while_the_pool_is_slow_and_rises_when_it_is_quick() {
+    // Arrange: at most 16 at once, at least 2, answers expected within 100 ms.
+    let up = Upstream::spawn("u").await;
+    let gw = proxy_all(
+        Pool::upstreams(&[&up])
+            .max_in_flight(16)
+            .queue(Queue::new().size(200).timeout("10s"))
+            .adaptive_limit(serde_json::json!({ "min_in_flight": 2, "latency": "100ms" })),
+    )
+    .await;
+    gw.wait_ready().await;
+    let client = reqwest::Client::new();
+    let limit = || {
+        let gw = &gw;
+        async move {
+            metric_value(gw, "gateway_pool_requests{pool=\"p\",state=\"limit\"}")
+                .await
+                .unwrap_or(f64::NAN)
+        }
+    };
+    let burst = |path: &'static str, clients: usize, each: usize| {
+        let pending: Vec<_> = (0..clients)
+            .map(|_| {
+                let (client, url) = (client.clone(), gw.url(path));
+                tokio::spawn(async move {
+                    for _ in 0..each {
+                        assert_eq!(get(&client, &url).await.0, 200);
+                    }
+                })
+            })
+            .collect();
+        async move {
+            for p in pending {
+                p.await.expect("joins");
+            }
+        }
+    };
+
+    // Act 1: 12 clients, each sending 4 requests that take 250 ms.
+    burst("/slow/250", 12, 4).await;
+    let after_slow = limit().await;
+
+    // Act 2: 12 clients, each sending 150 quick requests.
+    burst("/quick", 12, 150).await;
+    let after_quick = limit().await;
+    println!("limit: 16 -> {after_slow} after slow answers -> {after_quick} after quick ones");
+
+    // Assert: slow answers cut the limit (once per 100 ms at most), quick ones grew it
+    // again, and the upstream never had more than the ceiling at once.
+    // Four waves of slow answers, 250 ms apart: a cut each.
+    assert!(after_slow <= 14.0, "limit after slow answers: {after_slow}");
+    assert!(after_quick > after_slow, "{after_slow} -> {after_quick}");
+    assert!(up.max_in_flight() <= 16, "{}", up.max_in_flight());
+}

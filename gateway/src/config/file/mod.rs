@@ -23,8 +23,8 @@ pub(crate) use edge::{
 pub(crate) use jwt::JwtFile;
 pub(crate) use limits::{RateLimitFile, RateLimitingFile, ScopeFile};
 pub(crate) use pools::{
-    BalanceFile, CircuitBreakerFile, ForwardSecretFile, HealthCheckFile, HealthCheckKind, PoolFile,
-    QueueFile, RetriesFile, StatusPattern,
+    AdaptiveLimitFile, BalanceFile, CircuitBreakerFile, ForwardSecretFile, HealthCheckFile,
+    HealthCheckKind, PoolFile, QueueFile, RetriesFile, StatusPattern,
 };
 pub(crate) use routes::{
     AuthFile, MatchFile, MirrorFile, RespondFile, RouteFile, RouteTimeoutsFile, SplitFile,

@@ -33,6 +33,9 @@ pub(crate) struct PoolFile {
     pub(crate) max_in_flight: Option<usize>,
     #[serde(default)]
     pub(crate) queue: Option<QueueFile>,
+    /// With `max_in_flight`: lower the limit while the pool answers slowly.
+    #[serde(default)]
+    pub(crate) adaptive_limit: Option<AdaptiveLimitFile>,
     /// Requests one endpoint takes at once; an endpoint at it is skipped.
     #[serde(default)]
     pub(crate) max_in_flight_per_endpoint: Option<usize>,
@@ -296,6 +299,20 @@ impl Default for RetryBudgetFile {
             min_per_second: 10,
         }
     }
+}
+
+/// `pools.<name>.adaptive_limit`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AdaptiveLimitFile {
+    #[serde(default = "one_usize")]
+    pub(crate) min_in_flight: usize,
+    #[serde(deserialize_with = "duration")]
+    pub(crate) latency: Duration,
+}
+
+fn one_usize() -> usize {
+    1
 }
 
 /// `pools.<name>.queue`: where requests wait when `max_in_flight` is reached.

@@ -7,14 +7,14 @@ use http::{HeaderName, StatusCode};
 
 use super::{is_reserved_header, require_positive, Errors};
 use crate::config::file::{
-    BalanceFile, CircuitBreakerFile, ForwardSecretFile, HealthCheckFile, HealthCheckKind, PoolFile,
-    QueueFile, RetriesFile, StatusPattern,
+    AdaptiveLimitFile, BalanceFile, CircuitBreakerFile, ForwardSecretFile, HealthCheckFile,
+    HealthCheckKind, PoolFile, QueueFile, RetriesFile, StatusPattern,
 };
 use crate::config::tls::load_ca_file;
 use crate::config::{
-    Admission, Balance, CircuitBreaker, EndpointSpec, FailureRatio, ForwardSecret, HashKey,
-    HealthCheck, PoolConfig, Probe, Retries, RetryBudget, StatusSet, Timeouts, UpstreamTls,
-    WeightedEndpoint,
+    AdaptiveLimit, Admission, Balance, CircuitBreaker, EndpointSpec, FailureRatio, ForwardSecret,
+    HashKey, HealthCheck, PoolConfig, Probe, Retries, RetryBudget, StatusSet, Timeouts,
+    UpstreamTls, WeightedEndpoint,
 };
 
 /// The largest endpoint weight: the balancer spreads each endpoint over as many slots as
@@ -135,7 +135,7 @@ pub(super) fn check_pool(
 
         let breaker = check_breaker(errs, &at("circuit_breaker"), &p.circuit_breaker);
         let retries = check_retries(errs, &at("retries"), &p.retries);
-        let admission = check_admission(errs, &at, p.max_in_flight, p.queue);
+        let admission = check_admission(errs, &at, p.max_in_flight, p.queue, p.adaptive_limit);
         if p.max_in_flight_per_endpoint == Some(0) {
             errs.push(
                 at("max_in_flight_per_endpoint"),
@@ -369,13 +369,36 @@ fn check_admission(
     at: &dyn Fn(&str) -> String,
     max_in_flight: Option<usize>,
     queue: Option<QueueFile>,
+    adaptive: Option<AdaptiveLimitFile>,
 ) -> Option<Admission> {
     let Some(max_in_flight) = max_in_flight else {
-        if queue.is_some() {
-            errs.push(at("queue"), "only applies with max_in_flight");
+        for (key, set) in [
+            ("queue", queue.is_some()),
+            ("adaptive_limit", adaptive.is_some()),
+        ] {
+            if set {
+                errs.push(at(key), "only applies with max_in_flight");
+            }
         }
         return None;
     };
+    let adaptive = adaptive.and_then(|a| {
+        require_positive(errs, &at("adaptive_limit.latency"), a.latency);
+        if a.min_in_flight == 0 || a.min_in_flight > max_in_flight {
+            errs.push(
+                at("adaptive_limit.min_in_flight"),
+                format!(
+                    "must be 1 to max_in_flight ({max_in_flight}), got {}",
+                    a.min_in_flight
+                ),
+            );
+            return None;
+        }
+        Some(AdaptiveLimit {
+            min_in_flight: a.min_in_flight,
+            latency: a.latency,
+        })
+    });
     let queue = queue.unwrap_or_default();
     if max_in_flight == 0 {
         errs.push(at("max_in_flight"), "must be at least 1, got 0");
@@ -388,6 +411,7 @@ fn check_admission(
         max_in_flight,
         queue: queue.size,
         queue_timeout: queue.timeout,
+        adaptive,
     })
 }
 
