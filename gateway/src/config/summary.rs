@@ -153,6 +153,7 @@ impl Config {
                 (route.auth != AuthMode::None, "auth"),
                 (true, "body_limit"),
                 (!route.rate_limits.is_empty(), "rate_limits"),
+                (route.split.is_some(), "split"),
                 (p.rewrite.is_some(), "rewrite"),
                 (p.upstream_host.is_some(), "upstream_host"),
                 (!p.request_headers.is_empty(), "request_headers"),
@@ -164,9 +165,23 @@ impl Config {
             .filter_map(|(on, name)| on.then_some(name))
             .collect();
             let policies = format!(", policies [{}]", active.join(" > "));
+            let mut traffic = String::new();
+            if let Some(deadline) = route.timeouts.request {
+                let _ = write!(traffic, ", deadline {}", human(deadline));
+            }
+            if let Some(wait) = route.timeouts.upstream_response {
+                let _ = write!(traffic, ", upstream response within {}", human(wait));
+            }
+            if let Some(m) = &route.mirror {
+                let _ = write!(
+                    traffic,
+                    ", mirror {}% to {}",
+                    m.percent, self.pools[m.pool].name
+                );
+            }
             let _ = writeln!(
                 out,
-                "  {} [{host} {path} {methods}] {target}, body <= {}{auth}{limits}{policies}",
+                "  {} [{host} {path} {methods}] {target}, body <= {}{auth}{limits}{policies}{traffic}",
                 route.name,
                 size(route.body_limit)
             );

@@ -114,16 +114,21 @@ fn sticky_value(session: &Session, ctx: &Ctx, key: &crate::config::StickyKey) ->
         StickyKey::Subject => ctx.subject.as_ref().map(|s| s.as_bytes().to_vec()),
         StickyKey::ClientIp => ctx.client_ip.map(|ip| ip.to_string().into_bytes()),
         StickyKey::Header(name) => headers.get(name).map(|v| v.as_bytes().to_vec()),
-        StickyKey::Cookie(name) => headers
-            .get_all(http::header::COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(';'))
-            .find_map(|pair| {
-                let (k, v) = pair.trim().split_once('=')?;
-                (k == name).then(|| v.as_bytes().to_vec())
-            }),
+        StickyKey::Cookie(name) => cookie(headers, name).map(|v| v.as_bytes().to_vec()),
     }
+}
+
+/// The value of the cookie `name` in the request's `Cookie` fields.
+fn cookie<'h>(headers: &'h http::HeaderMap, name: &str) -> Option<&'h str> {
+    headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|pair| {
+            let (k, v) = pair.trim().split_once('=')?;
+            (k == name).then_some(v)
+        })
 }
 
 /// FNV-1a: a hash that is the same in every gateway process, so a sticky client lands on
@@ -460,6 +465,23 @@ mod tests {
         assert!(draws.iter().all(|u| (0.0..1.0).contains(u)));
         let low = draws.iter().filter(|u| **u < 0.5).count();
         assert!((400..600).contains(&low), "{low} of 1000 below one half");
+    }
+
+    #[test]
+    fn a_sticky_cookie_is_found_in_any_cookie_field() {
+        let mut headers = http::HeaderMap::new();
+        headers.append(http::header::COOKIE, "theme=dark; sid=abc".parse().unwrap());
+        headers.append(http::header::COOKIE, "user=ada".parse().unwrap());
+
+        assert_eq!(cookie(&headers, "sid"), Some("abc"));
+        assert_eq!(cookie(&headers, "user"), Some("ada"));
+        assert_eq!(cookie(&headers, "id"), None, "no prefix match");
+    }
+
+    #[test]
+    fn the_sticky_hash_is_the_same_in_every_process() {
+        // FNV-1a's published test vector: replicas agree on the bucket of a key.
+        assert_eq!(fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c);
     }
 
     #[test]

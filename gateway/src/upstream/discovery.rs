@@ -310,6 +310,43 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn every_address_of_a_name_gets_its_weight() {
+        // Arrange: a weighted name whose addresses come from inherited state (no DNS), and
+        // a literal address of weight 1.
+        let resolver = Arc::new(resolver(&["127.0.0.1:9".parse().unwrap()]).unwrap());
+        let specs = vec![
+            WeightedEndpoint {
+                spec: EndpointSpec::Name {
+                    host: "svc".into(),
+                    port: 80,
+                },
+                weight: 3,
+            },
+            WeightedEndpoint {
+                spec: EndpointSpec::Addr("10.0.0.9:80".parse().unwrap()),
+                weight: 1,
+            },
+        ];
+        let grace = Duration::from_secs(60);
+        let old = DnsDiscovery::new("p".into(), specs.clone(), grace, Arc::clone(&resolver));
+        let (a, b): (SocketAddr, SocketAddr) = (
+            "10.0.0.1:80".parse().unwrap(),
+            "10.0.0.2:80".parse().unwrap(),
+        );
+        old.apply("svc", vec![a, b], None);
+        let new = DnsDiscovery::new("p".into(), specs, grace, resolver);
+        new.inherit(&old);
+
+        // Act
+        let weights = new.resolve_all().await;
+
+        // Assert
+        let expected: BTreeMap<SocketAddr, u16> =
+            [(a, 3), (b, 3), ("10.0.0.9:80".parse().unwrap(), 1)].into();
+        assert_eq!(weights, expected);
+    }
+
+    #[tokio::test]
     async fn a_successor_with_another_port_keeps_it_through_the_grace_period() {
         // Arrange: the old pool used port 80, the new config says 8080.
         let resolver = Arc::new(resolver(&["127.0.0.1:9".parse().unwrap()]).unwrap());
