@@ -377,15 +377,19 @@ fn header_limit_key(value: &[u8]) -> String {
     format!("hs:{hex}")
 }
 
-/// 413 before any upstream work when the declared length is over the route's limit.
-pub(super) fn check_content_length(session: &Session, ctx: &Ctx) -> Result<()> {
-    let declared = session
+/// The request body's length as its `Content-Length` declares it, if it does.
+pub(super) fn declared_length(session: &Session) -> Option<u64> {
+    session
         .req_header()
         .headers
         .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    match declared {
+        .and_then(|v| v.trim().parse::<u64>().ok())
+}
+
+/// 413 before any upstream work when the declared length is over the route's limit.
+pub(super) fn check_content_length(session: &Session, ctx: &Ctx) -> Result<()> {
+    match declared_length(session) {
         Some(len) if len > ctx.body_limit => Error::e_explain(
             BODY_TOO_LARGE,
             format!("content-length {len} over the limit of {}", ctx.body_limit),

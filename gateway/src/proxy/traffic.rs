@@ -160,12 +160,7 @@ pub(super) fn sample_mirror(session: &Session, ctx: &mut Ctx) {
     if !mirror.sampled(unit_random()) {
         return;
     }
-    let announced = session
-        .req_header()
-        .headers
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
-        .unwrap_or(0);
+    let announced = super::request_filters::declared_length(session).unwrap_or(0);
     if announced > mirror.settings.max_body {
         mirror.skipped();
         return;
@@ -288,12 +283,7 @@ fn idempotent(method: &http::Method) -> bool {
 /// buffer, and it is no larger than `retries.replay_body` (as read, or as announced).
 fn replayable(session: &Session, ctx: &Ctx, pool: &Pool) -> bool {
     let limit = pool.config.retries.replay_body;
-    let announced = session
-        .req_header()
-        .headers
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
-        .unwrap_or(0);
+    let announced = super::request_filters::declared_length(session).unwrap_or(0);
     !session.as_ref().retry_buffer_truncated() && ctx.body_bytes <= limit && announced <= limit
 }
 

@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
+use std::time::Duration;
 
 use http::{HeaderName, StatusCode};
 
@@ -224,6 +225,23 @@ fn status_set(errs: &mut Errors<'_>, at: &str, patterns: &[StatusPattern]) -> St
     set
 }
 
+/// A duration that doubles up to a ceiling: the first must be positive, the ceiling at least
+/// the first.
+fn require_growth(
+    errs: &mut Errors<'_>,
+    at: &str,
+    (first_key, first): (&str, Duration),
+    (max_key, max): (&str, Duration),
+) {
+    require_positive(errs, &format!("{at}.{first_key}"), first);
+    if max < first {
+        errs.push(
+            format!("{at}.{max_key}"),
+            format!("must be at least {first_key} ({first:?}), got {max:?}"),
+        );
+    }
+}
+
 fn check_breaker(
     errs: &mut Errors<'_>,
     at: &str,
@@ -253,16 +271,12 @@ fn check_breaker(
             }
             None => None,
         };
-        require_positive(errs, &format!("{at}.open_for"), b.open_for);
-        if b.max_open_for < b.open_for {
-            errs.push(
-                format!("{at}.max_open_for"),
-                format!(
-                    "must be at least open_for ({:?}), got {:?}",
-                    b.open_for, b.max_open_for
-                ),
-            );
-        }
+        require_growth(
+            errs,
+            at,
+            ("open_for", b.open_for),
+            ("max_open_for", b.max_open_for),
+        );
         if b.half_open_probes == 0 {
             errs.push(
                 format!("{at}.half_open_probes"),
@@ -312,16 +326,12 @@ fn check_retries(errs: &mut Errors<'_>, at: &str, r: &RetriesFile) -> Option<Ret
                 );
             }
         }
-        require_positive(errs, &format!("{at}.backoff"), r.backoff);
-        if r.max_backoff < r.backoff {
-            errs.push(
-                format!("{at}.max_backoff"),
-                format!(
-                    "must be at least backoff ({:?}), got {:?}",
-                    r.backoff, r.max_backoff
-                ),
-            );
-        }
+        require_growth(
+            errs,
+            at,
+            ("backoff", r.backoff),
+            ("max_backoff", r.max_backoff),
+        );
         if r.replay_body.0 > MAX_REPLAY_BODY {
             errs.push(
                 format!("{at}.replay_body"),
