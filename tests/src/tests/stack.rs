@@ -275,6 +275,29 @@ async fn killing_restarting_and_pausing_replicas_under_load_fails_no_request() {
         failures.first()
     );
     let accepted = outcomes.accepted.lock().unwrap().clone();
+    let metrics = client
+        .get(format!("http://{}/metrics", stack.admin))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let retries: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("gateway_upstream_retries_total{pool=\"backend\"} "))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
+    println!(
+        "chaos: {} requests answered, {} todos accepted, {retries} retries, {} failures",
+        outcomes.ok(),
+        accepted.len(),
+        failures.len()
+    );
+    assert!(
+        retries >= 1.0,
+        "the kills met requests the gateway had to retry"
+    );
     assert!(
         accepted.len() >= 100,
         "only {} todos were accepted",
