@@ -20,6 +20,9 @@
 #   nghttp2-client  h2load: the benchmark's HTTP/2 and TLS handshake rows
 #   chromium      a real browser: the CORS test loads pages in headless Chromium
 #   cargo-machete, cargo-deny  unused dependencies; licenses, bans and sources (deny.toml)
+#   kubernetes-validate (PyPI, in a venv at $GATEWAY_VENV, default /var/tmp/gateway-venv)
+#                 validates the rendered Kubernetes manifests offline (scripts/check-k8s.sh);
+#                 kubectl (which renders them with its kustomize) must be installed already
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -85,4 +88,16 @@ cargo clippy --version >/dev/null 2>&1 || rustup component add clippy
 if [ "$want" = test ]; then
   command -v cargo-machete >/dev/null || cargo install --locked cargo-machete
   command -v cargo-deny >/dev/null || cargo install --locked cargo-deny
+fi
+
+if [ "$want" = test ]; then
+  venv="${GATEWAY_VENV:-/var/tmp/gateway-venv}"
+  if ! "$venv/bin/kubernetes-validate" --version 2>/dev/null | grep -qx 1.37.0; then
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check kubernetes-validate==1.37.0
+  fi
+  command -v kubectl >/dev/null || {
+    echo "kubectl is missing: scripts/check-k8s.sh renders the Kubernetes overlays with it" >&2
+    exit 1
+  }
 fi

@@ -26,10 +26,12 @@ fi
 echo "== build binaries"
 cargo build --workspace --bins
 echo "== gateway check"
-for config in gateway.yaml config/gateway/*.yaml; do
+for config in gateway.yaml config/gateway/*.yaml deploy/kubernetes/base/gateway.yaml; do
   "$target_dir/debug/gateway" check "$config" >/dev/null
   echo "ok: $config"
 done
+echo "== Kubernetes manifests (render and validate offline)"
+scripts/check-k8s.sh
 echo "== benchmark smoke run (seconds; numbers are not asserted or kept)"
 smoke_out=$(mktemp -d)
 "$target_dir/debug/bench" proxy --smoke --out "$smoke_out"

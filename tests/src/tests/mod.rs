@@ -5,6 +5,7 @@ mod auth;
 mod balancing;
 mod connections;
 mod cors_browser;
+mod deploy;
 mod discovery;
 mod edge;
 mod entry_points;
