@@ -459,6 +459,12 @@ fn compress(session: &Session, resp: &mut ResponseHeader, ctx: &mut Ctx) -> Resu
     vary_on_encoding(resp)?;
     resp.insert_header(http::header::CONTENT_ENCODING, algorithm.token())?;
     resp.remove_header(&http::header::CONTENT_LENGTH);
+    // The compressed length is not known before the end: HTTP/1.1 frames the body in chunks
+    // (without this, Pingora sends it close-delimited and the client loses its connection
+    // after every compressed response). HTTP/2 frames it itself and drops this header.
+    if req.version == http::Version::HTTP_11 {
+        resp.insert_header(http::header::TRANSFER_ENCODING, "chunked")?;
+    }
     resp.remove_header(&http::header::ACCEPT_RANGES);
     // The bytes differ from the upstream's, so a strong validator would lie.
     if let Some(etag) = resp.headers.get(http::header::ETAG) {

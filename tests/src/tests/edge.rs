@@ -535,6 +535,10 @@ async fn compression_follows_accept_encoding_and_leaves_what_it_must_alone() {
             h.get("content-length").is_none(),
             "the length is not the upstream's"
         );
+        assert_eq!(
+            h["transfer-encoding"], "chunked",
+            "chunked, so the connection stays open"
+        );
         assert_eq!(h["vary"], "Accept-Encoding");
         assert_eq!(h["etag"], "W/\"v1\"", "a strong validator is weakened");
         let body = resp.bytes().await.unwrap();
