@@ -2,9 +2,11 @@
 //! (or a minimum per second), so that when every endpoint fails, retries cannot multiply
 //! the load on it.
 //!
-//! Both rates come from one `pingora_limits::Rate` with a one-second interval, read as a
-//! sliding second: the last full interval weighted by the part of it still inside the
-//! second, plus the current one.
+//! Each rate is a `pingora_limits::Rate` with a one-second interval, read as a sliding
+//! second: the last full interval weighted by the part of it still inside the second, plus
+//! the current one. Two instances of one key each, not one of two keys: `Rate` is a
+//! count-min sketch with randomly seeded hashes, and two keys in one sketch would, in the
+//! rare process whose seeds make them collide, count every request as a retry too.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,13 +15,18 @@ use pingora_limits::rate::{Rate, RateComponents};
 
 use crate::config::RetryBudget;
 
-const REQUESTS: u8 = 0;
-const RETRIES: u8 = 1;
+/// The one key of each sketch.
+const KEY: () = ();
 
 pub(crate) struct Budget {
     settings: RetryBudget,
     /// Shared with the pool's successors, so a reload does not refill the budget.
-    rate: Arc<Rate>,
+    rates: Arc<Rates>,
+}
+
+struct Rates {
+    requests: Rate,
+    retries: Rate,
 }
 
 /// Events over the last second: the previous interval's share of it plus the current one.
@@ -31,11 +38,14 @@ fn last_second(c: RateComponents) -> f64 {
 
 impl Budget {
     pub(crate) fn new(settings: RetryBudget) -> Self {
-        // Two keys: a small estimator is exact for them.
-        let rate = Rate::new_with_estimator_config(Duration::from_secs(1), 2, 16);
+        // One key each: one hash and one slot count it exactly.
+        let rate = || Rate::new_with_estimator_config(Duration::from_secs(1), 1, 1);
         Self {
             settings,
-            rate: Arc::new(rate),
+            rates: Arc::new(Rates {
+                requests: rate(),
+                retries: rate(),
+            }),
         }
     }
 
@@ -43,25 +53,25 @@ impl Budget {
     pub(crate) fn succeed(settings: RetryBudget, previous: &Self) -> Self {
         Self {
             settings,
-            rate: Arc::clone(&previous.rate),
+            rates: Arc::clone(&previous.rates),
         }
     }
 
     /// A request's first attempt.
     pub(crate) fn request(&self) {
-        self.rate.observe(&REQUESTS, 1);
+        self.rates.requests.observe(&KEY, 1);
     }
 
     /// Whether one more retry fits the budget now; if it does, it is counted.
     pub(crate) fn try_retry(&self) -> bool {
-        let requests = self.rate.rate_with(&REQUESTS, last_second);
-        let retries = self.rate.rate_with(&RETRIES, last_second);
+        let requests = self.rates.requests.rate_with(&KEY, last_second);
+        let retries = self.rates.retries.rate_with(&KEY, last_second);
         let allowed =
             (requests * self.settings.percent / 100.0).max(f64::from(self.settings.min_per_second));
         if retries + 1.0 > allowed {
             return false;
         }
-        self.rate.observe(&RETRIES, 1);
+        self.rates.retries.observe(&KEY, 1);
         true
     }
 }

@@ -78,15 +78,19 @@ pub(crate) enum Unavailable {
 /// towards protecting the endpoint.
 static ENDPOINT_IN_FLIGHT: std::sync::LazyLock<Inflight> = std::sync::LazyLock::new(Inflight::new);
 
-/// Requests and failures per endpoint over the breaker's window (keys: address, failed).
+/// Requests and failures per endpoint over the breaker's window: one sketch for each, keyed
+/// by address (one sketch for both would let a collision count an endpoint's requests as
+/// failures; within one kind a collision only over-counts both of two endpoints).
 struct FailureWindow {
-    rate: Rate,
+    requests: Rate,
+    failures: Rate,
 }
 
 impl FailureWindow {
     fn new(window: Duration) -> Self {
         Self {
-            rate: Rate::new_with_estimator_config(window, 4, 256),
+            requests: Rate::new_with_estimator_config(window, 4, 256),
+            failures: Rate::new_with_estimator_config(window, 4, 256),
         }
     }
 
@@ -99,13 +103,13 @@ impl FailureWindow {
             let (prev, curr) = (c.prev_samples as f64, c.curr_samples as f64);
             prev * (1.0 - c.current_interval_fraction) + curr
         }
-        self.rate.observe(&(addr, false), 1);
+        self.requests.observe(&addr, 1);
         if failed {
-            self.rate.observe(&(addr, true), 1);
+            self.failures.observe(&addr, 1);
         }
         (
-            self.rate.rate_with(&(addr, false), in_window),
-            self.rate.rate_with(&(addr, true), in_window),
+            self.requests.rate_with(&addr, in_window),
+            self.failures.rate_with(&addr, in_window),
         )
     }
 }
