@@ -21,9 +21,7 @@ use crate::policy::forward_auth::{Asking, Decision};
 impl Ctx {
     /// The matched route's edge policies (none before routing or without a route).
     pub(super) fn policies(&self) -> Option<&EdgePolicies> {
-        self.route_name.as_ref()?;
-        let rt = self.runtime.as_deref()?;
-        Some(&rt.config.routes.get(self.route_index)?.policies)
+        Some(&self.route()?.policies)
     }
 
     fn vars<'a>(&'a self, path: &'a str, pattern: Option<&'a regex::Regex>) -> Vars<'a> {

@@ -138,8 +138,9 @@ pub(crate) enum AuthFailure {
 }
 
 impl Ctx {
-    /// The matched route's settings.
+    /// The matched route's settings (none before routing or without a route).
     fn route(&self) -> Option<&crate::config::RouteConfig> {
+        self.route_name.as_ref()?;
         self.runtime.as_ref()?.config.routes.get(self.route_index)
     }
 
@@ -259,7 +260,10 @@ impl ProxyHttp for Gateway {
             .cloned()
             .ok_or_else(|| Error::explain(ErrorType::InternalError, "route has no pool"))?;
         if ctx.tried.is_empty() {
-            pool.budget.request();
+            // A pool that never retries has no use for the count.
+            if pool.config.retries.attempts > 0 {
+                pool.budget.request();
+            }
         } else {
             traffic::back_off(ctx, &pool).await;
         }
@@ -392,8 +396,10 @@ impl ProxyHttp for Gateway {
         upstream_response: &mut ResponseHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
+        response_filters::judge_answer(upstream_response, ctx);
         traffic::retry_on_status(session, upstream_response, ctx)?;
-        response_filters::from_upstream(upstream_response, ctx);
+        // The answer goes to the client: no retry from here on.
+        ctx.response_started = true;
         Ok(())
     }
 

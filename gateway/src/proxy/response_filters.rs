@@ -11,29 +11,28 @@ use super::{AuthFailure, Ctx};
 use crate::metrics;
 use crate::policy::rate_limit::Decision;
 
-/// The upstream answered: no retry from here on, and the endpoint's breaker learns the
-/// outcome. A 503 with `Retry-After` is an upstream shedding load on purpose (e.g. the
-/// backend's saturated password hashing): it counts neither way, since opening a replica's
-/// breaker for it would only push its load onto the others. A status that
-/// `retries.on_status` retried was reported already (`traffic::retry_on_status`).
-pub(super) fn from_upstream(resp: &ResponseHeader, ctx: &mut Ctx) {
-    ctx.response_started = true;
+/// The upstream answered, retried or not: the endpoint's breaker and the pool's adaptive
+/// limit learn the outcome. A 503 with `Retry-After` is an upstream shedding load on purpose
+/// (e.g. the backend's saturated password hashing): it tells the adaptive limit the pool is
+/// loaded, but counts neither way for the breaker, since opening a replica's breaker for it
+/// would only push its load onto the others.
+pub(super) fn judge_answer(resp: &ResponseHeader, ctx: &mut Ctx) {
     ctx.upstream_elapsed = ctx.upstream_started.map(|t| t.elapsed());
-    if let (Some(pool), Some(addr)) = (ctx.pool(), ctx.tried.last()) {
-        let status = resp.status.as_u16();
-        let shedding = resp.status == http::StatusCode::SERVICE_UNAVAILABLE
-            && resp.headers.contains_key(http::header::RETRY_AFTER);
-        if let (Some(admitted), Some(latency)) = (&ctx.admitted, ctx.upstream_elapsed) {
-            admitted.observe(latency, shedding);
-        }
-        if shedding {
-            return;
-        }
-        if !pool.is_failure_status(status) {
-            pool.report_success(*addr);
-        } else if !pool.config.retries.on_status.contains(status) {
-            pool.report_failure(*addr);
-        }
+    let shedding = resp.status == http::StatusCode::SERVICE_UNAVAILABLE
+        && resp.headers.contains_key(http::header::RETRY_AFTER);
+    if let (Some(admitted), Some(latency)) = (&ctx.admitted, ctx.upstream_elapsed) {
+        admitted.observe(latency, shedding);
+    }
+    let (Some(pool), Some(addr)) = (ctx.pool(), ctx.tried.last()) else {
+        return;
+    };
+    if shedding {
+        return;
+    }
+    if pool.is_failure_status(resp.status.as_u16()) {
+        pool.report_failure(*addr);
+    } else {
+        pool.report_success(*addr);
     }
 }
 

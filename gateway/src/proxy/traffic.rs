@@ -15,6 +15,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use super::{errors, Ctx};
 use crate::metrics;
 use crate::upstream::admission::{Admission, Refused};
+use crate::upstream::mirror::Mirror;
 use crate::upstream::Pool;
 
 /// A request's place under its pool's `max_in_flight`, held to the end of the request
@@ -22,7 +23,6 @@ use crate::upstream::Pool;
 pub(crate) struct Admitted {
     permit: Option<OwnedSemaphorePermit>,
     admission: Arc<Admission>,
-    pool: Arc<Pool>,
 }
 
 impl Admitted {
@@ -37,19 +37,7 @@ impl Drop for Admitted {
         if let Some(permit) = self.permit.take() {
             self.admission.release(permit);
         }
-        publish(&self.pool, &self.admission);
     }
-}
-
-fn publish(pool: &Pool, admission: &Admission) {
-    let gauge = |state: &str, value: usize| {
-        metrics::POOL_IN_FLIGHT
-            .with_label_values(&[pool.name(), state])
-            .set(i64::try_from(value).unwrap_or(i64::MAX));
-    };
-    gauge("in_flight", admission.in_flight());
-    gauge("queued", admission.queued());
-    gauge("limit", admission.limit());
 }
 
 /// With `split`, choose this request's pool: the one `override_header` names, else the
@@ -139,22 +127,22 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     })
 }
 
-/// A request a route's `mirror` sampled: what the upstream was sent, and the body so far.
-#[derive(Default)]
+/// A request a route's `mirror` sampled: the mirror, what the upstream was sent, and the
+/// body so far.
 pub(crate) struct MirrorCopy {
+    mirror: Arc<Mirror>,
     header: Option<RequestHeader>,
     body: bytes::BytesMut,
-}
-
-/// The route's mirror, when it has one.
-fn mirror_of(ctx: &Ctx) -> Option<Arc<crate::upstream::mirror::Mirror>> {
-    ctx.runtime.as_ref()?.mirrors.get(ctx.route_index)?.clone()
 }
 
 /// Whether the route's `mirror` copies this request (its sampled share, with a body no
 /// larger than `max_body` as announced).
 pub(super) fn sample_mirror(session: &Session, ctx: &mut Ctx) {
-    let Some(mirror) = mirror_of(ctx) else {
+    let Some(mirror) = ctx
+        .runtime
+        .as_ref()
+        .and_then(|rt| rt.mirrors.get(ctx.route_index)?.clone())
+    else {
         return;
     };
     if !mirror.sampled(unit_random()) {
@@ -165,7 +153,11 @@ pub(super) fn sample_mirror(session: &Session, ctx: &mut Ctx) {
         mirror.skipped();
         return;
     }
-    ctx.mirror = Some(MirrorCopy::default());
+    ctx.mirror = Some(MirrorCopy {
+        mirror,
+        header: None,
+        body: bytes::BytesMut::new(),
+    });
 }
 
 /// Keep what the upstream is sent, for the copy.
@@ -178,18 +170,12 @@ pub(super) fn keep_for_mirror(req: &RequestHeader, ctx: &mut Ctx) {
 /// Keep a chunk of the request body for the copy; a body larger than `max_body` is not
 /// copied.
 pub(super) fn mirror_body(chunk: Option<&bytes::Bytes>, ctx: &mut Ctx) {
-    let (true, Some(chunk)) = (ctx.mirror.is_some(), chunk) else {
+    let (Some(copy), Some(chunk)) = (ctx.mirror.as_mut(), chunk) else {
         return;
     };
-    let Some(mirror) = mirror_of(ctx) else {
-        return;
-    };
-    let Some(copy) = ctx.mirror.as_mut() else {
-        return;
-    };
-    if (copy.body.len() + chunk.len()) as u64 > mirror.settings.max_body {
+    if (copy.body.len() + chunk.len()) as u64 > copy.mirror.settings.max_body {
+        copy.mirror.skipped();
         ctx.mirror = None;
-        mirror.skipped();
         return;
     }
     copy.body.extend_from_slice(chunk);
@@ -198,16 +184,17 @@ pub(super) fn mirror_body(chunk: Option<&bytes::Bytes>, ctx: &mut Ctx) {
 /// After the client's answer: send the copy, when the request reached an upstream with its
 /// whole body.
 pub(super) fn send_mirror(session: &mut Session, ctx: &mut Ctx) {
-    let Some(copy) = ctx.mirror.take() else {
+    let Some(MirrorCopy {
+        mirror,
+        header: Some(header),
+        body,
+    }) = ctx.mirror.take()
+    else {
         return;
     };
-    let (Some(header), Some(mirror)) = (copy.header, mirror_of(ctx)) else {
-        return;
-    };
-    if !session.as_mut().is_body_done() {
-        return;
+    if session.as_mut().is_body_done() {
+        mirror.send(header, body.freeze());
     }
-    mirror.send(header, copy.body.freeze());
 }
 
 /// Wait for a place under the route's pool's `max_in_flight`, or refuse with 503.
@@ -218,30 +205,15 @@ pub(super) async fn admit(ctx: &mut Ctx) -> Result<()> {
     let Some(admission) = pool.admission.clone() else {
         return Ok(());
     };
-    let permit = {
-        let admitted = admission.admit();
-        tokio::pin!(admitted);
-        // Publish the queue's length when this request joins it, not only when it leaves.
-        match futures::poll!(admitted.as_mut()) {
-            std::task::Poll::Ready(result) => result,
-            std::task::Poll::Pending => {
-                publish(&pool, &admission);
-                admitted.await
-            }
-        }
-    };
-    match permit {
+    match admission.admit().await {
         Ok(permit) => {
-            publish(&pool, &admission);
             ctx.admitted = Some(Admitted {
                 permit: Some(permit),
                 admission,
-                pool,
             });
             Ok(())
         }
         Err(refused) => {
-            publish(&pool, &admission);
             let why = match refused {
                 Refused::QueueFull => "queue full",
                 Refused::QueueTimeout => "queue timeout",
@@ -330,7 +302,7 @@ pub(super) fn may_retry(session: &Session, ctx: &mut Ctx, pool: &Pool, failure: 
 
 /// The upstream answered with a status `retries.on_status` lists: when another attempt
 /// may follow, end this one with an error that Pingora retries (nothing has reached the
-/// client yet).
+/// client yet). The breaker has judged the answer already (`response_filters::judge_answer`).
 pub(super) fn retry_on_status(
     session: &Session,
     resp: &ResponseHeader,
@@ -342,14 +314,6 @@ pub(super) fn retry_on_status(
     let status = resp.status.as_u16();
     if !pool.config.retries.on_status.contains(status) {
         return Ok(());
-    }
-    // As in `response_filters::from_upstream`, an upstream shedding load on purpose (503
-    // with `Retry-After`) counts neither way; it may still be retried elsewhere.
-    let shedding = status == 503 && resp.headers.contains_key(http::header::RETRY_AFTER);
-    if let (Some(addr), false) = (ctx.tried.last(), shedding) {
-        if pool.is_failure_status(status) {
-            pool.report_failure(*addr);
-        }
     }
     if !may_retry(session, ctx, &pool, Failure::Status) {
         return Ok(());

@@ -19,8 +19,11 @@ use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use pingora_prometheus::prometheus::IntGauge;
+
 use super::health::now_ms;
 use crate::config::Admission as Settings;
+use crate::metrics;
 
 pub(crate) struct Admission {
     pub(crate) settings: Settings,
@@ -34,6 +37,8 @@ pub(crate) struct Admission {
     growth: Mutex<f64>,
     /// `now_ms()` of the last cut; `NEVER` before the first.
     last_cut_ms: AtomicU64,
+    /// `gateway_pool_requests` of this pool: in flight, queued, the limit.
+    gauges: [IntGauge; 3],
 }
 
 const NEVER: u64 = u64::MAX;
@@ -46,8 +51,11 @@ pub(crate) enum Refused {
 }
 
 impl Admission {
-    pub(crate) fn new(settings: Settings) -> Self {
+    /// The admission of the pool named `pool`.
+    pub(crate) fn new(settings: Settings, pool: &str) -> Self {
+        let gauge = |state| metrics::POOL_IN_FLIGHT.with_label_values(&[pool, state]);
         Self {
+            gauges: [gauge("in_flight"), gauge("queued"), gauge("limit")],
             places: Arc::new(Semaphore::new(settings.max_in_flight)),
             queued: AtomicUsize::new(0),
             limit: AtomicUsize::new(settings.max_in_flight),
@@ -60,6 +68,12 @@ impl Admission {
 
     /// A place for one request, held until [`Admission::release`].
     pub(crate) async fn admit(&self) -> Result<OwnedSemaphorePermit, Refused> {
+        let admitted = self.wait_for_place().await;
+        self.publish();
+        admitted
+    }
+
+    async fn wait_for_place(&self) -> Result<OwnedSemaphorePermit, Refused> {
         if let Ok(permit) = Arc::clone(&self.places).try_acquire_owned() {
             return Ok(permit);
         }
@@ -67,6 +81,8 @@ impl Admission {
             self.queued.fetch_sub(1, Relaxed);
             return Err(Refused::QueueFull);
         }
+        // The queue's length shows while requests wait, not only when they leave.
+        self.publish();
         let waited = tokio::time::timeout(
             self.settings.queue_timeout,
             Arc::clone(&self.places).acquire_owned(),
@@ -88,7 +104,21 @@ impl Admission {
             .is_ok();
         if owed {
             permit.forget();
+        } else {
+            drop(permit);
         }
+        self.publish();
+    }
+
+    /// Set this pool's `gateway_pool_requests` to what holds now.
+    fn publish(&self) {
+        let [in_flight, queued, limit] = &self.gauges;
+        let set = |gauge: &IntGauge, value: usize| {
+            gauge.set(i64::try_from(value).unwrap_or(i64::MAX));
+        };
+        set(in_flight, self.in_flight());
+        set(queued, self.queued());
+        set(limit, self.limit());
     }
 
     /// The limit now.
@@ -154,6 +184,7 @@ impl Admission {
         self.limit.fetch_sub(by, Relaxed);
         let forgotten = self.places.forget_permits(by);
         self.debt.fetch_add(by - forgotten, Relaxed);
+        self.publish();
     }
 
     /// Raise the limit by one place, up to `max_in_flight`.
@@ -175,6 +206,7 @@ impl Admission {
         if !forgiven {
             self.places.add_permits(1);
         }
+        self.publish();
     }
 }
 
@@ -184,12 +216,15 @@ mod tests {
     use crate::config::AdaptiveLimit;
 
     fn admission(max: usize, queue: usize) -> Admission {
-        Admission::new(Settings {
-            max_in_flight: max,
-            queue,
-            queue_timeout: Duration::from_millis(50),
-            adaptive: None,
-        })
+        Admission::new(
+            Settings {
+                max_in_flight: max,
+                queue,
+                queue_timeout: Duration::from_millis(50),
+                adaptive: None,
+            },
+            "unit-test",
+        )
     }
 
     #[tokio::test]
@@ -228,15 +263,18 @@ mod tests {
     #[tokio::test]
     async fn slow_answers_cut_the_limit_and_timely_ones_grow_it_back() {
         // Arrange: 20 places, at least 4, a 100 ms target; 10 requests hold places.
-        let a = Admission::new(Settings {
-            max_in_flight: 20,
-            queue: 0,
-            queue_timeout: Duration::from_millis(50),
-            adaptive: Some(AdaptiveLimit {
-                min_in_flight: 4,
-                latency: Duration::from_millis(100),
-            }),
-        });
+        let a = Admission::new(
+            Settings {
+                max_in_flight: 20,
+                queue: 0,
+                queue_timeout: Duration::from_millis(50),
+                adaptive: Some(AdaptiveLimit {
+                    min_in_flight: 4,
+                    latency: Duration::from_millis(100),
+                }),
+            },
+            "unit-test-adaptive",
+        );
         let mut held = Vec::new();
         for _ in 0..10 {
             held.push(a.admit().await.unwrap());

@@ -130,29 +130,23 @@ impl DnsDiscovery {
             .inherited
             .swap(false, std::sync::atomic::Ordering::Relaxed);
         let mut out = BTreeMap::new();
-        let mut add = |addrs: &mut dyn Iterator<Item = SocketAddr>, weight: u16| {
-            for addr in addrs {
-                let w = out.entry(addr).or_insert(weight);
-                *w = (*w).max(weight);
-            }
-        };
         for endpoint in &self.specs {
-            let weight = endpoint.weight;
-            match &endpoint.spec {
-                EndpointSpec::Addr(addr) => add(&mut std::iter::once(*addr), weight),
+            let addrs = match &endpoint.spec {
+                EndpointSpec::Addr(addr) => vec![*addr],
+                EndpointSpec::Name { host, .. } if first => self.inherited_addrs(host),
                 EndpointSpec::Name { host, port } => {
-                    if first {
-                        add(&mut self.inherited_addrs(host).into_iter(), weight);
-                        continue;
-                    }
                     let result = self.resolver.lookup_ip(host.as_str()).await;
                     let resolved: Vec<SocketAddr> = match &result {
                         Ok(lookup) => lookup.iter().map(|ip| SocketAddr::new(ip, *port)).collect(),
                         Err(_) => Vec::new(),
                     };
                     let error = result.err().map(|e| e.to_string());
-                    add(&mut self.apply(host, resolved, error).into_iter(), weight);
+                    self.apply(host, resolved, error)
                 }
+            };
+            for addr in addrs {
+                let weight = out.entry(addr).or_insert(endpoint.weight);
+                *weight = (*weight).max(endpoint.weight);
             }
         }
         out

@@ -253,7 +253,9 @@ impl Pool {
         ));
         Self {
             budget: Budget::new(config.retries.budget),
-            admission: config.admission.map(|a| Arc::new(Admission::new(a))),
+            admission: config
+                .admission
+                .map(|a| Arc::new(Admission::new(a, &config.name))),
             failure_window: config
                 .breaker
                 .failure_ratio

@@ -312,14 +312,11 @@ fn check_retries(errs: &mut Errors<'_>, at: &str, r: &RetriesFile) -> Option<Ret
                 format!("must be at most {MAX_RETRY_ATTEMPTS}, got {}", r.attempts),
             );
         }
-        let codes: Vec<StatusPattern> = r
-            .on_status
-            .iter()
-            .map(|c| StatusPattern::Code(*c))
-            .collect();
-        let on_status = status_set(errs, &format!("{at}.on_status"), &codes);
+        let mut on_status = StatusSet::default();
         for (i, code) in r.on_status.iter().enumerate() {
-            if !(400..600).contains(code) {
+            if (400..600).contains(code) {
+                on_status.insert(*code);
+            } else {
                 errs.push(
                     format!("{at}.on_status[{i}]"),
                     format!("only 4xx and 5xx answers can be retried, got {code}"),
