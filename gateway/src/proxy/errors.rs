@@ -41,6 +41,8 @@ pub(crate) const OVERLOADED: ErrorType = ErrorType::new("Overloaded");
 pub(crate) const RETRY_ON_STATUS: ErrorType = ErrorType::new("RetryOnStatus");
 /// The route's `timeouts.request` passed before an attempt could start.
 pub(crate) const DEADLINE_EXCEEDED: ErrorType = ErrorType::new("DeadlineExceeded");
+/// A token names a key the gateway cannot know yet: no JWKS has loaded since it started.
+pub(crate) const KEYS_UNAVAILABLE: ErrorType = ErrorType::new("KeysUnavailable");
 /// Every permit for password hashing is taken.
 pub(crate) const HASHING_BUSY: ErrorType = ErrorType::new("HashingBusy");
 
@@ -137,6 +139,13 @@ pub(crate) fn fate(e: &Error) -> Fate {
             "The authentication service is unavailable; retry shortly.",
         )
         .refused_by("forward_auth")
+        .before_upstream()
+        .advising(Advice::RetryShortly),
+        t if *t == KEYS_UNAVAILABLE => Fate::new(
+            503,
+            "The token's signing keys are not loaded yet; retry shortly.",
+        )
+        .refused_by("auth")
         .before_upstream()
         .advising(Advice::RetryShortly),
         t if *t == HASHING_BUSY => {

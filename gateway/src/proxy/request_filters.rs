@@ -6,8 +6,8 @@ use pingora::proxy::Session;
 use pingora::{Error, Result};
 
 use super::errors::{
-    BAD_REQUEST, BODY_TOO_LARGE, HEADERS_TOO_LARGE, RATE_LIMITED, RATE_LIMIT_UNAVAILABLE,
-    ROUTE_NOT_FOUND, UNAUTHORIZED, URI_TOO_LONG,
+    BAD_REQUEST, BODY_TOO_LARGE, HEADERS_TOO_LARGE, KEYS_UNAVAILABLE, RATE_LIMITED,
+    RATE_LIMIT_UNAVAILABLE, ROUTE_NOT_FOUND, UNAUTHORIZED, URI_TOO_LONG,
 };
 use super::headers::{self, Forwarded, X_REQUEST_ID};
 use super::{AuthFailure, Ctx};
@@ -273,6 +273,11 @@ pub(super) async fn authenticate(session: &Session, ctx: &mut Ctx) -> Result<()>
             ctx.subject = verified.subject;
             ctx.identity_headers = verified.headers;
             Ok(())
+        }
+        // Not the client's fault: a freshly started gateway whose JWKS has not loaded yet
+        // (its pool not up) cannot tell a valid token from a forged one.
+        Err(Rejected::UnknownKid) if !verifier.has_jwks_keys() => {
+            Error::e_explain(KEYS_UNAVAILABLE, "no JWKS loaded yet")
         }
         Err(rejected) => {
             ctx.auth_failure = Some(AuthFailure::Invalid);

@@ -250,6 +250,50 @@ async fn an_unknown_kid_triggers_a_refresh_and_a_dead_jwks_keeps_the_last_keys()
     );
 }
 
+#[tokio::test]
+async fn before_any_jwks_loads_a_token_gets_503_and_the_first_request_after_it_loads_passes() {
+    // Arrange: the JWKS endpoint publishes no usable key yet (its backend is still starting,
+    // as in a fresh deployment), and on-demand fetches are otherwise at most one per hour.
+    use crate::config::Jwks;
+    let (up, key) = (Upstream::spawn("a").await, SigningKey::generate("k1"));
+    let jwks = JwksServer::spawn(&[]).await;
+    let gw = gateway::start(
+        &GatewayConfig::new()
+            .jwt(
+                Jwt::new(&["test-issuer"], &["test-api"]).jwks(
+                    Jwks::url(&jwks.url())
+                        .refresh_interval("1h")
+                        .min_refresh_interval("1h"),
+                ),
+            )
+            .pool("p", Pool::upstreams(&[&up]))
+            .route(Route::prefix("/api").pool("p").auth(Auth::Required)),
+    )
+    .await;
+    let token = key.sign(&claims("a"));
+
+    // Act 1: a well-formed token the gateway cannot check yet.
+    let early = reqwest::Client::new()
+        .get(gw.url("/api/x"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    let (early_status, retry_after) = (early.status(), early.headers().get("retry-after").cloned());
+    let early_body = early.text().await.unwrap();
+
+    // Act 2: the key is published; the very next request fetches it, though the start-up
+    // loop fetched moments ago and min_refresh_interval is an hour.
+    jwks.set_keys(&[&key]);
+    let after = call(&gw, "/api/x", Some(&token), None).await;
+
+    // Assert: 503 with Retry-After (the client's token is not at fault, so no 401), then 200.
+    assert_eq!(early_status, 503, "{early_body}");
+    assert_eq!(retry_after.as_ref().map(|v| v.as_bytes()), Some(&b"1"[..]));
+    assert!(early_body.contains("not loaded yet"), "{early_body}");
+    assert_eq!(after.status, 200, "{}", after.body);
+}
+
 #[test]
 fn an_hmac_key_can_be_configured_but_not_through_jwks() {
     // Arrange: a JWKS answer carrying a symmetric key must not be trusted. This is checked

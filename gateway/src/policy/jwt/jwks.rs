@@ -1,6 +1,7 @@
 //! Fetching JWKS documents and installing their keys in a [`Verifier`]: at start-up
 //! (retrying each second until it works), every `refresh_interval`, and when a token names
-//! an unknown `kid` (one fetch at a time, at most one per `min_refresh_interval`). A failed
+//! an unknown `kid` (one fetch at a time, at most one per `min_refresh_interval` once keys
+//! have loaded). A failed
 //! fetch, or a document with no usable key, keeps the last good keys.
 //!
 //! The refresher reaches a pool only through [`EndpointPicker`], so this module knows
@@ -67,11 +68,14 @@ impl JwksRefresher {
     }
 
     /// Fetch now. With `on_demand` (a token named an unknown `kid`), skip if a fetch started
-    /// within `min_refresh_interval`. Concurrent callers wait for the fetch in progress
-    /// instead of starting their own.
+    /// within `min_refresh_interval`, unless no keys have loaded yet: then the request that
+    /// asks may be the first the JWKS pool can answer, and it should not fail for the start-up
+    /// loop's last miss. Concurrent callers wait for the fetch in progress; once it loaded
+    /// keys, they fetch no more.
     pub(crate) async fn refresh(&self, on_demand: bool) -> bool {
         let mut last = self.fetch_gate.lock().await;
-        if on_demand && last.is_some_and(|t| t.elapsed() < self.config.min_refresh_interval) {
+        let recent = last.is_some_and(|t| t.elapsed() < self.config.min_refresh_interval);
+        if on_demand && recent && self.verifier.has_jwks_keys() {
             return false;
         }
         *last = Some(Instant::now());
