@@ -5,6 +5,7 @@ use serde_json::Value;
 use std::path::Path;
 
 use crate::assert_eventually;
+use crate::load::TodoTraffic;
 use crate::stack::{Stack, StackOptions};
 
 #[tokio::test]
@@ -87,21 +88,6 @@ async fn the_stack_serves_the_api_across_replicas_and_applies_config_edits() {
     stack.shutdown().await;
 }
 
-/// What the chaos test's clients saw.
-#[derive(Default)]
-struct Outcomes {
-    ok: std::sync::atomic::AtomicUsize,
-    failures: std::sync::Mutex<Vec<String>>,
-    /// `(user, title, status_url)` of every accepted POST.
-    accepted: std::sync::Mutex<Vec<(usize, String, String)>>,
-}
-
-impl Outcomes {
-    fn ok(&self) -> usize {
-        self.ok.load(std::sync::atomic::Ordering::SeqCst)
-    }
-}
-
 /// Whether `/readyz` says `healthy` of the replica at `addr`.
 async fn replica_healthy(
     client: &reqwest::Client,
@@ -156,81 +142,14 @@ async fn killing_restarting_and_pausing_replicas_under_load_fails_no_request() {
     let users = std::sync::Arc::new(users);
 
     // Six clients: each alternates GET /todos and POST /todos with an Idempotency-Key.
-    let outcomes = std::sync::Arc::new(Outcomes::default());
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let mut clients = Vec::new();
-    for c in 0..6 {
-        let (outcomes, stop, users, url) = (
-            std::sync::Arc::clone(&outcomes),
-            std::sync::Arc::clone(&stop),
-            std::sync::Arc::clone(&users),
-            stack.url("/todos"),
-        );
-        clients.push(tokio::spawn(async move {
-            let http = reqwest::Client::builder()
-                .timeout(std::time::Duration::from_secs(30))
-                .build()
-                .unwrap();
-            let mut n = 0;
-            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
-                n += 1;
-                let u = (c + n) % users.len();
-                let (what, sent) = if n % 2 == 0 {
-                    (
-                        "GET".to_owned(),
-                        http.get(&url).bearer_auth(&users[u].token).send().await,
-                    )
-                } else {
-                    let title = format!("client-{c}-{n}");
-                    let sent = http
-                        .post(&url)
-                        .bearer_auth(&users[u].token)
-                        .header("idempotency-key", &title)
-                        .json(&serde_json::json!({ "title": title }))
-                        .send()
-                        .await;
-                    (title, sent)
-                };
-                match sent {
-                    Ok(resp) if resp.status().is_success() => {
-                        if what != "GET" {
-                            let body: Value = resp.json().await.unwrap_or_default();
-                            let status_url = body["status_url"].as_str().unwrap_or_default();
-                            outcomes.accepted.lock().unwrap().push((
-                                u,
-                                what,
-                                status_url.to_owned(),
-                            ));
-                        }
-                        outcomes
-                            .ok
-                            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                    }
-                    Ok(resp) => {
-                        let status = resp.status();
-                        let body = resp.text().await.unwrap_or_default();
-                        outcomes
-                            .failures
-                            .lock()
-                            .unwrap()
-                            .push(format!("{what}: {status} {body}"));
-                    }
-                    Err(e) => outcomes
-                        .failures
-                        .lock()
-                        .unwrap()
-                        .push(format!("{what}: {e}")),
-                }
-            }
-        }));
-    }
+    let traffic = TodoTraffic::start(&stack.url("/todos"), &users, 6);
     let client = reqwest::Client::new();
-    let progress = |more: usize| {
-        let outcomes = std::sync::Arc::clone(&outcomes);
-        let target = outcomes.ok() + more;
-        async move {
-            assert_eventually!(outcomes.ok() >= target, "the load stalled below {target}");
-        }
+    let progress = async |more: usize| {
+        assert!(
+            traffic.progress(more, crate::patience()).await,
+            "the load stalled: {more} more requests were not answered within {:?}",
+            crate::patience()
+        );
     };
     progress(100).await;
 
@@ -261,20 +180,10 @@ async fn killing_restarting_and_pausing_replicas_under_load_fails_no_request() {
         "the thawed replica never came back"
     );
     progress(100).await;
-    stop.store(true, std::sync::atomic::Ordering::SeqCst);
-    for c in clients {
-        c.await.unwrap();
-    }
+    let report = traffic.stop().await;
 
     // Assert: no client saw a failure, and every accepted todo exists exactly once.
-    let failures = outcomes.failures.lock().unwrap().clone();
-    assert!(
-        failures.is_empty(),
-        "{} failed requests, first: {:?}",
-        failures.len(),
-        failures.first()
-    );
-    let accepted = outcomes.accepted.lock().unwrap().clone();
+    report.assert_no_failures("killing, restarting and pausing replicas");
     let metrics = client
         .get(format!("http://{}/metrics", stack.admin))
         .send()
@@ -290,35 +199,21 @@ async fn killing_restarting_and_pausing_replicas_under_load_fails_no_request() {
         .unwrap_or(0.0);
     println!(
         "chaos: {} requests answered, {} todos accepted, {retries} retries, {} failures",
-        outcomes.ok(),
-        accepted.len(),
-        failures.len()
+        report.ok,
+        report.accepted.len(),
+        report.failures.len()
     );
     assert!(
         retries >= 1.0,
         "the kills met requests the gateway had to retry"
     );
     assert!(
-        accepted.len() >= 100,
+        report.accepted.len() >= 100,
         "only {} todos were accepted",
-        accepted.len()
+        report.accepted.len()
     );
-    for (u, _, status_url) in &accepted {
-        assert_eventually!(
-            api.job_status(&users[*u], status_url).await == "done",
-            "job {status_url} never finished"
-        );
-    }
-    for (u, user) in users.iter().enumerate() {
-        let mut titles = api.all_titles(user).await.unwrap();
-        titles.sort();
-        let mut expected: Vec<String> = accepted
-            .iter()
-            .filter(|(owner, _, _)| *owner == u)
-            .map(|(_, title, _)| title.clone())
-            .collect();
-        expected.sort();
-        assert_eq!(titles, expected, "chaos-{u}'s todos");
-    }
+    report
+        .assert_each_todo_once(&api, &users, crate::patience())
+        .await;
     stack.shutdown().await;
 }
