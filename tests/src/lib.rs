@@ -9,6 +9,7 @@
 //!   tests configure the gateway with.
 //! - [`gateway`]: start the gateway binary with a generated config; signals, logs, metrics.
 //! - [`upstream`]: hyper upstreams that report their identity and count connections.
+//! - [`docker`]: the Docker engine for the compose and Swarm tests: local images, the CLI.
 //! - [`dns`]: an authoritative DNS server whose answers tests edit while traffic flows.
 //! - [`jwks`]: run-time signing keys, minted tokens and a JWKS server.
 //! - [`redis`]: a real redis-server on a free port.
@@ -29,6 +30,7 @@ pub mod browser;
 pub mod certs;
 pub mod config;
 pub mod dns;
+pub mod docker;
 pub mod gateway;
 pub mod jwks;
 pub mod layers;

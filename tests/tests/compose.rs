@@ -7,12 +7,13 @@
 //! a SKIP line and passes, except under CI (`CI` set), where that is a failure.
 
 use std::collections::HashSet;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use serde_yaml::Value as Yaml;
 use tests::api::TodoApi;
+use tests::docker::{compose_command, content_hash, docker, local_images, nofile_limit};
+use tests::load::answered_since;
 use tests::{assert_eventually, free_port};
 
 #[path = "compose/support.rs"]
@@ -22,17 +23,7 @@ use support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_compose_stack_scales_survives_kills_reloads_live_and_is_scraped() {
-    if !Command::new("docker")
-        .arg("info")
-        .output()
-        .is_ok_and(|o| o.status.success())
-    {
-        // In CI a missing engine is a failure, not a pass: the stack would go untested.
-        assert!(
-            std::env::var("CI").is_err(),
-            "CI is set but no Docker engine answers `docker info`"
-        );
-        println!("SKIP: no Docker engine answers `docker info`; the compose test did not run");
+    if !tests::docker::engine_answers("the compose test") {
         return;
     }
 

@@ -1,34 +1,14 @@
 //! The compose test's helpers: the project under test, the API client, loads.
 
-use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
+use tests::docker::{docker, repo_root};
 use tests::load::{Load, LoadReport, LoadSpec};
 
 /// How long the stack may take to come up after its images are built.
 pub(crate) const STARTUP: Duration = Duration::from_secs(180);
-
-pub(crate) fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .to_owned()
-}
-
-/// `docker compose` (v2) when present, else the `docker-compose` v1.29 that Debian ships.
-pub(crate) fn compose_command() -> Vec<String> {
-    let v2 = Command::new("docker")
-        .args(["compose", "version"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if v2 {
-        vec!["docker".into(), "compose".into()]
-    } else {
-        vec!["docker-compose".into()]
-    }
-}
 
 /// One compose project, torn down with `down -v` on drop, whatever happened.
 pub(crate) struct Project {
@@ -48,7 +28,13 @@ impl Project {
         let mut cmd = Command::new(&self.command[0]);
         cmd.args(&self.command[1..])
             .args(["-p", &self.name])
-            .args(["-f", "docker-compose.yml", "-f", "tests/compose/local.yml"])
+            .args([
+                "-f",
+                "docker-compose.yml",
+                "-f",
+                "docker-compose.override.yml",
+            ])
+            .args(["-f", "tests/compose/local.yml"])
             .args(args)
             .current_dir(repo_root())
             .envs(self.env.iter().map(|(k, v)| (k, v)));
@@ -123,14 +109,6 @@ impl Drop for Project {
     }
 }
 
-pub(crate) fn docker(args: &[&str]) -> String {
-    let out = Command::new("docker")
-        .args(args)
-        .output()
-        .expect("run docker");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 /// The test's gateway config: the committed gateway.yaml without the per-user limits on
 /// `/todos` and `/jobs`, so that a closed-loop load from one user measures failures, not
 /// rate limiting. The reload step adds a limit back. The directory is mounted as the
@@ -146,51 +124,6 @@ pub(crate) fn test_config(dir: &Path) -> PathBuf {
     )
     .unwrap();
     path
-}
-
-/// This process' hard limit on open files, which the Docker engine on the same machine
-/// usually shares.
-pub(crate) fn nofile_limit() -> u64 {
-    let out = Command::new("sh")
-        .args(["-c", "ulimit -Hn"])
-        .output()
-        .expect("run sh");
-    String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .parse()
-        .unwrap_or(65_536)
-}
-
-/// The first 16 hex digits of the SHA-256 of `text`, as the gateway logs applied configs.
-pub(crate) fn content_hash(text: &str) -> String {
-    use sha2::Digest as _;
-    sha2::Sha256::digest(text.as_bytes())
-        .iter()
-        .take(8)
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-/// Build (or reuse) the local stand-in images; their names in `local.yml`'s variables.
-pub(crate) fn local_images() -> Vec<(String, String)> {
-    let out = Command::new(repo_root().join("tests/compose/local-images.sh"))
-        .output()
-        .expect("run local-images.sh");
-    assert!(
-        out.status.success(),
-        "local-images.sh failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let names: Vec<String> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(str::to_owned)
-        .collect();
-    assert_eq!(names.len(), 3, "local-images.sh printed {names:?}");
-    vec![
-        ("LOCAL_DEBIAN_IMAGE".into(), names[0].clone()),
-        ("LOCAL_RUST_IMAGE".into(), names[1].clone()),
-        ("LOCAL_POSTGRES_IMAGE".into(), names[2].clone()),
-    ]
 }
 
 pub(crate) fn instance_load(project: &Project, token: &str, concurrency: usize) -> Load {
@@ -211,15 +144,4 @@ pub(crate) fn assert_no_failures(report: &LoadReport, what: &str) {
         report.ok + report.failures.len(),
         &report.failures[..report.failures.len().min(10)]
     );
-}
-
-/// The replicas that answered between two snapshots of a load's report.
-pub(crate) fn answered_since(
-    before: &HashMap<String, usize>,
-    now: &HashMap<String, usize>,
-) -> HashSet<String> {
-    now.iter()
-        .filter(|(name, n)| **n > before.get(*name).copied().unwrap_or(0))
-        .map(|(name, _)| name.clone())
-        .collect()
 }
