@@ -10,4 +10,4 @@ scripts/install-deps.sh image
 mapfile -t images < <(tests/compose/local-images.sh)
 export LOCAL_DEBIAN_IMAGE="${images[0]}" LOCAL_RUST_IMAGE="${images[1]}" LOCAL_POSTGRES_IMAGE="${images[2]}"
 if docker compose version >/dev/null 2>&1; then compose=(docker compose); else compose=(docker-compose); fi
-exec "${compose[@]}" -f docker-compose.yml -f tests/compose/local.yml "$@"
+exec "${compose[@]}" -f docker-compose.yml -f docker-compose.override.yml -f tests/compose/local.yml "$@"
