@@ -42,13 +42,20 @@ pub fn docker(args: &[&str]) -> String {
 
 /// Run `docker` with `args` and insist on success: its standard output.
 pub fn docker_ok(args: &[&str]) -> String {
-    let out = Command::new("docker")
-        .args(args)
+    succeed(
+        Command::new("docker").args(args),
+        &format!("docker {args:?}"),
+    )
+}
+
+/// Run `command` (`what` names it) and insist on success: its standard output.
+pub fn succeed(command: &mut Command, what: &str) -> String {
+    let out = command
         .output()
-        .expect("run docker");
+        .unwrap_or_else(|e| panic!("{what} did not start: {e}"));
     assert!(
         out.status.success(),
-        "docker {args:?} failed:\n{}{}",
+        "{what} failed:\n{}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );

@@ -26,6 +26,7 @@ use serde_yaml::Value as Yaml;
 use tests::api::{TodoApi, User};
 use tests::docker::{
     compose_command, content_hash, docker, docker_ok, local_images, nofile_limit, repo_root,
+    succeed,
 };
 use tests::load::{answered_since, TodoTraffic};
 use tests::{assert_eventually, free_port, poll_until};
@@ -204,29 +205,25 @@ async fn answering_now(traffic: &TodoTraffic) -> HashSet<String> {
 /// else builds them: Swarm only runs images).
 fn build_images(images: &[(String, String)]) {
     let compose = compose_command();
-    let out = Command::new(&compose[0])
-        .args(&compose[1..])
-        .args([
-            "-f",
-            "docker-compose.yml",
-            "-f",
-            "docker-compose.override.yml",
-        ])
-        .args([
-            "-f",
-            "tests/compose/local.yml",
-            "build",
-            "gateway",
-            "backend",
-        ])
-        .current_dir(repo_root())
-        .envs(images.iter().map(|(k, v)| (k, v)))
-        .output()
-        .expect("run compose build");
-    assert!(
-        out.status.success(),
-        "compose build failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
+    succeed(
+        Command::new(&compose[0])
+            .args(&compose[1..])
+            .args([
+                "-f",
+                "docker-compose.yml",
+                "-f",
+                "docker-compose.override.yml",
+            ])
+            .args([
+                "-f",
+                "tests/compose/local.yml",
+                "build",
+                "gateway",
+                "backend",
+            ])
+            .current_dir(repo_root())
+            .envs(images.iter().map(|(k, v)| (k, v))),
+        "compose build",
     );
 }
 
@@ -264,6 +261,8 @@ fn add_config_marker(config: &Path) -> String {
 /// if the label was the test's.
 struct Swarm {
     joined: bool,
+    /// Whether joining made the `docker_gwbridge` network, which leaving does not remove.
+    made_gwbridge: bool,
     node: String,
     labelled: bool,
 }
@@ -271,6 +270,7 @@ struct Swarm {
 impl Swarm {
     fn join() -> Self {
         let state = docker(&["info", "--format", "{{.Swarm.LocalNodeState}}"]);
+        let had_gwbridge = docker(&["network", "ls", "-q", "--filter", "name=^docker_gwbridge$"]);
         let joined = match state.trim() {
             "inactive" => {
                 let listen = format!("127.0.0.1:{}", free_port());
@@ -309,6 +309,7 @@ impl Swarm {
         }
         Self {
             joined,
+            made_gwbridge: joined && had_gwbridge.trim().is_empty(),
             node,
             labelled,
         }
@@ -319,6 +320,9 @@ impl Drop for Swarm {
     fn drop(&mut self) {
         if self.joined {
             docker(&["swarm", "leave", "--force"]);
+            if self.made_gwbridge {
+                docker(&["network", "rm", "docker_gwbridge"]);
+            }
         } else if self.labelled {
             docker(&[
                 "node",
@@ -414,18 +418,13 @@ impl Deployed {
     /// `deploy/swarm/deploy.sh`, as a user runs it, plus the local images and the test's file.
     fn deploy(&self) {
         let test_file = self.dir.path().join("test.yml");
-        let out = Command::new(repo_root().join("deploy/swarm/deploy.sh"))
-            .arg(&self.name)
-            .arg(repo_root().join("tests/compose/local-swarm.yml"))
-            .arg(&test_file)
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .output()
-            .expect("run deploy.sh");
-        assert!(
-            out.status.success(),
-            "deploy.sh failed:\n{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
+        succeed(
+            Command::new(repo_root().join("deploy/swarm/deploy.sh"))
+                .arg(&self.name)
+                .arg(repo_root().join("tests/compose/local-swarm.yml"))
+                .arg(&test_file)
+                .envs(self.env.iter().map(|(k, v)| (k, v))),
+            "deploy.sh",
         );
     }
 
@@ -606,10 +605,26 @@ impl Drop for Deployed {
     }
 }
 
+/// This node's address as a balancer on another machine would reach it: the host's end of
+/// `docker_gwbridge`. Not loopback, which Docker serves through its userland proxy, unlike
+/// the traffic of an external balancer (which the kernel forwards to the task, and which a
+/// node with no gateway listening refuses outright).
+fn node_address() -> String {
+    docker_ok(&[
+        "network",
+        "inspect",
+        "docker_gwbridge",
+        "--format",
+        "{{(index .IPAM.Config 0).Gateway}}",
+    ])
+    .trim()
+    .to_owned()
+}
+
 /// HAProxy with `deploy/swarm/haproxy.cfg`, in front of this one node's gateway.
 struct LoadBalancer {
     http_port: u16,
-    _process: tests::process::Process,
+    process: tests::process::Process,
     _dir: tempfile::TempDir,
 }
 
@@ -623,7 +638,7 @@ impl LoadBalancer {
             .arg(repo_root().join("deploy/swarm/haproxy.cfg"))
             .env("LB_HTTP", format!("127.0.0.1:{http_port}"))
             .env("LB_HTTPS", format!("127.0.0.1:{https_port}"))
-            .env("NODE_1", "127.0.0.1")
+            .env("NODE_1", node_address())
             .env("NODE_HTTP_PORT", node_http.to_string())
             .env("NODE_HTTPS_PORT", node_https.to_string());
         let process = tests::process::Process::spawn_group(
@@ -635,8 +650,25 @@ impl LoadBalancer {
         tests::wait_for_port(http_port, "haproxy");
         Self {
             http_port,
-            _process: process,
+            process,
             _dir: dir,
+        }
+    }
+}
+
+impl Drop for LoadBalancer {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let log = self.process.log();
+            let lines: Vec<&str> = log
+                .lines()
+                .filter(|l| !l.contains(" 200 ") && !l.contains(" 202 "))
+                .collect();
+            let tail = &lines[lines.len().saturating_sub(60)..];
+            eprintln!(
+                "--- haproxy log (200 and 202 left out) ---\n{}",
+                tail.join("\n")
+            );
         }
     }
 }

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use tests::docker::{docker, repo_root};
+use tests::docker::{docker, repo_root, succeed};
 use tests::load::{Load, LoadReport, LoadSpec};
 
 /// How long the stack may take to come up after its images are built.
@@ -24,33 +24,26 @@ pub(crate) struct Project {
 }
 
 impl Project {
-    pub(crate) fn run(&self, args: &[&str]) -> Output {
+    fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(&self.command[0]);
         cmd.args(&self.command[1..])
             .args(["-p", &self.name])
-            .args([
-                "-f",
-                "docker-compose.yml",
-                "-f",
-                "docker-compose.override.yml",
-            ])
+            .args(["-f", "docker-compose.yml"])
+            .args(["-f", "docker-compose.override.yml"])
             .args(["-f", "tests/compose/local.yml"])
             .args(args)
             .current_dir(repo_root())
             .envs(self.env.iter().map(|(k, v)| (k, v)));
-        cmd.output().expect("run docker compose")
+        cmd
+    }
+
+    pub(crate) fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("run docker compose")
     }
 
     /// Run and insist on success.
     pub(crate) fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "compose {args:?} failed:\n{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        succeed(&mut self.command(args), &format!("compose {args:?}"))
     }
 
     pub(crate) fn scale(&self, replicas: usize) {
