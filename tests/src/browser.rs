@@ -40,15 +40,9 @@ fn chromium(profile: &tempfile::TempDir) -> Command {
 /// screenshot of the page goes to `artifacts_dir()/<name>.png`.
 pub fn rendered_dom(url: &str, name: &str) -> String {
     let profile = tempfile::tempdir().expect("tempdir");
-    let out = chromium(&profile)
-        .arg("--dump-dom")
-        .arg(url)
-        .output()
-        .expect("run chromium (install it with scripts/install-deps.sh test)");
-    assert!(
-        out.status.success(),
-        "chromium --dump-dom {url} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
+    let dom = crate::run_ok(
+        chromium(&profile).arg("--dump-dom").arg(url),
+        &format!("chromium --dump-dom {url} (scripts/install-deps.sh test installs it)"),
     );
     let shot = artifacts_dir().join(format!("{name}.png"));
     let profile = tempfile::tempdir().expect("tempdir");
@@ -63,5 +57,5 @@ pub fn rendered_dom(url: &str, name: &str) -> String {
         "chromium --screenshot failed: {}",
         String::from_utf8_lossy(&status.stderr)
     );
-    String::from_utf8(out.stdout).expect("utf-8 DOM")
+    dom
 }

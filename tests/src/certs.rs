@@ -102,14 +102,9 @@ pub fn ca_signed_localhost(dir: &Path, stem: &str) -> (std::path::PathBuf, Certi
 /// Run `openssl` with `args`; a failure fails the test with openssl's own message.
 fn openssl<'a>(args: impl IntoIterator<Item = &'a std::ffi::OsStr>) {
     let args: Vec<&std::ffi::OsStr> = args.into_iter().collect();
-    let out = Command::new("openssl")
-        .args(&args)
-        .output()
-        .expect("openssl is installed (Debian package openssl)");
-    assert!(
-        out.status.success(),
-        "openssl {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
+    crate::run_ok(
+        Command::new("openssl").args(&args),
+        &format!("openssl {args:?} (Debian package openssl)"),
     );
 }
 

@@ -42,41 +42,20 @@ pub fn docker(args: &[&str]) -> String {
 
 /// Run `docker` with `args` and insist on success: its standard output.
 pub fn docker_ok(args: &[&str]) -> String {
-    succeed(
+    crate::run_ok(
         Command::new("docker").args(args),
         &format!("docker {args:?}"),
     )
 }
 
-/// Run `command` (`what` names it) and insist on success: its standard output.
-pub fn succeed(command: &mut Command, what: &str) -> String {
-    let out = command
-        .output()
-        .unwrap_or_else(|e| panic!("{what} did not start: {e}"));
-    assert!(
-        out.status.success(),
-        "{what} failed:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 /// Build (or reuse) the local stand-in images (`tests/compose/local-images.sh`): their
 /// names in the variables `tests/compose/local.yml` reads.
 pub fn local_images() -> Vec<(String, String)> {
-    let out = Command::new(repo_root().join("tests/compose/local-images.sh"))
-        .output()
-        .expect("run local-images.sh");
-    assert!(
-        out.status.success(),
-        "local-images.sh failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = crate::run_ok(
+        &mut Command::new(repo_root().join("tests/compose/local-images.sh")),
+        "local-images.sh",
     );
-    let names: Vec<String> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(str::to_owned)
-        .collect();
+    let names: Vec<String> = out.lines().map(str::to_owned).collect();
     assert_eq!(names.len(), 3, "local-images.sh printed {names:?}");
     vec![
         ("LOCAL_DEBIAN_IMAGE".into(), names[0].clone()),

@@ -92,6 +92,21 @@ pub fn free_port() -> u16 {
     panic!("no free port in {low}..{ephemeral_low}");
 }
 
+/// Run `command` (`what` names it in messages) and insist on success: its standard output.
+/// A program that cannot start or that fails fails the test with its own output.
+pub fn run_ok(command: &mut std::process::Command, what: &str) -> String {
+    let out = command
+        .output()
+        .unwrap_or_else(|e| panic!("{what} did not start: {e}"));
+    assert!(
+        out.status.success(),
+        "{what} failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// Block until something accepts TCP connections on `127.0.0.1:port`, for at most 30 s.
 pub fn wait_for_port(port: u16, what: &str) {
     let deadline = std::time::Instant::now() + Duration::from_secs(30);

@@ -130,6 +130,25 @@ impl Load {
     }
 }
 
+/// Panics with the first few failures unless `failures` is empty: `what` failed so many of
+/// `ok + failures` requests.
+pub fn assert_none_failed(what: &str, ok: usize, failures: &[String]) {
+    assert!(
+        failures.is_empty(),
+        "{what}: {} of {} requests failed, first: {:?}",
+        failures.len(),
+        ok + failures.len(),
+        &failures[..failures.len().min(5)]
+    );
+}
+
+impl LoadReport {
+    /// Panics with the first failures unless no request failed.
+    pub fn assert_no_failures(&self, what: &str) {
+        assert_none_failed(what, self.ok, &self.failures);
+    }
+}
+
 /// The replicas (identity header values) that answered between two snapshots of
 /// `by_upstream` counts.
 pub fn answered_since(
@@ -308,13 +327,7 @@ impl TrafficOutcomes {
 impl TodoTrafficReport {
     /// Panics with the first failures unless no request failed.
     pub fn assert_no_failures(&self, what: &str) {
-        assert!(
-            self.failures.is_empty(),
-            "{what}: {} of {} requests failed, first: {:?}",
-            self.failures.len(),
-            self.ok + self.failures.len(),
-            &self.failures[..self.failures.len().min(5)]
-        );
+        assert_none_failed(what, self.ok, &self.failures);
     }
 
     /// Wait (at most `limit` per job) until every accepted job is done, then panic unless

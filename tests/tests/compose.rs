@@ -132,7 +132,7 @@ async fn the_compose_stack_scales_survives_kills_reloads_live_and_is_scraped() {
         "more than 1 replica still answered 40 s after scaling down"
     );
     let report = load.stop().await;
-    assert_no_failures(&report, "scaling 5 -> 1 under load");
+    report.assert_no_failures("scaling 5 -> 1 under load");
     assert!(
         !answered_since(&before, &report.by_upstream).is_empty(),
         "the last replica answered"
@@ -155,7 +155,7 @@ async fn the_compose_stack_scales_survives_kills_reloads_live_and_is_scraped() {
     docker(&["kill", &victim]);
     tokio::time::sleep(Duration::from_secs(5)).await;
     let report = load.stop().await;
-    assert_no_failures(&report, "killing a replica under load");
+    report.assert_no_failures("killing a replica under load");
     // A job the killed replica held is taken over after the visibility timeout (30 s).
     assert_eventually!(
         within = Duration::from_secs(120),

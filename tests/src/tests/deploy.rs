@@ -2,15 +2,13 @@
 //! one, and every overlay, rendered by kubectl's kustomize, keeps the deployment's invariants
 //! (scripts/check-k8s.sh validates the same output against the Kubernetes schemas).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use serde::Deserialize as _;
 use serde_yaml::Value;
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
+use crate::docker::repo_root;
 
 fn yaml_file(path: &Path) -> Value {
     serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
@@ -18,19 +16,11 @@ fn yaml_file(path: &Path) -> Value {
 
 /// Every object `kubectl kustomize` renders for the overlay `name`.
 fn render(name: &str) -> Vec<Value> {
-    let dir = repo().join("deploy/kubernetes/overlays").join(name);
-    let out = Command::new("kubectl")
-        .arg("kustomize")
-        .arg(&dir)
-        .output()
-        .expect("kubectl runs (scripts/install-deps.sh test checks that it is installed)");
-    assert!(
-        out.status.success(),
-        "kubectl kustomize {}: {}",
-        dir.display(),
-        String::from_utf8_lossy(&out.stderr)
+    let dir = repo_root().join("deploy/kubernetes/overlays").join(name);
+    let text = crate::run_ok(
+        Command::new("kubectl").arg("kustomize").arg(&dir),
+        &format!("kubectl kustomize {}", dir.display()),
     );
-    let text = String::from_utf8(out.stdout).unwrap();
     serde_yaml::Deserializer::from_str(&text)
         .map(|doc| Value::deserialize(doc).unwrap())
         .collect()
@@ -50,8 +40,8 @@ fn int(v: &Value) -> i64 {
 
 #[test]
 fn the_kubernetes_gateway_config_is_the_root_one_but_for_its_listeners() {
-    let mut root = yaml_file(&repo().join("gateway.yaml"));
-    let mut k8s = yaml_file(&repo().join("deploy/kubernetes/base/gateway.yaml"));
+    let mut root = yaml_file(&repo_root().join("gateway.yaml"));
+    let mut k8s = yaml_file(&repo_root().join("deploy/kubernetes/base/gateway.yaml"));
 
     let listeners = k8s["listeners"].clone();
     for doc in [&mut root, &mut k8s] {
@@ -169,7 +159,7 @@ fn assert_invariants(objects: &[Value]) {
     // The config: the ConfigMap, mounted as a directory so the kubelet's updates reach it.
     let config = find(objects, "ConfigMap", "gateway-config");
     let shipped =
-        std::fs::read_to_string(repo().join("deploy/kubernetes/base/gateway.yaml")).unwrap();
+        std::fs::read_to_string(repo_root().join("deploy/kubernetes/base/gateway.yaml")).unwrap();
     assert_eq!(config["data"]["gateway.yaml"], shipped.as_str());
     let mount = gw["volumeMounts"]
         .as_sequence()

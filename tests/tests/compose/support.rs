@@ -4,8 +4,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use tests::docker::{docker, repo_root, succeed};
-use tests::load::{Load, LoadReport, LoadSpec};
+use tests::docker::{docker, repo_root};
+use tests::load::{Load, LoadSpec};
+use tests::run_ok;
 
 /// How long the stack may take to come up after its images are built.
 pub(crate) const STARTUP: Duration = Duration::from_secs(180);
@@ -43,7 +44,7 @@ impl Project {
 
     /// Run and insist on success.
     pub(crate) fn ok(&self, args: &[&str]) -> String {
-        succeed(&mut self.command(args), &format!("compose {args:?}"))
+        run_ok(&mut self.command(args), &format!("compose {args:?}"))
     }
 
     pub(crate) fn scale(&self, replicas: usize) {
@@ -127,14 +128,4 @@ pub(crate) fn instance_load(project: &Project, token: &str, concurrency: usize) 
         bearer: Some(token.to_owned()),
         identity_header: "x-instance",
     })
-}
-
-pub(crate) fn assert_no_failures(report: &LoadReport, what: &str) {
-    assert!(
-        report.failures.is_empty(),
-        "{what} failed {} of {} requests: {:?}",
-        report.failures.len(),
-        report.ok + report.failures.len(),
-        &report.failures[..report.failures.len().min(10)]
-    );
 }
