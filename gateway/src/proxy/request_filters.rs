@@ -260,7 +260,7 @@ pub(super) async fn authenticate(session: &Session, ctx: &mut Ctx) -> Result<()>
                 // fetch (at most once per `min_refresh_interval`) and try once more.
                 Err(Rejected::UnknownKid) => {
                     if let Some(jwks) = ctx.runtime.as_ref().and_then(|rt| rt.jwks.clone()) {
-                        jwks.refresh(true).await;
+                        jwks.refresh_on_demand().await;
                     }
                     verifier.verify(token)
                 }

@@ -18,6 +18,10 @@ use super::{parse_jwks, Key, Verifier};
 use crate::config::{JwksConfig, JwksSource};
 use crate::metrics;
 
+/// How long a request waits for the first keys of a gateway that has none yet: one DNS
+/// resolution and one health check of the JWKS pool, with room to spare.
+const FIRST_KEYS_WAIT: Duration = Duration::from_secs(3);
+
 /// Where a JWKS fetch goes when the source is a pool: any endpoint that takes traffic.
 pub(crate) trait EndpointPicker: Send + Sync {
     fn pick(&self) -> Option<SocketAddr>;
@@ -96,6 +100,22 @@ impl JwksRefresher {
                 metrics::JWKS_REFRESHES.with_label_values(&["error"]).inc();
                 false
             }
+        }
+    }
+
+    /// What a request whose token names an unknown `kid` does: one on-demand [`refresh`].
+    /// While no keys have loaded at all (a gateway that just started, whose pool has not
+    /// passed its first health check), it keeps trying for up to [`FIRST_KEYS_WAIT`], so that
+    /// a request arriving in the first moments waits them out instead of failing.
+    ///
+    /// [`refresh`]: Self::refresh
+    pub(crate) async fn refresh_on_demand(&self) {
+        let deadline = Instant::now() + FIRST_KEYS_WAIT;
+        while !self.refresh(true).await
+            && !self.verifier.has_jwks_keys()
+            && Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 
