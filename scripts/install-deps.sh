@@ -20,9 +20,11 @@
 #   nghttp2-client  h2load: the benchmark's HTTP/2 and TLS handshake rows
 #   chromium      a real browser: the CORS test loads pages in headless Chromium
 #   cargo-machete, cargo-deny  unused dependencies; licenses, bans and sources (deny.toml)
-#   kubernetes-validate (PyPI, in a venv at $GATEWAY_VENV, default /var/tmp/gateway-venv)
-#                 validates the rendered Kubernetes manifests offline (scripts/check-k8s.sh);
-#                 kubectl (which renders them with its kustomize) must be installed already
+#   scripts/python-tools.txt (PyPI, in a venv at $GATEWAY_VENV, default /var/tmp/gateway-venv):
+#                 kubernetes-validate (the rendered Kubernetes manifests, offline; kubectl,
+#                 which renders them with its kustomize, must be installed already),
+#                 check-jsonschema (gateway configs against their schema), and the tools
+#                 that check the backend's OpenAPI document
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -91,10 +93,12 @@ if [ "$want" = test ]; then
 fi
 
 if [ "$want" = test ]; then
+  # The PyPI tools of scripts/python-tools.txt, reinstalled when that list changes.
   venv="${GATEWAY_VENV:-/var/tmp/gateway-venv}"
-  if ! "$venv/bin/kubernetes-validate" --version 2>/dev/null | grep -qx 1.37.0; then
+  if ! cmp -s scripts/python-tools.txt "$venv/python-tools.txt"; then
     python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet --disable-pip-version-check kubernetes-validate==1.37.0
+    "$venv/bin/pip" install --quiet --disable-pip-version-check -r scripts/python-tools.txt
+    cp scripts/python-tools.txt "$venv/python-tools.txt"
   fi
   command -v kubectl >/dev/null || {
     echo "kubectl is missing: scripts/check-k8s.sh renders the Kubernetes overlays with it" >&2

@@ -4,6 +4,7 @@
 //! ```text
 //! cargo run --release --bin gateway -- --config gateway.yaml
 //! cargo run --release --bin gateway -- check gateway.yaml
+//! cargo run --release --bin gateway -- schema > config/gateway.schema.json
 //! curl -i http://127.0.0.1:80/todos
 //! curl -s http://127.0.0.1:9091/metrics
 //! ```
@@ -35,10 +36,16 @@ enum Command {
         /// The file to check.
         file: PathBuf,
     },
+    /// Print the JSON Schema of gateway.yaml (config/gateway.schema.json is this output).
+    Schema,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::Schema) = cli.command {
+        print!("{}", gateway::config::schema());
+        return ExitCode::SUCCESS;
+    }
     if let Some(Command::Check { file }) = cli.command {
         return match gateway::config::load(&file) {
             Ok(config) => {

@@ -21,6 +21,7 @@
 //! - [`layers`]: the crates' module import graphs, checked against ARCHITECTURE.md.
 //! - [`load`]: a bounded closed-loop load generator that records every failure.
 //! - [`raw`]: raw HTTP/1.1 requests, for what client libraries will not send as written.
+//! - [`schema`]: gateway configs checked against `config/gateway.schema.json`.
 //! - `tests`: the end-to-end tests themselves (`cargo test --workspace`).
 //!
 //! Logs of each gateway are kept in its temp dir and printed on drop when `TEST_LOG=1`.
@@ -40,6 +41,7 @@ pub mod postgres;
 pub mod process;
 pub mod raw;
 pub mod redis;
+pub mod schema;
 pub mod serve;
 pub mod stack;
 pub mod upstream;

@@ -12,6 +12,7 @@
 pub mod edge;
 mod file;
 mod keys;
+mod schema;
 mod spans;
 mod summary;
 mod tls;
@@ -20,6 +21,7 @@ mod validate;
 pub(crate) use keys::decoding_key;
 pub(crate) use keys::secret;
 pub use keys::{KeyMaterial, Secret};
+pub use schema::schema;
 pub(crate) use tls::load_certificate;
 pub use tls::{AcmeConfig, Certificate, SelfSigned, TlsConfig, TlsVersion, UpstreamTls};
 

@@ -270,7 +270,7 @@ fn everything(dir: &Path, upstream: SocketAddr) -> GatewayConfig {
 }
 
 #[test]
-fn a_config_using_every_builder_method_passes_gateway_check() {
+fn a_config_using_every_builder_method_passes_gateway_check_and_the_schema() {
     // Arrange: the files the keys name. The gateway rejects unknown keys, so any spelling
     // drift between the builder and its file model fails here.
     let dir = tempfile::tempdir().unwrap();
@@ -299,11 +299,17 @@ fn a_config_using_every_builder_method_passes_gateway_check() {
         .output()
         .unwrap();
 
-    // Assert
+    // Assert: the gateway accepts it, and so does the schema editors check it with.
     assert!(
         out.status.success(),
         "{}\n{}",
         String::from_utf8_lossy(&out.stderr),
         std::fs::read_to_string(&config).unwrap()
+    );
+    let schema = crate::schema::schema_errors(std::slice::from_ref(&config));
+    assert_eq!(
+        schema[&config],
+        Vec::<String>::new(),
+        "the schema refuses a valid config"
     );
 }

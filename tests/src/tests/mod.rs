@@ -4,6 +4,7 @@ mod acme;
 mod auth;
 mod balancing;
 mod connections;
+mod config_schema;
 mod cors_browser;
 mod deploy;
 mod discovery;

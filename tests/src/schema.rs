@@ -1,0 +1,64 @@
+//! `config/gateway.schema.json` as an editor or CI applies it: `check-jsonschema` (PyPI, in
+//! the venv of `scripts/python-tools.txt`) validates gateway configs against it.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+/// A tool of `scripts/python-tools.txt`: `$GATEWAY_VENV/bin/<name>` (default venv
+/// `/var/tmp/gateway-venv`, which `scripts/install-deps.sh test` fills).
+pub fn python_tool(name: &str) -> PathBuf {
+    let venv = std::env::var_os("GATEWAY_VENV").unwrap_or_else(|| "/var/tmp/gateway-venv".into());
+    let tool = Path::new(&venv).join("bin").join(name);
+    assert!(
+        tool.exists(),
+        "{} is missing: run scripts/install-deps.sh test",
+        tool.display()
+    );
+    tool
+}
+
+/// The committed schema.
+pub fn schema_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/gateway.schema.json")
+}
+
+/// Validate `files` against the committed schema in one run of check-jsonschema: each file's
+/// errors as `path: message` (an empty list for a valid file).
+pub fn schema_errors(files: &[PathBuf]) -> HashMap<PathBuf, Vec<String>> {
+    let out = Command::new(python_tool("check-jsonschema"))
+        .args(["--output-format", "json", "--schemafile"])
+        .arg(schema_path())
+        .args(files)
+        .output()
+        .expect("check-jsonschema starts");
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "check-jsonschema printed no JSON report ({e}):\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    let parse_errors = report["parse_errors"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        parse_errors.is_empty(),
+        "files it could not read: {parse_errors:?}"
+    );
+    let mut errors: HashMap<PathBuf, Vec<String>> =
+        files.iter().map(|f| (f.clone(), Vec::new())).collect();
+    for error in report["errors"].as_array().into_iter().flatten() {
+        let file = PathBuf::from(error["filename"].as_str().unwrap_or_default());
+        let line = format!(
+            "{}: {}",
+            error["path"].as_str().unwrap_or("?"),
+            error["message"]
+        );
+        errors.entry(file).or_default().push(line);
+    }
+    errors
+}
