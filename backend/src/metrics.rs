@@ -82,6 +82,22 @@ impl Metrics {
         registry.register(Box::new(stream.clone()))?;
         registry.register(Box::new(db_pool.clone()))?;
         registry.register(Box::new(password_hashes.clone()))?;
+        // Known label values start at 0, so ratios and alert rules over them have a series
+        // before the first event (a counter that appears only at its first error makes
+        // `rate()` of it empty, not 0).
+        for result in ["hit", "miss", "error"] {
+            cache.with_label_values(&[result]);
+        }
+        for event in [
+            "enqueued",
+            "processed",
+            "failed",
+            "retried",
+            "dead_lettered",
+            "skipped",
+        ] {
+            jobs.with_label_values(&[event]);
+        }
         Ok(Self {
             registry,
             requests,

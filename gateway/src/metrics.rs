@@ -292,6 +292,17 @@ pub(crate) static CONFIG_RELOADS: Lazy<IntCounterVec> = Lazy::new(|| {
     .expect("metric names are unique")
 });
 
+/// Redis failures of cluster-wide rate limits, by kind (`connect`, `timeout`, `script`); each
+/// one decided a request by the limit's `fail_open`.
+pub(crate) static RATE_LIMIT_REDIS_ERRORS: Lazy<IntCounterVec> = Lazy::new(|| {
+    register_int_counter_vec!(
+        "gateway_rate_limit_redis_errors_total",
+        "Redis failures of cluster rate limits, by kind (connect|timeout|script); fail_open decided those requests",
+        &["kind"]
+    )
+    .expect("metric names are unique")
+});
+
 /// Render every registered metric in the text exposition format.
 pub(crate) fn render() -> Vec<u8> {
     use prometheus::Encoder as _;

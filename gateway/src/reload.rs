@@ -106,8 +106,10 @@ fn needs_restart(old: &Config, new: &Config) -> Vec<&'static str> {
     out
 }
 
-/// The config-derived gauges: what runs, and when its certificates expire.
-pub(crate) fn publish_config_info(config: &Config) {
+/// The runtime-derived gauges: what config runs, and when each certificate it serves
+/// expires (listed, default, self-signed and ACME).
+pub(crate) fn publish_runtime_info(runtime: &Runtime) {
+    let config = &runtime.config;
     metrics::CONFIG_INFO.reset();
     metrics::CONFIG_INFO
         .with_label_values(&[
@@ -119,12 +121,21 @@ pub(crate) fn publish_config_info(config: &Config) {
         .set(1);
     metrics::TLS_CERTIFICATE_EXPIRY.reset();
     if let Some(tls) = &config.tls {
-        for cert in tls.certificates.iter().chain(&tls.default_certificate) {
+        let self_signed = runtime.tls.as_ref().and_then(|t| t.self_signed.as_ref());
+        for cert in tls
+            .certificates
+            .iter()
+            .chain(&tls.default_certificate)
+            .chain(self_signed)
+        {
             let name = cert.names.first().map_or("", String::as_str);
             metrics::TLS_CERTIFICATE_EXPIRY
                 .with_label_values(&[name, &cert.cert_file.display().to_string()])
                 .set(cert.not_after);
         }
+    }
+    if let Some(acme) = &runtime.acme {
+        acme.publish_expiry();
     }
 }
 
@@ -211,10 +222,7 @@ impl Reloader {
         self.runtime.store(Arc::clone(&next));
         next.activate();
         retire_old(&previous, &next);
-        publish_config_info(&next.config);
-        if let Some(acme) = &next.acme {
-            acme.publish_expiry();
-        }
+        publish_runtime_info(&next);
         metrics::CONFIG_RELOAD_SUCCESS.set(1);
         metrics::CONFIG_RELOADS.with_label_values(&["ok"]).inc();
         let reused = next

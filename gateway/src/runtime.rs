@@ -5,7 +5,6 @@
 use std::sync::Arc;
 
 use hickory_resolver::TokioAsyncResolver;
-use pingora::listeners::tls::Acceptor;
 
 use crate::acme::Acme;
 use crate::config::{Config, JwksSource, JwtConfig, RateLimit};
@@ -15,7 +14,7 @@ use crate::policy::jwt::jwks::{EndpointPicker, JwksRefresher};
 use crate::policy::jwt::Verifier;
 use crate::policy::rate_limit::{Limiter, RedisStore};
 use crate::routing::Router;
-use crate::tls;
+use crate::tls::{self, Termination};
 use crate::upstream::mirror::Mirror;
 use crate::upstream::Pool;
 
@@ -48,7 +47,7 @@ pub(crate) struct Runtime {
     redis: Option<Arc<RedisStore>>,
     /// The HTTPS listener's handshakes, when `tls:` is configured; kept across reloads that
     /// keep `tls:` (certificates compared by content), rebuilt otherwise.
-    pub(crate) tls: Option<Arc<Acceptor>>,
+    pub(crate) tls: Option<Arc<Termination>>,
     /// Certificates from `tls.acme`; kept across reloads that keep its storage directory.
     pub(crate) acme: Option<Arc<Acme>>,
 }
@@ -215,7 +214,7 @@ impl Runtime {
             {
                 prev.tls.clone()
             }
-            (Some(now), _) => Some(Arc::new(tls::acceptor(now, acme.clone()))),
+            (Some(now), _) => Some(Arc::new(tls::termination(now, acme.clone()))),
             (None, _) => None,
         };
         Self {

@@ -18,7 +18,7 @@ use crate::error::StartupError;
 use crate::metrics;
 use crate::proxy::connection::Connections;
 use crate::proxy::Gateway;
-use crate::reload::{publish_config_info, Reloader};
+use crate::reload::{publish_runtime_info, Reloader};
 use crate::runtime::Runtime;
 use crate::upstream::discovery;
 
@@ -45,8 +45,8 @@ pub fn run(config: Config) -> Result<(), StartupError> {
     let config = Arc::new(config);
     let resolver =
         Arc::new(discovery::resolver(&config.dns_nameservers).map_err(StartupError::Resolver)?);
-    publish_config_info(&config);
     let initial = Runtime::build(Arc::clone(&config), &resolver, None);
+    publish_runtime_info(&initial);
     let runtime = Arc::new(ArcSwap::from_pointee(initial));
 
     let mut server = Server::new_with_opt_and_conf(None, pingora_server_conf(&config));

@@ -166,6 +166,10 @@ impl RedisStore {
     pub(crate) fn new(settings: &RateLimiting) -> Option<Arc<Self>> {
         let url = settings.redis_url.as_ref()?;
         let client = redis::Client::open(url.as_str()).ok()?;
+        // Every kind exists from the start at 0, so a rate over it is a series, not nothing.
+        for kind in ["connect", "timeout", "script"] {
+            crate::metrics::RATE_LIMIT_REDIS_ERRORS.with_label_values(&[kind]);
+        }
         Some(Arc::new(Self {
             client,
             conn: tokio::sync::Mutex::new(None),
@@ -197,10 +201,12 @@ impl RedisStore {
             }
             Ok(Err(e)) => {
                 tracing::warn!(error = %e, "cannot connect to Redis for rate limits");
+                redis_error("connect");
                 None
             }
             Err(_) => {
                 tracing::warn!("connecting to Redis for rate limits timed out");
+                redis_error("timeout");
                 None
             }
         }
@@ -241,6 +247,7 @@ impl RedisStore {
             }
             Ok(Err(e)) => {
                 tracing::warn!(error = %e, "Redis rate-limit script failed");
+                redis_error("script");
                 self.forget_connection().await;
                 None
             }
@@ -249,11 +256,18 @@ impl RedisStore {
                 // connection, a stuck proxy); start over with a fresh one (reconnects are
                 // limited to one a second).
                 tracing::warn!("Redis rate-limit decision timed out; reconnecting");
+                redis_error("timeout");
                 self.forget_connection().await;
                 None
             }
         }
     }
+}
+
+fn redis_error(kind: &str) {
+    crate::metrics::RATE_LIMIT_REDIS_ERRORS
+        .with_label_values(&[kind])
+        .inc();
 }
 
 /// One configured limit of one route, with its state.

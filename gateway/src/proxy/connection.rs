@@ -232,7 +232,7 @@ async fn handshake(runtime: &ArcSwap<Runtime>, stream: Stream) -> Option<Stream>
             return None;
         }
     }
-    let handshake = acceptor.tls_handshake(tcp);
+    let handshake = acceptor.acceptor.tls_handshake(tcp);
     match tokio::time::timeout_at(started + deadline, handshake).await {
         Ok(Ok(tls)) => Some(Box::new(Peekable::new(tls))),
         Ok(Err(e)) => {

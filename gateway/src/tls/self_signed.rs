@@ -3,16 +3,12 @@
 //! the files owner-only, and reused on every later start and reload, so a browser that
 //! accepted it once keeps accepting it. For development only: no client trusts it.
 
-use std::sync::Arc;
-
-use pingora::tls::sign::CertifiedKey;
-
 use crate::acme::write_private;
-use crate::config::{load_certificate, SelfSigned};
+use crate::config::{load_certificate, Certificate, SelfSigned};
 
 /// The certificate for `config`: the stored one when it has every name, else a new one,
 /// stored. `None` (logged) when neither works, e.g. an unwritable directory.
-pub(super) fn load_or_generate(config: &SelfSigned) -> Option<Arc<CertifiedKey>> {
+pub(super) fn load_or_generate(config: &SelfSigned) -> Option<Certificate> {
     let cert_file = config.storage.join("self-signed.crt.pem");
     let key_file = config.storage.join("self-signed.key.pem");
     if let Ok(cert) = load_certificate(&cert_file, &key_file) {
@@ -22,7 +18,7 @@ pub(super) fn load_or_generate(config: &SelfSigned) -> Option<Arc<CertifiedKey>>
             .filter(|n| n.parse::<std::net::IpAddr>().is_err())
             .all(|n| cert.names.contains(n));
         if covers {
-            return Some(cert.key);
+            return Some(cert);
         }
     }
     let made = generate(&config.names).and_then(|(cert, key)| {
@@ -33,7 +29,7 @@ pub(super) fn load_or_generate(config: &SelfSigned) -> Option<Arc<CertifiedKey>>
     match made {
         Ok(cert) => {
             tracing::info!(file = %cert_file.display(), names = ?config.names, "self-signed certificate generated (for development: no client trusts it)");
-            Some(cert.key)
+            Some(cert)
         }
         Err(e) => {
             tracing::error!(dir = %config.storage.display(), error = %e, "cannot make the self-signed certificate; names without another certificate fail the handshake");
@@ -70,12 +66,18 @@ mod tests {
         let first = load_or_generate(&config).expect("generated");
         let again = load_or_generate(&config).expect("loaded");
 
-        assert_eq!(first.cert, again.cert, "the stored certificate is reused");
+        assert_eq!(
+            first.key.cert, again.key.cert,
+            "the stored certificate is reused"
+        );
         let more = SelfSigned {
             names: vec!["localhost".into(), "dev.test".into()],
             ..config
         };
         let other = load_or_generate(&more).expect("regenerated");
-        assert_ne!(first.cert, other.cert, "a new name makes a new certificate");
+        assert_ne!(
+            first.key.cert, other.key.cert,
+            "a new name makes a new certificate"
+        );
     }
 }

@@ -25,7 +25,11 @@ pub(super) struct Certificates {
 }
 
 impl Certificates {
-    pub(super) fn new(tls: &TlsConfig, acme: Option<Arc<Acme>>) -> Self {
+    pub(super) fn new(
+        tls: &TlsConfig,
+        acme: Option<Arc<Acme>>,
+        self_signed: Option<Arc<CertifiedKey>>,
+    ) -> Self {
         let mut exact = HashMap::new();
         let mut wildcard = HashMap::new();
         // The first certificate listed for a name wins, as the order in the file says.
@@ -42,10 +46,7 @@ impl Certificates {
             exact,
             wildcard,
             default: tls.default_certificate.as_ref().map(|c| Arc::clone(&c.key)),
-            self_signed: tls
-                .self_signed
-                .as_ref()
-                .and_then(super::self_signed::load_or_generate),
+            self_signed,
             acme,
         }
     }

@@ -245,6 +245,17 @@ pub(crate) struct Pool {
 impl Pool {
     pub(crate) fn new(config: PoolConfig, resolver: Arc<TokioAsyncResolver>) -> Self {
         let tls = config.tls.as_ref().map(PeerTls::new);
+        // The pool's counters exist at 0 from its start, so a rate over one is 0, not nothing
+        // (dashboards and alerts divide and compare them).
+        for counter in [
+            &metrics::CONNECT_FAILURES,
+            &metrics::RETRIES,
+            &metrics::EJECTIONS,
+            &metrics::BREAKER_DIVERTED,
+            &metrics::RETRY_BUDGET_EXHAUSTED,
+        ] {
+            counter.with_label_values(&[config.name.as_str()]);
+        }
         let discovery = Arc::new(DnsDiscovery::new(
             config.name.clone(),
             config.endpoints.clone(),
