@@ -3,9 +3,10 @@
 mod acme;
 mod auth;
 mod balancing;
-mod connections;
 mod config_schema;
+mod connections;
 mod cors_browser;
+mod dashboards;
 mod deploy;
 mod discovery;
 mod edge;
