@@ -19,14 +19,22 @@ pub struct Cli {
 }
 
 impl Cli {
-    /// Parse the command line. `keygen` needs no settings, so it is recognised first and
-    /// gives `None`.
-    pub fn parse_args() -> Option<Self> {
-        if std::env::args().nth(1).as_deref() == Some("keygen") {
-            return None;
+    /// Parse the command line. `keygen` and `openapi` need no settings, so they are
+    /// recognised first.
+    pub fn parse_args() -> Result<Self, Standalone> {
+        match std::env::args().nth(1).as_deref() {
+            Some("keygen") => Err(Standalone::Keygen),
+            Some("openapi") => Err(Standalone::OpenApi),
+            _ => Ok(<Self as Parser>::parse()),
         }
-        Some(<Self as Parser>::parse())
     }
+}
+
+/// The subcommands that need no settings: they print something and exit.
+#[derive(Debug, Clone, Copy)]
+pub enum Standalone {
+    Keygen,
+    OpenApi,
 }
 
 #[derive(Debug, Clone, Copy, Subcommand)]
@@ -37,6 +45,8 @@ pub enum Command {
     Worker,
     /// Print a new Ed25519 signing key (PKCS#8 PEM) for JWT_PRIVATE_KEY_FILE, and exit.
     Keygen,
+    /// Print the API's OpenAPI document (backend/openapi.json is this output), and exit.
+    Openapi,
 }
 
 #[derive(Debug, Clone, clap::Args)]

@@ -80,14 +80,15 @@ impl ApiError {
             Self::Unavailable(what) => format!("{what} is unavailable; retry shortly."),
             other => other.to_string(),
         };
-        let body = serde_json::json!({
-            "type": "about:blank",
-            "title": status.canonical_reason().unwrap_or("Error"),
-            "status": status.as_u16(),
-            "detail": detail,
-            "request_id": request_id,
-        });
-        let mut resp = Response::new(Full::new(Bytes::from(body.to_string())));
+        let body = Problem {
+            kind: "about:blank",
+            title: status.canonical_reason().unwrap_or("Error"),
+            status: status.as_u16(),
+            detail,
+            request_id: request_id.to_owned(),
+        };
+        let body = serde_json::to_vec(&body).unwrap_or_default();
+        let mut resp = Response::new(Full::new(Bytes::from(body)));
         *resp.status_mut() = status;
         resp.headers_mut().insert(
             header::CONTENT_TYPE,
@@ -105,6 +106,22 @@ impl ApiError {
         }
         resp
     }
+}
+
+/// An error answer (RFC 9457 `application/problem+json`), from the API or from the gateway
+/// in front of it, which answers in the same shape.
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub struct Problem {
+    /// Always `about:blank`: the status says what happened.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// The status's reason phrase.
+    pub title: &'static str,
+    pub status: u16,
+    /// What was wrong, for a person; generic for 5xx.
+    pub detail: String,
+    /// The request's `X-Request-Id`, to find it in the logs.
+    pub request_id: String,
 }
 
 impl From<sqlx::Error> for ApiError {

@@ -11,14 +11,21 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use backend::config::{Cli, Command};
+use backend::config::{Cli, Command, Standalone};
 use backend::startup::{build_state, Application};
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let Some(cli) = Cli::parse_args() else {
-        print!("{}", backend::auth::tokens::generate_ed25519_pem());
-        return ExitCode::SUCCESS;
+    let cli = match Cli::parse_args() {
+        Ok(cli) => cli,
+        Err(Standalone::Keygen) => {
+            print!("{}", backend::auth::tokens::generate_ed25519_pem());
+            return ExitCode::SUCCESS;
+        }
+        Err(Standalone::OpenApi) => {
+            print!("{}", backend::routes::openapi::render());
+            return ExitCode::SUCCESS;
+        }
     };
     backend::telemetry::init();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -45,7 +52,7 @@ async fn main() -> ExitCode {
             }
             Err(e) => Err(e),
         },
-        Command::Keygen => Ok(()),
+        Command::Keygen | Command::Openapi => Ok(()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -23,6 +23,14 @@ pub enum KeyError {
     Format { path: String },
 }
 
+/// A JWK set (RFC 7517): the public keys that verify this API's tokens.
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+pub struct JwkSet {
+    /// Public JWKs (`kty`, `crv`, `x`, `kid`, `alg`, `use`), one per signing key.
+    #[schemars(with = "Vec<serde_json::Map<String, serde_json::Value>>")]
+    pub keys: Vec<serde_json::Value>,
+}
+
 pub struct TokenKeys {
     alg: Algorithm,
     kid: String,
@@ -131,8 +139,10 @@ impl TokenKeys {
     }
 
     /// `{"keys": [...]}` for `/.well-known/jwks.json`.
-    pub fn jwks(&self) -> serde_json::Value {
-        serde_json::json!({ "keys": [self.jwk] })
+    pub fn jwks(&self) -> JwkSet {
+        JwkSet {
+            keys: vec![self.jwk.clone()],
+        }
     }
 
     pub fn issue(&self, user_id: Uuid) -> anyhow::Result<String> {
@@ -243,7 +253,7 @@ mod tests {
     fn the_jwks_names_the_key_and_its_algorithm() {
         let keys = keys();
         let jwks = keys.jwks();
-        assert_eq!(jwks["keys"][0]["alg"], "EdDSA");
-        assert_eq!(jwks["keys"][0]["kid"], keys.kid.as_str());
+        assert_eq!(jwks.keys[0]["alg"], "EdDSA");
+        assert_eq!(jwks.keys[0]["kid"], keys.kid.as_str());
     }
 }

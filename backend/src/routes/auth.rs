@@ -1,19 +1,47 @@
 //! `POST /auth/register`, `POST /auth/login`, `GET /.well-known/jwks.json`.
 
-use serde::Deserialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::auth::domain::{Password, Username};
 use crate::auth::repo::{self, Created};
 use crate::error::ApiError;
-use crate::http::{json, Reply, Request};
+use crate::http::{json_body, Reply, Request};
 use crate::input::reject_control_chars;
 
-#[derive(Deserialize)]
+/// A username and password, to register or to log in.
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Credentials {
+    /// 3-32 characters of `a-z`, `0-9`, `_`, `.` or `-`.
+    #[schemars(regex(pattern = r"^[a-z0-9_.-]{3,32}$"))]
     pub(crate) username: String,
+    /// 8-256 bytes, no control characters.
+    #[schemars(
+        length(min = 8, max = 256),
+        regex(pattern = r"^[^\x00-\x1F\x7F-\x9F]*$")
+    )]
     pub(crate) password: String,
+}
+
+/// The account a registration created.
+#[derive(Serialize, JsonSchema)]
+pub(crate) struct Registered {
+    pub(crate) id: Uuid,
+    pub(crate) username: String,
+}
+
+/// A bearer token for `Authorization: Bearer <access_token>`.
+#[derive(Serialize, JsonSchema)]
+pub(crate) struct Token {
+    /// A JWT signed by this API (EdDSA or ES256; its keys are at `/.well-known/jwks.json`).
+    pub(crate) access_token: String,
+    /// Always `Bearer`.
+    #[schemars(extend("const" = "Bearer"))]
+    pub(crate) token_type: &'static str,
+    /// Seconds until the token expires.
+    pub(crate) expires_in: u64,
 }
 
 /// Register an account. The name is checked before the password is hashed, so a flood of
@@ -29,10 +57,13 @@ pub(crate) async fn register(req: Request<'_>) -> Result<Reply, ApiError> {
     let hash = req.state.hashing.hash(password).await?;
     let id = Uuid::now_v7();
     match repo::create_user(&req.state.db, id, &username, &hash).await? {
-        Created::Yes => Ok(json(
+        Created::Yes => json_body(
             http::StatusCode::CREATED,
-            &serde_json::json!({ "id": id, "username": username.as_str() }),
-        )),
+            &Registered {
+                id,
+                username: username.as_str().to_owned(),
+            },
+        ),
         Created::UsernameTaken => Err(taken()),
     }
 }
@@ -61,16 +92,16 @@ pub(crate) async fn login(req: Request<'_>) -> Result<Reply, ApiError> {
         return Err(ApiError::BadCredentials);
     };
     let token = req.state.tokens.issue(user_id)?;
-    Ok(json(
+    json_body(
         http::StatusCode::OK,
-        &serde_json::json!({
-            "access_token": token,
-            "token_type": "Bearer",
-            "expires_in": req.state.tokens.ttl().as_secs(),
-        }),
-    ))
+        &Token {
+            access_token: token,
+            token_type: "Bearer",
+            expires_in: req.state.tokens.ttl().as_secs(),
+        },
+    )
 }
 
-pub(crate) fn jwks(req: &Request<'_>) -> Reply {
-    json(http::StatusCode::OK, &req.state.tokens.jwks())
+pub(crate) fn jwks(req: &Request<'_>) -> Result<Reply, ApiError> {
+    json_body(http::StatusCode::OK, &req.state.tokens.jwks())
 }

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::http::{json, text, Reply};
+use crate::http::{text, Reply};
 use crate::state::AppState;
 
 /// Alive: the process answers.
@@ -25,10 +25,22 @@ pub(crate) async fn readyz(state: &AppState) -> Reply {
     } else {
         http::StatusCode::SERVICE_UNAVAILABLE
     };
-    json(
+    let body = Readiness {
+        postgres: db,
+        redis,
+    };
+    text(
         status,
-        &serde_json::json!({ "postgres": db, "redis": redis }),
+        "application/json",
+        serde_json::to_string(&body).unwrap_or_default(),
     )
+}
+
+/// Whether each dependency answered within a second.
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub(crate) struct Readiness {
+    pub(crate) postgres: bool,
+    pub(crate) redis: bool,
 }
 
 /// The Prometheus text, with the pool and stream gauges read now.

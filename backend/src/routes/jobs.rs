@@ -1,29 +1,52 @@
 //! `POST /todos` (accepts a job) and `GET /jobs/{id}`.
 
-use serde::Deserialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::error::ApiError;
-use crate::http::{json, Reply, Request};
+use crate::http::{json_body, Reply, Request};
 use crate::jobs::repo;
 use crate::todos::domain::TodoTitle;
 
-#[derive(Deserialize)]
+/// A todo to create.
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct NewTodo {
+    /// 1-255 characters after trimming, no control characters.
+    #[schemars(length(min = 1), regex(pattern = r"^[^\x00-\x1F\x7F-\x9F]*$"))]
     pub(crate) title: String,
 }
 
-fn accepted(job_id: Uuid) -> Reply {
-    let url = format!("/jobs/{job_id}");
-    let mut reply = json(
-        http::StatusCode::ACCEPTED,
-        &serde_json::json!({ "job_id": job_id, "status_url": url }),
-    );
-    if let Ok(v) = http::HeaderValue::from_str(&url) {
+/// A job that will create the todo; poll `status_url` (also in `Location`).
+#[derive(Serialize, JsonSchema)]
+pub(crate) struct Accepted {
+    pub(crate) job_id: Uuid,
+    /// `/jobs/{job_id}`.
+    pub(crate) status_url: String,
+}
+
+/// Where a job is: `queued`, `running`, `done` (with the todo it made) or `failed`.
+#[derive(Serialize, JsonSchema)]
+pub(crate) struct JobStatus {
+    #[schemars(extend("enum" = ["queued", "running", "done", "failed"]))]
+    pub(crate) status: String,
+    /// The todo the job created, once `done`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) todo_id: Option<Uuid>,
+    /// Why the last attempt failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) error: Option<String>,
+}
+
+fn accepted(job_id: Uuid) -> Result<Reply, ApiError> {
+    let status_url = format!("/jobs/{job_id}");
+    let location = http::HeaderValue::from_str(&status_url).ok();
+    let mut reply = json_body(http::StatusCode::ACCEPTED, &Accepted { job_id, status_url })?;
+    if let Some(v) = location {
         reply.headers_mut().insert(http::header::LOCATION, v);
     }
-    reply
+    Ok(reply)
 }
 
 /// Record the job, then enqueue it. The row is committed before the stream entry exists, so
@@ -93,7 +116,7 @@ pub(crate) async fn create_todo(req: Request<'_>) -> Result<Reply, ApiError> {
         }
     }
     state.metrics.jobs.with_label_values(&["enqueued"]).inc();
-    Ok(accepted(job_id))
+    accepted(job_id)
 }
 
 /// The request's fingerprint for idempotency: a SHA-256 over what the job would do.
@@ -141,7 +164,7 @@ async fn replay(
         }
         state.metrics.jobs.with_label_values(&["enqueued"]).inc();
     }
-    Ok(accepted(existing.id))
+    accepted(existing.id)
 }
 
 pub(crate) async fn get(req: &Request<'_>, id: &str) -> Result<Reply, ApiError> {
@@ -150,12 +173,13 @@ pub(crate) async fn get(req: &Request<'_>, id: &str) -> Result<Reply, ApiError> 
     let job = repo::view(&req.state.db, user, id)
         .await?
         .ok_or(ApiError::NotFound)?;
-    let mut body = serde_json::json!({ "status": job.status });
-    if let Some(todo) = job.todo_id.filter(|_| job.status == "done") {
-        body["todo_id"] = todo.to_string().into();
-    }
-    if let Some(error) = job.error {
-        body["error"] = error.into();
-    }
-    Ok(json(http::StatusCode::OK, &body))
+    let done = job.status == "done";
+    json_body(
+        http::StatusCode::OK,
+        &JobStatus {
+            status: job.status,
+            todo_id: job.todo_id.filter(|_| done),
+            error: job.error,
+        },
+    )
 }

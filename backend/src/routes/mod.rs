@@ -6,10 +6,13 @@
 //! - `todos`: `GET /todos`, `GET|PATCH|DELETE /todos/{id}`.
 //! - `jobs`: `POST /todos` (accepts a job) and `GET /jobs/{id}`.
 //! - `health`: `/healthz`, `/readyz`, `/metrics`.
+//! - `openapi`: `GET /openapi.json`, the OpenAPI document built from [`Operation`] and the
+//!   handlers' request and response types.
 
 pub(crate) mod auth;
 pub(crate) mod health;
 pub(crate) mod jobs;
+pub mod openapi;
 pub(crate) mod todos;
 
 use std::convert::Infallible;
@@ -44,36 +47,132 @@ pub fn canonical_segments(path: &str) -> Option<Vec<&str>> {
         .then_some(segments)
 }
 
+/// Every operation of the API: the routing table and the OpenAPI document
+/// (`openapi::document`) are both built from it, so neither can name an operation the
+/// other lacks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Operation {
+    Healthz,
+    Readyz,
+    Metrics,
+    OpenApi,
+    Jwks,
+    Register,
+    Login,
+    ListTodos,
+    CreateTodo,
+    GetTodo,
+    UpdateTodo,
+    DeleteTodo,
+    GetJob,
+}
+
+impl Operation {
+    pub(crate) const ALL: [Self; 13] = [
+        Self::Healthz,
+        Self::Readyz,
+        Self::Metrics,
+        Self::OpenApi,
+        Self::Jwks,
+        Self::Register,
+        Self::Login,
+        Self::ListTodos,
+        Self::CreateTodo,
+        Self::GetTodo,
+        Self::UpdateTodo,
+        Self::DeleteTodo,
+        Self::GetJob,
+    ];
+
+    /// The method and the path template (`{id}` is one segment), which is also the route's
+    /// metrics label.
+    pub(crate) fn route(self) -> (Method, &'static str) {
+        match self {
+            Self::Healthz => (Method::GET, "/healthz"),
+            Self::Readyz => (Method::GET, "/readyz"),
+            Self::Metrics => (Method::GET, "/metrics"),
+            Self::OpenApi => (Method::GET, "/openapi.json"),
+            Self::Jwks => (Method::GET, "/.well-known/jwks.json"),
+            Self::Register => (Method::POST, "/auth/register"),
+            Self::Login => (Method::POST, "/auth/login"),
+            Self::ListTodos => (Method::GET, "/todos"),
+            Self::CreateTodo => (Method::POST, "/todos"),
+            Self::GetTodo => (Method::GET, "/todos/{id}"),
+            Self::UpdateTodo => (Method::PATCH, "/todos/{id}"),
+            Self::DeleteTodo => (Method::DELETE, "/todos/{id}"),
+            Self::GetJob => (Method::GET, "/jobs/{id}"),
+        }
+    }
+}
+
+/// The operation `method` and `segments` (canonical) name, with the `{id}` segment when its
+/// template has one; a path some operation serves with another method is 405.
+pub(crate) fn resolve<'p>(
+    method: &Method,
+    segments: &[&'p str],
+) -> Result<(Operation, Option<&'p str>), ApiError> {
+    let mut path_served = false;
+    for op in Operation::ALL {
+        let (op_method, template) = op.route();
+        let Some(id) = template_match(template, segments) else {
+            continue;
+        };
+        if op_method == method {
+            return Ok((op, id));
+        }
+        path_served = true;
+    }
+    Err(if path_served {
+        ApiError::MethodNotAllowed
+    } else {
+        ApiError::NotFound
+    })
+}
+
+/// `Some(id)` when `segments` fit `template` (`Some(None)` without an `{id}`).
+fn template_match<'p>(template: &str, segments: &[&'p str]) -> Option<Option<&'p str>> {
+    let parts: Vec<&str> = template.trim_start_matches('/').split('/').collect();
+    if parts.len() != segments.len() {
+        return None;
+    }
+    let mut id = None;
+    for (part, segment) in parts.iter().zip(segments) {
+        match *part {
+            "{id}" => id = Some(*segment),
+            literal if literal == *segment => {}
+            _ => return None,
+        }
+    }
+    Some(id)
+}
+
 /// Route template (for metrics) and handler outcome.
 async fn dispatch(req: Request<'_>) -> (&'static str, Result<Reply, ApiError>) {
     let path = req.parts.uri.path().to_owned();
     let Some(segments) = canonical_segments(&path) else {
         return ("other", Err(ApiError::NotFound));
     };
-    let method = req.parts.method.clone();
-    match (method, segments.as_slice()) {
-        (Method::GET, ["healthz"]) => ("/healthz", Ok(health::healthz())),
-        (Method::GET, ["readyz"]) => ("/readyz", Ok(health::readyz(req.state).await)),
-        (Method::GET, ["metrics"]) => ("/metrics", Ok(health::metrics(req.state).await)),
-        (Method::GET, [".well-known", "jwks.json"]) => {
-            ("/.well-known/jwks.json", Ok(auth::jwks(&req)))
-        }
-        (Method::POST, ["auth", "register"]) => ("/auth/register", auth::register(req).await),
-        (Method::POST, ["auth", "login"]) => ("/auth/login", auth::login(req).await),
-        (Method::GET, ["todos"]) => ("/todos", todos::list(req).await),
-        (Method::POST, ["todos"]) => ("/todos", jobs::create_todo(req).await),
-        (Method::GET, ["todos", id]) => ("/todos/{id}", todos::get(&req, id).await),
-        (Method::PATCH, ["todos", id]) => ("/todos/{id}", todos::update(&req, id).await),
-        (Method::DELETE, ["todos", id]) => ("/todos/{id}", todos::delete(&req, id).await),
-        (Method::GET, ["jobs", id]) => ("/jobs/{id}", jobs::get(&req, id).await),
-        (
-            _,
-            ["healthz" | "readyz" | "metrics" | "todos" | "jobs"]
-            | ["auth", _]
-            | ["todos" | "jobs", _],
-        ) => ("other", Err(ApiError::MethodNotAllowed)),
-        _ => ("other", Err(ApiError::NotFound)),
-    }
+    let (op, id) = match resolve(&req.parts.method, &segments) {
+        Ok(found) => found,
+        Err(e) => return ("other", Err(e)),
+    };
+    let id = id.unwrap_or_default();
+    let outcome = match op {
+        Operation::Healthz => Ok(health::healthz()),
+        Operation::Readyz => Ok(health::readyz(req.state).await),
+        Operation::Metrics => Ok(health::metrics(req.state).await),
+        Operation::OpenApi => Ok(openapi::serve()),
+        Operation::Jwks => auth::jwks(&req),
+        Operation::Register => auth::register(req).await,
+        Operation::Login => auth::login(req).await,
+        Operation::ListTodos => todos::list(req).await,
+        Operation::CreateTodo => jobs::create_todo(req).await,
+        Operation::GetTodo => todos::get(&req, id).await,
+        Operation::UpdateTodo => todos::update(&req, id).await,
+        Operation::DeleteTodo => todos::delete(&req, id).await,
+        Operation::GetJob => jobs::get(&req, id).await,
+    };
+    (op.route().1, outcome)
 }
 
 /// Entry point for every request on a connection.

@@ -1,6 +1,7 @@
 //! `GET /todos`, `GET|PATCH|DELETE /todos/{id}`. Another user's todo is 404, like a missing
 //! one, so existence is never revealed.
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 use uuid::Uuid;
 
@@ -9,8 +10,8 @@ use crate::http::{empty, json_body, json_bytes, text, Reply, Request};
 use crate::todos::domain::{Cursor, Page, TodoTitle};
 use crate::todos::repo;
 
-const DEFAULT_LIMIT: i64 = 50;
-const MAX_LIMIT: i64 = 200;
+pub(crate) const DEFAULT_LIMIT: i64 = 50;
+pub(crate) const MAX_LIMIT: i64 = 200;
 
 fn todo_id(raw: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(raw).map_err(|_| ApiError::NotFound)
@@ -89,9 +90,13 @@ pub(crate) async fn get(req: &Request<'_>, id: &str) -> Result<Reply, ApiError> 
     json_body(http::StatusCode::OK, &todo)
 }
 
-#[derive(Deserialize)]
+/// What to change of a todo: its title, whether it is done, or both.
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(extend("minProperties" = 1))]
 pub(crate) struct Patch {
+    /// 1-255 characters after trimming, no control characters.
+    #[schemars(length(min = 1), regex(pattern = r"^[^\x00-\x1F\x7F-\x9F]*$"))]
     pub(crate) title: Option<String>,
     pub(crate) done: Option<bool>,
 }

@@ -1,6 +1,7 @@
 //! Todo values as the API speaks them.
 
 use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -30,9 +31,10 @@ impl TodoTitle {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow, JsonSchema)]
 pub struct Todo {
     pub id: Uuid,
+    /// 1-255 characters, trimmed, on one line.
     pub title: String,
     pub done: bool,
     pub created_at: DateTime<Utc>,
@@ -40,9 +42,10 @@ pub struct Todo {
 }
 
 /// One page of a user's todos, newest first.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Page {
     pub items: Vec<Todo>,
+    /// Pass as `cursor` to get the next page; `null` on the last page.
     pub next_cursor: Option<String>,
 }
 
