@@ -19,6 +19,7 @@ mod https_edge;
 mod lifecycle;
 mod limits;
 mod observability;
+mod openapi;
 mod rate_limits;
 mod reload;
 mod requests;
