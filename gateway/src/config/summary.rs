@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use http::Method;
 
-use super::{AuthMode, Balance, Config, HashKey, LimitScope, PathMatch, Probe, RouteAction};
+use super::{
+    AuthMode, Balance, Config, HashKey, LimitScope, PathMatch, Probe, RouteAction, RouteConfig,
+};
 
 impl Config {
     /// A human summary for `gateway check`, in the spirit of `nginx -t`.
@@ -83,88 +85,18 @@ impl Config {
         }
         let _ = writeln!(out, "routes:");
         for route in &self.routes {
-            let path = match &route.matcher.path {
-                PathMatch::Exact(p) => format!("= {p}"),
-                PathMatch::Prefix(p) => format!("{p}*"),
-            };
-            let host = route.matcher.host.as_deref().unwrap_or("*");
-            let methods = route.matcher.methods.as_ref().map_or_else(
-                || "any".to_owned(),
-                |m| m.iter().map(Method::as_str).collect::<Vec<_>>().join(","),
-            );
-            let target = match (&route.action, &route.split) {
-                (RouteAction::Proxy { strip_prefix, .. }, Some(split)) => {
-                    let shares: Vec<String> = split
-                        .pools
-                        .iter()
-                        .map(|(pool, weight)| format!("{} {weight}", self.pools[*pool].name))
-                        .collect();
-                    format!(
-                        "-> split {}{}",
-                        shares.join(" / "),
-                        if *strip_prefix { " (strip prefix)" } else { "" }
-                    )
-                }
-                (RouteAction::Proxy { pool, strip_prefix }, None) => format!(
-                    "-> pool {}{}",
-                    self.pools[*pool].name,
-                    if *strip_prefix { " (strip prefix)" } else { "" }
-                ),
-                (RouteAction::Respond { status, .. }, _) => {
-                    format!("-> respond {}", status.as_u16())
-                }
-                (RouteAction::Redirect(r), _) => format!("-> redirect {}", r.status.as_u16()),
-            };
             let auth = match route.auth {
                 AuthMode::None => String::new(),
                 AuthMode::Optional => ", auth optional".to_owned(),
                 AuthMode::Required => ", auth required".to_owned(),
             };
-            let limits: Vec<String> = route
-                .rate_limits
-                .iter()
-                .map(|l| {
-                    let scope = match l.scope {
-                        LimitScope::Local => "local",
-                        LimitScope::Cluster => "cluster",
-                    };
-                    format!(
-                        "{} per {}, burst {}, {scope}",
-                        l.rate,
-                        human(l.per),
-                        l.burst
-                    )
-                })
-                .collect();
+            let limits = route.rate_limit_texts();
             let limits = if limits.is_empty() {
                 String::new()
             } else {
                 format!(", limits [{}]", limits.join("; "))
             };
-            let p = &route.policies;
-            // In the order the gateway applies them (README, "Edge policies").
-            let active: Vec<&str> = [
-                (!p.ip_access.allow.is_empty(), "ip_allow"),
-                (!p.ip_access.deny.is_empty(), "ip_deny"),
-                (p.cors.is_some(), "cors"),
-                (p.basic_auth.is_some(), "basic_auth"),
-                (p.api_keys.is_some(), "api_keys"),
-                (p.forward_auth.is_some(), "forward_auth"),
-                (route.auth != AuthMode::None, "auth"),
-                (true, "body_limit"),
-                (!route.rate_limits.is_empty(), "rate_limits"),
-                (route.split.is_some(), "split"),
-                (p.rewrite.is_some(), "rewrite"),
-                (p.upstream_host.is_some(), "upstream_host"),
-                (!p.request_headers.is_empty(), "request_headers"),
-                (p.security_headers != Default::default(), "security_headers"),
-                (!p.response_headers.is_empty(), "response_headers"),
-                (p.compression.is_some(), "compression"),
-            ]
-            .into_iter()
-            .filter_map(|(on, name)| on.then_some(name))
-            .collect();
-            let policies = format!(", policies [{}]", active.join(" > "));
+            let policies = format!(", policies [{}]", route.policies_in_order().join(" > "));
             let mut traffic = String::new();
             if let Some(deadline) = route.timeouts.request {
                 let _ = write!(traffic, ", deadline {}", human(deadline));
@@ -181,12 +113,100 @@ impl Config {
             }
             let _ = writeln!(
                 out,
-                "  {} [{host} {path} {methods}] {target}, body <= {}{auth}{limits}{policies}{traffic}",
+                "  {} [{}] -> {}, body <= {}{auth}{limits}{policies}{traffic}",
                 route.name,
+                route.match_text(),
+                self.route_target(route),
                 size(route.body_limit)
             );
         }
         out
+    }
+}
+
+impl Config {
+    /// Where `route` sends a request: `pool backend`, `split a 90 / b 10`, `respond 200`,
+    /// `redirect 302` (with `(strip prefix)` when it strips one).
+    pub fn route_target(&self, route: &RouteConfig) -> String {
+        let strip = |strip_prefix: bool| if strip_prefix { " (strip prefix)" } else { "" };
+        match (&route.action, &route.split) {
+            (RouteAction::Proxy { strip_prefix, .. }, Some(split)) => {
+                let shares: Vec<String> = split
+                    .pools
+                    .iter()
+                    .map(|(pool, weight)| format!("{} {weight}", self.pools[*pool].name))
+                    .collect();
+                format!("split {}{}", shares.join(" / "), strip(*strip_prefix))
+            }
+            (RouteAction::Proxy { pool, strip_prefix }, None) => {
+                format!("pool {}{}", self.pools[*pool].name, strip(*strip_prefix))
+            }
+            (RouteAction::Respond { status, .. }, _) => format!("respond {}", status.as_u16()),
+            (RouteAction::Redirect(r), _) => format!("redirect {}", r.status.as_u16()),
+        }
+    }
+}
+
+impl RouteConfig {
+    /// What the route matches: `host path methods`, `*` for any host, `= /exact` or
+    /// `/prefix*`, `any` method.
+    pub fn match_text(&self) -> String {
+        let path = match &self.matcher.path {
+            PathMatch::Exact(p) => format!("= {p}"),
+            PathMatch::Prefix(p) => format!("{p}*"),
+        };
+        let host = self.matcher.host.as_deref().unwrap_or("*");
+        let methods = self.matcher.methods.as_ref().map_or_else(
+            || "any".to_owned(),
+            |m| m.iter().map(Method::as_str).collect::<Vec<_>>().join(","),
+        );
+        format!("{host} {path} {methods}")
+    }
+
+    /// Each rate limit as `10 per 1m, burst 5, cluster`.
+    pub fn rate_limit_texts(&self) -> Vec<String> {
+        self.rate_limits
+            .iter()
+            .map(|l| {
+                let scope = match l.scope {
+                    LimitScope::Local => "local",
+                    LimitScope::Cluster => "cluster",
+                };
+                format!(
+                    "{} per {}, burst {}, {scope}",
+                    l.rate,
+                    human(l.per),
+                    l.burst
+                )
+            })
+            .collect()
+    }
+
+    /// The policies the route has, in the order the gateway applies them (README, "Edge
+    /// policies").
+    pub fn policies_in_order(&self) -> Vec<&'static str> {
+        let p = &self.policies;
+        [
+            (!p.ip_access.allow.is_empty(), "ip_allow"),
+            (!p.ip_access.deny.is_empty(), "ip_deny"),
+            (p.cors.is_some(), "cors"),
+            (p.basic_auth.is_some(), "basic_auth"),
+            (p.api_keys.is_some(), "api_keys"),
+            (p.forward_auth.is_some(), "forward_auth"),
+            (self.auth != AuthMode::None, "auth"),
+            (true, "body_limit"),
+            (!self.rate_limits.is_empty(), "rate_limits"),
+            (self.split.is_some(), "split"),
+            (p.rewrite.is_some(), "rewrite"),
+            (p.upstream_host.is_some(), "upstream_host"),
+            (!p.request_headers.is_empty(), "request_headers"),
+            (p.security_headers != Default::default(), "security_headers"),
+            (!p.response_headers.is_empty(), "response_headers"),
+            (p.compression.is_some(), "compression"),
+        ]
+        .into_iter()
+        .filter_map(|(on, name)| on.then_some(name))
+        .collect()
     }
 }
 
@@ -202,7 +222,7 @@ fn size(bytes: u64) -> String {
 
 impl Balance {
     /// The spelling in `gateway.yaml`.
-    fn spelling(&self) -> String {
+    pub fn spelling(&self) -> String {
         match self {
             Self::RoundRobin => "round_robin".to_owned(),
             Self::Random => "random".to_owned(),
