@@ -21,6 +21,7 @@
 
 mod acme;
 mod admin;
+pub use admin::status_schema;
 pub mod config;
 mod error;
 #[doc(hidden)]

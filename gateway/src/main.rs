@@ -5,6 +5,7 @@
 //! cargo run --release --bin gateway -- --config gateway.yaml
 //! cargo run --release --bin gateway -- check gateway.yaml
 //! cargo run --release --bin gateway -- schema > config/gateway.schema.json
+//! cargo run --release --bin gateway -- schema status > config/status.schema.json
 //! curl -i http://127.0.0.1:80/todos
 //! curl -s http://127.0.0.1:9091/metrics
 //! ```
@@ -36,14 +37,22 @@ enum Command {
         /// The file to check.
         file: PathBuf,
     },
-    /// Print the JSON Schema of gateway.yaml (config/gateway.schema.json is this output).
-    Schema,
+    /// Print a JSON Schema: of gateway.yaml (config/gateway.schema.json), or with `status`
+    /// of the admin listener's /status.json (config/status.schema.json).
+    Schema {
+        /// `config` (the default) or `status`.
+        #[arg(default_value = "config", value_parser = ["config", "status"])]
+        of: String,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Some(Command::Schema) = cli.command {
-        print!("{}", gateway::config::schema());
+    if let Some(Command::Schema { of }) = &cli.command {
+        match of.as_str() {
+            "status" => print!("{}", gateway::status_schema()),
+            _ => print!("{}", gateway::config::schema()),
+        }
         return ExitCode::SUCCESS;
     }
     if let Some(Command::Check { file }) = cli.command {

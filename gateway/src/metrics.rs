@@ -303,6 +303,28 @@ pub(crate) static RATE_LIMIT_REDIS_ERRORS: Lazy<IntCounterVec> = Lazy::new(|| {
     .expect("metric names are unique")
 });
 
+/// Every series of `gateway_requests_total` as (route, code, count), for the status page.
+pub(crate) fn requests_by_route_and_code() -> Vec<(String, String, u64)> {
+    use prometheus::core::Collector as _;
+    let mut out = Vec::new();
+    for family in REQUESTS.collect() {
+        for metric in family.get_metric() {
+            let label = |name: &str| {
+                metric
+                    .get_label()
+                    .iter()
+                    .find(|l| l.name() == name)
+                    .map(|l| l.value().to_owned())
+            };
+            if let (Some(route), Some(code)) = (label("route"), label("code")) {
+                #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // a count
+                out.push((route, code, metric.get_counter().value() as u64));
+            }
+        }
+    }
+    out
+}
+
 /// Render every registered metric in the text exposition format.
 pub(crate) fn render() -> Vec<u8> {
     use prometheus::Encoder as _;

@@ -16,9 +16,10 @@
 //! that need new sockets or threads (listeners, `server:`, `dns:`) are reported as needing a
 //! restart. Each applied config is logged with the hash of its text.
 
+use std::collections::VecDeque;
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
@@ -37,7 +38,49 @@ const POLL_EVERY: Duration = Duration::from_millis(500);
 /// On SIGHUP, the file is read twice this far apart and applied only if both agree.
 const SETTLE: Duration = Duration::from_millis(100);
 
+/// Reloads kept for the status page, newest first.
+const HISTORY: usize = 10;
+
+/// One attempt to apply the config: the start, or a reload applied or rejected.
+#[derive(Debug, Clone)]
+pub(crate) struct ReloadEvent {
+    pub(crate) at: SystemTime,
+    /// `started`, `applied` or `rejected`.
+    pub(crate) result: &'static str,
+    /// The hash of the text (as `gateway_config_info` and the log show it).
+    pub(crate) hash: String,
+    /// A rejected text's errors, one per line with file, line, column and key.
+    pub(crate) errors: Vec<String>,
+}
+
+/// The last reloads, for the status page.
+#[derive(Debug, Default)]
+pub(crate) struct ReloadHistory {
+    events: Mutex<VecDeque<ReloadEvent>>,
+}
+
+impl ReloadHistory {
+    pub(crate) fn record(&self, result: &'static str, hash: String, errors: Vec<String>) {
+        let mut events = self.events.lock().unwrap_or_else(|p| p.into_inner());
+        events.push_front(ReloadEvent {
+            at: SystemTime::now(),
+            result,
+            hash,
+            errors,
+        });
+        events.truncate(HISTORY);
+    }
+
+    /// Newest first.
+    pub(crate) fn events(&self) -> Vec<ReloadEvent> {
+        let events = self.events.lock().unwrap_or_else(|p| p.into_inner());
+        events.iter().cloned().collect()
+    }
+}
+
 pub(crate) struct Reloader {
+    /// What the status page shows of reloads.
+    pub(crate) history: Arc<ReloadHistory>,
     pub(crate) path: PathBuf,
     /// The runtime requests load; replaced whole on a successful reload.
     pub(crate) runtime: Arc<ArcSwap<Runtime>>,
@@ -206,10 +249,13 @@ impl Reloader {
         let new = match config::parse(&self.path, text) {
             Ok(new) => new,
             Err(errors) => {
-                for line in errors.to_string().lines() {
+                let lines: Vec<String> = errors.to_string().lines().map(str::to_owned).collect();
+                for line in &lines {
                     tracing::error!(error = line, "invalid config");
                 }
                 fail("invalid config");
+                self.history
+                    .record("rejected", config::content_hash(text), lines);
                 return;
             }
         };
@@ -223,6 +269,8 @@ impl Reloader {
         next.activate();
         retire_old(&previous, &next);
         publish_runtime_info(&next);
+        self.history
+            .record("applied", next.config.source_hash.clone(), Vec::new());
         metrics::CONFIG_RELOAD_SUCCESS.set(1);
         metrics::CONFIG_RELOADS.with_label_values(&["ok"]).inc();
         let reused = next

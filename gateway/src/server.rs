@@ -12,13 +12,13 @@ use pingora::server::{ExecutionPhase, RunArgs, Server};
 use pingora::services::background::background_service;
 use pingora::services::listening::Service;
 
-use crate::admin::AdminApp;
+use crate::admin::{AdminApp, Sampler, Traffic};
 use crate::config::Config;
 use crate::error::StartupError;
 use crate::metrics;
 use crate::proxy::connection::Connections;
 use crate::proxy::Gateway;
-use crate::reload::{publish_runtime_info, Reloader};
+use crate::reload::{publish_runtime_info, ReloadHistory, Reloader};
 use crate::runtime::Runtime;
 use crate::upstream::discovery;
 
@@ -45,8 +45,12 @@ pub fn run(config: Config) -> Result<(), StartupError> {
     let config = Arc::new(config);
     let resolver =
         Arc::new(discovery::resolver(&config.dns_nameservers).map_err(StartupError::Resolver)?);
+    let started = (std::time::SystemTime::now(), std::time::Instant::now());
     let initial = Runtime::build(Arc::clone(&config), &resolver, None);
     publish_runtime_info(&initial);
+    let history = Arc::new(ReloadHistory::default());
+    history.record("started", config.source_hash.clone(), Vec::new());
+    let traffic = Arc::new(Traffic::default());
     let runtime = Arc::new(ArcSwap::from_pointee(initial));
 
     let mut server = Server::new_with_opt_and_conf(None, pingora_server_conf(&config));
@@ -85,6 +89,9 @@ pub fn run(config: Config) -> Result<(), StartupError> {
         "admin".to_owned(),
         HttpServer::new_app(AdminApp {
             runtime: Arc::clone(&runtime),
+            history: Arc::clone(&history),
+            traffic: Arc::clone(&traffic),
+            started,
         }),
     );
     admin.add_tcp(&config.listeners.admin.to_string());
@@ -99,11 +106,15 @@ pub fn run(config: Config) -> Result<(), StartupError> {
     server.add_service(background_service(
         "config",
         Reloader {
+            history,
             path: config.source.clone(),
             runtime: Arc::clone(&runtime),
             resolver,
         },
     ));
+
+    // Samples the request counters for the status page's per-route rates.
+    server.add_service(background_service("status", Sampler(traffic)));
 
     exit_when_drained(&server);
     tracing::info!(

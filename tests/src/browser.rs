@@ -39,6 +39,11 @@ fn chromium(profile: &tempfile::TempDir) -> Command {
 /// Load `url`, let its scripts finish, and return the DOM as the page left it; a
 /// screenshot of the page goes to `artifacts_dir()/<name>.png`.
 pub fn rendered_dom(url: &str, name: &str) -> String {
+    rendered_dom_in(url, name, (900, 300))
+}
+
+/// [`rendered_dom`] with the screenshot's window size.
+pub fn rendered_dom_in(url: &str, name: &str, (width, height): (u32, u32)) -> String {
     let profile = tempfile::tempdir().expect("tempdir");
     let dom = crate::run_ok(
         chromium(&profile).arg("--dump-dom").arg(url),
@@ -48,7 +53,7 @@ pub fn rendered_dom(url: &str, name: &str) -> String {
     let profile = tempfile::tempdir().expect("tempdir");
     let status = chromium(&profile)
         .arg(format!("--screenshot={}", shot.display()))
-        .arg("--window-size=900,300")
+        .arg(format!("--window-size={width},{height}"))
         .arg(url)
         .output()
         .expect("run chromium");

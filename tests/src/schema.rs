@@ -20,17 +20,24 @@ pub fn python_tool(name: &str) -> PathBuf {
     tool
 }
 
-/// The committed schema.
-pub fn schema_path() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/gateway.schema.json")
+/// A committed schema of `config/` (`gateway.schema.json`, `status.schema.json`).
+pub fn schema_path(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../config")
+        .join(name)
 }
 
-/// Validate `files` against the committed schema in one run of check-jsonschema: each file's
-/// errors as `path: message` (an empty list for a valid file).
+/// Validate gateway configs against `config/gateway.schema.json` (see [`validate`]).
 pub fn schema_errors(files: &[PathBuf]) -> HashMap<PathBuf, Vec<String>> {
+    validate(&schema_path("gateway.schema.json"), files)
+}
+
+/// Validate `files` (YAML or JSON) against `schema` in one run of check-jsonschema: each
+/// file's errors as `path: message` (an empty list for a valid file).
+pub fn validate(schema: &Path, files: &[PathBuf]) -> HashMap<PathBuf, Vec<String>> {
     let out = Command::new(python_tool("check-jsonschema"))
         .args(["--output-format", "json", "--schemafile"])
-        .arg(schema_path())
+        .arg(schema)
         .args(files)
         .output()
         .expect("check-jsonschema starts");

@@ -132,6 +132,11 @@ impl Acme {
         }
     }
 
+    /// The certificate served now, if one was obtained.
+    pub(crate) fn served_certificate(&self) -> Option<Arc<Certificate>> {
+        self.served.load_full()
+    }
+
     /// Set the expiry gauge of the certificate served (a reload resets the gauges).
     pub(crate) fn publish_expiry(&self) {
         if let Some(cert) = self.served.load().as_ref() {

@@ -1,6 +1,12 @@
-//! The admin listener: `/metrics`, `/healthz` and `/readyz`, kept off the public port.
+//! The admin listener, kept off the public port: the status page (`/`, rendered in the
+//! browser from `/status.json` by `page.js`), `/metrics`, `/healthz` and `/readyz`.
+
+mod status;
+
+pub(crate) use status::{Sampler, Traffic};
 
 use std::sync::Arc;
+use std::time::{Instant, SystemTime};
 
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
@@ -9,12 +15,30 @@ use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
 
 use crate::metrics;
+use crate::reload::ReloadHistory;
 use crate::runtime::Runtime;
 
 pub(crate) struct AdminApp {
     /// Shared with the proxy so readiness reflects the pools actually serving.
     pub(crate) runtime: Arc<ArcSwap<Runtime>>,
+    /// The reloader's record of the start and the last reloads.
+    pub(crate) history: Arc<ReloadHistory>,
+    /// Samples of the request counters, for each route's last minute.
+    pub(crate) traffic: Arc<Traffic>,
+    /// When the process started (wall clock, and monotonic for the uptime).
+    pub(crate) started: (SystemTime, Instant),
 }
+
+/// The page's static parts: no build step, no third-party code; the script renders
+/// `/status.json` with `textContent` only (names and errors come from the config file).
+const PAGE_HTML: &str = include_str!("page.html");
+const PAGE_JS: &str = include_str!("page.js");
+const PAGE_CSS: &str = include_str!("page.css");
+
+/// The page may load its own script, style and JSON and nothing else.
+const PAGE_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
+                           connect-src 'self'; img-src 'self'; base-uri 'none'; \
+                           form-action 'none'; frame-ancestors 'none'";
 
 fn reply(status: StatusCode, content_type: &str, body: Vec<u8>) -> Response<Vec<u8>> {
     Response::builder()
@@ -25,7 +49,45 @@ fn reply(status: StatusCode, content_type: &str, body: Vec<u8>) -> Response<Vec<
         .unwrap_or_default()
 }
 
+/// A static part of the status page, with headers that keep it to itself.
+fn asset(content_type: &str, body: &str) -> Response<Vec<u8>> {
+    let mut response = reply(StatusCode::OK, content_type, body.as_bytes().to_vec());
+    let headers = response.headers_mut();
+    headers.insert(
+        http::header::CONTENT_SECURITY_POLICY,
+        http::HeaderValue::from_static(PAGE_POLICY),
+    );
+    headers.insert(
+        http::header::X_CONTENT_TYPE_OPTIONS,
+        http::HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        http::header::CACHE_CONTROL,
+        http::HeaderValue::from_static("no-store"),
+    );
+    response
+}
+
+/// The JSON Schema of `/status.json`: `config/status.schema.json`, kept current by a test.
+pub fn status_schema() -> String {
+    crate::config::render_schema::<status::Status>()
+}
+
 impl AdminApp {
+    /// `/status.json`: the status page's data, read now.
+    fn status(&self) -> Response<Vec<u8>> {
+        self.traffic.sample();
+        let runtime = self.runtime.load();
+        let status = status::status(&runtime, &self.history, &self.traffic, self.started);
+        let body = serde_json::to_vec(&status).unwrap_or_default();
+        let mut response = reply(StatusCode::OK, "application/json", body);
+        response.headers_mut().insert(
+            http::header::CACHE_CONTROL,
+            http::HeaderValue::from_static("no-store"),
+        );
+        response
+    }
+
     /// Ready when every pool has at least one endpoint passing its checks and a configured
     /// JWKS has been fetched (before that every token would be refused).
     fn readiness(&self) -> Response<Vec<u8>> {
@@ -81,6 +143,10 @@ impl ServeHttp for AdminApp {
             ),
             "/healthz" => reply(StatusCode::OK, "text/plain", b"ok\n".to_vec()),
             "/readyz" => self.readiness(),
+            "/" => asset("text/html; charset=utf-8", PAGE_HTML),
+            "/status.js" => asset("text/javascript; charset=utf-8", PAGE_JS),
+            "/status.css" => asset("text/css; charset=utf-8", PAGE_CSS),
+            "/status.json" => self.status(),
             _ => reply(StatusCode::NOT_FOUND, "text/plain", b"not found\n".to_vec()),
         }
     }

@@ -21,6 +21,7 @@ mod validate;
 pub(crate) use keys::decoding_key;
 pub(crate) use keys::secret;
 pub use keys::{KeyMaterial, Secret};
+pub(crate) use schema::render_schema;
 pub use schema::schema;
 pub(crate) use tls::load_certificate;
 pub use tls::{AcmeConfig, Certificate, SelfSigned, TlsConfig, TlsVersion, UpstreamTls};

@@ -14,11 +14,16 @@ use super::file::TopFile;
 
 /// The schema as pretty-printed JSON, with a final newline.
 pub fn schema() -> String {
-    // Draft 7: the newest draft every YAML editor plugin reads.
+    render_schema::<TopFile>()
+}
+
+/// The JSON Schema of `T` as the gateway publishes its schemas: draft 7 (the newest draft
+/// every YAML editor plugin reads), descriptions unwrapped, pretty, with a final newline.
+pub(crate) fn render_schema<T: schemars::JsonSchema>() -> String {
     let generator = SchemaSettings::draft07()
         .with_transform(RecursiveTransform(unwrap_description))
         .into_generator();
-    let schema = generator.into_root_schema_for::<TopFile>();
+    let schema = generator.into_root_schema_for::<T>();
     let mut text = serde_json::to_string_pretty(&schema).expect("a schema is plain JSON");
     text.push('\n');
     text

@@ -123,6 +123,8 @@ pub(crate) struct Ctx {
     probe: Option<BreakerProbe>,
     /// The current attempt's place under `max_in_flight_per_endpoint`.
     endpoint_slot: Option<pingora_limits::inflight::Guard>,
+    /// The current attempt, counted in its endpoint's in-flight requests.
+    attempt: Option<crate::upstream::Attempt>,
     /// The copy of this request for the route's `mirror`, when it was sampled.
     mirror: Option<traffic::MirrorCopy>,
     /// Retries so far that followed an answer or a reset (they back off).
@@ -194,6 +196,7 @@ impl ProxyHttp for Gateway {
             admitted: None,
             probe: None,
             endpoint_slot: None,
+            attempt: None,
             mirror: None,
             backoffs: 0,
             backoff_due: false,
@@ -271,6 +274,7 @@ impl ProxyHttp for Gateway {
         // The previous attempt's places (if any) are given back before choosing again.
         ctx.probe = None;
         ctx.endpoint_slot = None;
+        ctx.attempt = None;
         let chosen = match pool.select(&key, &ctx.tried) {
             Ok(chosen) => chosen,
             Err(Unavailable::NoEndpoint) => {
@@ -295,6 +299,7 @@ impl ProxyHttp for Gateway {
         ctx.tried.push(chosen.addr);
         ctx.probe = chosen.probe;
         ctx.endpoint_slot = chosen.slot;
+        ctx.attempt = chosen.attempt;
         ctx.upstream_started = Some(Instant::now());
         let mut peer = pool.peer(chosen.addr);
         traffic::apply_route_timeouts(ctx, &mut peer)?;

@@ -26,6 +26,9 @@ pub(super) fn judge_answer(resp: &ResponseHeader, ctx: &mut Ctx) {
     let (Some(pool), Some(addr)) = (ctx.pool(), ctx.tried.last()) else {
         return;
     };
+    if let Some(took) = ctx.upstream_elapsed {
+        pool.observe_answer(*addr, took);
+    }
     if shedding {
         return;
     }

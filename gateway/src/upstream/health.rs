@@ -50,6 +50,28 @@ pub(crate) struct Endpoint {
     probes: AtomicU32,
     /// The breaker is out because the endpoint refused a connection (nothing listened).
     refused: AtomicBool,
+    /// Attempts at this endpoint now (each holds an [`Attempt`]), for the status page.
+    in_flight: AtomicU32,
+    /// Moving average of its time to answer (to the response header), in microseconds;
+    /// 0 until the first answer. For the status page.
+    answer_micros: AtomicU64,
+}
+
+/// One attempt at an endpoint, counted in its `in_flight` until dropped (however the
+/// request ends).
+pub(crate) struct Attempt(Arc<Endpoint>);
+
+impl Attempt {
+    pub(crate) fn new(endpoint: &Arc<Endpoint>) -> Self {
+        endpoint.in_flight.fetch_add(1, Relaxed);
+        Self(Arc::clone(endpoint))
+    }
+}
+
+impl Drop for Attempt {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Relaxed);
+    }
 }
 
 /// A breaker's state, as `/metrics` shows it (`gateway_breaker_state`).
@@ -100,6 +122,8 @@ impl Endpoint {
             openings: AtomicU32::new(0),
             probes: AtomicU32::new(0),
             refused: AtomicBool::new(false),
+            in_flight: AtomicU32::new(0),
+            answer_micros: AtomicU64::new(0),
         }
     }
 
@@ -120,6 +144,43 @@ impl Endpoint {
             openings: AtomicU32::new(self.openings.load(Relaxed)),
             probes: AtomicU32::new(0),
             refused: AtomicBool::new(self.refused.load(Relaxed)),
+            // Attempts under the old pool stay counted there; they end soon.
+            in_flight: AtomicU32::new(0),
+            answer_micros: AtomicU64::new(self.answer_micros.load(Relaxed)),
+        }
+    }
+
+    /// Fold one time to answer into the moving average (weight 1/8: about the last dozen
+    /// answers). Racing updates may lose one sample; the average is for people to read.
+    pub(crate) fn observe_answer(&self, took: Duration) {
+        let sample = u64::try_from(took.as_micros()).unwrap_or(u64::MAX).max(1);
+        let old = self.answer_micros.load(Relaxed);
+        let new = if old == 0 {
+            sample
+        } else {
+            old - old / 8 + sample / 8
+        };
+        self.answer_micros.store(new.max(1), Relaxed);
+    }
+
+    /// The moving average of its time to answer, once it has answered.
+    pub(crate) fn answer_time(&self) -> Option<Duration> {
+        match self.answer_micros.load(Relaxed) {
+            0 => None,
+            micros => Some(Duration::from_micros(micros)),
+        }
+    }
+
+    pub(crate) fn in_flight(&self) -> u32 {
+        self.in_flight.load(Relaxed)
+    }
+
+    /// The active verdict: `passing`, `failing`, or `unknown` before the first check.
+    pub(crate) fn verdict(&self) -> &'static str {
+        match self.active.load(Relaxed) {
+            HEALTHY => "passing",
+            UNHEALTHY => "failing",
+            _ => "unknown",
         }
     }
 

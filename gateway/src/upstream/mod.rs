@@ -43,8 +43,8 @@ use crate::metrics;
 use admission::Admission;
 use budget::Budget;
 use discovery::{DnsDiscovery, SharedDiscovery};
-pub(crate) use health::Probe as BreakerProbe;
 use health::{now_ms, Admit, BreakerState, Endpoint};
+pub(crate) use health::{Attempt, Probe as BreakerProbe};
 use tls::PeerTls;
 
 /// One member as `/readyz` shows it.
@@ -52,7 +52,13 @@ pub(crate) struct EndpointStatus {
     pub(crate) addr: SocketAddr,
     /// Its active verdict passes and its breaker is not open.
     pub(crate) routable: bool,
+    /// The active check's verdict: `passing`, `failing` or `unknown`.
+    pub(crate) verdict: &'static str,
     pub(crate) breaker: &'static str,
+    /// Attempts at it now.
+    pub(crate) in_flight: u32,
+    /// Moving average of its time to answer.
+    pub(crate) answer_time: Option<Duration>,
 }
 
 /// The endpoint chosen for one attempt, its half-open probe place if it is one, and its
@@ -61,6 +67,8 @@ pub(crate) struct Selected {
     pub(crate) addr: SocketAddr,
     pub(crate) probe: Option<BreakerProbe>,
     pub(crate) slot: Option<Guard>,
+    /// Counts the attempt in the endpoint's in-flight requests.
+    pub(crate) attempt: Option<Attempt>,
 }
 
 /// Why no endpoint was chosen.
@@ -435,6 +443,7 @@ impl Pool {
             Some(addr) => Ok(Selected {
                 probe: probe.into_inner(),
                 slot: slot.into_inner(),
+                attempt: endpoints.get(&addr).map(Attempt::new),
                 addr,
             }),
             None if at_capacity.get() => Err(Unavailable::AtCapacity),
@@ -544,6 +553,13 @@ impl Pool {
         tracing::warn!(pool = %self.name(), endpoint = %e.addr, reason, open_for = ?length, "circuit breaker opened");
     }
 
+    /// `addr` answered after `took`: its moving average of times to answer learns it.
+    pub(crate) fn observe_answer(&self, addr: SocketAddr, took: Duration) {
+        if let Some(e) = self.endpoints.load().get(&addr) {
+            e.observe_answer(took);
+        }
+    }
+
     /// `addr` answered with a status that is not a failure.
     pub(crate) fn report_success(&self, addr: SocketAddr) {
         let endpoints = self.endpoints.load();
@@ -585,7 +601,10 @@ impl Pool {
             .map(|e| EndpointStatus {
                 addr: e.addr,
                 routable: e.routable(now),
+                verdict: e.verdict(),
                 breaker: e.breaker(now).label(),
+                in_flight: e.in_flight(),
+                answer_time: e.answer_time(),
             })
             .collect();
         out.sort_by_key(|s| s.addr);

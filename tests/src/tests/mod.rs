@@ -25,6 +25,7 @@ mod reload;
 mod requests;
 mod routing;
 mod stack;
+mod status_page;
 mod traffic;
 
 use crate::config::{GatewayConfig, Pool, Route};
