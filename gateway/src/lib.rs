@@ -24,6 +24,7 @@ mod admin;
 pub use admin::status_schema;
 pub mod config;
 mod error;
+pub mod explain;
 #[doc(hidden)]
 pub mod fuzzing;
 mod metrics;

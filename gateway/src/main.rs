@@ -4,6 +4,7 @@
 //! ```text
 //! cargo run --release --bin gateway -- --config gateway.yaml
 //! cargo run --release --bin gateway -- check gateway.yaml
+//! cargo run --release --bin gateway -- explain --config gateway.yaml GET http://localhost/todos -H 'Authorization: Bearer ...'
 //! cargo run --release --bin gateway -- schema > config/gateway.schema.json
 //! cargo run --release --bin gateway -- schema status > config/status.schema.json
 //! curl -i http://127.0.0.1:80/todos
@@ -23,8 +24,14 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[derive(Parser)]
 #[command(version, about = "Reverse proxy and API gateway on Pingora")]
 struct Cli {
-    /// The gateway config to run with.
-    #[arg(long, short, default_value = "gateway.yaml", env = "GATEWAY_CONFIG")]
+    /// The gateway config to run with (or to explain a request with).
+    #[arg(
+        long,
+        short,
+        default_value = "gateway.yaml",
+        env = "GATEWAY_CONFIG",
+        global = true
+    )]
     config: PathBuf,
     #[command(subcommand)]
     command: Option<Command>,
@@ -36,6 +43,26 @@ enum Command {
     Check {
         /// The file to check.
         file: PathBuf,
+    },
+    /// Explain what the gateway would do with a request, without sending it: the route (and
+    /// near misses), each policy in order, the upstream request or the gateway's own answer.
+    /// Exit status 0: it would be proxied; 1: the gateway answers it; 2: a usage or config
+    /// error.
+    Explain {
+        /// The method, e.g. GET.
+        method: String,
+        /// The URL as a client would send it, e.g. https://api.example.com/todos/42.
+        url: String,
+        /// A request header, `Name: value`; repeatable.
+        #[arg(short = 'H', long = "header")]
+        headers: Vec<String>,
+        /// The client's address, for ip_allow/ip_deny and rate-limit keys.
+        #[arg(long, default_value = "127.0.0.1")]
+        client_ip: std::net::IpAddr,
+        /// A running gateway's admin listener (http://127.0.0.1:9091): show the live state
+        /// of the pool's endpoints.
+        #[arg(long)]
+        admin: Option<String>,
     },
     /// Print a JSON Schema: of gateway.yaml (config/gateway.schema.json), or with `status`
     /// of the admin listener's /status.json (config/status.schema.json).
@@ -54,6 +81,23 @@ fn main() -> ExitCode {
             _ => print!("{}", gateway::config::schema()),
         }
         return ExitCode::SUCCESS;
+    }
+    if let Some(Command::Explain {
+        method,
+        url,
+        headers,
+        client_ip,
+        admin,
+    }) = &cli.command
+    {
+        return explain(
+            &cli.config,
+            method,
+            url,
+            headers,
+            *client_ip,
+            admin.as_deref(),
+        );
     }
     if let Some(Command::Check { file }) = cli.command {
         return match gateway::config::load(&file) {
@@ -85,4 +129,104 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `gateway explain`: print the explanation; the exit status says whether it is proxied.
+fn explain(
+    config: &std::path::Path,
+    method: &str,
+    url: &str,
+    headers: &[String],
+    client_ip: std::net::IpAddr,
+    admin: Option<&str>,
+) -> ExitCode {
+    let usage = |message: String| {
+        eprintln!("gateway explain: {message}");
+        ExitCode::from(2)
+    };
+    let config = match gateway::config::load(config) {
+        Ok(config) => config,
+        Err(errors) => {
+            eprintln!("{errors}");
+            return ExitCode::from(2);
+        }
+    };
+    let Ok(method) = method.parse::<http::Method>() else {
+        return usage(format!("{method:?} is not an HTTP method"));
+    };
+    let uri = match url.parse::<http::Uri>() {
+        Ok(uri) if matches!(uri.scheme_str(), Some("http" | "https")) => uri,
+        _ => return usage(format!("{url:?} is not an http:// or https:// URL")),
+    };
+    let headers = match gateway::explain::parse_headers(headers) {
+        Ok(headers) => headers,
+        Err(e) => return usage(e),
+    };
+    let request = gateway::explain::Request {
+        method,
+        https: uri.scheme_str() == Some("https"),
+        host: uri
+            .host()
+            .map(|h| h.trim_end_matches('.').to_ascii_lowercase()),
+        port: uri.port_u16(),
+        path: uri.path().to_owned(),
+        query: uri.query().map(str::to_owned),
+        headers,
+        client_ip,
+    };
+    let explanation = gateway::explain::explain(&config, &request);
+    print!("{}", explanation.text);
+    match explanation.outcome {
+        gateway::explain::Outcome::Proxied { pool } => {
+            if let Some(admin) = admin {
+                match live_endpoints(admin, &pool) {
+                    Ok(lines) => lines.iter().for_each(|l| println!("{:<10} {l}", "live")),
+                    Err(e) => println!("{:<10} cannot read {admin}/status.json: {e}", "live"),
+                }
+            }
+            println!("{:<10} proxied", "result");
+            ExitCode::SUCCESS
+        }
+        gateway::explain::Outcome::Answered { status } => {
+            println!("{:<10} answered by the gateway ({status})", "result");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Each endpoint of `pool` as a running gateway's `/status.json` shows it.
+fn live_endpoints(admin: &str, pool: &str) -> Result<Vec<String>, String> {
+    let url = format!("{}/status.json", admin.trim_end_matches('/'));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let status: serde_json::Value = runtime.block_on(async {
+        let response = reqwest::Client::new()
+            .get(&url)
+            .timeout(std::time::Duration::from_secs(5))
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        response.json().await.map_err(|e| e.to_string())
+    })?;
+    let pools = status["pools"].as_array().cloned().unwrap_or_default();
+    let Some(found) = pools.iter().find(|p| p["name"] == pool) else {
+        return Err(format!("the running gateway has no pool {pool}"));
+    };
+    Ok(found["endpoints"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| {
+            format!(
+                "{} healthy={} check={} breaker={} in_flight={}",
+                e["address"].as_str().unwrap_or("?"),
+                e["healthy"],
+                e["check"].as_str().unwrap_or("?"),
+                e["breaker"].as_str().unwrap_or("?"),
+                e["in_flight"]
+            )
+        })
+        .collect())
 }

@@ -23,11 +23,7 @@ pub(crate) struct Route {
 
 impl Route {
     fn matches(&self, host: Option<&str>, path: &str, method: &Method) -> bool {
-        let path_ok = match &self.path {
-            PathMatch::Exact(p) => path == p,
-            PathMatch::Prefix(p) => prefix_matches(p, path),
-        };
-        path_ok
+        path_matches(&self.path, path)
             && self.host.as_deref().is_none_or(|h| Some(h) == host)
             && self.methods.as_ref().is_none_or(|m| m.contains(method))
     }
@@ -57,6 +53,14 @@ impl Route {
 
 /// `/api` matches `/api` and `/api/...` but not `/apix`; `/api/` and `/` match everything
 /// below them.
+/// Whether a canonical `path` is the route's exact path or under its prefix.
+pub(crate) fn path_matches(matcher: &PathMatch, path: &str) -> bool {
+    match matcher {
+        PathMatch::Exact(p) => path == p,
+        PathMatch::Prefix(p) => prefix_matches(p, path),
+    }
+}
+
 fn prefix_matches(prefix: &str, path: &str) -> bool {
     if prefix.ends_with('/') {
         return path.starts_with(prefix) || path == prefix.trim_end_matches('/');

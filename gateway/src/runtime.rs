@@ -52,10 +52,6 @@ pub(crate) struct Runtime {
     pub(crate) acme: Option<Arc<Acme>>,
 }
 
-/// Identity header that is never accepted from clients, even without `forward_claims`,
-/// because backends may trust it (the backend's `TRUST_GATEWAY_IDENTITY`).
-const ALWAYS_OWNED: &str = "x-user-id";
-
 /// How long a reload may spend warming up new pools before it swaps them in anyway.
 const WARM_DEADLINE: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -110,36 +106,7 @@ impl Runtime {
                     Limiter::new(spec, &config.rate_limiting, None, "jwt:verifications")
                 })
             });
-        let mut owned_headers = vec![http::HeaderName::from_static(ALWAYS_OWNED)];
-        for (_, header) in config.jwt.iter().flat_map(|j| &j.forward_claims) {
-            if !owned_headers.contains(header) {
-                owned_headers.push(header.clone());
-            }
-        }
-        for secret in config
-            .pools
-            .iter()
-            .filter_map(|p| p.forward_secret.as_ref())
-        {
-            if !owned_headers.contains(&secret.header) {
-                owned_headers.push(secret.header.clone());
-            }
-        }
-        let users = config.routes.iter().flat_map(|r| {
-            let p = &r.policies;
-            let user = p.basic_auth.as_ref().and_then(|b| b.forward_user.clone());
-            let key = p.api_keys.as_ref().map(|k| k.forward_name.clone());
-            let copied = p
-                .forward_auth
-                .iter()
-                .flat_map(|f| f.copy_headers.iter().cloned());
-            user.into_iter().chain(key).chain(copied)
-        });
-        for header in users {
-            if !owned_headers.contains(&header) {
-                owned_headers.push(header);
-            }
-        }
+        let owned_headers = config.identity_headers();
         // Password hashes are slow on purpose: at most one check per core at a time.
         let hash_permits = Arc::new(tokio::sync::Semaphore::new(
             std::thread::available_parallelism().map_or(1, usize::from),

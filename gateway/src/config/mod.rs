@@ -501,6 +501,45 @@ pub enum RouteAction {
     Redirect(edge::Redirect),
 }
 
+/// Identity header that is never accepted from clients, even without `forward_claims`,
+/// because backends may trust it (the backend's `TRUST_GATEWAY_IDENTITY`).
+const ALWAYS_OWNED: &str = "x-user-id";
+
+impl Config {
+    /// Headers only the gateway may set upstream: a client's copies are always removed.
+    /// `X-User-Id`, every `forward_claims` header, every pool's `forward_secret` header, and
+    /// what basic auth, API keys and forward auth forward.
+    pub fn identity_headers(&self) -> Vec<HeaderName> {
+        let mut owned = vec![HeaderName::from_static(ALWAYS_OWNED)];
+        let claims = self
+            .jwt
+            .iter()
+            .flat_map(|j| &j.forward_claims)
+            .map(|(_, h)| h.clone());
+        let secrets = self
+            .pools
+            .iter()
+            .filter_map(|p| p.forward_secret.as_ref())
+            .map(|s| s.header.clone());
+        let users = self.routes.iter().flat_map(|r| {
+            let p = &r.policies;
+            let user = p.basic_auth.as_ref().and_then(|b| b.forward_user.clone());
+            let key = p.api_keys.as_ref().map(|k| k.forward_name.clone());
+            let copied = p
+                .forward_auth
+                .iter()
+                .flat_map(|f| f.copy_headers.iter().cloned());
+            user.into_iter().chain(key).chain(copied)
+        });
+        for header in claims.chain(secrets).chain(users) {
+            if !owned.contains(&header) {
+                owned.push(header);
+            }
+        }
+        owned
+    }
+}
+
 /// One problem in a config file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {

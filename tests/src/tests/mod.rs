@@ -11,6 +11,7 @@ mod deploy;
 mod discovery;
 mod edge;
 mod entry_points;
+mod explain;
 mod failures;
 mod hardening;
 mod health;
