@@ -1,6 +1,7 @@
-//! The admin listener, kept off the public port: the status page (`/`, rendered in the
-//! browser from `/status.json` by `page.js`), `/metrics`, `/healthz` and `/readyz`.
+//! The admin listener, kept off the public port: the status page (`/`, rendered here from
+//! the data `/status.json` serves), `/status.json`, `/metrics`, `/healthz` and `/readyz`.
 
+mod page;
 mod status;
 
 pub(crate) use status::{Sampler, Traffic};
@@ -29,9 +30,7 @@ pub(crate) struct AdminApp {
     pub(crate) started: (SystemTime, Instant),
 }
 
-/// The page's static parts: no build step, no third-party code; the script renders
-/// `/status.json` with `textContent` only (names and errors come from the config file).
-const PAGE_HTML: &str = include_str!("page.html");
+/// The page's static parts: no build step, no third-party code.
 const PAGE_JS: &str = include_str!("page.js");
 const PAGE_CSS: &str = include_str!("page.css");
 
@@ -49,9 +48,9 @@ fn reply(status: StatusCode, content_type: &str, body: Vec<u8>) -> Response<Vec<
         .unwrap_or_default()
 }
 
-/// A static part of the status page, with headers that keep it to itself.
-fn asset(content_type: &str, body: &str) -> Response<Vec<u8>> {
-    let mut response = reply(StatusCode::OK, content_type, body.as_bytes().to_vec());
+/// A part of the status page, with headers that keep it to itself.
+fn asset(content_type: &str, body: Vec<u8>) -> Response<Vec<u8>> {
+    let mut response = reply(StatusCode::OK, content_type, body);
     let headers = response.headers_mut();
     headers.insert(
         http::header::CONTENT_SECURITY_POLICY,
@@ -74,12 +73,16 @@ pub fn status_schema() -> String {
 }
 
 impl AdminApp {
-    /// `/status.json`: the status page's data, read now.
-    fn status(&self) -> Response<Vec<u8>> {
+    /// The status, read now.
+    fn read_status(&self) -> status::Status {
         self.traffic.sample();
         let runtime = self.runtime.load();
-        let status = status::status(&runtime, &self.history, &self.traffic, self.started);
-        let body = serde_json::to_vec(&status).unwrap_or_default();
+        status::status(&runtime, &self.history, &self.traffic, self.started)
+    }
+
+    /// `/status.json`: the status page's data.
+    fn status(&self) -> Response<Vec<u8>> {
+        let body = serde_json::to_vec(&self.read_status()).unwrap_or_default();
         let mut response = reply(StatusCode::OK, "application/json", body);
         response.headers_mut().insert(
             http::header::CACHE_CONTROL,
@@ -143,9 +146,12 @@ impl ServeHttp for AdminApp {
             ),
             "/healthz" => reply(StatusCode::OK, "text/plain", b"ok\n".to_vec()),
             "/readyz" => self.readiness(),
-            "/" => asset("text/html; charset=utf-8", PAGE_HTML),
-            "/status.js" => asset("text/javascript; charset=utf-8", PAGE_JS),
-            "/status.css" => asset("text/css; charset=utf-8", PAGE_CSS),
+            "/" => asset(
+                "text/html; charset=utf-8",
+                page::render(&self.read_status()).into_bytes(),
+            ),
+            "/status.js" => asset("text/javascript; charset=utf-8", PAGE_JS.into()),
+            "/status.css" => asset("text/css; charset=utf-8", PAGE_CSS.into()),
             "/status.json" => self.status(),
             _ => reply(StatusCode::NOT_FOUND, "text/plain", b"not found\n".to_vec()),
         }

@@ -1,7 +1,7 @@
 //! The admin listener's status page, in a real browser: headless Chromium loads `/` from a
 //! gateway whose pool has a healthy and an ejected endpoint and which has just rejected a
-//! config edit; the test reads the DOM the page's script rendered from `/status.json` (not
-//! the HTML source, which holds no data) and leaves a screenshot in `test-artifacts/`.
+//! config edit, runs the page's refresh script, and the test reads the DOM as the browser
+//! left it; a screenshot goes to `test-artifacts/`.
 
 use std::path::PathBuf;
 
@@ -120,8 +120,16 @@ async fn the_status_page_shows_a_healthy_and_an_ejected_endpoint_and_a_rejected_
         "the rejected edit's error line (file, line, column, key) is not on the page"
     );
     assert!(dom.contains("pool app"), "no route target on the page");
+
+    // The page is the server's HTML, kept to itself: scripts and styles from its own origin.
+    let page = reqwest::get(gw.admin_url("/")).await.unwrap();
+    let policy = page.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     assert!(
-        !dom.contains("Loading"),
-        "the script never replaced the placeholder"
+        policy.contains("default-src 'none'") && policy.contains("script-src 'self'"),
+        "{policy}"
     );
+    assert!(page.text().await.unwrap().contains("src=\"/status.js\""));
 }
