@@ -90,7 +90,7 @@ fn main() -> ExitCode {
         admin,
     }) = &cli.command
     {
-        return explain(
+        let status = gateway::explain::run(
             &cli.config,
             method,
             url,
@@ -98,6 +98,7 @@ fn main() -> ExitCode {
             *client_ip,
             admin.as_deref(),
         );
+        return ExitCode::from(status);
     }
     if let Some(Command::Check { file }) = cli.command {
         return match gateway::config::load(&file) {
@@ -129,104 +130,4 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// `gateway explain`: print the explanation; the exit status says whether it is proxied.
-fn explain(
-    config: &std::path::Path,
-    method: &str,
-    url: &str,
-    headers: &[String],
-    client_ip: std::net::IpAddr,
-    admin: Option<&str>,
-) -> ExitCode {
-    let usage = |message: String| {
-        eprintln!("gateway explain: {message}");
-        ExitCode::from(2)
-    };
-    let config = match gateway::config::load(config) {
-        Ok(config) => config,
-        Err(errors) => {
-            eprintln!("{errors}");
-            return ExitCode::from(2);
-        }
-    };
-    let Ok(method) = method.parse::<http::Method>() else {
-        return usage(format!("{method:?} is not an HTTP method"));
-    };
-    let uri = match url.parse::<http::Uri>() {
-        Ok(uri) if matches!(uri.scheme_str(), Some("http" | "https")) => uri,
-        _ => return usage(format!("{url:?} is not an http:// or https:// URL")),
-    };
-    let headers = match gateway::explain::parse_headers(headers) {
-        Ok(headers) => headers,
-        Err(e) => return usage(e),
-    };
-    let request = gateway::explain::Request {
-        method,
-        https: uri.scheme_str() == Some("https"),
-        host: uri
-            .host()
-            .map(|h| h.trim_end_matches('.').to_ascii_lowercase()),
-        port: uri.port_u16(),
-        path: uri.path().to_owned(),
-        query: uri.query().map(str::to_owned),
-        headers,
-        client_ip,
-    };
-    let explanation = gateway::explain::explain(&config, &request);
-    print!("{}", explanation.text);
-    match explanation.outcome {
-        gateway::explain::Outcome::Proxied { pool } => {
-            if let Some(admin) = admin {
-                match live_endpoints(admin, &pool) {
-                    Ok(lines) => lines.iter().for_each(|l| println!("{:<10} {l}", "live")),
-                    Err(e) => println!("{:<10} cannot read {admin}/status.json: {e}", "live"),
-                }
-            }
-            println!("{:<10} proxied", "result");
-            ExitCode::SUCCESS
-        }
-        gateway::explain::Outcome::Answered { status } => {
-            println!("{:<10} answered by the gateway ({status})", "result");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-/// Each endpoint of `pool` as a running gateway's `/status.json` shows it.
-fn live_endpoints(admin: &str, pool: &str) -> Result<Vec<String>, String> {
-    let url = format!("{}/status.json", admin.trim_end_matches('/'));
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
-    let status: serde_json::Value = runtime.block_on(async {
-        let response = reqwest::Client::new()
-            .get(&url)
-            .timeout(std::time::Duration::from_secs(5))
-            .send()
-            .await
-            .map_err(|e| e.to_string())?;
-        response.json().await.map_err(|e| e.to_string())
-    })?;
-    let pools = status["pools"].as_array().cloned().unwrap_or_default();
-    let Some(found) = pools.iter().find(|p| p["name"] == pool) else {
-        return Err(format!("the running gateway has no pool {pool}"));
-    };
-    Ok(found["endpoints"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|e| {
-            format!(
-                "{} healthy={} check={} breaker={} in_flight={}",
-                e["address"].as_str().unwrap_or("?"),
-                e["healthy"],
-                e["check"].as_str().unwrap_or("?"),
-                e["breaker"].as_str().unwrap_or("?"),
-                e["in_flight"]
-            )
-        })
-        .collect())
 }

@@ -117,6 +117,12 @@ async fn explain_agrees_with_the_running_gateway_on_every_policy() {
         )
         .route(Route::prefix("/strip").name("strip").pool("app").strip_prefix())
         .route(
+            Route::prefix("/internal")
+                .name("internal")
+                .pool("app")
+                .policy("upstream_host", json!("internal.example")),
+        )
+        .route(
             Route::prefix("/headers").name("headers").pool("app").policy(
                 "request_headers",
                 json!({ "set": { "X-Route": "${route}" }, "remove": ["X-Debug"] }),
@@ -314,6 +320,13 @@ async fn explain_agrees_with_the_running_gateway_on_every_policy() {
             "/strip/x",
             None,
             &["the upstream path is /x"],
+        ),
+        row(
+            "upstream_host",
+            "GET",
+            "/internal",
+            None,
+            &["upstream_host: Host internal.example"],
         ),
         row(
             "request header rules",
