@@ -31,7 +31,7 @@ for config in "${gateway_configs[@]}"; do
   "$target_dir/debug/gateway" check "$config" >/dev/null
   echo "ok: $config"
 done
-# The committed schema is current (a gateway unit test) and agrees with gateway check on a
+# The committed schema is current (tests/src/tests/generated.rs) and agrees with gateway check on a
 # table of broken files (tests/src/tests/config_schema.rs); here every committed config.
 "${GATEWAY_VENV:-/var/tmp/gateway-venv}/bin/check-jsonschema" --schemafile config/gateway.schema.json "${gateway_configs[@]}"
 echo "== Kubernetes manifests (render and validate offline)"

@@ -13,6 +13,7 @@ mod edge;
 mod entry_points;
 mod explain;
 mod failures;
+mod generated;
 mod hardening;
 mod health;
 mod https;
