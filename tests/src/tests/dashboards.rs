@@ -252,12 +252,15 @@ async fn every_dashboard_query_and_rule_returns_a_series_and_alerts_fire_on_a_re
         assert!(result.is_ok(), "alert {name}: `{expr}`: {result:?}");
     }
 
-    // Act 2: every backend replica dies while clients keep asking.
+    // Act 2: every backend replica dies, and then Redis, while clients keep asking.
     for i in 0..stack.backends.len() {
         stack.kill_backend(i);
     }
-    // Assert 2: the pool empties and the todos route's 5xx ratio crosses 5%, so both alerts
-    // become pending (their `for:` keeps them from firing within a test's time).
+    stack.redis.stop();
+    // Assert 2: the pool empties, the todos route's 5xx ratio crosses 5% and the gateway's
+    // cluster rate limits lose Redis, so those three alerts become pending (their `for:`
+    // keeps them from firing within a test's time). The certificate and queue-lag alerts
+    // need days or a backlog; their unit tests (alerts.test.yml) drive them.
     let mut seen = Vec::new();
     let fired = poll_until(Duration::from_secs(60), async || {
         let _ = api.get("/todos", &user).await;
@@ -266,9 +269,11 @@ async fn every_dashboard_query_and_rule_returns_a_series_and_alerts_fire_on_a_re
             seen.iter()
                 .any(|(name, labels)| name == alert && labels[label] == value)
         };
-        has("NoHealthyEndpoint", "pool", "backend") && has("HighServerErrorRatio", "route", "todos")
+        has("NoHealthyEndpoint", "pool", "backend")
+            && has("HighServerErrorRatio", "route", "todos")
+            && has("RedisErrors", "component", "gateway_rate_limits")
     })
     .await;
-    assert!(fired, "alerts after every backend died: {seen:?}");
+    assert!(fired, "alerts after the backends and Redis died: {seen:?}");
     stack.shutdown().await;
 }
