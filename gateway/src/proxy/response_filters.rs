@@ -18,6 +18,9 @@ use crate::policy::rate_limit::Decision;
 /// would only push its load onto the others.
 pub(super) fn judge_answer(resp: &ResponseHeader, ctx: &mut Ctx) {
     ctx.upstream_elapsed = ctx.upstream_started.map(|t| t.elapsed());
+    if let (Some(attempt), Some(took)) = (&ctx.attempt, ctx.upstream_elapsed) {
+        attempt.observe_answer(took);
+    }
     let shedding = resp.status == http::StatusCode::SERVICE_UNAVAILABLE
         && resp.headers.contains_key(http::header::RETRY_AFTER);
     if let (Some(admitted), Some(latency)) = (&ctx.admitted, ctx.upstream_elapsed) {
@@ -26,9 +29,6 @@ pub(super) fn judge_answer(resp: &ResponseHeader, ctx: &mut Ctx) {
     let (Some(pool), Some(addr)) = (ctx.pool(), ctx.tried.last()) else {
         return;
     };
-    if let Some(took) = ctx.upstream_elapsed {
-        pool.observe_answer(*addr, took);
-    }
     if shedding {
         return;
     }

@@ -66,6 +66,11 @@ impl Attempt {
         endpoint.in_flight.fetch_add(1, Relaxed);
         Self(Arc::clone(endpoint))
     }
+
+    /// The endpoint answered after `took` (through the guard: no lookup of the endpoint).
+    pub(crate) fn observe_answer(&self, took: Duration) {
+        self.0.observe_answer(took);
+    }
 }
 
 impl Drop for Attempt {

@@ -553,13 +553,6 @@ impl Pool {
         tracing::warn!(pool = %self.name(), endpoint = %e.addr, reason, open_for = ?length, "circuit breaker opened");
     }
 
-    /// `addr` answered after `took`: its moving average of times to answer learns it.
-    pub(crate) fn observe_answer(&self, addr: SocketAddr, took: Duration) {
-        if let Some(e) = self.endpoints.load().get(&addr) {
-            e.observe_answer(took);
-        }
-    }
-
     /// `addr` answered with a status that is not a failure.
     pub(crate) fn report_success(&self, addr: SocketAddr) {
         let endpoints = self.endpoints.load();
