@@ -4,7 +4,8 @@
 #   deploy/swarm/deploy.sh STACK [EXTRA_COMPOSE_FILE...]
 #
 # Swarm configs never change, so each version of gateway.yaml (GATEWAY_CONFIG_DIR and
-# GATEWAY_CONFIG_FILE, as for compose) and of deploy/swarm/prometheus.yml becomes a config
+# GATEWAY_CONFIG_FILE, as for compose), of deploy/swarm/prometheus.yml and of the alert rules
+# (config/prometheus/alerts.yml) becomes a config
 # named after its content. Deploying an edited gateway.yaml therefore creates a new config and
 # rolls the gateway tasks over to it, start-first, failing no request; deploying unchanged
 # files changes nothing. The config is checked with `gateway check` first, so a broken edit
@@ -31,7 +32,8 @@ version_of() { sha256sum "$1" | cut -c 1-16; }
 export STACK_NAME="$stack"
 GATEWAY_CONFIG_VERSION="$(version_of "$config_dir/$config_file")"
 PROMETHEUS_CONFIG_VERSION="$(version_of deploy/swarm/prometheus.yml)"
-export GATEWAY_CONFIG_VERSION PROMETHEUS_CONFIG_VERSION
+PROMETHEUS_ALERTS_VERSION="$(version_of config/prometheus/alerts.yml)"
+export GATEWAY_CONFIG_VERSION PROMETHEUS_CONFIG_VERSION PROMETHEUS_ALERTS_VERSION
 
 files=(-c docker-compose.yml -c deploy/swarm/stack.yml)
 for extra in "$@"; do files+=(-c "$extra"); done

@@ -72,6 +72,15 @@ async fn the_swarm_stack_scales_rolls_out_and_loses_a_task_without_failing_a_req
         traffic.by_instance()
     );
     phase_ok("steady traffic on 3 replicas");
+    // Prometheus runs with the stack's alert rules (a config of their own).
+    assert_eventually!(
+        within = Duration::from_secs(60),
+        stack
+            .prometheus_rules()
+            .contains("\"HighServerErrorRatio\""),
+        "Prometheus has not loaded config/prometheus/alerts.yml: {}",
+        stack.prometheus_rules()
+    );
 
     // Act + Assert 1: scale the backend 3 -> 6; every new task gets traffic.
     stack.scale("backend", 6).await;
@@ -486,6 +495,17 @@ impl Deployed {
             !update.contains("rollback"),
             "{name}'s update was rolled back: {update}"
         );
+    }
+
+    /// The rule groups the stack's Prometheus has loaded (`/api/v1/rules`), asked from inside
+    /// its container (its port is not published on Swarm); empty while it is not up.
+    fn prometheus_rules(&self) -> String {
+        let Some(container) = self.running_containers("prometheus").into_iter().next() else {
+            return String::new();
+        };
+        let ask = "exec 3<>/dev/tcp/127.0.0.1/9090 && \
+                   printf 'GET /api/v1/rules HTTP/1.0\r\n\r\n' >&3 && cat <&3";
+        docker(&["exec", &container, "bash", "-c", ask])
     }
 
     /// Ids of the running containers of `service`'s tasks.
