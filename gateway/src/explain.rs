@@ -576,19 +576,7 @@ pub fn explain(config: &Config, req: &Request) -> Explanation {
                     rewritten
                 }
                 None if *strip_prefix => {
-                    let stripped = match &route.matcher.path {
-                        PathMatch::Prefix(prefix) => {
-                            let rest = path
-                                .strip_prefix(prefix.trim_end_matches('/'))
-                                .unwrap_or(&path);
-                            if rest.is_empty() {
-                                "/".to_owned()
-                            } else {
-                                rest.to_owned()
-                            }
-                        }
-                        PathMatch::Exact(_) => path.clone(),
-                    };
+                    let stripped = found.upstream_path(&path).into_owned();
                     out.step(
                         &mut n,
                         format!("strip_prefix: the upstream path is {stripped}"),

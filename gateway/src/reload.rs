@@ -163,22 +163,11 @@ pub(crate) fn publish_runtime_info(runtime: &Runtime) {
         ])
         .set(1);
     metrics::TLS_CERTIFICATE_EXPIRY.reset();
-    if let Some(tls) = &config.tls {
-        let self_signed = runtime.tls.as_ref().and_then(|t| t.self_signed.as_ref());
-        for cert in tls
-            .certificates
-            .iter()
-            .chain(&tls.default_certificate)
-            .chain(self_signed)
-        {
-            let name = cert.names.first().map_or("", String::as_str);
-            metrics::TLS_CERTIFICATE_EXPIRY
-                .with_label_values(&[name, &cert.cert_file.display().to_string()])
-                .set(cert.not_after);
-        }
-    }
-    if let Some(acme) = &runtime.acme {
-        acme.publish_expiry();
+    for (_, cert) in runtime.served_certificates() {
+        let name = cert.names.first().map_or("", String::as_str);
+        metrics::TLS_CERTIFICATE_EXPIRY
+            .with_label_values(&[name, &cert.cert_file.display().to_string()])
+            .set(cert.not_after);
     }
 }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use hickory_resolver::TokioAsyncResolver;
 
 use crate::acme::Acme;
-use crate::config::{Config, JwksSource, JwtConfig, RateLimit};
+use crate::config::{Certificate, Config, JwksSource, JwtConfig, RateLimit};
 use crate::policy::edge::BasicVerifier;
 use crate::policy::forward_auth::ForwardAuthClient;
 use crate::policy::jwt::jwks::{EndpointPicker, JwksRefresher};
@@ -67,7 +67,34 @@ fn jwks_origin(config: &Config) -> Option<String> {
     })
 }
 
+/// Where a served certificate comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CertificateSource {
+    /// `tls.certificates` or `tls.default_certificate`.
+    File,
+    SelfSigned,
+    Acme,
+}
+
 impl Runtime {
+    /// Every certificate the HTTPS listener serves now: the listed files and the default,
+    /// the self-signed one, ACME's once obtained.
+    pub(crate) fn served_certificates(&self) -> Vec<(CertificateSource, Certificate)> {
+        let mut served = Vec::new();
+        if let Some(tls) = &self.config.tls {
+            for cert in tls.certificates.iter().chain(&tls.default_certificate) {
+                served.push((CertificateSource::File, cert.clone()));
+            }
+        }
+        if let Some(cert) = self.tls.as_ref().and_then(|t| t.self_signed.clone()) {
+            served.push((CertificateSource::SelfSigned, cert));
+        }
+        if let Some(cert) = self.acme.as_ref().and_then(|a| a.served_certificate()) {
+            served.push((CertificateSource::Acme, (*cert).clone()));
+        }
+        served
+    }
+
     /// Build the runtime for `config`, taking over from `previous` what must survive a
     /// reload: a pool whose settings are unchanged is kept as it is; a pool of the same name
     /// with other settings is succeeded by one that inherits its members and health (see

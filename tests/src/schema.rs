@@ -22,9 +22,7 @@ pub fn python_tool(name: &str) -> PathBuf {
 
 /// A committed schema of `config/` (`gateway.schema.json`, `status.schema.json`).
 pub fn schema_path(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../config")
-        .join(name)
+    crate::docker::repo_root().join("config").join(name)
 }
 
 /// Validate gateway configs against `config/gateway.schema.json` (see [`validate`]).

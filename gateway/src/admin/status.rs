@@ -19,7 +19,7 @@ use serde::Serialize;
 
 use crate::metrics;
 use crate::reload::ReloadHistory;
-use crate::runtime::Runtime;
+use crate::runtime::{CertificateSource, Runtime};
 
 /// The gateway's status, as the admin listener serves it at `/status.json`.
 #[derive(Serialize, JsonSchema)]
@@ -163,32 +163,24 @@ pub(crate) fn status(
         address: config.listeners.admin.to_string(),
     });
 
-    let mut certificates = Vec::new();
-    let mut certificate = |names: &[String], source: String, not_after: i64| {
-        #[allow(clippy::cast_precision_loss)] // days, for people
-        let days_left = (not_after - now_unix) as f64 / 86_400.0;
-        certificates.push(CertificateStatus {
-            names: names.to_vec(),
-            source,
-            not_after,
-            days_left,
-        });
-    };
-    if let Some(tls) = &config.tls {
-        for cert in tls.certificates.iter().chain(&tls.default_certificate) {
-            certificate(
-                &cert.names,
-                cert.cert_file.display().to_string(),
-                cert.not_after,
-            );
-        }
-    }
-    if let Some(cert) = runtime.tls.as_ref().and_then(|t| t.self_signed.as_ref()) {
-        certificate(&cert.names, "self-signed".to_owned(), cert.not_after);
-    }
-    if let Some(cert) = runtime.acme.as_ref().and_then(|a| a.served_certificate()) {
-        certificate(&cert.names, "acme".to_owned(), cert.not_after);
-    }
+    let certificates = runtime
+        .served_certificates()
+        .into_iter()
+        .map(|(source, cert)| {
+            #[allow(clippy::cast_precision_loss)] // days, for people
+            let days_left = (cert.not_after - now_unix) as f64 / 86_400.0;
+            CertificateStatus {
+                source: match source {
+                    CertificateSource::File => cert.cert_file.display().to_string(),
+                    CertificateSource::SelfSigned => "self-signed".to_owned(),
+                    CertificateSource::Acme => "acme".to_owned(),
+                },
+                names: cert.names,
+                not_after: cert.not_after,
+                days_left,
+            }
+        })
+        .collect();
 
     let rates = traffic.last_minute();
     let routes = config

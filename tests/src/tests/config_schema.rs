@@ -111,7 +111,7 @@ fn the_schema_and_gateway_check_agree_on_valid_and_broken_files() {
 /// What CI runs on the committed configs (`scripts/test.sh` too): both accept each one.
 #[test]
 fn every_committed_gateway_config_passes_the_schema_and_gateway_check() {
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let repo = crate::docker::repo_root();
     let files: Vec<PathBuf> = [
         "gateway.yaml",
         "config/gateway/local.yaml",

@@ -4,23 +4,19 @@
 //! the dashboard and of the rules through its HTTP API; finally the stack loses its backends
 //! and the two alerts that should fire do.
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::docker::repo_root;
 use crate::process::Process;
 use crate::stack::{Stack, StackOptions};
 use crate::{assert_eventually, free_port, poll_until, run_ok, wait_for_port};
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
 #[test]
 fn the_alert_rules_pass_promtool_check_and_their_unit_tests() {
-    let rules = repo().join("config/prometheus");
+    let rules = repo_root().join("config/prometheus");
     let checked = run_ok(
         Command::new("promtool")
             .args(["check", "rules", "alerts.yml"])
@@ -42,7 +38,7 @@ fn the_alert_rules_pass_promtool_check_and_their_unit_tests() {
 fn every_alert_has_a_unit_test() {
     let rules = rule_file();
     let tests: serde_yaml::Value = serde_yaml::from_str(
-        &std::fs::read_to_string(repo().join("config/prometheus/alerts.test.yml")).unwrap(),
+        &std::fs::read_to_string(repo_root().join("config/prometheus/alerts.test.yml")).unwrap(),
     )
     .unwrap();
     let tested: Vec<&str> = tests["tests"]
@@ -66,7 +62,7 @@ struct Rules {
 }
 
 fn rule_file() -> Rules {
-    let text = std::fs::read_to_string(repo().join("config/prometheus/alerts.yml")).unwrap();
+    let text = std::fs::read_to_string(repo_root().join("config/prometheus/alerts.yml")).unwrap();
     let file: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
     let mut rules = Rules {
         recorded: Vec::new(),
@@ -89,7 +85,8 @@ fn rule_file() -> Rules {
 /// Every panel query of the dashboard, with Grafana's variables as "All" would set them.
 fn dashboard_queries() -> Vec<(String, String)> {
     let text =
-        std::fs::read_to_string(repo().join("config/grafana/dashboards/todo-stack.json")).unwrap();
+        std::fs::read_to_string(repo_root().join("config/grafana/dashboards/todo-stack.json"))
+            .unwrap();
     let dashboard: Value = serde_json::from_str(&text).unwrap();
     let mut queries = Vec::new();
     for panel in dashboard["panels"].as_array().unwrap() {
@@ -121,7 +118,7 @@ struct Prometheus {
 impl Prometheus {
     fn start(gateway: &str, backends: &[String]) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let rules = repo().join("config/prometheus/alerts.yml");
+        let rules = repo_root().join("config/prometheus/alerts.yml");
         let config = serde_json::json!({
             "global": { "scrape_interval": "1s", "evaluation_interval": "1s" },
             "rule_files": [rules.canonicalize().unwrap()],
@@ -195,7 +192,7 @@ impl Prometheus {
 #[tokio::test]
 async fn every_dashboard_query_and_rule_returns_a_series_and_alerts_fire_on_a_real_stack() {
     // Arrange: the stack with its committed config, and a Prometheus scraping it.
-    let mut stack = Stack::start(&StackOptions::for_tests(repo().join("gateway.yaml")))
+    let mut stack = Stack::start(&StackOptions::for_tests(repo_root().join("gateway.yaml")))
         .await
         .expect("the stack starts");
     let backends: Vec<String> = stack.backends.iter().map(ToString::to_string).collect();

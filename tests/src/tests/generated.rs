@@ -2,7 +2,6 @@
 //! read them without building anything: each must be exactly what its command prints from
 //! the code of this commit.
 
-use std::path::Path;
 use std::process::Command;
 
 use crate::run_ok;
@@ -11,7 +10,7 @@ use crate::stack::sibling_binaries;
 #[test]
 fn every_committed_generated_file_is_what_its_command_prints_now() {
     let (gateway, backend) = sibling_binaries().expect("the gateway and backend binaries");
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let repo = crate::docker::repo_root();
     let files = [
         ("config/gateway.schema.json", &gateway, &["schema"][..]),
         (

@@ -12,7 +12,7 @@ use crate::schema::python_tool;
 use crate::stack::{without_rate_limits, Stack, StackOptions};
 
 fn committed() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../backend/openapi.json")
+    crate::docker::repo_root().join("backend/openapi.json")
 }
 
 #[test]
@@ -69,9 +69,7 @@ async fn schemathesis_finds_no_server_error_schema_violation_or_undocumented_sta
     // Arrange: the committed config without its rate limits (the run is the contract, not
     // the limiter; a 429 would still be a documented answer), and a user with a token.
     let dir = tempfile::tempdir().unwrap();
-    let source =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../gateway.yaml"))
-            .unwrap();
+    let source = std::fs::read_to_string(crate::docker::repo_root().join("gateway.yaml")).unwrap();
     let routes = ["login", "register", "auth", "todos", "jobs"];
     let config = dir.path().join("gateway.yaml");
     std::fs::write(&config, without_rate_limits(&source, &routes).unwrap()).unwrap();
